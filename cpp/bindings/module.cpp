@@ -1,0 +1,229 @@
+// pybind11 module llama_simplex._core: thin bindings, no logic. Pointers to
+// llama.cpp objects cross the boundary as integers because llama_cpp (ctypes)
+// and this module share one libllama.
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "llama_simplex/generate.h"
+#include "llama_simplex/samplers.h"
+#include "llama_simplex/simplex.h"
+
+namespace py = pybind11;
+using namespace llama_simplex;
+
+namespace {
+
+using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+// A llama_sampler this module made, owned until it is handed to a chain.
+class NativeSampler {
+  public:
+    explicit NativeSampler(llama_sampler * s) : smpl_(s) {}
+    NativeSampler(const NativeSampler &) = delete;
+    ~NativeSampler() {
+        if (smpl_ != nullptr) {
+            llama_sampler_free(smpl_);
+        }
+    }
+    llama_sampler * get() const {
+        if (smpl_ == nullptr) {
+            throw std::runtime_error("this sampler was handed to a chain, which now owns it");
+        }
+        return smpl_;
+    }
+    // Gives up ownership (to a llama.cpp chain); returns the address.
+    uintptr_t release() {
+        auto * s = get();
+        smpl_ = nullptr;
+        return reinterpret_cast<uintptr_t>(s);
+    }
+
+  private:
+    llama_sampler * smpl_;
+};
+
+std::vector<llama_token_data> candidates(const FloatArray & logits) {
+    if (logits.ndim() != 1) {
+        throw py::value_error("logits: must be a 1-D array");
+    }
+    const auto n = static_cast<size_t>(logits.shape(0));
+    if (n == 0) {
+        throw py::value_error("logits: must not be empty");
+    }
+    std::vector<llama_token_data> cur(n);
+    const float * l = logits.data();
+    for (size_t i = 0; i < n; ++i) {
+        cur[i] = llama_token_data{static_cast<llama_token>(i), l[i], 0.0f};
+    }
+    return cur;
+}
+
+// Runs a kernel on the logits; returns (q over the whole vocabulary, support ids in output order).
+template <typename Kernel>
+py::tuple run_kernel(const FloatArray & logits, Kernel kernel) {
+    auto cur = candidates(logits);
+    Workspace ws;
+    const Outcome out = kernel(cur.data(), cur.size(), ws);
+    if (out.status != Status::ok) {
+        throw py::value_error(std::string("logits: ") + status_message(out.status));
+    }
+    py::array_t<float> q(static_cast<py::ssize_t>(cur.size()));
+    py::array_t<int32_t> support(static_cast<py::ssize_t>(out.support));
+    float * qd = q.mutable_data();
+    std::fill(qd, qd + cur.size(), 0.0f);
+    int32_t * sd = support.mutable_data();
+    for (size_t i = 0; i < out.support; ++i) {
+        qd[cur[i].id] = cur[i].p;
+        sd[i] = cur[i].id;
+    }
+    return py::make_tuple(q, support);
+}
+
+NativeSampler * ptr_sampler(uintptr_t address) {
+    return new NativeSampler(reinterpret_cast<llama_sampler *>(address));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "Native core of llama-simplex: simplex decoders as llama.cpp samplers";
+
+    py::enum_<NucleusOrder>(m, "NucleusOrder")
+        .value("model", NucleusOrder::model)
+        .value("temperature", NucleusOrder::temperature);
+
+    // Pure kernels over numpy arrays.
+    m.def("greedy", [](const FloatArray & l) {
+        return run_kernel(l, [](llama_token_data * c, size_t n, Workspace & ws) { return greedy(c, n, ws); });
+    }, py::arg("logits"));
+    m.def("softmax", [](const FloatArray & l, float t) {
+        return run_kernel(l, [t](llama_token_data * c, size_t n, Workspace & ws) { return softmax(c, n, t, ws); });
+    }, py::arg("logits"), py::arg("temperature"));
+    m.def("top_k", [](const FloatArray & l, int32_t k, float t) {
+        return run_kernel(l, [k, t](llama_token_data * c, size_t n, Workspace & ws) { return top_k(c, n, k, t, ws); });
+    }, py::arg("logits"), py::arg("k"), py::arg("temperature"));
+    m.def("top_p", [](const FloatArray & l, float p, float t, NucleusOrder o) {
+        return run_kernel(l, [p, t, o](llama_token_data * c, size_t n, Workspace & ws) { return top_p(c, n, p, t, o, ws); });
+    }, py::arg("logits"), py::arg("p"), py::arg("temperature"), py::arg("order"));
+    m.def("min_p", [](const FloatArray & l, float p, float t) {
+        return run_kernel(l, [p, t](llama_token_data * c, size_t n, Workspace & ws) { return min_p(c, n, p, t, ws); });
+    }, py::arg("logits"), py::arg("p_min"), py::arg("temperature"));
+    m.def("sparsemax", [](const FloatArray & l, float t) {
+        return run_kernel(l, [t](llama_token_data * c, size_t n, Workspace & ws) { return sparsemax(c, n, t, ws); });
+    }, py::arg("logits"), py::arg("temperature"));
+
+    py::class_<NativeSampler>(m, "NativeSampler")
+        .def_property_readonly("address", [](const NativeSampler & s) { return reinterpret_cast<uintptr_t>(s.get()); })
+        .def_property_readonly("name", [](const NativeSampler & s) { return std::string(llama_sampler_name(s.get())); })
+        .def_property_readonly("status", [](const NativeSampler & s) { return static_cast<int>(last_status(s.get())); })
+        .def("release", &NativeSampler::release)
+        .def("reset", [](NativeSampler & s) { llama_sampler_reset(s.get()); })
+        .def("accept", [](NativeSampler & s, llama_token t) { llama_sampler_accept(s.get(), t); })
+        // Applies the sampler to logits with ids 0..n-1, as llama.cpp would;
+        // returns (ids, logits, p, selected, sorted) of the resulting array.
+        .def("apply", [](NativeSampler & s, const FloatArray & logits) {
+            auto cur = candidates(logits);
+            llama_token_data_array cur_p = {cur.data(), cur.size(), -1, false};
+            {
+                py::gil_scoped_release nogil;
+                llama_sampler_apply(s.get(), &cur_p);
+            }
+            const Status st = last_status(s.get());
+            if (st != Status::ok) {
+                throw py::value_error(std::string("logits: ") + status_message(st));
+            }
+            py::array_t<int32_t> ids(static_cast<py::ssize_t>(cur_p.size));
+            py::array_t<float> lg(static_cast<py::ssize_t>(cur_p.size));
+            py::array_t<float> p(static_cast<py::ssize_t>(cur_p.size));
+            for (size_t i = 0; i < cur_p.size; ++i) {
+                ids.mutable_data()[i] = cur_p.data[i].id;
+                lg.mutable_data()[i] = cur_p.data[i].logit;
+                p.mutable_data()[i] = cur_p.data[i].p;
+            }
+            return py::make_tuple(ids, lg, p, cur_p.selected, cur_p.sorted);
+        }, py::arg("logits"));
+
+    m.def("make_greedy", [] { return new NativeSampler(make_greedy()); });
+    m.def("make_softmax", [](float t) { return new NativeSampler(make_softmax(t)); }, py::arg("temperature"));
+    m.def("make_top_k", [](int32_t k, float t) { return new NativeSampler(make_top_k(k, t)); }, py::arg("k"), py::arg("temperature"));
+    m.def("make_top_p", [](float p, float t, NucleusOrder o) { return new NativeSampler(make_top_p(p, t, o)); },
+          py::arg("p"), py::arg("temperature"), py::arg("order"));
+    m.def("make_min_p", [](float p, float t) { return new NativeSampler(make_min_p(p, t)); }, py::arg("p_min"), py::arg("temperature"));
+    m.def("make_sparsemax", [](float t) { return new NativeSampler(make_sparsemax(t)); }, py::arg("temperature"));
+    m.def("make_dist", [](uint32_t seed) { return new NativeSampler(make_dist(seed)); }, py::arg("seed"));
+    // A llama.cpp chain that takes ownership of the members.
+    m.def("make_chain", [](std::vector<NativeSampler *> members) {
+        llama_sampler * chain = llama_sampler_chain_init(llama_sampler_chain_default_params());
+        for (auto * s : members) {
+            llama_sampler_chain_add(chain, reinterpret_cast<llama_sampler *>(s->release()));
+        }
+        return new NativeSampler(chain);
+    }, py::arg("members"));
+    // Adopts a sampler made elsewhere (for example by llama_cpp) from its address.
+    m.def("adopt_sampler", &ptr_sampler, py::arg("address"));
+
+    m.def("tokenize", [](uintptr_t model, const std::string & text, bool add_special, bool parse_special) {
+        return tokenize(reinterpret_cast<const llama_model *>(model), text, add_special, parse_special);
+    }, py::arg("model"), py::arg("text"), py::arg("add_special") = true, py::arg("parse_special") = false);
+    m.def("detokenize", [](uintptr_t model, const std::vector<llama_token> & tokens) {
+        return py::bytes(detokenize(reinterpret_cast<const llama_model *>(model), tokens));
+    }, py::arg("model"), py::arg("tokens"));
+
+    py::class_<Generator>(m, "Generator")
+        .def(py::init([](uintptr_t ctx, NativeSampler & sampler, std::vector<llama_token> prompt, int32_t max_tokens,
+                         std::vector<std::string> stop, bool stop_at_eog) {
+                 GenerateOptions o;
+                 o.max_tokens = max_tokens;
+                 o.stop = std::move(stop);
+                 o.stop_at_eog = stop_at_eog;
+                 return new Generator(reinterpret_cast<llama_context *>(ctx), sampler.get(), std::move(prompt), std::move(o));
+             }),
+             py::arg("ctx"), py::arg("sampler"), py::arg("prompt"), py::arg("max_tokens"), py::arg("stop"),
+             py::arg("stop_at_eog") = true, py::keep_alive<1, 3>())
+        .def("__iter__", [](Generator & g) -> Generator & { return g; })
+        // One step: (token, text); token is -1 when only held-back text remains.
+        .def("__next__", [](Generator & g) {
+            Step step;
+            bool more;
+            {
+                py::gil_scoped_release nogil;
+                more = g.next(step);
+            }
+            if (!more && step.text.empty()) {
+                throw py::stop_iteration();
+            }
+            return py::make_tuple(step.token, step.text);
+        })
+        // Runs to the end in C++; calls `callback(token, text)` per token only if given.
+        .def("run", [](Generator & g, const std::function<bool(llama_token, const std::string &)> & callback) {
+            Step step;
+            for (;;) {
+                bool more;
+                if (callback) {
+                    more = g.next(step);
+                    if (!step.text.empty() || step.token != LLAMA_TOKEN_NULL) {
+                        if (!callback(step.token, step.text)) {
+                            break;
+                        }
+                    }
+                } else {
+                    py::gil_scoped_release nogil;
+                    do {
+                        more = g.next(step);
+                    } while (more);
+                }
+                if (!more) {
+                    break;
+                }
+            }
+        }, py::arg("callback") = nullptr)
+        .def_property_readonly("finish_reason", &Generator::finish_reason)
+        .def_property_readonly("tokens", &Generator::tokens)
+        .def_property_readonly("text", [](const Generator & g) { return py::bytes(g.text()); })
+        .def_property_readonly("n_prompt", &Generator::n_prompt);
+}

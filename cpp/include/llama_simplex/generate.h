@@ -1,0 +1,70 @@
+// The decode loop: prefill a prompt, then sample, accept and decode one token
+// at a time with any llama_sampler chain, until end of generation, a stop
+// string, max_tokens or the end of the context. It runs entirely in C++; a
+// caller either pulls one step at a time or runs it to the end.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "llama.h"
+
+namespace llama_simplex {
+
+struct GenerateOptions {
+    int32_t                  max_tokens = 128;
+    std::vector<std::string> stop;               // stop strings, not included in the text
+    bool                     stop_at_eog = true;  // end at the model's end-of-generation tokens
+};
+
+struct Step {
+    llama_token token = LLAMA_TOKEN_NULL;
+    std::string text;  // new text, whole UTF-8 characters only
+};
+
+class Generator {
+  public:
+    // ctx and sampler are borrowed and must outlive the generator. The
+    // context's memory is cleared: generation starts from the prompt alone.
+    Generator(llama_context * ctx, llama_sampler * sampler, std::vector<llama_token> prompt, GenerateOptions options);
+
+    // Produces the next token; false once generation has finished (then
+    // `out` may still carry the last held-back text). Throws std::runtime_error
+    // when the sampler reports an error or decoding fails.
+    bool next(Step & out);
+
+    const std::string &              finish_reason() const { return finish_reason_; }
+    const std::vector<llama_token> & tokens() const { return tokens_; }
+    const std::string &              text() const { return text_; }
+    int32_t                          n_prompt() const { return static_cast<int32_t>(prompt_.size()); }
+
+  private:
+    void prefill();
+    void decode_one(llama_token token);
+    std::string take_text(bool final);
+
+    llama_context *               ctx_;
+    llama_sampler *               sampler_;
+    const llama_vocab *           vocab_;
+    std::vector<llama_token>      prompt_;
+    GenerateOptions               options_;
+    std::vector<llama_token_data> cur_;
+    std::vector<llama_token>      tokens_;
+    std::string                   text_;       // all generated text so far (after stop truncation)
+    size_t                        emitted_ = 0;
+    size_t                        stop_hold_ = 0;  // bytes held back in case a stop string is forming
+    int32_t                       n_past_ = 0;
+    bool                          started_ = false;
+    bool                          done_ = false;
+    std::string                   finish_reason_;
+};
+
+// Tokenizes text with the model's vocabulary (BOS and special tokens as the model wants).
+std::vector<llama_token> tokenize(const llama_model * model, const std::string & text, bool add_special, bool parse_special);
+std::string detokenize(const llama_model * model, const std::vector<llama_token> & tokens);
+
+// Length of the longest prefix of s that is whole, valid UTF-8.
+size_t utf8_complete_prefix(const std::string & s);
+
+}  // namespace llama_simplex

@@ -1,0 +1,70 @@
+// Closed-form decoders of the simplex framework (MATH.md §1) as pure kernels
+// over llama.cpp candidate arrays. No model, no context, no global state: each
+// kernel reads logits, reorders the array so that the support comes first,
+// writes q into `p` and log q into `logit` for the support, and returns the
+// support size. Tokens past the support have q = 0 and are dropped by the
+// llama_sampler adapters, the same way llama.cpp's truncation samplers drop them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "llama.h"
+
+namespace llama_simplex {
+
+enum class Status : int {
+    ok            = 0,
+    nan_logit     = 1,  // a logit is NaN: there is no distribution to compute
+    empty_support = 2,  // no candidate has a finite logit
+};
+
+const char * status_message(Status status);
+
+// Scratch memory a kernel may reuse between calls; a sampler owns one.
+struct Workspace {
+    std::vector<float>            values;
+    std::vector<int32_t>          buckets;
+};
+
+struct Outcome {
+    Status status;
+    size_t support;  // q > 0 only on cur[0 .. support)
+};
+
+// Which distribution chooses the nucleus of top-p.
+enum class NucleusOrder : int {
+    model       = 0,  // [SIMPLEX]: nucleus by p_t = softmax(logits), temperature applied after
+    temperature = 1,  // llama.cpp chain `temp -> top_p`: nucleus by softmax(logits / T)
+};
+
+// Ordering used for every boundary: higher logit first, lower token id on ties.
+inline bool ranks_before(const llama_token_data & a, const llama_token_data & b) {
+    return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+}
+
+// Moves the k best candidates (by ranks_before) to cur[0..k), sorted; O(n) expected.
+void select_top(llama_token_data * cur, size_t n, size_t k, Workspace & ws);
+
+// On error the array is left exactly as it was given.
+Outcome greedy   (llama_token_data * cur, size_t n, Workspace & ws);
+Outcome softmax  (llama_token_data * cur, size_t n, float temperature, Workspace & ws);
+Outcome top_k    (llama_token_data * cur, size_t n, int32_t k, float temperature, Workspace & ws);
+Outcome top_p    (llama_token_data * cur, size_t n, float p, float temperature, NucleusOrder order, Workspace & ws);
+Outcome min_p    (llama_token_data * cur, size_t n, float p_min, float temperature, Workspace & ws);
+Outcome sparsemax(llama_token_data * cur, size_t n, float temperature, Workspace & ws);
+
+// The sparsemax threshold tau of z (sum_i max(z_i - tau, 0) = 1), found by
+// randomised pivoting in O(n) expected time. `z` is reordered.
+float sparsemax_threshold(float * z, size_t n);
+
+// Draws an index of cur with probability softmax(logit); writes p. Uses the
+// 64-bit state `rng` (splitmix64) so the same seed gives the same tokens on
+// every platform and standard library.
+Outcome draw(llama_token_data * cur, size_t n, uint64_t & rng, int64_t & selected, Workspace & ws);
+
+uint64_t next_random(uint64_t & state);
+double   uniform01(uint64_t & state);
+
+}  // namespace llama_simplex

@@ -1,0 +1,198 @@
+#include "llama_simplex/samplers.h"
+
+#include <random>
+#include <string>
+
+namespace llama_simplex {
+
+namespace {
+
+// The part every sampler of ours shares: a name, its scratch memory and the
+// outcome of its last apply. Each concrete sampler is one small struct below.
+struct SamplerBase {
+    Status    status = Status::ok;
+    Workspace ws;
+
+    virtual ~SamplerBase() = default;
+    virtual const char * name() const = 0;
+    virtual SamplerBase * copy() const = 0;
+    // Runs the kernel; returns the outcome and whether the support is sorted.
+    virtual Outcome run(llama_token_data_array * cur_p, bool & sorted) = 0;
+    virtual void reset() {}
+};
+
+template <typename Derived>
+struct Sampler : SamplerBase {
+    SamplerBase * copy() const override { return new Derived(static_cast<const Derived &>(*this)); }
+};
+
+struct Greedy : Sampler<Greedy> {
+    const char * name() const override { return "simplex-greedy"; }
+    Outcome run(llama_token_data_array * c, bool & sorted) override {
+        sorted = true;
+        return greedy(c->data, c->size, ws);
+    }
+};
+
+struct Softmax : Sampler<Softmax> {
+    float temperature;
+    explicit Softmax(float t) : temperature(t) {}
+    const char * name() const override { return "simplex-softmax"; }
+    Outcome run(llama_token_data_array * c, bool & sorted) override {
+        sorted = temperature <= 0.0f;
+        return softmax(c->data, c->size, temperature, ws);
+    }
+};
+
+struct TopK : Sampler<TopK> {
+    int32_t k;
+    float   temperature;
+    TopK(int32_t k_, float t) : k(k_), temperature(t) {}
+    const char * name() const override { return "simplex-top-k"; }
+    Outcome run(llama_token_data_array * c, bool & sorted) override {
+        sorted = true;
+        return top_k(c->data, c->size, k, temperature, ws);
+    }
+};
+
+struct TopP : Sampler<TopP> {
+    float        p;
+    float        temperature;
+    NucleusOrder order;
+    TopP(float p_, float t, NucleusOrder o) : p(p_), temperature(t), order(o) {}
+    const char * name() const override { return order == NucleusOrder::model ? "simplex-top-p" : "simplex-top-p-llama"; }
+    Outcome run(llama_token_data_array * c, bool & sorted) override {
+        sorted = p < 1.0f || temperature <= 0.0f;
+        return top_p(c->data, c->size, p, temperature, order, ws);
+    }
+};
+
+struct MinP : Sampler<MinP> {
+    float p_min;
+    float temperature;
+    MinP(float p, float t) : p_min(p), temperature(t) {}
+    const char * name() const override { return "simplex-min-p"; }
+    Outcome run(llama_token_data_array * c, bool & sorted) override {
+        sorted = false;
+        return min_p(c->data, c->size, p_min, temperature, ws);
+    }
+};
+
+struct Sparsemax : Sampler<Sparsemax> {
+    float temperature;
+    explicit Sparsemax(float t) : temperature(t) {}
+    const char * name() const override { return "simplex-sparsemax"; }
+    Outcome run(llama_token_data_array * c, bool & sorted) override {
+        sorted = false;
+        return sparsemax(c->data, c->size, temperature, ws);
+    }
+};
+
+struct Dist : Sampler<Dist> {
+    uint32_t seed;
+    uint64_t rng;
+    explicit Dist(uint32_t s) : seed(s == LLAMA_DEFAULT_SEED ? std::random_device{}() : s), rng(seed) {}
+    const char * name() const override { return "simplex-dist"; }
+    void reset() override { rng = seed; }
+    Outcome run(llama_token_data_array * c, bool & sorted) override {
+        sorted = c->sorted;
+        int64_t selected = -1;
+        const Outcome out = draw(c->data, c->size, rng, selected, ws);
+        if (out.status == Status::ok) {
+            c->selected = selected;
+        }
+        return out;
+    }
+};
+
+SamplerBase * self(const llama_sampler * smpl) {
+    return static_cast<SamplerBase *>(smpl->ctx);
+}
+
+const char * iface_name(const llama_sampler * smpl) {
+    return self(smpl)->name();
+}
+
+void iface_apply(llama_sampler * smpl, llama_token_data_array * cur_p) {
+    SamplerBase * s = self(smpl);
+    bool sorted = false;
+    const Outcome out = s->run(cur_p, sorted);
+    s->status = out.status;
+    if (out.status != Status::ok) {
+        // Leave the candidates as given; a chain that is not ours still gets
+        // a valid selection so llama.cpp's own checks never abort the process.
+        if (cur_p->size > 0 && (cur_p->selected < 0 || cur_p->selected >= (int64_t) cur_p->size)) {
+            cur_p->selected = 0;
+        }
+        return;
+    }
+    cur_p->size   = out.support;
+    cur_p->sorted = sorted;
+}
+
+void iface_reset(llama_sampler * smpl) {
+    self(smpl)->status = Status::ok;
+    self(smpl)->reset();
+}
+
+llama_sampler * wrap(SamplerBase * s);
+
+llama_sampler * iface_clone(const llama_sampler * smpl) {
+    return wrap(self(smpl)->copy());
+}
+
+void iface_free(llama_sampler * smpl) {
+    delete self(smpl);
+}
+
+llama_sampler_i ours_iface = {
+    /* .name              = */ iface_name,
+    /* .accept            = */ nullptr,
+    /* .apply             = */ iface_apply,
+    /* .reset             = */ iface_reset,
+    /* .clone             = */ iface_clone,
+    /* .free              = */ iface_free,
+    /* .backend_init      = */ nullptr,
+    /* .backend_accept    = */ nullptr,
+    /* .backend_apply     = */ nullptr,
+    /* .backend_set_input = */ nullptr,
+    /* .backend_reset     = */ nullptr,
+    /* .copy_state        = */ nullptr,
+};
+
+llama_sampler * wrap(SamplerBase * s) {
+    return llama_sampler_init(&ours_iface, s);
+}
+
+}  // namespace
+
+llama_sampler * make_greedy()                                            { return wrap(new Greedy()); }
+llama_sampler * make_softmax(float temperature)                          { return wrap(new Softmax(temperature)); }
+llama_sampler * make_top_k(int32_t k, float temperature)                 { return wrap(new TopK(k, temperature)); }
+llama_sampler * make_top_p(float p, float temperature, NucleusOrder o)   { return wrap(new TopP(p, temperature, o)); }
+llama_sampler * make_min_p(float p_min, float temperature)               { return wrap(new MinP(p_min, temperature)); }
+llama_sampler * make_sparsemax(float temperature)                        { return wrap(new Sparsemax(temperature)); }
+llama_sampler * make_dist(uint32_t seed)                                 { return wrap(new Dist(seed)); }
+
+bool is_ours(const llama_sampler * smpl) {
+    return smpl != nullptr && smpl->iface == &ours_iface;
+}
+
+Status last_status(const llama_sampler * smpl) {
+    if (is_ours(smpl)) {
+        return self(smpl)->status;
+    }
+    auto * chain = const_cast<llama_sampler *>(smpl);
+    if (llama_sampler_chain_get(chain, -1) == nullptr) {
+        return Status::ok;  // a foreign sampler: nothing we can know
+    }
+    for (int32_t i = 0, n = llama_sampler_chain_n(chain); i < n; ++i) {
+        const Status s = last_status(llama_sampler_chain_get(chain, i));
+        if (s != Status::ok) {
+            return s;
+        }
+    }
+    return Status::ok;
+}
+
+}  // namespace llama_simplex
