@@ -52,12 +52,19 @@ std::string sanitise_utf8(const std::string & s) {
 std::vector<llama_token> tokenize(const llama_model * model, const std::string & text, bool add_special, bool parse_special) {
     const llama_vocab * vocab = llama_model_get_vocab(model);
     std::vector<llama_token> out(text.size() + 8);
-    int32_t n = llama_tokenize(vocab, text.data(), static_cast<int32_t>(text.size()), out.data(),
+    int32_t n = 0;
+    // Some vocabularies (no byte fallback) throw on text they cannot cover;
+    // catch it here rather than let it terminate the process.
+    try {
+    n = llama_tokenize(vocab, text.data(), static_cast<int32_t>(text.size()), out.data(),
                                static_cast<int32_t>(out.size()), add_special, parse_special);
     if (n < 0) {
         out.resize(static_cast<size_t>(-n));
         n = llama_tokenize(vocab, text.data(), static_cast<int32_t>(text.size()), out.data(),
                            static_cast<int32_t>(out.size()), add_special, parse_special);
+    }
+    } catch (const std::exception & e) {
+        throw std::invalid_argument(std::string("text: the model's vocabulary cannot tokenize it (") + e.what() + ")");
     }
     if (n < 0) {
         throw std::runtime_error("tokenization failed");

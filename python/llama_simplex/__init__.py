@@ -1,3 +1,19 @@
-"""llama-simplex"""
-import llama_cpp  # noqa: F401  (loads libllama first)
-from . import _core
+"""llama-simplex: decoders from "Decoding as optimisation on the probability
+simplex" as native llama.cpp samplers, driven from Python."""
+
+import llama_cpp as _llama_cpp  # noqa: F401  (loads libllama before our extension binds to it)
+
+from . import _core, kernels
+from .generation import Generation, generate, load_model
+from . import integration
+from .integration import create_completion, to_llama_cpp, use_sampler
+from .models import ModelNotFoundError, resolve_model
+from .samplers import SAMPLERS, Chain, Dist, Greedy, MinP, Sampler, Softmax, Sparsemax, TopK, TopP, sampler_from_name
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Chain", "Dist", "Generation", "Greedy", "MinP", "ModelNotFoundError", "SAMPLERS", "Sampler", "Softmax",
+    "Sparsemax", "TopK", "TopP", "create_completion", "generate", "kernels", "load_model", "resolve_model",
+    "sampler_from_name", "to_llama_cpp", "use_sampler",
+]

@@ -1,0 +1,118 @@
+"""Command line: ``llama-simplex generate | compare | samplers``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+from .models import ModelNotFoundError
+from .samplers import SAMPLERS, sampler_from_name
+
+DEFAULT_PROMPT = "The three most important ideas in probability theory are"
+COMPARED = ("greedy", "softmax", "top-k", "top-p", "min-p", "sparsemax")
+
+
+def _sampler_params() -> Dict[str, dataclasses.Field]:
+    """Every parameter of every named sampler, once (they share meanings)."""
+    params: Dict[str, dataclasses.Field] = {}
+    for cls in SAMPLERS.values():
+        for f in dataclasses.fields(cls):
+            params.setdefault(f.name, f)
+    return params
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "-m", default=None,
+                   help="GGUF path (default: $LLAMA_SIMPLEX_MODEL, else Gemma 3 270M from its PyPI package)")
+    p.add_argument("--n-ctx", type=int, default=2048, help="context size (default 2048)")
+    p.add_argument("--max-tokens", "-n", type=int, default=64, help="tokens to generate (default 64)")
+    p.add_argument("--seed", "-s", type=int, default=0, help="seed of the final draw (default 0)")
+    p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llama-simplex", description="Simplex decoders as native llama.cpp samplers.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="generate text with one sampler, streamed")
+    gen.add_argument("prompt", nargs="?", default=DEFAULT_PROMPT)
+    gen.add_argument("--sampler", default="softmax", choices=sorted(SAMPLERS), help="decoder (default softmax)")
+    for name, f in _sampler_params().items():
+        kind = type(f.default)
+        gen.add_argument(f"--{name.replace('_', '-')}", dest=f"param_{name}", type=kind, default=None,
+                         help=f"sampler parameter {name} ({kind.__name__})")
+    _add_model_args(gen)
+
+    cmp_ = sub.add_parser("compare", help="the same prompt and seed under several samplers, side by side")
+    cmp_.add_argument("prompt", nargs="?", default=DEFAULT_PROMPT)
+    cmp_.add_argument("--samplers", default=",".join(COMPARED), help=f"comma-separated (default {','.join(COMPARED)})")
+    cmp_.add_argument("--temperature", type=float, default=0.8, help="temperature for every sampler that has one")
+    _add_model_args(cmp_)
+
+    sub.add_parser("samplers", help="list the samplers with their parameters and defaults")
+    return parser
+
+
+def _load(args: argparse.Namespace):
+    from .generation import load_model
+    return load_model(args.model, n_ctx=args.n_ctx)
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from .generation import generate
+    given = {k[len("param_"):]: v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
+    sampler = sampler_from_name(args.sampler, **given)
+    llm = _load(args)
+    gen = generate(llm, args.prompt, sampler, max_tokens=args.max_tokens, seed=args.seed, stop=args.stop)
+    sys.stdout.write(args.prompt)
+    for piece in gen:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    print(f"[{sampler!r}, seed {gen.seed}, {len(gen.tokens)} tokens, finish: {gen.finish_reason}]", file=sys.stderr)
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .generation import generate
+    names = [n.strip() for n in args.samplers.split(",") if n.strip()]
+    samplers = []
+    for name in names:
+        cls = SAMPLERS.get(name)
+        takes_t = cls is not None and any(f.name == "temperature" for f in dataclasses.fields(cls))
+        samplers.append(sampler_from_name(name, **({"temperature": args.temperature} if takes_t else {})))
+    llm = _load(args)
+    print(f"prompt: {args.prompt!r}  (seed {args.seed}, {args.max_tokens} tokens)\n")
+    for sampler in samplers:
+        t0 = time.perf_counter()
+        gen = generate(llm, args.prompt, sampler, max_tokens=args.max_tokens, seed=args.seed, stop=args.stop)
+        text = gen.text
+        dt = time.perf_counter() - t0
+        rate = len(gen.tokens) / dt if dt > 0 else float("nan")
+        print(f"== {sampler!r}  [{len(gen.tokens)} tokens, {rate:.1f} tok/s, {gen.finish_reason}]")
+        print(text.strip() + "\n")
+    return 0
+
+
+def _cmd_samplers(_: argparse.Namespace) -> int:
+    for name, cls in SAMPLERS.items():
+        params = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls)) or "(no parameters)"
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        print(f"{name:10s} {params}\n{'':10s} {doc}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"generate": _cmd_generate, "compare": _cmd_compare, "samplers": _cmd_samplers}[args.command](args)
+    except (ValueError, TypeError, ModelNotFoundError) as e:
+        print(f"llama-simplex: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""generate(): the decode loop in C++, streamed to Python through an iterator."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import secrets
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import llama_cpp
+
+from . import _core
+from . import _validate as v
+from .models import resolve_model
+from .samplers import SEED_MAX, Chain, Dist, Sampler, Softmax
+
+__all__ = ["generate", "Generation", "load_model", "LlamaLike"]
+
+LlamaLike = Union[llama_cpp.Llama, str, os.PathLike]
+
+_loaded: Dict[Tuple[str, int], llama_cpp.Llama] = {}
+
+
+def load_model(model: Optional[Union[str, os.PathLike]] = None, *, n_ctx: int = 2048, **llama_kwargs) -> llama_cpp.Llama:
+    """A ``llama_cpp.Llama`` for a GGUF path (resolved as in :func:`resolve_model`),
+    loaded once per (path, n_ctx) and reused."""
+    n_ctx = v.integer("n_ctx", n_ctx, low=16)
+    path = resolve_model(model)
+    key = (str(path.resolve()), n_ctx)
+    if key not in _loaded or llama_kwargs:
+        llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, verbose=False, **llama_kwargs)
+        if llama_kwargs:
+            return llm
+        _loaded[key] = llm
+    return _loaded[key]
+
+
+def _address(ptr: object) -> int:
+    value = ctypes.cast(ptr, ctypes.c_void_p).value
+    if not value:
+        raise ValueError("llm: the llama_cpp.Llama object has no live model/context (was it closed?)")
+    return value
+
+
+def model_address(llm: llama_cpp.Llama) -> int:
+    """The ``llama_model*`` of a Llama object, as an integer."""
+    return _address(llm.model)
+
+
+def context_address(llm: llama_cpp.Llama) -> int:
+    """The ``llama_context*`` of a Llama object, as an integer."""
+    return _address(llm.ctx)
+
+
+def with_final_draw(sampler: Sampler, seed: int) -> Chain:
+    """The sampler followed by a seeded draw, unless it already ends with one."""
+    members = sampler.members()
+    return Chain(*members) if isinstance(members[-1], Dist) else Chain(*members, Dist(seed=seed))
+
+
+class Generation:
+    """A running generation. Iterate it for text pieces as they are decoded;
+    read :attr:`text` (or call :meth:`wait`) to run the rest in C++ at once."""
+
+    def __init__(self, llm: llama_cpp.Llama, generator: _core.Generator, native: _core.NativeSampler,
+                 seed: int, sampler: Sampler) -> None:
+        self._llm = llm  # keeps the context alive as long as the generator
+        self._generator = generator
+        self._native = native
+        self.seed = seed
+        self.sampler = sampler
+
+    def __iter__(self) -> Iterator[str]:
+        for _token, text in self._generator:
+            if text:
+                yield text
+
+    def wait(self) -> "Generation":
+        """Runs the generation to its end in C++."""
+        self._generator.run()
+        return self
+
+    @property
+    def text(self) -> str:
+        """The whole generated text (runs the generation to its end)."""
+        self.wait()
+        return self._generator.text.decode("utf-8", errors="replace")
+
+    @property
+    def tokens(self) -> List[int]:
+        """The generated token ids (runs the generation to its end)."""
+        self.wait()
+        return list(self._generator.tokens)
+
+    @property
+    def finish_reason(self) -> str:
+        """'stop' (end of generation or a stop string), 'length', or '' while running."""
+        return self._generator.finish_reason
+
+    @property
+    def n_prompt_tokens(self) -> int:
+        return self._generator.n_prompt
+
+
+def generate(
+    llm: LlamaLike,
+    prompt: Union[str, Sequence[int]],
+    sampler: Optional[Sampler] = None,
+    *,
+    max_tokens: int = 128,
+    seed: Optional[int] = None,
+    stop: Union[str, Sequence[str], None] = None,
+    callback: Optional[Callable[[int, str], Optional[bool]]] = None,
+    add_special: bool = True,
+) -> Generation:
+    """Generates text from `prompt` with `sampler` (default: ``Softmax(1.0)``,
+    ordinary sampling); the decode loop runs in C++.
+
+    llm: a ``llama_cpp.Llama`` or a GGUF path. seed: the draw's seed (random
+    when None; the seed used is on the result). stop: strings that end the
+    text (not included). callback: called with (token id, new text) for each
+    token; return False to stop early. Returns a :class:`Generation`.
+    """
+    if not isinstance(llm, llama_cpp.Llama):
+        if not isinstance(llm, (str, os.PathLike)):
+            raise TypeError(f"llm must be a llama_cpp.Llama or a GGUF path, got {type(llm).__name__}")
+        llm = load_model(llm)
+    sampler = Softmax() if sampler is None else sampler
+    if not isinstance(sampler, Sampler):
+        raise TypeError(f"sampler must be a llama_simplex Sampler, got {type(sampler).__name__}")
+    max_tokens = v.integer("max_tokens", max_tokens, low=0)
+    seed = secrets.randbelow(SEED_MAX + 1) if seed is None else v.integer("seed", seed, low=0, high=SEED_MAX)
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    for i, s in enumerate(stops):
+        if not isinstance(s, str) or not s:
+            raise ValueError(f"stop[{i}] must be a non-empty string, got {s!r}")
+
+    if isinstance(prompt, str):
+        tokens = _core.tokenize(model_address(llm), prompt, add_special, False)
+    else:
+        tokens = [v.integer(f"prompt[{i}]", t, low=0) for i, t in enumerate(prompt)]
+    if not tokens:
+        raise ValueError("prompt must hold at least one token")
+
+    native = with_final_draw(sampler, seed).native()
+    llm.reset()  # our loop clears the KV cache; llama_cpp must not reuse its prefix
+    generator = _core.Generator(context_address(llm), native, tokens, max_tokens,
+                                [s.encode("utf-8").decode("utf-8") for s in stops])
+    result = Generation(llm, generator, native, seed, sampler)
+    if callback is not None:
+        def call(token: int, text: str) -> bool:
+            return callback(token, text) is not False
+        generator.run(call)
+    return result
