@@ -66,3 +66,29 @@ def test_nan_logits_in_a_foreign_chain_do_not_crash():
     llama_cpp.llama_sampler_apply(chain, ctypes.byref(arr))
     assert 0 <= arr.selected < 3  # a valid index, so llama.cpp's own checks never abort
     assert _core.adopt_sampler(ctypes.cast(chain, ctypes.c_void_p).value).status != 0
+
+
+@pytest.mark.parametrize("sampler", [ls.Greedy(), ls.Softmax(0.7), ls.TopK(k=3), ls.TopP(p=0.8),
+                                     ls.MinP(p_min=0.2), ls.Sparsemax(temperature=0.5), ls.Dist(seed=9)],
+                         ids=lambda s: s.name)
+def test_llama_cpp_can_clone_reset_and_free_our_samplers(sampler):
+    """llama.cpp calls clone/reset/free through the interface (llama-server
+    clones its chains per slot); the clone must behave like the original."""
+    original = ls.to_llama_cpp(sampler)
+    clone = llama_cpp.llama_sampler_clone(original)
+    assert llama_cpp.llama_sampler_name(clone) == llama_cpp.llama_sampler_name(original)
+    logits = np.array([0.3, 2.0, 1.0, 3.0, -1.0, 2.5], dtype=np.float32)
+
+    def run(smpl):
+        data = (llama_cpp.llama_token_data * 6)(*[llama_cpp.llama_token_data(i, float(l), 0.0)
+                                                  for i, l in enumerate(logits)])
+        arr = llama_cpp.llama_token_data_array(data=data, size=6, selected=-1, sorted=False)
+        llama_cpp.llama_sampler_apply(smpl, ctypes.byref(arr))
+        return [(data[i].id, round(data[i].p, 6)) for i in range(arr.size)], arr.selected
+
+    first = run(original)
+    assert run(clone) == first
+    llama_cpp.llama_sampler_reset(original)
+    assert run(original) == first  # reset restores a Dist's seed
+    llama_cpp.llama_sampler_free(clone)
+    llama_cpp.llama_sampler_free(original)
