@@ -296,46 +296,54 @@ def check_numpy(name, logits, ours, ref):
 # Cases
 # --------------------------------------------------------------------------
 
+def fused(native, seed: int):
+    """Our decoder drawing the token itself from the q it wrote (what
+    llama_simplex.generate and create_completion use): no second softmax."""
+    if not native.enable_draw(seed):
+        raise BenchError(f"{native.name} cannot draw")
+    return [native]
+
+
 def build_cases(seed: int):
     """Each case: name, params, ours chain maker, llama chain maker, numpy ref, check kind."""
     ld = llama_cpp
     return [
         dict(name="temperature", params="T=0.8", target=TARGET_VS_LLAMA, kind="set",
-             ours=lambda: [_core.make_softmax(0.8), _core.make_dist(seed)],
+             ours=lambda: fused(_core.make_softmax(0.8), seed),
              llama=lambda: [ld.llama_sampler_init_temp(0.8), ld.llama_sampler_init_dist(seed)],
              ref=lambda x, u: np_temperature(x, 0.8, u),
              llama_desc="temp(0.8) + dist"),
         dict(name="top-k", params="k=40, T=0.8", target=TARGET_VS_LLAMA, kind="set",
-             ours=lambda: [_core.make_top_k(40, 0.8), _core.make_dist(seed)],
+             ours=lambda: fused(_core.make_top_k(40, 0.8), seed),
              llama=lambda: [ld.llama_sampler_init_top_k(40), ld.llama_sampler_init_temp(0.8),
                             ld.llama_sampler_init_dist(seed)],
              ref=lambda x, u: np_top_k(x, 40, 0.8, u),
              llama_desc="top_k(40) + temp(0.8) + dist"),
         dict(name="top-p (model order)", params="p=0.9, T=1", target=TARGET_VS_LLAMA, kind="top_p",
              top_p=0.9, chooser_t=1.0,
-             ours=lambda: [_core.make_top_p(0.9, 1.0, MODEL), _core.make_dist(seed)],
+             ours=lambda: fused(_core.make_top_p(0.9, 1.0, MODEL), seed),
              llama=lambda: [ld.llama_sampler_init_top_p(0.9, 1), ld.llama_sampler_init_dist(seed)],
              ref=lambda x, u: np_top_p(x, 0.9, 1.0, "model", u),
              llama_desc="top_p(0.9, 1) + dist"),
         dict(name="top-p (temperature order)", params="p=0.9, T=0.8", target=TARGET_VS_LLAMA, kind="top_p",
              top_p=0.9, chooser_t=0.8,
-             ours=lambda: [_core.make_top_p(0.9, 0.8, TEMPERATURE), _core.make_dist(seed)],
+             ours=lambda: fused(_core.make_top_p(0.9, 0.8, TEMPERATURE), seed),
              llama=lambda: [ld.llama_sampler_init_temp(0.8), ld.llama_sampler_init_top_p(0.9, 1),
                             ld.llama_sampler_init_dist(seed)],
              ref=lambda x, u: np_top_p(x, 0.9, 0.8, "temperature", u),
              llama_desc="temp(0.8) + top_p(0.9, 1) + dist"),
         dict(name="min-p", params="p_min=0.05, T=1", target=TARGET_VS_LLAMA, kind="set",
-             ours=lambda: [_core.make_min_p(0.05, 1.0), _core.make_dist(seed)],
+             ours=lambda: fused(_core.make_min_p(0.05, 1.0), seed),
              llama=lambda: [ld.llama_sampler_init_min_p(0.05, 1), ld.llama_sampler_init_dist(seed)],
              ref=lambda x, u: np_min_p(x, 0.05, 1.0, u),
              llama_desc="min_p(0.05, 1) + dist"),
         dict(name="greedy", params="", target=None, kind="greedy",
-             ours=lambda: [_core.make_greedy(), _core.make_dist(seed)],
+             ours=lambda: fused(_core.make_greedy(), seed),
              llama=lambda: [ld.llama_sampler_init_greedy()],
              ref=lambda x, u: np_greedy(x, u),
              llama_desc="greedy"),
         dict(name="sparsemax", params="T=1", target=None, kind=None,
-             ours=lambda: [_core.make_sparsemax(1.0), _core.make_dist(seed)],
+             ours=lambda: fused(_core.make_sparsemax(1.0), seed),
              llama=lambda: [ld.llama_sampler_init_temp(1.0), ld.llama_sampler_init_dist(seed)],
              ref=lambda x, u: np_sparsemax(x, 1.0, u),
              llama_desc="temp(1) + dist (softmax sampling; a different distribution)"),

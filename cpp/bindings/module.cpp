@@ -6,12 +6,15 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <optional>
+
 #include <stdexcept>
 #include <string>
 
 #include "llama_simplex/generate.h"
 #include "llama_simplex/samplers.h"
 #include "llama_simplex/simplex.h"
+#include "llama_simplex/solver.h"
 
 namespace py = pybind11;
 using namespace llama_simplex;
@@ -117,11 +120,96 @@ PYBIND11_MODULE(_core, m) {
         return run_kernel(l, [t](llama_token_data * c, size_t n, Workspace & ws) { return sparsemax(c, n, t, ws); });
     }, py::arg("logits"), py::arg("temperature"));
 
+    py::enum_<SolveStatus>(m, "SolveStatus")
+        .value("closed_form", SolveStatus::closed_form)
+        .value("converged", SolveStatus::converged)
+        .value("budget", SolveStatus::budget)
+        .value("fallback", SolveStatus::fallback);
+    py::enum_<CoverageWeights>(m, "CoverageWeights")
+        .value("top_m", CoverageWeights::top_m)
+        .value("rank", CoverageWeights::rank)
+        .value("gap", CoverageWeights::gap);
+    py::enum_<SupportKind>(m, "SupportKind")
+        .value("full", SupportKind::full)
+        .value("top_k", SupportKind::top_k)
+        .value("top_p", SupportKind::top_p)
+        .value("min_p", SupportKind::min_p);
+
+    py::class_<Objective>(m, "Objective")
+        .def(py::init<>())
+        .def_readwrite("lam", &Objective::lambda)
+        .def_readwrite("w_entropy", &Objective::w_entropy)
+        .def_readwrite("w_kl", &Objective::w_kl)
+        .def_readwrite("w_l2", &Objective::w_l2)
+        .def_readwrite("beta", &Objective::beta)
+        .def_readwrite("k_samples", &Objective::k_samples);
+    py::class_<SolverOptions>(m, "SolverOptions")
+        .def(py::init<>())
+        .def_readwrite("max_steps", &SolverOptions::max_steps)
+        .def_readwrite("step", &SolverOptions::step)
+        .def_readwrite("tol", &SolverOptions::tol);
+    py::class_<ObjectiveParams>(m, "ObjectiveParams")
+        .def(py::init<>())
+        .def_readwrite("objective", &ObjectiveParams::objective)
+        .def_readwrite("solver", &ObjectiveParams::solver)
+        .def_readwrite("weights", &ObjectiveParams::weights)
+        .def_readwrite("m", &ObjectiveParams::m)
+        .def_readwrite("support", &ObjectiveParams::support)
+        .def_readwrite("support_value", &ObjectiveParams::support_value)
+        .def_readwrite("temperature", &ObjectiveParams::temperature)
+        .def_readwrite("reference_temperature", &ObjectiveParams::reference_temperature);
+
+    // The solver on arrays over the candidates: returns (q, steps, gap, status).
+    m.def("solve_simplex", [](const FloatArray & s, const FloatArray & log_r, std::optional<FloatArray> w,
+                              const Objective & o, const SolverOptions & opt) {
+        const auto n = static_cast<size_t>(s.size());
+        if (s.ndim() != 1 || log_r.ndim() != 1 || static_cast<size_t>(log_r.size()) != n || n == 0) {
+            throw py::value_error("s, log_r: must be non-empty 1-D arrays of the same length");
+        }
+        if (w && static_cast<size_t>(w->size()) != n) {
+            throw py::value_error("w: must have the length of s");
+        }
+        py::array_t<float> q(static_cast<py::ssize_t>(n));
+        SolverWorkspace ws;
+        SolveResult r;
+        {
+            py::gil_scoped_release nogil;
+            r = solve_simplex(s.data(), log_r.data(), w ? w->data() : nullptr, n, o, opt, q.mutable_data(), nullptr, ws);
+        }
+        return py::make_tuple(q, r.steps, r.gap, r.status);
+    }, py::arg("s"), py::arg("log_r"), py::arg("w"), py::arg("objective"), py::arg("options"));
+    m.def("simplex_gradient", [](const FloatArray & s, const FloatArray & log_r, std::optional<FloatArray> w,
+                                 const Objective & o, const FloatArray & q) {
+        const auto n = static_cast<size_t>(s.size());
+        if (static_cast<size_t>(log_r.size()) != n || static_cast<size_t>(q.size()) != n ||
+            (w && static_cast<size_t>(w->size()) != n)) {
+            throw py::value_error("s, log_r, w, q: must have the same length");
+        }
+        py::array_t<float> g(static_cast<py::ssize_t>(n));
+        simplex_gradient(s.data(), log_r.data(), w ? w->data() : nullptr, n, o, q.data(), g.mutable_data());
+        return g;
+    }, py::arg("s"), py::arg("log_r"), py::arg("w"), py::arg("objective"), py::arg("q"));
+    m.def("coverage_weights", [](const FloatArray & log_r, CoverageWeights kind, int32_t m_top) {
+        const auto n = static_cast<size_t>(log_r.size());
+        py::array_t<float> w(static_cast<py::ssize_t>(n));
+        std::vector<int32_t> scratch;
+        coverage_weights(log_r.data(), n, kind, m_top, w.mutable_data(), scratch);
+        return w;
+    }, py::arg("log_r"), py::arg("kind"), py::arg("m"));
+
     py::class_<NativeSampler>(m, "NativeSampler")
         .def_property_readonly("address", [](const NativeSampler & s) { return reinterpret_cast<uintptr_t>(s.get()); })
         .def_property_readonly("name", [](const NativeSampler & s) { return std::string(llama_sampler_name(s.get())); })
         .def_property_readonly("status", [](const NativeSampler & s) { return static_cast<int>(last_status(s.get())); })
+        // (steps, gap, status) of an objective sampler's last solve, else None.
+        .def_property_readonly("last_solve", [](const NativeSampler & s) -> py::object {
+            SolveResult r;
+            if (!last_solve(s.get(), r)) return py::none();
+            return py::make_tuple(r.steps, r.gap, r.status);
+        })
         .def("release", &NativeSampler::release)
+        // Makes this decoder also draw the token (seeded); False if it cannot.
+        .def("enable_draw", [](NativeSampler & s, uint32_t seed) { return enable_draw(s.get(), seed); }, py::arg("seed"))
         .def("reset", [](NativeSampler & s) { llama_sampler_reset(s.get()); })
         .def("accept", [](NativeSampler & s, llama_token t) { llama_sampler_accept(s.get(), t); })
         // Applies the sampler to logits with ids 0..n-1, as llama.cpp would;
@@ -155,6 +243,7 @@ PYBIND11_MODULE(_core, m) {
           py::arg("p"), py::arg("temperature"), py::arg("order"));
     m.def("make_min_p", [](float p, float t) { return new NativeSampler(make_min_p(p, t)); }, py::arg("p_min"), py::arg("temperature"));
     m.def("make_sparsemax", [](float t) { return new NativeSampler(make_sparsemax(t)); }, py::arg("temperature"));
+    m.def("make_objective", [](const ObjectiveParams & p) { return new NativeSampler(make_objective(p)); }, py::arg("params"));
     m.def("make_dist", [](uint32_t seed) { return new NativeSampler(make_dist(seed)); }, py::arg("seed"));
     // A llama.cpp chain that takes ownership of the members.
     m.def("make_chain", [](std::vector<NativeSampler *> members) {

@@ -1,5 +1,10 @@
 #include "llama_simplex/samplers.h"
 
+#include "vec_math.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 
@@ -12,13 +17,18 @@ namespace {
 struct SamplerBase {
     Status    status = Status::ok;
     Workspace ws;
+    // A decoder may also make the final draw from the q it wrote (saving the
+    // second softmax a separate dist sampler would compute).
+    bool      draws = false;
+    uint64_t  draw_seed = 0;
+    uint64_t  rng = 0;
 
     virtual ~SamplerBase() = default;
     virtual const char * name() const = 0;
     virtual SamplerBase * copy() const = 0;
     // Runs the kernel; returns the outcome and whether the support is sorted.
     virtual Outcome run(llama_token_data_array * cur_p, bool & sorted) = 0;
-    virtual void reset() {}
+    virtual void reset() { rng = draw_seed; }
 };
 
 template <typename Derived>
@@ -62,7 +72,7 @@ struct TopP : Sampler<TopP> {
     TopP(float p_, float t, NucleusOrder o) : p(p_), temperature(t), order(o) {}
     const char * name() const override { return order == NucleusOrder::model ? "simplex-top-p" : "simplex-top-p-llama"; }
     Outcome run(llama_token_data_array * c, bool & sorted) override {
-        sorted = p < 1.0f || temperature <= 0.0f;
+        sorted = temperature <= 0.0f;  // the nucleus comes from a selection, not a sort
         return top_p(c->data, c->size, p, temperature, order, ws);
     }
 };
@@ -88,12 +98,70 @@ struct Sparsemax : Sampler<Sparsemax> {
     }
 };
 
+struct ObjectiveSampler : Sampler<ObjectiveSampler> {
+    ObjectiveParams params;
+    SolverWorkspace solver_ws;
+    SolveResult     last{SolveStatus::closed_form, 0, 0.0};
+    std::vector<float> s, log_r, w, q, log_q;
+    std::vector<int32_t> order;
+
+    explicit ObjectiveSampler(const ObjectiveParams & p) : params(p) {}
+    const char * name() const override {
+        return params.objective.beta > 0.0f ? "simplex-best-of-k" : "simplex-objective";
+    }
+
+    // Reduces the candidates to the support, leaving logit = log p_support (temperature 1).
+    Outcome support(llama_token_data_array * c) {
+        switch (params.support) {
+            case SupportKind::full:  return softmax(c->data, c->size, 1.0f, ws);
+            case SupportKind::top_k: return top_k(c->data, c->size, static_cast<int32_t>(params.support_value), 1.0f, ws);
+            case SupportKind::top_p: return top_p(c->data, c->size, params.support_value, 1.0f, NucleusOrder::model, ws);
+            case SupportKind::min_p: return min_p(c->data, c->size, params.support_value, 1.0f, ws);
+        }
+        return {Status::ok, c->size};
+    }
+
+    Outcome run(llama_token_data_array * c, bool & sorted) override {
+        const Outcome out = support(c);
+        sorted = false;
+        if (out.status != Status::ok) {
+            return out;
+        }
+        const size_t n = out.support;
+        s.resize(n);
+        log_r.resize(n);
+        w.resize(n);
+        q.resize(n);
+        log_q.resize(n);
+        // logit is log p over the support; any constant shift of s or log r is harmless.
+        const float inv_t = 1.0f / params.temperature;
+        const float inv_tr = 1.0f / params.reference_temperature;
+        for (size_t i = 0; i < n; ++i) {
+            s[i] = c->data[i].logit * inv_t;
+            log_r[i] = c->data[i].logit;  // already log p, normalised over the support
+        }
+        if (params.reference_temperature != 1.0f) {
+            float hi = -std::numeric_limits<float>::infinity();
+            for (size_t i = 0; i < n; ++i) hi = std::max(hi, log_r[i] * inv_tr);
+            const float log_z = hi + static_cast<float>(std::log(vec::exp_shifted(log_r.data(), q.data(), n, inv_tr, hi)));
+            for (size_t i = 0; i < n; ++i) log_r[i] = log_r[i] * inv_tr - log_z;
+        }
+        coverage_weights(log_r.data(), n, params.weights, params.m, w.data(), order);
+        last = solve_simplex(s.data(), log_r.data(), w.data(), n, params.objective, params.solver, q.data(), log_q.data(), solver_ws);
+        for (size_t i = 0; i < n; ++i) {
+            c->data[i].p = q[i];
+            c->data[i].logit = log_q[i];
+        }
+        return {Status::ok, n};
+    }
+};
+
 struct Dist : Sampler<Dist> {
-    uint32_t seed;
-    uint64_t rng;
-    explicit Dist(uint32_t s) : seed(s == LLAMA_DEFAULT_SEED ? std::random_device{}() : s), rng(seed) {}
+    explicit Dist(uint32_t s) {
+        draw_seed = s == LLAMA_DEFAULT_SEED ? std::random_device{}() : s;
+        rng = draw_seed;
+    }
     const char * name() const override { return "simplex-dist"; }
-    void reset() override { rng = seed; }
     Outcome run(llama_token_data_array * c, bool & sorted) override {
         sorted = c->sorted;
         int64_t selected = -1;
@@ -128,6 +196,9 @@ void iface_apply(llama_sampler * smpl, llama_token_data_array * cur_p) {
     }
     cur_p->size   = out.support;
     cur_p->sorted = sorted;
+    if (s->draws) {
+        cur_p->selected = pick(cur_p->data, out.support, s->rng);
+    }
 }
 
 void iface_reset(llama_sampler * smpl) {
@@ -173,6 +244,30 @@ llama_sampler * make_top_p(float p, float temperature, NucleusOrder o)   { retur
 llama_sampler * make_min_p(float p_min, float temperature)               { return wrap(new MinP(p_min, temperature)); }
 llama_sampler * make_sparsemax(float temperature)                        { return wrap(new Sparsemax(temperature)); }
 llama_sampler * make_dist(uint32_t seed)                                 { return wrap(new Dist(seed)); }
+llama_sampler * make_objective(const ObjectiveParams & params)           { return wrap(new ObjectiveSampler(params)); }
+
+bool last_solve(const llama_sampler * smpl, SolveResult & out) {
+    if (!is_ours(smpl)) {
+        return false;
+    }
+    const auto * o = dynamic_cast<const ObjectiveSampler *>(self(smpl));
+    if (o == nullptr) {
+        return false;
+    }
+    out = o->last;
+    return true;
+}
+
+bool enable_draw(llama_sampler * smpl, uint32_t seed) {
+    if (!is_ours(smpl) || dynamic_cast<Dist *>(self(smpl)) != nullptr) {
+        return false;
+    }
+    SamplerBase * s = self(smpl);
+    s->draws = true;
+    s->draw_seed = seed == LLAMA_DEFAULT_SEED ? std::random_device{}() : seed;
+    s->rng = s->draw_seed;
+    return true;
+}
 
 bool is_ours(const llama_sampler * smpl) {
     return smpl != nullptr && smpl->iface == &ours_iface;

@@ -1,6 +1,7 @@
 #include "llama_simplex/simplex.h"
 
 #include <algorithm>
+#include <functional>
 #include <cmath>
 #include <limits>
 
@@ -24,59 +25,144 @@ constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
 struct Scan {
     Status status;
     float  max_logit;
-    float  min_finite;
     size_t n_finite;
 };
 
-// One pass that validates the input before anything is written.
-Scan scan(const llama_token_data * cur, size_t n) {
-    float  hi = NEG_INF;
-    float  lo = std::numeric_limits<float>::infinity();
-    size_t n_finite = 0;
-    bool   nan = false;
-    for (size_t i = 0; i < n; ++i) {
-        const float l = cur[i].logit;
-        nan |= (l != l);
-        if (l > NEG_INF) {
-            ++n_finite;
+constexpr float FLOAT_MAX = std::numeric_limits<float>::max();
+
+// One read-only pass that validates the input before anything is written; it
+// also copies the logits into `gather` when given (contiguous, for SIMD).
+// The reductions are declared to the compiler (omp simd): a plain running
+// maximum is a dependency chain that costs three times the memory traffic.
+Scan scan(const llama_token_data * cur, size_t n, float * gather = nullptr) {
+    float    hi = NEG_INF;
+    uint32_t n_finite = 0;
+    uint32_t bad = 0;
+    if (gather != nullptr) {
+#pragma omp simd reduction(max : hi) reduction(+ : n_finite) reduction(| : bad)
+        for (size_t i = 0; i < n; ++i) {
+            const float l = cur[i].logit;
+            gather[i] = l;
             hi = std::max(hi, l);
-            lo = std::min(lo, l);
+            n_finite += l > NEG_INF;
+            bad |= !(l <= FLOAT_MAX);  // NaN or +inf
+        }
+    } else {
+#pragma omp simd reduction(max : hi) reduction(+ : n_finite) reduction(| : bad)
+        for (size_t i = 0; i < n; ++i) {
+            const float l = cur[i].logit;
+            hi = std::max(hi, l);
+            n_finite += l > NEG_INF;
+            bad |= !(l <= FLOAT_MAX);
         }
     }
-    if (nan) {
-        return {Status::nan_logit, hi, lo, n_finite};
+    // NaN (or +inf, which has no finite softmax either) is reported as NaN.
+    if (bad) {
+        return {Status::nan_logit, hi, n_finite};
     }
-    if (n_finite == 0 || hi == std::numeric_limits<float>::infinity()) {
-        // +inf is treated like NaN would be: no finite softmax exists.
-        return {n_finite == 0 ? Status::empty_support : Status::nan_logit, hi, lo, n_finite};
+    if (n_finite == 0) {
+        return {Status::empty_support, hi, 0};
     }
-    return {Status::ok, hi, lo, n_finite};
+    return {Status::ok, hi, n_finite};
+}
+
+// Validation and a streaming selection of the k best (into ws.tokens as a
+// heap, unsorted) in one pass over the array, the way llama.cpp's partial
+// sort reads it once. The heap's top is the worst kept token, so the bar a
+// newcomer must reach is always exact. Blocks of 16 logits are first counted
+// against the bar with SIMD (NaN counts too: it fails `l < bar`), and only a
+// block holding a candidate is looked at one by one. max_logit is not
+// computed; n_finite is exact only when fewer than k candidates are finite.
+Scan scan_top(const llama_token_data * cur, size_t n, size_t k, Workspace & ws) {
+    auto & heap = ws.tokens;
+    heap.clear();
+    heap.reserve(k);
+    float bar = -FLOAT_MAX;  // finite logits only: -inf never passes
+    bool  bad = false;
+    size_t n_seen = 0;       // finite candidates offered to the heap
+    auto visit = [&](size_t i) {
+        const llama_token_data & t = cur[i];
+        if (!(t.logit <= FLOAT_MAX)) {  // NaN or +inf
+            bad = true;
+            return;
+        }
+        ++n_seen;
+        if (heap.size() < k) {
+            heap.push_back(t);
+            std::push_heap(heap.begin(), heap.end(), ranks_before);
+            if (heap.size() == k) bar = heap.front().logit;
+        } else if (ranks_before(t, heap.front())) {
+            std::pop_heap(heap.begin(), heap.end(), ranks_before);
+            heap.back() = t;
+            std::push_heap(heap.begin(), heap.end(), ranks_before);
+            bar = heap.front().logit;
+        }
+    };
+    constexpr size_t B = 64;
+    size_t i = 0;
+    for (; i + B <= n; i += B) {
+        uint32_t hits = 0;
+        for (size_t j = 0; j < B; ++j) {
+            hits += !(cur[i + j].logit < bar);
+        }
+        if (__builtin_expect(hits != 0, 0)) {
+            for (size_t j = i; j < i + B; ++j) {
+                if (!(cur[j].logit < bar)) visit(j);
+            }
+        }
+    }
+    for (; i < n; ++i) {
+        if (!(cur[i].logit < bar)) visit(i);
+    }
+    if (bad) {
+        return {Status::nan_logit, NEG_INF, 0};
+    }
+    if (heap.empty()) {
+        return {Status::empty_support, NEG_INF, 0};
+    }
+    return {Status::ok, NEG_INF, heap.size() < k ? n_seen : n};
 }
 
 // Moves the candidates with a finite logit to the front; returns their count.
-size_t drop_impossible(llama_token_data * cur, size_t n) {
+size_t drop_impossible(llama_token_data * cur, size_t n, size_t n_finite) {
+    if (n_finite == n) {
+        return n;
+    }
     return std::partition(cur, cur + n, [](const llama_token_data & t) { return t.logit > NEG_INF; }) - cur;
 }
 
 // q = softmax(logit / T) over cur[0..m): writes p = q and logit = log q.
-void normalise(llama_token_data * cur, size_t m, float temperature, Workspace & ws) {
+// `z` may already hold the logits of cur[0..m) (from scan), else pass null.
+void normalise(llama_token_data * cur, size_t m, float temperature, float max_logit, Workspace & ws,
+               const float * z = nullptr) {
     const float mul = 1.0f / temperature;
-    auto & z = ws.values;
-    z.resize(2 * m);
-    float * in  = z.data();
-    float * out = z.data() + m;
-    float zmax = NEG_INF;
-    for (size_t i = 0; i < m; ++i) {
-        in[i] = cur[i].logit;
-        zmax = std::max(zmax, in[i] * mul);
+    auto & buf = ws.values;
+    if (z == nullptr) {
+        buf.resize(2 * m);
+        for (size_t i = 0; i < m; ++i) {
+            buf[i] = cur[i].logit;
+        }
+        z = buf.data();
+    } else if (buf.size() < 2 * m) {
+        buf.resize(2 * m);  // z points into buf's first half: reallocation would move it
     }
-    const double sum = vec::exp_shifted(in, out, m, mul, zmax);
-    const float  inv = static_cast<float>(1.0 / sum);
-    const float  log_norm = zmax + static_cast<float>(std::log(sum));
+    float * e = buf.data() + m;
+    const float zmax = max_logit * mul;
+    const double sum = vec::exp_shifted(z, e, m, mul, zmax);
+    const float inv = static_cast<float>(1.0 / sum);
+    const float log_norm = zmax + static_cast<float>(std::log(sum));
     for (size_t i = 0; i < m; ++i) {
-        cur[i].p     = out[i] * inv;
-        cur[i].logit = in[i] * mul - log_norm;
+        cur[i].p     = e[i] * inv;
+        cur[i].logit = z[i] * mul - log_norm;
     }
+}
+
+float max_logit(const llama_token_data * cur, size_t m) {
+    float hi = NEG_INF;
+    for (size_t i = 0; i < m; ++i) {
+        hi = std::max(hi, cur[i].logit);
+    }
+    return hi;
 }
 
 }  // namespace
@@ -86,63 +172,56 @@ void select_top(llama_token_data * cur, size_t n, size_t k, Workspace & ws) {
     if (k == 0) {
         return;
     }
-    // Small problems, or most of the array wanted: a partial sort is as cheap.
-    if (n <= 4096 || k * 8 >= n) {
+    if (n <= 1024 || k * 4 >= n) {
         std::partial_sort(cur, cur + k, cur + n, ranks_before);
         return;
     }
-    // Histogram of the finite logits; the bucket holding the k-th best bounds
-    // the candidates that need an exact ordering.
-    float hi = NEG_INF;
-    float lo = std::numeric_limits<float>::infinity();
-    for (size_t i = 0; i < n; ++i) {
-        const float l = cur[i].logit;
-        if (l > NEG_INF) {
-            hi = std::max(hi, l);
-            lo = std::min(lo, l);
-        }
-    }
-    if (!(hi > lo)) {
-        std::partial_sort(cur, cur + k, cur + n, ranks_before);
-        return;
-    }
-    constexpr int n_buckets = 4096;
-    const float scale = (n_buckets - 1) / (hi - lo);
-    auto & histo = ws.buckets;
-    histo.assign(n_buckets + 1, 0);  // bucket 0 holds -inf
-    for (size_t i = 0; i < n; ++i) {
-        const float l = cur[i].logit;
-        const int b = l > NEG_INF ? 1 + static_cast<int>((l - lo) * scale) : 0;
-        ++histo[b];
-    }
-    int    cut  = n_buckets;
-    size_t have = histo[cut];
-    while (have < k && cut > 0) {
-        have += histo[--cut];
-    }
-    // Partition (not copy) so that cur stays a permutation of its input:
-    // top-p grows its sorted prefix by calling this again on the remainder.
-    llama_token_data * mid = std::partition(cur, cur + n, [&](const llama_token_data & t) {
-        return t.logit > NEG_INF && 1 + static_cast<int>((t.logit - lo) * scale) >= cut;
-    });
-    if (cut == 0) {
-        mid = cur + n;
-    }
-    std::partial_sort(cur, cur + k, mid, ranks_before);
+    scan_top(cur, n, k, ws);
+    auto & buf = ws.tokens;
+    const size_t have = std::min(k, buf.size());
+    std::partial_sort(buf.begin(), buf.begin() + have, buf.end(), ranks_before);
+    std::copy(buf.begin(), buf.begin() + have, cur);
 }
 
 Outcome greedy(llama_token_data * cur, size_t n, Workspace & /*ws*/) {
-    const Scan s = scan(cur, n);
-    if (s.status != Status::ok) {
-        return {s.status, 0};
-    }
-    size_t best = 0;
-    for (size_t i = 1; i < n; ++i) {
-        if (ranks_before(cur[i], cur[best])) {
-            best = i;
+    // One pass, one comparison per logit on the hot path (NaN fails `l < best`
+    // too); new maxima, ties (lowest id wins) and NaN take the slow path.
+    float  best = -FLOAT_MAX;
+    size_t at = n;
+    bool   bad = false;
+    auto visit = [&](size_t i) {
+        const float l = cur[i].logit;
+        if (!(l <= FLOAT_MAX)) {
+            bad = true;
+        } else if (at == n || l > best || cur[i].id < cur[at].id) {
+            best = l;
+            at = i;
+        }
+    };
+    // As in scan_top: SIMD counts per block of 64, scalar work only where needed.
+    constexpr size_t B = 64;
+    size_t i = 0;
+    for (; i + B <= n; i += B) {
+        uint32_t hits = 0;
+        for (size_t j = 0; j < B; ++j) {
+            hits += !(cur[i + j].logit < best);
+        }
+        if (__builtin_expect(hits != 0, 0)) {
+            for (size_t j = i; j < i + B; ++j) {
+                if (!(cur[j].logit < best)) visit(j);
+            }
         }
     }
-    std::swap(cur[0], cur[best]);
+    for (; i < n; ++i) {
+        if (!(cur[i].logit < best)) visit(i);
+    }
+    if (bad) {
+        return {Status::nan_logit, 0};
+    }
+    if (at == n) {
+        return {Status::empty_support, 0};
+    }
+    std::swap(cur[0], cur[at]);
     cur[0].p = 1.0f;
     cur[0].logit = 0.0f;
     return {Status::ok, 1};
@@ -152,12 +231,17 @@ Outcome softmax(llama_token_data * cur, size_t n, float temperature, Workspace &
     if (temperature <= 0.0f) {
         return greedy(cur, n, ws);
     }
-    const Scan s = scan(cur, n);
+    ws.values.resize(2 * n);
+    const Scan s = scan(cur, n, ws.values.data());
     if (s.status != Status::ok) {
         return {s.status, 0};
     }
-    const size_t m = drop_impossible(cur, n);
-    normalise(cur, m, temperature, ws);
+    if (s.n_finite == n) {
+        normalise(cur, n, temperature, s.max_logit, ws, ws.values.data());
+        return {Status::ok, n};
+    }
+    const size_t m = drop_impossible(cur, n, s.n_finite);
+    normalise(cur, m, temperature, s.max_logit, ws);
     return {Status::ok, m};
 }
 
@@ -165,70 +249,92 @@ Outcome top_k(llama_token_data * cur, size_t n, int32_t k, float temperature, Wo
     if (temperature <= 0.0f) {
         return greedy(cur, n, ws);
     }
-    const Scan s = scan(cur, n);
-    if (s.status != Status::ok) {
-        return {s.status, 0};
-    }
     // k = 0 keeps every candidate, as llama.cpp's top-k does.
-    const size_t m = (k <= 0) ? s.n_finite : std::min<size_t>(static_cast<size_t>(k), s.n_finite);
-    if (m == s.n_finite) {
-        drop_impossible(cur, n);
-        std::sort(cur, cur + m, ranks_before);
-    } else {
-        select_top(cur, n, m, ws);
+    if (k <= 0) {
+        return softmax(cur, n, temperature, ws);
     }
-    normalise(cur, m, temperature, ws);
+    const size_t kk = static_cast<size_t>(k);
+    const bool small = kk * 4 >= n || n <= 1024;
+    const Scan s = small ? scan(cur, n) : scan_top(cur, n, kk, ws);
+    if (s.status != Status::ok) {
+        return {s.status, 0};  // nothing was written yet
+    }
+    const size_t m = std::min(kk, s.n_finite);
+    if (small || m == s.n_finite) {
+        drop_impossible(cur, n, s.n_finite);
+        std::partial_sort(cur, cur + m, cur + s.n_finite, ranks_before);
+    } else {
+        auto & buf = ws.tokens;
+        std::partial_sort(buf.begin(), buf.begin() + m, buf.end(), ranks_before);
+        std::copy(buf.begin(), buf.begin() + m, cur);
+    }
+    normalise(cur, m, temperature, cur[0].logit, ws);
     return {Status::ok, m};
 }
 
 Outcome top_p(llama_token_data * cur, size_t n, float p, float temperature, NucleusOrder order, Workspace & ws) {
-    const Scan s = scan(cur, n);
+    ws.values.resize(2 * n);
+    const Scan s = scan(cur, n, ws.values.data());
     if (s.status != Status::ok) {
         return {s.status, 0};
     }
-    // The distribution that chooses the nucleus: softmax(logit * mul).
-    const float mul = (order == NucleusOrder::temperature && temperature > 0.0f) ? 1.0f / temperature : 1.0f;
-    const float shift = s.max_logit * mul;
-    const size_t m_finite = drop_impossible(cur, n);
-    if (p >= 1.0f) {  // the whole simplex: nothing to sort
+    if (p >= 1.0f) {  // the whole simplex: nothing to select
         if (temperature <= 0.0f) {
-            return greedy(cur, m_finite, ws);
+            return greedy(cur, n, ws);
         }
-        normalise(cur, m_finite, temperature, ws);
-        return {Status::ok, m_finite};
+        if (s.n_finite == n) {
+            normalise(cur, n, temperature, s.max_logit, ws, ws.values.data());
+            return {Status::ok, n};
+        }
+        const size_t m = drop_impossible(cur, n, s.n_finite);
+        normalise(cur, m, temperature, s.max_logit, ws);
+        return {Status::ok, m};
     }
-
-    auto & z = ws.values;
-    z.resize(2 * m_finite);
+    // The distribution that chooses the nucleus: softmax(logit * mul), written into p.
+    const float mul = (order == NucleusOrder::temperature && temperature > 0.0f) ? 1.0f / temperature : 1.0f;
+    const size_t m_finite = drop_impossible(cur, n, s.n_finite);
+    float * z = ws.values.data();
+    if (m_finite != n) {
+        for (size_t i = 0; i < m_finite; ++i) z[i] = cur[i].logit;
+    }
+    const double norm = vec::exp_shifted(z, z + m_finite, m_finite, mul, s.max_logit * mul);
+    const float inv = static_cast<float>(1.0 / norm);
     for (size_t i = 0; i < m_finite; ++i) {
-        z[i] = cur[i].logit;
+        cur[i].p = z[m_finite + i] * inv;
     }
-    const double norm = vec::exp_shifted(z.data(), z.data() + m_finite, m_finite, mul, shift);
 
-    // Grow a sorted prefix until its mass reaches p; most nuclei are short.
-    size_t sorted = 0;
-    size_t support = m_finite;
-    double mass = 0.0;
-    for (size_t want = std::min<size_t>(256, m_finite); ; want = std::min(m_finite, want * 16)) {
-        select_top(cur + sorted, m_finite - sorted, want - sorted, ws);
-        bool reached = false;
-        for (size_t i = sorted; i < want; ++i) {
-            mass += vec::exp_nonpositive(cur[i].logit * mul - shift) / norm;
-            if (mass >= p) {
-                support = i + 1;
-                reached = true;
-                break;
+    // Weighted quickselect for the smallest prefix, in the order (logit desc,
+    // id asc), whose mass reaches p: O(n) expected, no sort. Invariant:
+    // cur[0, lo) ranks before everything in [lo, m_finite), with mass `above` < p;
+    // everything in [hi, m_finite) ranks after [lo, hi).
+    size_t lo = 0, hi = m_finite;
+    double above = 0.0;
+    uint64_t rng = 0x2545f4914f6cdd1dull ^ m_finite;
+    while (lo < hi) {
+        const size_t pick = lo + next_random(rng) % (hi - lo);
+        std::swap(cur[pick], cur[hi - 1]);
+        const llama_token_data pivot = cur[hi - 1];
+        llama_token_data * mid = std::partition(cur + lo, cur + hi - 1,
+                                                [&pivot](const llama_token_data & t) { return ranks_before(t, pivot); });
+        const size_t m = static_cast<size_t>(mid - cur);
+        double mass = 0.0;
+        for (size_t i = lo; i < m; ++i) mass += cur[i].p;
+        if (m > lo && above + mass >= p) {
+            hi = m;  // the first token to reach p is among the better ones
+        } else {
+            std::swap(cur[m], cur[hi - 1]);  // the pivot joins the nucleus, right after them
+            above += mass + pivot.p;
+            lo = m + 1;
+            if (above >= p) {
+                hi = lo;
             }
         }
-        sorted = want;
-        if (reached || want == m_finite) {
-            break;
-        }
     }
+    const size_t support = std::max<size_t>(lo, 1);
     if (temperature <= 0.0f) {
         return greedy(cur, support, ws);
     }
-    normalise(cur, support, temperature, ws);
+    normalise(cur, support, temperature, max_logit(cur, support), ws);
     return {Status::ok, support};
 }
 
@@ -238,16 +344,15 @@ Outcome min_p(llama_token_data * cur, size_t n, float p_min, float temperature, 
         return {s.status, 0};
     }
     // p(v) >= p_min * max p  <=>  logit(v) >= max logit + log p_min (llama.cpp's test, in float).
-    const float cut = s.max_logit + std::log(p_min);
-    const size_t m_finite = drop_impossible(cur, n);
-    size_t m = std::partition(cur, cur + m_finite, [cut](const llama_token_data & t) { return t.logit >= cut; }) - cur;
-    if (m == 0) {  // p_min > 1 or rounding: the best token always qualifies
+    const float cut = std::max(s.max_logit + std::log(p_min), std::nextafter(NEG_INF, 0.0f));
+    size_t m = std::partition(cur, cur + n, [cut](const llama_token_data & t) { return t.logit >= cut; }) - cur;
+    if (m == 0) {  // rounding: the best token always qualifies
         return greedy(cur, n, ws);
     }
     if (temperature <= 0.0f) {
         return greedy(cur, m, ws);
     }
-    normalise(cur, m, temperature, ws);
+    normalise(cur, m, temperature, s.max_logit, ws);
     return {Status::ok, m};
 }
 
@@ -329,38 +434,37 @@ double uniform01(uint64_t & state) {
     return static_cast<double>(next_random(state) >> 11) * 0x1.0p-53;
 }
 
-Outcome draw(llama_token_data * cur, size_t n, uint64_t & rng, int64_t & selected, Workspace & ws) {
-    const Scan s = scan(cur, n);
-    if (s.status != Status::ok) {
-        return {s.status, 0};
-    }
-    auto & z = ws.values;
-    z.resize(2 * n);
-    for (size_t i = 0; i < n; ++i) {
-        z[i] = cur[i].logit;
-    }
-    const double sum = vec::exp_shifted(z.data(), z.data() + n, n, 1.0f, s.max_logit);
-    const double target = uniform01(rng) * sum;
+int64_t pick(const llama_token_data * cur, size_t m, uint64_t & rng) {
+    const double u = uniform01(rng);
     double run = 0.0;
-    selected = -1;
-    const float inv = static_cast<float>(1.0 / sum);
-    for (size_t i = 0; i < n; ++i) {
-        const float w = z[n + i];
-        run += w;
-        if (selected < 0 && run > target && w > 0.0f) {
-            selected = static_cast<int64_t>(i);
-        }
-        cur[i].p = w * inv;
-    }
-    if (selected < 0) {  // target landed on the rounding slack at the very end
-        for (size_t i = n; i-- > 0;) {
-            if (cur[i].p > 0.0f) {
-                selected = static_cast<int64_t>(i);
-                break;
-            }
+    int64_t last = -1;
+    for (size_t i = 0; i < m; ++i) {
+        if (cur[i].p > 0.0f) {
+            run += cur[i].p;
+            last = static_cast<int64_t>(i);
+            if (run > u) return last;
         }
     }
-    return {Status::ok, n};
+    // p sums to 1 only up to rounding: rescale the target to the true total.
+    const double target = u * run;
+    run = 0.0;
+    for (size_t i = 0; i < m; ++i) {
+        if (cur[i].p > 0.0f) {
+            run += cur[i].p;
+            if (run > target) return static_cast<int64_t>(i);
+        }
+    }
+    return last;
+}
+
+Outcome draw(llama_token_data * cur, size_t n, uint64_t & rng, int64_t & selected, Workspace & ws) {
+    // Probabilities from the logits, whatever wrote them (llama.cpp samplers
+    // leave p stale); then the same pick as a decoder's own draw.
+    const Outcome out = softmax(cur, n, 1.0f, ws);
+    if (out.status == Status::ok) {
+        selected = pick(cur, out.support, rng);
+    }
+    return out;
 }
 
 }  // namespace llama_simplex

@@ -11,11 +11,13 @@
 namespace llama_simplex::vec {
 
 // exp(x) for x <= 0 (callers subtract the maximum first); exactly 0 below -87.
+// Branch-free so that loops over it vectorise.
 inline float exp_nonpositive(float x) {
-    const bool underflow = !(x >= -87.0f);  // also true for -inf
-    x = underflow ? -87.0f : x;
-    // Round to nearest by truncation (x <= 0): SSE2 vectorises this, not floor.
-    const float n = static_cast<float>(static_cast<int32_t>(x * 1.44269504088896341f - 0.5f));
+    const float keep = x >= -87.0f ? 1.0f : 0.0f;  // 0 for -inf too
+    x = x >= -87.0f ? x : -87.0f;
+    // Round to nearest by truncation (x <= 0).
+    const int32_t ni = static_cast<int32_t>(x * 1.44269504088896341f - 0.5f);
+    const float n = static_cast<float>(ni);
     float r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
     float y = 1.9875691500e-4f;
@@ -25,10 +27,10 @@ inline float exp_nonpositive(float x) {
     y = y * r + 1.6666665459e-1f;
     y = y * r + 5.0000001201e-1f;
     y = y * r * r + r + 1.0f;
-    const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+    const int32_t bits = (ni + 127) << 23;
     float scale;
     std::memcpy(&scale, &bits, sizeof scale);
-    return underflow ? 0.0f : y * scale;
+    return y * scale * keep;
 }
 
 // out[i] = exp(in[i] * mul - shift); returns the sum (double accumulation in

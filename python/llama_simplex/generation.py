@@ -13,7 +13,7 @@ import llama_cpp
 from . import _core
 from . import _validate as v
 from .models import resolve_model
-from .samplers import SEED_MAX, Chain, Dist, Sampler, Softmax
+from .samplers import SEED_MAX, Sampler, Softmax
 
 __all__ = ["generate", "Generation", "load_model", "LlamaLike"]
 
@@ -53,10 +53,9 @@ def context_address(llm: llama_cpp.Llama) -> int:
     return _address(llm.ctx)
 
 
-def with_final_draw(sampler: Sampler, seed: int) -> Chain:
-    """The sampler followed by a seeded draw, unless it already ends with one."""
-    members = sampler.members()
-    return Chain(*members) if isinstance(members[-1], Dist) else Chain(*members, Dist(seed=seed))
+def native_with_draw(sampler: Sampler, seed: int) -> _core.NativeSampler:
+    """The native sampler, drawing the token with `seed` unless it ends with its own Dist."""
+    return sampler.native(seed=seed)
 
 
 class Generation:
@@ -143,7 +142,7 @@ def generate(
     if not tokens:
         raise ValueError("prompt must hold at least one token")
 
-    native = with_final_draw(sampler, seed).native()
+    native = native_with_draw(sampler, seed)
     llm.reset()  # our loop clears the KV cache; llama_cpp must not reuse its prefix
     generator = _core.Generator(context_address(llm), native, tokens, max_tokens,
                                 [s.encode("utf-8").decode("utf-8") for s in stops])

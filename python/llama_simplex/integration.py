@@ -18,25 +18,24 @@ import llama_cpp
 from llama_cpp import _internals
 
 from . import _validate as v
-from .generation import with_final_draw
 from .samplers import SEED_MAX, Sampler
 
 __all__ = ["create_completion", "use_sampler", "to_llama_cpp"]
 
 
-def to_llama_cpp(sampler: Sampler) -> Any:
+def to_llama_cpp(sampler: Sampler, *, seed: Optional[int] = None) -> Any:
     """A new native sampler as a llama_cpp ``POINTER(llama_sampler)``, owned by
     the caller: add it to a llama_cpp chain (which then frees it) or free it
-    with ``llama_cpp.llama_sampler_free``."""
+    with ``llama_cpp.llama_sampler_free``. With a seed it also draws the token."""
     if not isinstance(sampler, Sampler):
         raise TypeError(f"sampler must be a llama_simplex Sampler, got {type(sampler).__name__}")
-    return ctypes.cast(ctypes.c_void_p(sampler.native().release()), llama_cpp.llama_sampler_p_ctypes)
+    return ctypes.cast(ctypes.c_void_p(sampler.native(seed).release()), llama_cpp.llama_sampler_p_ctypes)
 
 
 def _chain_for(sampler: Sampler, seed: int) -> "_internals.LlamaSampler":
     chain = _internals.LlamaSampler()
     # The llama_cpp chain frees it when it is closed.
-    llama_cpp.llama_sampler_chain_add(chain.sampler, to_llama_cpp(with_final_draw(sampler, seed)))
+    llama_cpp.llama_sampler_chain_add(chain.sampler, to_llama_cpp(sampler, seed=seed))
     return chain
 
 

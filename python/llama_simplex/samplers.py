@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Dict, Iterator, Tuple
+from typing import Any, ClassVar, Dict, Iterator, Optional, Tuple
 
 from . import _core
 from . import _validate as v
@@ -29,9 +29,19 @@ class Sampler:
 
     name: ClassVar[str] = ""
 
-    def native(self) -> _core.NativeSampler:
-        """A new native llama_sampler with these parameters (owned by the caller)."""
+    def _make(self) -> _core.NativeSampler:
         raise NotImplementedError
+
+    def native(self, seed: Optional[int] = None) -> _core.NativeSampler:
+        """A new native llama_sampler with these parameters (owned by the caller).
+
+        With a seed, the sampler also draws the token from the q it writes
+        (what a ``Dist(seed)`` after it would do, without a second softmax).
+        """
+        native = self._make()
+        if seed is not None and not isinstance(self, Dist):
+            native.enable_draw(v.integer("seed", seed, low=0, high=SEED_MAX))
+        return native
 
     def members(self) -> Tuple["Sampler", ...]:
         """The samplers this one is made of, in application order."""
@@ -48,7 +58,7 @@ class Greedy(Sampler):
 
     name: ClassVar[str] = "greedy"
 
-    def native(self) -> _core.NativeSampler:
+    def _make(self) -> _core.NativeSampler:
         return _core.make_greedy()
 
 
@@ -65,7 +75,7 @@ class Softmax(Sampler):
     def __post_init__(self) -> None:
         object.__setattr__(self, "temperature", v.real("temperature", self.temperature, low=0.0))
 
-    def native(self) -> _core.NativeSampler:
+    def _make(self) -> _core.NativeSampler:
         return _core.make_softmax(self.temperature)
 
 
@@ -84,7 +94,7 @@ class TopK(Sampler):
         object.__setattr__(self, "k", v.integer("k", self.k, low=0))
         object.__setattr__(self, "temperature", v.real("temperature", self.temperature, low=0.0))
 
-    def native(self) -> _core.NativeSampler:
+    def _make(self) -> _core.NativeSampler:
         return _core.make_top_k(self.k, self.temperature)
 
 
@@ -109,7 +119,7 @@ class TopP(Sampler):
         object.__setattr__(self, "temperature", v.real("temperature", self.temperature, low=0.0))
         object.__setattr__(self, "order", v.choice("order", self.order, ("model", "temperature")))
 
-    def native(self) -> _core.NativeSampler:
+    def _make(self) -> _core.NativeSampler:
         return _core.make_top_p(self.p, self.temperature, getattr(_core.NucleusOrder, self.order))
 
 
@@ -125,7 +135,7 @@ class MinP(Sampler):
         object.__setattr__(self, "p_min", v.real("p_min", self.p_min, low=0.0, high=1.0))
         object.__setattr__(self, "temperature", v.real("temperature", self.temperature, low=0.0))
 
-    def native(self) -> _core.NativeSampler:
+    def _make(self) -> _core.NativeSampler:
         return _core.make_min_p(self.p_min, self.temperature)
 
 
@@ -141,7 +151,7 @@ class Sparsemax(Sampler):
     def __post_init__(self) -> None:
         object.__setattr__(self, "temperature", v.real("temperature", self.temperature, low=0.0))
 
-    def native(self) -> _core.NativeSampler:
+    def _make(self) -> _core.NativeSampler:
         return _core.make_sparsemax(self.temperature)
 
 
@@ -155,7 +165,7 @@ class Dist(Sampler):
     def __post_init__(self) -> None:
         object.__setattr__(self, "seed", v.integer("seed", self.seed, low=0, high=SEED_MAX))
 
-    def native(self) -> _core.NativeSampler:
+    def _make(self) -> _core.NativeSampler:
         return _core.make_dist(self.seed)
 
 
@@ -182,7 +192,7 @@ class Chain(Sampler):
     def __iter__(self) -> Iterator[Sampler]:
         return iter(self.samplers)
 
-    def native(self) -> _core.NativeSampler:
+    def _make(self) -> _core.NativeSampler:
         return _core.make_chain([s.native() for s in self.samplers])
 
 

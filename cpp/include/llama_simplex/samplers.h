@@ -8,6 +8,7 @@
 
 #include "llama.h"
 #include "llama_simplex/simplex.h"
+#include "llama_simplex/solver.h"
 
 namespace llama_simplex {
 
@@ -17,8 +18,31 @@ llama_sampler * make_top_k(int32_t k, float temperature);
 llama_sampler * make_top_p(float p, float temperature, NucleusOrder order);
 llama_sampler * make_min_p(float p_min, float temperature);
 llama_sampler * make_sparsemax(float temperature);
+// Which closed-form decoder chooses the support of a composite objective.
+enum class SupportKind : int { full = 0, top_k = 1, top_p = 2, min_p = 3 };
+
+// A composite simplex objective (MATH.md §3) as a sampler; Best-of-K is the
+// case a_kl = 1, a_ent = a_l2 = 0, beta > 0 (MATH.md §2).
+struct ObjectiveParams {
+    Objective       objective;
+    SolverOptions   solver;
+    CoverageWeights weights = CoverageWeights::top_m;
+    int32_t         m = 8;                      // coverage weights live on the top-M tokens of r
+    SupportKind     support = SupportKind::full;
+    float           support_value = 0.0f;       // k, p or p_min of the support decoder
+    float           temperature = 1.0f;         // s = logits / temperature
+    float           reference_temperature = 1.0f;  // r = softmax(logits / reference_temperature)
+};
+llama_sampler * make_objective(const ObjectiveParams & params);
+// The last solve of an objective sampler (steps, gap, status); false if smpl is not one.
+bool last_solve(const llama_sampler * smpl, SolveResult & out);
+
 // Final draw from softmax(logit) of whatever the chain left; LLAMA_DEFAULT_SEED picks a random seed.
 llama_sampler * make_dist(uint32_t seed);
+
+// Makes one of our decoders also draw the token from the q it writes (seeded);
+// false if smpl is not one of our decoders.
+bool enable_draw(llama_sampler * smpl, uint32_t seed);
 
 // True when smpl was made by this library.
 bool is_ours(const llama_sampler * smpl);

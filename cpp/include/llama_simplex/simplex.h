@@ -25,7 +25,7 @@ const char * status_message(Status status);
 // Scratch memory a kernel may reuse between calls; a sampler owns one.
 struct Workspace {
     std::vector<float>            values;
-    std::vector<int32_t>          buckets;
+    std::vector<llama_token_data> tokens;
 };
 
 struct Outcome {
@@ -44,7 +44,8 @@ inline bool ranks_before(const llama_token_data & a, const llama_token_data & b)
     return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
 }
 
-// Moves the k best candidates (by ranks_before) to cur[0..k), sorted; O(n) expected.
+// Writes the k best candidates (by ranks_before) to cur[0..k), sorted, in one
+// pass for k << n; what is left in cur[k..n) is unspecified (callers truncate).
 void select_top(llama_token_data * cur, size_t n, size_t k, Workspace & ws);
 
 // On error the array is left exactly as it was given.
@@ -59,9 +60,13 @@ Outcome sparsemax(llama_token_data * cur, size_t n, float temperature, Workspace
 // randomised pivoting in O(n) expected time. `z` is reordered.
 float sparsemax_threshold(float * z, size_t n);
 
-// Draws an index of cur with probability softmax(logit); writes p. Uses the
-// 64-bit state `rng` (splitmix64) so the same seed gives the same tokens on
-// every platform and standard library.
+// An index i of cur[0..m) drawn with probability p_i / sum p (one uniform from
+// rng). Uses the 64-bit state `rng` (splitmix64) so the same seed gives the
+// same tokens on every platform and standard library.
+int64_t pick(const llama_token_data * cur, size_t m, uint64_t & rng);
+
+// Draws an index of cur with probability softmax(logit) (drops -inf
+// candidates to the back and rewrites p and logit = log p first).
 Outcome draw(llama_token_data * cur, size_t n, uint64_t & rng, int64_t & selected, Workspace & ws);
 
 uint64_t next_random(uint64_t & state);

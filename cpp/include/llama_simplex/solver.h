@@ -1,0 +1,79 @@
+// The composite simplex objective (MATH.md §2-3) and its mirror-ascent solver,
+// as a pure function over arrays:
+//
+//   max_q  <q, s> - λ [a_ent Σ q log q + a_kl KL(q ‖ r) + a_l2 ½‖q‖²] + λβ U_K(q)
+//   U_K(q) = Σ_v w_v [1 - (1 - q_v)^K]
+//
+// over the candidates given (the support). Closed form when only entropy/KL
+// terms are present; otherwise entropy-mirror ascent from q0 = r:
+//   q <- normalise(q ⊙ exp(step · (g - max g))),  stop when max g - <q, g> < tol;
+// a step that would lower the objective is halved (and counts as a step), so
+// the iterates ascend monotonically whatever the curvature of the coverage term.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace llama_simplex {
+
+struct Objective {
+    float   lambda     = 0.1f;   // λ: weight of the regularisers (a temperature)
+    float   w_entropy  = 0.0f;   // a_ent: negative entropy Σ q log q
+    float   w_kl       = 1.0f;   // a_kl: KL(q ‖ r), r the reference distribution
+    float   w_l2       = 0.0f;   // a_l2: ½‖q‖²
+    float   beta       = 0.0f;   // β: coverage weight is λβ (MATH.md's β̄)
+    int32_t k_samples  = 8;      // K of U_K: the number of draws the pipeline takes
+};
+
+struct SolverOptions {
+    int32_t max_steps = 5;     // J
+    float   step      = 1.0f;  // η_step
+    float   tol       = 1e-6f; // early stop on the optimality gap max g - <q, g>
+};
+
+enum class SolveStatus : int {
+    closed_form = 0,  // exact, no iteration needed
+    converged   = 1,  // gap < tol within the step budget
+    budget      = 2,  // stopped after max_steps
+    fallback    = 3,  // a non-finite value appeared: q is the reference r
+};
+
+struct SolveResult {
+    SolveStatus status;
+    int32_t     steps;
+    double      gap;  // max g - <q, g> at the returned q (0 for closed forms)
+};
+
+struct SolverWorkspace {
+    std::vector<float>   theta, g, trial;
+    std::vector<int32_t> covered;  // indices with w > 0
+};
+
+// n candidates: scores s, reference log-probabilities log_r (normalised over
+// the candidates, -inf allowed), coverage weights w (>= 0; may be null when
+// beta = 0). Writes q (n floats, on the simplex) and, if log_q is not null,
+// log q. Parameters must be valid (lambda >= 0, weights >= 0, k_samples >= 1,
+// step > 0, max_steps >= 0).
+SolveResult solve_simplex(const float * s, const float * log_r, const float * w, size_t n,
+                          const Objective & objective, const SolverOptions & options,
+                          float * q, float * log_q, SolverWorkspace & ws);
+
+// The objective's gradient at q (n floats), for checks and tests.
+void simplex_gradient(const float * s, const float * log_r, const float * w, size_t n,
+                      const Objective & objective, const float * q, float * g);
+
+// How the coverage weights w are made from the reference distribution r.
+// All three are zero outside the M most likely tokens of r (ties: lower
+// index), so the coverage term costs O(M) per step.
+enum class CoverageWeights : int {
+    top_m = 0,  // 1 on the top M
+    rank  = 1,  // 1 / (1 + rank) on the top M: rank-softened
+    gap   = 2,  // r_v / max r = exp(-(logit gap)) on the top M
+};
+
+// Fills w for candidates whose reference log-probabilities are log_r.
+void coverage_weights(const float * log_r, size_t n, CoverageWeights kind, int32_t m, float * w,
+                      std::vector<int32_t> & scratch);
+
+}  // namespace llama_simplex
