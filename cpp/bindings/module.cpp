@@ -12,6 +12,8 @@
 #include <string>
 
 #include "llama_simplex/generate.h"
+#include "llama_simplex/multi_sample.h"
+#include "llama_simplex/rollout.h"
 #include "llama_simplex/samplers.h"
 #include "llama_simplex/simplex.h"
 #include "llama_simplex/solver.h"
@@ -86,6 +88,10 @@ py::tuple run_kernel(const FloatArray & logits, Kernel kernel) {
     }
     return py::make_tuple(q, support);
 }
+
+struct RolloutContext {
+    ContextPtr ctx;
+};
 
 NativeSampler * ptr_sampler(uintptr_t address) {
     return new NativeSampler(reinterpret_cast<llama_sampler *>(address));
@@ -262,6 +268,37 @@ PYBIND11_MODULE(_core, m) {
     m.def("detokenize", [](uintptr_t model, const std::vector<llama_token> & tokens) {
         return py::bytes(detokenize(reinterpret_cast<const llama_model *>(model), tokens));
     }, py::arg("model"), py::arg("tokens"));
+
+    // A context of our own on a model (unified KV cache for forked sequences).
+    py::class_<RolloutContext>(m, "RolloutContext")
+        .def(py::init([](uintptr_t model, uint32_t n_ctx, uint32_t n_seq, int32_t n_threads, uint32_t n_batch) {
+                 return new RolloutContext{make_rollout_context(reinterpret_cast<llama_model *>(model), n_ctx, n_seq,
+                                                                n_threads, n_batch)};
+             }),
+             py::arg("model"), py::arg("n_ctx"), py::arg("n_seq"), py::arg("n_threads") = 0, py::arg("n_batch") = 512)
+        .def_property_readonly("address", [](const RolloutContext & c) { return reinterpret_cast<uintptr_t>(c.ctx.get()); })
+        .def_property_readonly("n_ctx", [](const RolloutContext & c) { return llama_n_ctx(c.ctx.get()); })
+        .def_property_readonly("n_seq", [](const RolloutContext & c) { return llama_n_seq_max(c.ctx.get()); });
+
+    // k parallel completions; returns (tokens, texts as bytes, logliks, finish reasons).
+    m.def("sample_k", [](RolloutContext & ctx, const std::vector<llama_token> & prompt, std::vector<NativeSampler *> samplers,
+                         int32_t max_tokens, std::vector<std::string> stop, bool stop_at_eog) {
+        std::vector<llama_sampler *> raw;
+        for (auto * s : samplers) raw.push_back(s->get());
+        SampleKOptions o;
+        o.max_tokens = max_tokens;
+        o.stop = std::move(stop);
+        o.stop_at_eog = stop_at_eog;
+        SampleKResult r;
+        {
+            py::gil_scoped_release nogil;
+            r = sample_k(ctx.ctx.get(), prompt, raw, o);
+        }
+        py::list texts;
+        for (auto & t : r.texts) texts.append(py::bytes(t));
+        return py::make_tuple(r.tokens, texts, r.loglik, r.finish);
+    }, py::arg("ctx"), py::arg("prompt"), py::arg("samplers"), py::arg("max_tokens"), py::arg("stop"),
+       py::arg("stop_at_eog") = true);
 
     py::class_<Generator>(m, "Generator")
         .def(py::init([](uintptr_t ctx, NativeSampler & sampler, std::vector<llama_token> prompt, int32_t max_tokens,

@@ -9,7 +9,8 @@ samplers. NaN logits, or no finite logit, raise ValueError.
 
 from __future__ import annotations
 
-from typing import Tuple
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -17,7 +18,11 @@ import numpy.typing as npt
 from . import _core
 from . import _validate as v
 
-__all__ = ["greedy", "softmax", "top_k", "top_p", "min_p", "sparsemax"]
+__all__ = ["greedy", "softmax", "top_k", "top_p", "min_p", "sparsemax", "solve", "gradient", "coverage_weights",
+           "decode", "Solution"]
+
+if TYPE_CHECKING:
+    from .samplers import Sampler
 
 Result = Tuple[npt.NDArray[np.float32], npt.NDArray[np.int32]]
 
@@ -61,3 +66,81 @@ def min_p(logits: npt.ArrayLike, *, p_min: float, temperature: float = 1.0) -> R
 def sparsemax(logits: npt.ArrayLike, *, temperature: float = 1.0) -> Result:
     """[logits / temperature - tau]_+ with tau making it sum to 1 (O(V) expected)."""
     return _core.sparsemax(_logits(logits), v.real("temperature", temperature, low=0.0))
+
+
+@dataclass(frozen=True)
+class Solution:
+    """The solver's answer: q on the candidates, the steps taken, the final
+    optimality gap max g - <q, g>, and how it ended ('closed_form',
+    'converged', 'budget', or 'fallback' when a non-finite value appeared and
+    q is the reference distribution)."""
+
+    q: npt.NDArray[np.float32]
+    steps: int
+    gap: float
+    status: str
+
+
+def _objective(lam: float, entropy: float, kl: float, l2: float, beta: float, k_samples: int) -> "_core.Objective":
+    o = _core.Objective()
+    o.lam = v.real("lam", lam, low=0.0)
+    o.w_entropy = v.real("entropy", entropy, low=0.0)
+    o.w_kl = v.real("kl", kl, low=0.0)
+    o.w_l2 = v.real("l2", l2, low=0.0)
+    o.beta = v.real("beta", beta, low=0.0)
+    o.k_samples = v.integer("k_samples", k_samples, low=1)
+    return o
+
+
+def _vector(name: str, x: npt.ArrayLike, n: Optional[int] = None) -> npt.NDArray[np.float32]:
+    a = np.ascontiguousarray(x, dtype=np.float32)
+    if a.ndim != 1 or a.size == 0 or (n is not None and a.size != n):
+        raise ValueError(f"{name} must be a non-empty 1-D array" + (f" of length {n}" if n else "") + f", got shape {a.shape}")
+    return a
+
+
+def solve(s: npt.ArrayLike, log_r: npt.ArrayLike, w: Optional[npt.ArrayLike] = None, *, lam: float,
+          entropy: float = 0.0, kl: float = 1.0, l2: float = 0.0, beta: float = 0.0, k_samples: int = 8,
+          steps: int = 5, step_size: float = 1.0, tol: float = 1e-6) -> Solution:
+    """Solves max_q <q, s> - lam [entropy Σ q log q + kl KL(q‖r) + l2 ½‖q‖²] + lam beta U_K(q)
+    over the candidates (the arrays' entries), from q0 = r = exp(log_r)."""
+    s_ = _vector("s", s)
+    r_ = _vector("log_r", log_r, s_.size)
+    w_ = None if w is None else _vector("w", w, s_.size)
+    if w_ is not None and np.any(~(w_ >= 0)):
+        raise ValueError("w must be >= 0 everywhere")
+    opt = _core.SolverOptions()
+    opt.max_steps = v.integer("steps", steps, low=0)
+    opt.step = v.real("step_size", step_size, low=0.0, low_open=True)
+    opt.tol = v.real("tol", tol, low=0.0)
+    q, n_steps, gap, status = _core.solve_simplex(s_, r_, w_, _objective(lam, entropy, kl, l2, beta, k_samples), opt)
+    return Solution(q, n_steps, gap, status.name)
+
+
+def gradient(s: npt.ArrayLike, log_r: npt.ArrayLike, q: npt.ArrayLike, w: Optional[npt.ArrayLike] = None, *,
+             lam: float, entropy: float = 0.0, kl: float = 1.0, l2: float = 0.0, beta: float = 0.0,
+             k_samples: int = 8) -> npt.NDArray[np.float32]:
+    """The objective's gradient g at q (what the KKT conditions are stated in)."""
+    s_ = _vector("s", s)
+    return _core.simplex_gradient(s_, _vector("log_r", log_r, s_.size), None if w is None else _vector("w", w, s_.size),
+                                  _objective(lam, entropy, kl, l2, beta, k_samples), _vector("q", q, s_.size))
+
+
+def coverage_weights(log_r: npt.ArrayLike, *, kind: str = "top-m", m: int = 8) -> npt.NDArray[np.float32]:
+    """Coverage weights on the top-m tokens of r: 'top-m' (1), 'rank'
+    (1 / (1 + rank)) or 'gap' (r_v / max r); 0 elsewhere."""
+    k = {"top-m": "top_m", "rank": "rank", "gap": "gap"}[v.choice("kind", kind, ("top-m", "rank", "gap"))]
+    return _core.coverage_weights(_vector("log_r", log_r), getattr(_core.CoverageWeights, k), v.integer("m", m, low=1))
+
+
+def decode(logits: npt.ArrayLike, sampler: "Sampler") -> Result:
+    """Any sampler's q on these logits (token ids 0..n-1), through the same
+    native llama_sampler that generation uses: (q over the vocabulary, support)."""
+    from .samplers import Sampler
+    if not isinstance(sampler, Sampler):
+        raise TypeError(f"sampler must be a llama_simplex Sampler, got {type(sampler).__name__}")
+    a = _logits(logits)
+    ids, _lg, p, _sel, _sorted = sampler.native().apply(a)
+    q = np.zeros(a.size, dtype=np.float32)
+    q[ids] = p
+    return q, ids

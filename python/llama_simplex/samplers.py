@@ -17,7 +17,7 @@ from . import _core
 from . import _validate as v
 
 __all__ = [
-    "Sampler", "Greedy", "Softmax", "TopK", "TopP", "MinP", "Sparsemax", "Dist", "Chain",
+    "Sampler", "Greedy", "Softmax", "TopK", "TopP", "MinP", "Sparsemax", "BestOfK", "Objective", "Dist", "Chain",
     "SAMPLERS", "sampler_from_name",
 ]
 
@@ -155,6 +155,146 @@ class Sparsemax(Sampler):
         return _core.make_sparsemax(self.temperature)
 
 
+def _support(spec: str) -> Tuple["_core.SupportKind", float]:
+    """Parses a support spec: 'full', 'top-k:K', 'top-p:P' or 'min-p:P'."""
+    if spec == "full":
+        return _core.SupportKind.full, 0.0
+    kind, _, value = str(spec).partition(":")
+    try:
+        if kind == "top-k":
+            return _core.SupportKind.top_k, float(v.integer("support top-k", int(value), low=1))
+        if kind == "top-p":
+            return _core.SupportKind.top_p, v.real("support top-p", float(value), low=0.0, high=1.0)
+        if kind == "min-p":
+            return _core.SupportKind.min_p, v.real("support min-p", float(value), low=0.0, high=1.0)
+    except ValueError as e:
+        raise ValueError(f"support {spec!r}: {e}") from None
+    raise ValueError(f"support must be 'full', 'top-k:K', 'top-p:P' or 'min-p:P'; got {spec!r}")
+
+
+_WEIGHTS = {"top-m": "top_m", "rank": "rank", "gap": "gap"}
+
+
+@dataclass(frozen=True)
+class Objective(Sampler):
+    """A decoder written as an objective (MATH.md §3): on the support,
+
+        q* = argmax_q <q, logits/temperature>
+                      - lam [entropy·Σ q log q + kl·KL(q‖r) + l2·½‖q‖²] + lam·beta·U_K(q)
+
+    with r = softmax(logits / reference_temperature) and the coverage
+    U_K(q) = Σ w_v [1 - (1 - q_v)^K], K = k_samples, weights w on the top-m
+    tokens of r ('top-m': 1; 'rank': 1/(1 + rank); 'gap': r_v / max r).
+    Closed form when only entropy/KL terms are present (q ∝ r^kl·exp(s/lam)
+    to the power 1/(entropy + kl)); otherwise ``steps`` entropy-mirror-ascent
+    steps of size ``step_size`` from q0 = r, stopping early when the
+    optimality gap max g - <q, g> < tol. support: 'full', 'top-k:K',
+    'top-p:P' or 'min-p:P' (chosen by softmax(logits)).
+    """
+
+    lam: float = 1.0
+    entropy: float = 0.0
+    kl: float = 1.0
+    l2: float = 0.0
+    beta: float = 0.0
+    k_samples: int = 8
+    weights: str = "top-m"
+    m: int = 8
+    support: str = "full"
+    temperature: float = 1.0
+    reference_temperature: float = 1.0
+    steps: int = 5
+    step_size: float = 1.0
+    tol: float = 1e-6
+    name: ClassVar[str] = "objective"
+
+    def __post_init__(self) -> None:
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+        for name in ("lam", "entropy", "kl", "l2", "beta", "tol"):
+            put(name, v.real(name, getattr(self, name), low=0.0))
+        put("k_samples", v.integer("k_samples", self.k_samples, low=1, high=1_000_000))
+        put("m", v.integer("m", self.m, low=1, high=1_000_000))
+        put("steps", v.integer("steps", self.steps, low=0, high=100_000))
+        put("step_size", v.real("step_size", self.step_size, low=0.0, low_open=True))
+        put("temperature", v.real("temperature", self.temperature, low=0.0, low_open=True))
+        put("reference_temperature", v.real("reference_temperature", self.reference_temperature, low=0.0, low_open=True))
+        put("weights", v.choice("weights", self.weights, tuple(_WEIGHTS)))
+        _support(self.support)
+
+    def params_native(self) -> "_core.ObjectiveParams":
+        """The parameters as the C++ struct."""
+        p = _core.ObjectiveParams()
+        o = _core.Objective()
+        o.lam, o.w_entropy, o.w_kl, o.w_l2, o.beta, o.k_samples = (
+            self.lam, self.entropy, self.kl, self.l2, self.beta, self.k_samples)
+        opt = _core.SolverOptions()
+        opt.max_steps, opt.step, opt.tol = self.steps, self.step_size, self.tol
+        p.objective, p.solver = o, opt
+        p.weights = getattr(_core.CoverageWeights, _WEIGHTS[self.weights])
+        p.m = self.m
+        p.support, p.support_value = _support(self.support)
+        p.temperature, p.reference_temperature = self.temperature, self.reference_temperature
+        return p
+
+    def _make(self) -> _core.NativeSampler:
+        return _core.make_objective(self.params_native())
+
+
+@dataclass(frozen=True)
+class BestOfK(Sampler):
+    """Best-of-K [SIMPLEX §4.3]: for pipelines that draw K samples and then
+    vote, rerank or verify. Per token,
+
+        q* = argmax_q <q, s> - lam·KL(q ‖ p) + lam·beta·U_K(q),  s = logits / temperature,
+
+    p = softmax(logits) (base temperature 1), U_K the weighted chance that K
+    draws contain each of the top-m tokens of p, solved by ``steps`` mirror-
+    ascent steps (J = 5 in the paper). The paper's settings (beta, lam) are
+    the presets ``paper-0.01`` (0.01, 0.1), ``paper-0.02`` (0.02, 0.2) and
+    ``paper-0.05`` (0.05, 0.5). Not stated by the paper, our defaults: K = 8,
+    weights 1 on the top m = 8 tokens of p, step_size 1.0, s = logits/T with
+    p at temperature 1, support the full vocabulary. Without the coverage
+    term (beta = 0) q ∝ p·exp(s/lam): a strong sharpening.
+    """
+
+    k_samples: int = 8
+    beta: float = 0.01
+    lam: float = 0.1
+    steps: int = 5
+    step_size: float = 1.0
+    weights: str = "top-m"
+    m: int = 8
+    support: str = "full"
+    temperature: float = 1.0
+    tol: float = 1e-6
+    name: ClassVar[str] = "bok"
+
+    PRESETS: ClassVar[Dict[str, Tuple[float, float]]] = {
+        "paper-0.01": (0.01, 0.1),
+        "paper-0.02": (0.02, 0.2),
+        "paper-0.05": (0.05, 0.5),
+    }
+
+    def __post_init__(self) -> None:
+        self.objective()  # validates every parameter
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "BestOfK":
+        """One of the paper's (beta, lam) settings, other parameters as given."""
+        beta, lam = cls.PRESETS[v.choice("preset", name, tuple(cls.PRESETS))]
+        return cls(**{"beta": beta, "lam": lam, **overrides})
+
+    def objective(self) -> Objective:
+        """The same decoder as a general :class:`Objective`."""
+        return Objective(lam=self.lam, kl=1.0, beta=self.beta, k_samples=self.k_samples, weights=self.weights,
+                         m=self.m, support=self.support, temperature=self.temperature, steps=self.steps,
+                         step_size=self.step_size, tol=self.tol)
+
+    def _make(self) -> _core.NativeSampler:
+        return self.objective()._make()
+
+
 @dataclass(frozen=True)
 class Dist(Sampler):
     """Final draw from softmax(logits) of what the chain left, with a seeded RNG."""
@@ -198,7 +338,7 @@ class Chain(Sampler):
 
 # Decoders selectable by name (CLI, configuration files).
 SAMPLERS: Dict[str, type] = {
-    cls.name: cls for cls in (Greedy, Softmax, TopK, TopP, MinP, Sparsemax)
+    cls.name: cls for cls in (Greedy, Softmax, TopK, TopP, MinP, Sparsemax, BestOfK, Objective)
 }
 
 

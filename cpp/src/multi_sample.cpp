@@ -1,0 +1,152 @@
+#include "llama_simplex/multi_sample.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "llama_simplex/generate.h"
+#include "llama_simplex/rollout.h"
+#include "llama_simplex/samplers.h"
+
+namespace llama_simplex {
+
+bool cut_at_stop(std::string & text, size_t from, const std::vector<std::string> & stops) {
+    size_t best = std::string::npos;
+    for (const auto & s : stops) {
+        if (s.empty()) continue;
+        const size_t at = text.find(s, from > s.size() ? from - s.size() : 0);
+        best = std::min(best, at);
+    }
+    if (best == std::string::npos) {
+        return false;
+    }
+    text.resize(best);
+    return true;
+}
+
+namespace {
+
+llama_token choose(llama_sampler * smpl, const float * logits, std::vector<llama_token_data> & cur) {
+    for (size_t i = 0; i < cur.size(); ++i) {
+        cur[i] = llama_token_data{static_cast<llama_token>(i), logits[i], 0.0f};
+    }
+    llama_token_data_array cur_p = {cur.data(), cur.size(), -1, false};
+    llama_sampler_apply(smpl, &cur_p);
+    const Status status = last_status(smpl);
+    if (status != Status::ok) {
+        throw std::runtime_error(std::string("sampler ") + llama_sampler_name(smpl) + ": " + status_message(status));
+    }
+    if (cur_p.selected < 0 || cur_p.selected >= static_cast<int64_t>(cur_p.size)) {
+        throw std::runtime_error("the sampler chain selected no token: end it with a draw");
+    }
+    const llama_token token = cur_p.data[cur_p.selected].id;
+    llama_sampler_accept(smpl, token);
+    return token;
+}
+
+}  // namespace
+
+SampleKResult sample_k(llama_context * ctx, const std::vector<llama_token> & prompt,
+                       const std::vector<llama_sampler *> & samplers, const SampleKOptions & o) {
+    const size_t k = samplers.size();
+    RolloutEngine engine(ctx);
+    if (k == 0 || static_cast<int32_t>(k) > engine.n_seq_max()) {
+        throw std::invalid_argument("k: must be in [1, " + std::to_string(engine.n_seq_max()) + "] for this context, got " +
+                                    std::to_string(k));
+    }
+    if (prompt.empty()) {
+        throw std::invalid_argument("prompt: must hold at least one token");
+    }
+    if (o.max_tokens < 0) {
+        throw std::invalid_argument("max_tokens: must be >= 0");
+    }
+    const int64_t cells = static_cast<int64_t>(prompt.size()) + static_cast<int64_t>(k) * o.max_tokens;
+    if (cells > engine.n_ctx()) {
+        throw std::invalid_argument("max_tokens: prompt (" + std::to_string(prompt.size()) + ") + k (" + std::to_string(k) +
+                                    ") x max_tokens (" + std::to_string(o.max_tokens) + ") = " + std::to_string(cells) +
+                                    " cells exceed the context's " + std::to_string(engine.n_ctx()));
+    }
+    for (llama_token t : prompt) {
+        if (t < 0 || t >= engine.n_vocab()) {
+            throw std::invalid_argument("prompt: token id " + std::to_string(t) + " is outside [0, " +
+                                        std::to_string(engine.n_vocab()) + ")");
+        }
+    }
+    const llama_model * model = llama_get_model(ctx);
+    const llama_vocab * vocab = llama_model_get_vocab(model);
+
+    SampleKResult r;
+    r.tokens.resize(k);
+    r.texts.resize(k);
+    r.loglik.assign(k, 0.0);
+    r.finish.assign(k, "length");
+    if (o.max_tokens == 0) {
+        return r;
+    }
+
+    engine.clear();
+    for (auto * s : samplers) llama_sampler_reset(s);
+    engine.extend(0, prompt.data(), prompt.size(), 0);
+    for (size_t i = 1; i < k; ++i) {
+        engine.fork(0, static_cast<llama_seq_id>(i));
+    }
+
+    std::vector<llama_token_data> cur(static_cast<size_t>(engine.n_vocab()));
+    std::vector<llama_seq_id> live_seq;
+    std::vector<llama_token> next;
+    std::vector<llama_pos> pos;
+    // Row of the last decode holding each live sequence's logits; the
+    // prompt's last row serves every sequence at the first step.
+    std::vector<size_t> row(k, 0);
+    std::vector<bool> live(k, true);
+    const llama_pos p0 = static_cast<llama_pos>(prompt.size());
+
+    for (int32_t t = 0; t < o.max_tokens; ++t) {
+        live_seq.clear();
+        next.clear();
+        pos.clear();
+        for (size_t i = 0; i < k; ++i) {
+            if (!live[i]) continue;
+            const float * logits = engine.logits(row[i]);
+            const llama_token token = choose(samplers[i], logits, cur);
+            if (o.stop_at_eog && llama_vocab_is_eog(vocab, token)) {
+                live[i] = false;
+                r.finish[i] = "stop";
+                continue;
+            }
+            r.loglik[i] += token_logprob(logits, engine.n_vocab(), token);
+            r.tokens[i].push_back(token);
+            const size_t before = r.texts[i].size();
+            r.texts[i] += detokenize(model, {token});
+            if (cut_at_stop(r.texts[i], before, o.stop)) {
+                live[i] = false;
+                r.finish[i] = "stop";
+                continue;
+            }
+            if (t + 1 < o.max_tokens) {
+                live_seq.push_back(static_cast<llama_seq_id>(i));
+                next.push_back(token);
+                pos.push_back(p0 + t);
+            }
+        }
+        if (live_seq.empty()) {
+            break;
+        }
+        engine.step(live_seq.data(), next.data(), pos.data(), live_seq.size());
+        for (size_t j = 0; j < live_seq.size(); ++j) {
+            row[static_cast<size_t>(live_seq[j])] = j;
+        }
+        // Sequences not decoded this step (finished) keep stale rows but are not live.
+        for (size_t i = 0; i < k; ++i) {
+            if (live[i] && std::find(live_seq.begin(), live_seq.end(), static_cast<llama_seq_id>(i)) == live_seq.end()) {
+                live[i] = false;  // reached max_tokens
+            }
+        }
+    }
+    for (size_t i = 1; i < k; ++i) {
+        engine.drop(static_cast<llama_seq_id>(i));
+    }
+    return r;
+}
+
+}  // namespace llama_simplex

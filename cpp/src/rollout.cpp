@@ -1,0 +1,126 @@
+#include "llama_simplex/rollout.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "vec_math.h"
+
+namespace llama_simplex {
+
+ContextPtr make_rollout_context(llama_model * model, uint32_t n_ctx, uint32_t n_seq, int32_t n_threads,
+                                uint32_t n_batch) {
+    if (n_seq < 1 || n_seq > MAX_SEQUENCES) {
+        throw std::invalid_argument("n_seq: must be in [1, " + std::to_string(MAX_SEQUENCES) + "], got " +
+                                    std::to_string(n_seq));
+    }
+    if (n_ctx < 8) {
+        throw std::invalid_argument("n_ctx: must be >= 8, got " + std::to_string(n_ctx));
+    }
+    llama_context_params p = llama_context_default_params();
+    p.n_ctx = n_ctx;
+    p.n_seq_max = n_seq;
+    p.n_batch = std::max<uint32_t>(n_batch, n_seq);
+    p.n_ubatch = p.n_batch;
+    p.kv_unified = true;  // forks share the prefix's cells
+    p.swa_full = true;    // sliding-window layers keep whole sequences, so forks stay valid
+    if (n_threads > 0) {
+        p.n_threads = n_threads;
+        p.n_threads_batch = n_threads;
+    }
+    llama_context * ctx = llama_init_from_model(model, p);
+    if (ctx == nullptr) {
+        throw std::runtime_error("llama_init_from_model failed for n_ctx=" + std::to_string(n_ctx) +
+                                 ", n_seq=" + std::to_string(n_seq));
+    }
+    return ContextPtr(ctx);
+}
+
+RolloutEngine::RolloutEngine(llama_context * ctx)
+    : ctx_(ctx),
+      n_vocab_(llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(ctx)))),
+      n_batch_(static_cast<int32_t>(llama_n_batch(ctx))) {
+    batch_ = llama_batch_init(n_batch_, 0, 1);
+}
+
+RolloutEngine::~RolloutEngine() {
+    llama_batch_free(batch_);
+}
+
+void RolloutEngine::clear() {
+    llama_memory_clear(llama_get_memory(ctx_), true);
+}
+
+void RolloutEngine::extend(llama_seq_id seq, const llama_token * tokens, size_t n, llama_pos pos0) {
+    for (size_t done = 0; done < n;) {
+        const size_t take = std::min<size_t>(static_cast<size_t>(n_batch_), n - done);
+        batch_.n_tokens = static_cast<int32_t>(take);
+        for (size_t i = 0; i < take; ++i) {
+            batch_.token[i] = tokens[done + i];
+            batch_.pos[i] = pos0 + static_cast<llama_pos>(done + i);
+            batch_.n_seq_id[i] = 1;
+            batch_.seq_id[i][0] = seq;
+            batch_.logits[i] = (done + i + 1 == n);
+        }
+        if (llama_decode(ctx_, batch_) != 0) {
+            throw std::runtime_error("llama_decode failed while extending a sequence (is the context full?)");
+        }
+        done += take;
+    }
+    n_rows_ = 1;
+}
+
+void RolloutEngine::fork(llama_seq_id src, llama_seq_id dst) {
+    llama_memory_seq_cp(llama_get_memory(ctx_), src, dst, -1, -1);
+}
+
+void RolloutEngine::drop(llama_seq_id seq) {
+    llama_memory_seq_rm(llama_get_memory(ctx_), seq, -1, -1);
+}
+
+void RolloutEngine::step(const llama_seq_id * seqs, const llama_token * tokens, const llama_pos * pos, size_t n) {
+    if (n > static_cast<size_t>(n_batch_)) {
+        throw std::invalid_argument("step: " + std::to_string(n) + " sequences exceed the batch size " +
+                                    std::to_string(n_batch_));
+    }
+    batch_.n_tokens = static_cast<int32_t>(n);
+    for (size_t i = 0; i < n; ++i) {
+        batch_.token[i] = tokens[i];
+        batch_.pos[i] = pos[i];
+        batch_.n_seq_id[i] = 1;
+        batch_.seq_id[i][0] = seqs[i];
+        batch_.logits[i] = 1;
+    }
+    if (llama_decode(ctx_, batch_) != 0) {
+        throw std::runtime_error("llama_decode failed on a batched step (is the context full?)");
+    }
+    n_rows_ = n;
+}
+
+const float * RolloutEngine::logits(size_t row) const {
+    if (row >= n_rows_) {
+        throw std::out_of_range("logits: no such row in the last decode");
+    }
+    // extend() keeps only its last row, which llama.cpp indexes as -1.
+    const float * l = llama_get_logits_ith(ctx_, n_rows_ == 1 ? -1 : static_cast<int32_t>(row));
+    if (l == nullptr) {
+        throw std::runtime_error("the context returned no logits");
+    }
+    return l;
+}
+
+double token_logprob(const float * logits, int32_t n_vocab, llama_token token) {
+    float hi = -INFINITY;
+#pragma omp simd reduction(max : hi)
+    for (int32_t i = 0; i < n_vocab; ++i) {
+        hi = std::max(hi, logits[i]);
+    }
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (int32_t i = 0; i < n_vocab; ++i) {
+        sum += vec::exp_nonpositive(logits[i] - hi);
+    }
+    return static_cast<double>(logits[token]) - hi - std::log(sum);
+}
+
+}  // namespace llama_simplex

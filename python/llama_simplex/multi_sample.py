@@ -1,0 +1,131 @@
+"""sample_k(): k completions of one prompt decoded together on a shared KV
+cache, for self-consistency, reranking and verifier pipelines."""
+
+from __future__ import annotations
+
+import collections
+import os
+import secrets
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Hashable, List, Optional, Sequence, Tuple, Union
+
+import llama_cpp
+
+from . import _core
+from . import _validate as v
+from .generation import LlamaLike, load_model, model_address
+from .samplers import SEED_MAX, Sampler, Softmax
+
+__all__ = ["sample_k", "Samples", "sequence_seed"]
+
+# One rollout context per (model, cells, sequences), reused across calls.
+_contexts: Dict[Tuple[int, int, int], _core.RolloutContext] = {}
+
+
+def sequence_seed(seed: int, index: int) -> int:
+    """The seed of sequence `index` of a sample_k call with `seed`: sequence 0
+    uses `seed` itself, the others distinct streams derived from it."""
+    x = (seed + 0x9E3779B97F4A7C15 * index) & 0xFFFFFFFFFFFFFFFF
+    if index == 0:
+        return seed
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return (x ^ (x >> 31)) % (SEED_MAX + 1)
+
+
+@dataclass
+class Samples:
+    """k completions: texts, token ids, log-likelihoods under the model
+    (temperature 1) and finish reasons ('stop' or 'length'), in sequence order."""
+
+    texts: List[str]
+    tokens: List[List[int]]
+    logliks: List[float]
+    finish_reasons: List[str]
+    seed: int
+    sampler: Sampler = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def majority_vote(self, extract: Callable[[str], Optional[Hashable]] = str.strip) -> Optional[Hashable]:
+        """The most frequent answer among the completions, as `extract`
+        maps each text to an answer (None = no answer, not counted). Ties go
+        to the answer whose best completion has the higher log-likelihood."""
+        votes: Dict[Hashable, int] = collections.Counter()
+        best: Dict[Hashable, float] = {}
+        for text, ll in zip(self.texts, self.logliks):
+            answer = extract(text)
+            if answer is None:
+                continue
+            votes[answer] += 1
+            best[answer] = max(best.get(answer, float("-inf")), ll)
+        if not votes:
+            return None
+        return max(votes, key=lambda a: (votes[a], best[a]))
+
+    def best(self) -> str:
+        """The completion with the highest log-likelihood."""
+        return self.texts[max(range(len(self.texts)), key=self.logliks.__getitem__)]
+
+
+def _rollout_context(llm: llama_cpp.Llama, cells: int, k: int) -> _core.RolloutContext:
+    key = (model_address(llm), cells, k)
+    ctx = _contexts.get(key)
+    if ctx is None:
+        # Round the cells up so nearby requests share one context.
+        n_ctx = max(256, 1 << (cells - 1).bit_length())
+        ctx = _core.RolloutContext(model_address(llm), n_ctx, k, llm.n_threads if hasattr(llm, "n_threads") else 0,
+                                   max(512, k))
+        _contexts.clear()  # keep one: each holds a KV cache
+        _contexts[key] = ctx
+    return ctx
+
+
+def sample_k(
+    llm: LlamaLike,
+    prompt: Union[str, Sequence[int]],
+    k: int,
+    sampler: Optional[Sampler] = None,
+    *,
+    max_tokens: int = 128,
+    seed: Optional[int] = None,
+    stop: Union[str, Sequence[str], None] = None,
+    add_special: bool = True,
+) -> Samples:
+    """k completions of `prompt`, decoded as k parallel sequences sharing the
+    prompt's KV cache (one prefill, one batched llama_decode per step).
+
+    Sequence i draws with seed ``sequence_seed(seed, i)``; the same seed
+    gives the same k completions. Runs in a context of its own on the model
+    (unified KV cache), so `llm`'s own state is untouched.
+    """
+    if not isinstance(llm, llama_cpp.Llama):
+        if not isinstance(llm, (str, os.PathLike)):
+            raise TypeError(f"llm must be a llama_cpp.Llama or a GGUF path, got {type(llm).__name__}")
+        llm = load_model(llm)
+    k = v.integer("k", k, low=1, high=256)
+    sampler = Softmax() if sampler is None else sampler
+    if not isinstance(sampler, Sampler):
+        raise TypeError(f"sampler must be a llama_simplex Sampler, got {type(sampler).__name__}")
+    max_tokens = v.integer("max_tokens", max_tokens, low=0)
+    seed = secrets.randbelow(SEED_MAX + 1) if seed is None else v.integer("seed", seed, low=0, high=SEED_MAX)
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    for i, s in enumerate(stops):
+        if not isinstance(s, str) or not s:
+            raise ValueError(f"stop[{i}] must be a non-empty string, got {s!r}")
+    if isinstance(prompt, str):
+        tokens = _core.tokenize(model_address(llm), prompt, add_special, False)
+    else:
+        tokens = [v.integer(f"prompt[{i}]", t, low=0) for i, t in enumerate(prompt)]
+    if not tokens:
+        raise ValueError("prompt must hold at least one token")
+    cells = len(tokens) + k * max_tokens
+    train = llama_cpp.llama_model_n_ctx_train(llm.model)
+    if cells > max(train, 1) * 4 and cells > 65536:
+        raise ValueError(f"max_tokens: prompt + k x max_tokens = {cells} tokens is too large a cache for this model")
+    ctx = _rollout_context(llm, cells, k)
+    natives = [sampler.native(seed=sequence_seed(seed, i)) for i in range(k)]
+    toks, texts, logliks, finish = _core.sample_k(ctx, tokens, natives, max_tokens, stops)
+    return Samples([t.decode("utf-8", errors="replace") for t in texts], [list(t) for t in toks],
+                   list(logliks), list(finish), seed, sampler)
