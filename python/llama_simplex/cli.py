@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from .models import ModelNotFoundError
-from .samplers import SAMPLERS, sampler_from_name
+from .samplers import SAMPLERS, BestOfK, sampler_from_name
 
 DEFAULT_PROMPT = "The three most important ideas in probability theory are"
 COMPARED = ("greedy", "softmax", "top-k", "top-p", "min-p", "sparsemax")
@@ -33,18 +34,41 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
 
 
+def _add_sampler_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sampler", default="softmax", choices=sorted(SAMPLERS), help="decoder (default softmax)")
+    p.add_argument("--preset", default=None, choices=sorted(BestOfK.PRESETS),
+                   help="Best-of-K (beta, lam) setting of the paper (with --sampler bok)")
+    for name, f in _sampler_params().items():
+        kind = type(f.default)
+        p.add_argument(f"--{name.replace('_', '-')}", dest=f"param_{name}", type=kind, default=None,
+                       help=f"sampler parameter {name} ({kind.__name__}); see `llama-simplex samplers`")
+
+
+def _sampler_from_args(args: argparse.Namespace):
+    given = {k[len("param_"):]: v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
+    if args.preset is not None:
+        if args.sampler != "bok":
+            raise ValueError(f"--preset applies to --sampler bok, not {args.sampler!r}")
+        return BestOfK.preset(args.preset, **given)
+    return sampler_from_name(args.sampler, **given)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llama-simplex", description="Simplex decoders as native llama.cpp samplers.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="generate text with one sampler, streamed")
     gen.add_argument("prompt", nargs="?", default=DEFAULT_PROMPT)
-    gen.add_argument("--sampler", default="softmax", choices=sorted(SAMPLERS), help="decoder (default softmax)")
-    for name, f in _sampler_params().items():
-        kind = type(f.default)
-        gen.add_argument(f"--{name.replace('_', '-')}", dest=f"param_{name}", type=kind, default=None,
-                         help=f"sampler parameter {name} ({kind.__name__})")
+    _add_sampler_args(gen)
     _add_model_args(gen)
+
+    many = sub.add_parser("sample-k", help="k completions decoded together on a shared KV cache, with a majority vote")
+    many.add_argument("prompt", nargs="?", default=DEFAULT_PROMPT)
+    many.add_argument("-k", type=int, default=8, help="number of completions (default 8)")
+    many.add_argument("--answer-regex", default=None,
+                      help="regex extracting the answer to vote on (group 1 if any); default: the stripped text")
+    _add_sampler_args(many)
+    _add_model_args(many)
 
     cmp_ = sub.add_parser("compare", help="the same prompt and seed under several samplers, side by side")
     cmp_.add_argument("prompt", nargs="?", default=DEFAULT_PROMPT)
@@ -63,8 +87,7 @@ def _load(args: argparse.Namespace):
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from .generation import generate
-    given = {k[len("param_"):]: v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
-    sampler = sampler_from_name(args.sampler, **given)
+    sampler = _sampler_from_args(args)
     llm = _load(args)
     gen = generate(llm, args.prompt, sampler, max_tokens=args.max_tokens, seed=args.seed, stop=args.stop)
     sys.stdout.write(args.prompt)
@@ -97,18 +120,55 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sample_k(args: argparse.Namespace) -> int:
+    from .multi_sample import sample_k
+    sampler = _sampler_from_args(args)
+    extract = _extractor(args.answer_regex)
+    llm = _load(args)
+    t0 = time.perf_counter()
+    samples = sample_k(llm, args.prompt, args.k, sampler, max_tokens=args.max_tokens, seed=args.seed, stop=args.stop)
+    dt = time.perf_counter() - t0
+    n_tokens = sum(len(t) for t in samples.tokens)
+    for i, (text, ll, fin) in enumerate(zip(samples.texts, samples.logliks, samples.finish_reasons)):
+        print(f"== {i}  [log-likelihood {ll:.2f}, {len(samples.tokens[i])} tokens, {fin}]  answer: {extract(text)!r}")
+        print(text.strip() + "\n")
+    print(f"majority vote: {samples.majority_vote(extract)!r}")
+    print(f"[{sampler!r}, seed {samples.seed}, {n_tokens} tokens in {dt:.2f} s, {n_tokens / dt:.1f} tok/s]",
+          file=sys.stderr)
+    return 0
+
+
+def _extractor(pattern: Optional[str]):
+    if pattern is None:
+        return str.strip
+    try:
+        regex = re.compile(pattern)
+    except re.error as e:
+        raise ValueError(f"answer-regex: {e}") from None
+
+    def extract(text: str):
+        m = regex.search(text)
+        if m is None:
+            return None
+        return (m.group(1) if regex.groups else m.group(0)).strip()
+    return extract
+
+
 def _cmd_samplers(_: argparse.Namespace) -> int:
     for name, cls in SAMPLERS.items():
         params = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls)) or "(no parameters)"
         doc = (cls.__doc__ or "").strip().splitlines()[0]
         print(f"{name:10s} {params}\n{'':10s} {doc}")
+    print(f"\nbok presets (beta, lam): " + ", ".join(f"{k} {v}" for k, v in BestOfK.PRESETS.items()))
     return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"generate": _cmd_generate, "compare": _cmd_compare, "samplers": _cmd_samplers}[args.command](args)
+        commands = {"generate": _cmd_generate, "compare": _cmd_compare, "samplers": _cmd_samplers,
+                    "sample-k": _cmd_sample_k}
+        return commands[args.command](args)
     except (ValueError, TypeError, ModelNotFoundError) as e:
         print(f"llama-simplex: error: {e}", file=sys.stderr)
         return 2
