@@ -113,7 +113,7 @@ double token_logprob(const float * logits, int32_t n_vocab, llama_token token) {
     float hi = -INFINITY;
 #pragma omp simd reduction(max : hi)
     for (int32_t i = 0; i < n_vocab; ++i) {
-        hi = std::max(hi, logits[i]);
+        hi = logits[i] > hi ? logits[i] : hi;  // ternary: vectorises, std::max does not
     }
     double sum = 0.0;
 #pragma omp simd reduction(+ : sum)

@@ -122,35 +122,57 @@ struct ObjectiveSampler : Sampler<ObjectiveSampler> {
     }
 
     Outcome run(llama_token_data_array * c, bool & sorted) override {
-        const Outcome out = support(c);
         sorted = false;
-        if (out.status != Status::ok) {
-            return out;
+        llama_token_data * d = c->data;
+        size_t n = 0;
+        if (params.support == SupportKind::full) {
+            // Only validation and a gather: s and log r are affine in the raw
+            // logits, so no softmax is needed to set the problem up.
+            s.resize(c->size);
+            const Outcome out = gather_finite(d, c->size, s.data(), ws);
+            if (out.status != Status::ok) return out;
+            n = out.support;
+        } else {
+            const Outcome out = support(c);  // leaves logit = log p over the support
+            if (out.status != Status::ok) return out;
+            n = out.support;
+            s.resize(n);
+            for (size_t i = 0; i < n; ++i) s[i] = d[i].logit;
         }
-        const size_t n = out.support;
-        s.resize(n);
-        log_r.resize(n);
-        w.resize(n);
+        // The coverage weights live on the top-M tokens of r (the order of
+        // the logits at any temperature): bring them to the front, best first.
+        const size_t n_cov = std::min<size_t>(static_cast<size_t>(std::max(params.m, 0)), n);
+        bring_to_front(d, s.data(), n, n_cov, ws);
+        const float r_mul = 1.0f / params.reference_temperature;
+        w.resize(n_cov);
+        for (size_t i = 0; i < n_cov; ++i) {
+            switch (params.weights) {
+                case CoverageWeights::top_m: w[i] = 1.0f; break;
+                case CoverageWeights::rank:  w[i] = 1.0f / (1.0f + static_cast<float>(i)); break;
+                case CoverageWeights::gap:   w[i] = std::exp((s[i] - s[0]) * r_mul); break;
+            }
+        }
+        // s holds the support's logits (up to a shift); s and log r are affine in them.
         q.resize(n);
         log_q.resize(n);
-        // logit is log p over the support; any constant shift of s or log r is harmless.
-        const float inv_t = 1.0f / params.temperature;
-        const float inv_tr = 1.0f / params.reference_temperature;
-        for (size_t i = 0; i < n; ++i) {
-            s[i] = c->data[i].logit * inv_t;
-            log_r[i] = c->data[i].logit;  // already log p, normalised over the support
+        const float s_mul = 1.0f / params.temperature;
+        if (params.objective.w_l2 == 0.0f) {
+            last = solve_simplex_affine(s.data(), n, w.data(), n_cov, s_mul, r_mul, params.objective, params.solver,
+                                        q.data(), log_q.data(), solver_ws);
+        } else {
+            log_r.resize(n);
+            const float hi = s[0] * r_mul;  // the best token comes first
+            const double z = vec::exp_shifted(s.data(), q.data(), n, r_mul, hi);
+            const float log_z = hi + static_cast<float>(std::log(z));
+            for (size_t i = 0; i < n; ++i) log_r[i] = s[i] * r_mul - log_z;
+            for (size_t i = 0; i < n; ++i) s[i] *= s_mul;
+            w.resize(n, 0.0f);
+            last = solve_simplex(s.data(), log_r.data(), w.data(), n, params.objective, params.solver, q.data(),
+                                 log_q.data(), solver_ws);
         }
-        if (params.reference_temperature != 1.0f) {
-            float hi = -std::numeric_limits<float>::infinity();
-            for (size_t i = 0; i < n; ++i) hi = std::max(hi, log_r[i] * inv_tr);
-            const float log_z = hi + static_cast<float>(std::log(vec::exp_shifted(log_r.data(), q.data(), n, inv_tr, hi)));
-            for (size_t i = 0; i < n; ++i) log_r[i] = log_r[i] * inv_tr - log_z;
-        }
-        coverage_weights(log_r.data(), n, params.weights, params.m, w.data(), order);
-        last = solve_simplex(s.data(), log_r.data(), w.data(), n, params.objective, params.solver, q.data(), log_q.data(), solver_ws);
         for (size_t i = 0; i < n; ++i) {
-            c->data[i].p = q[i];
-            c->data[i].logit = log_q[i];
+            d[i].p = q[i];
+            d[i].logit = log_q[i];
         }
         return {Status::ok, n};
     }

@@ -43,7 +43,7 @@ Scan scan(const llama_token_data * cur, size_t n, float * gather = nullptr) {
         for (size_t i = 0; i < n; ++i) {
             const float l = cur[i].logit;
             gather[i] = l;
-            hi = std::max(hi, l);
+            hi = l > hi ? l : hi;  // not std::max: GCC vectorises this form only
             n_finite += l > NEG_INF;
             bad |= !(l <= FLOAT_MAX);  // NaN or +inf
         }
@@ -51,7 +51,7 @@ Scan scan(const llama_token_data * cur, size_t n, float * gather = nullptr) {
 #pragma omp simd reduction(max : hi) reduction(+ : n_finite) reduction(| : bad)
         for (size_t i = 0; i < n; ++i) {
             const float l = cur[i].logit;
-            hi = std::max(hi, l);
+            hi = l > hi ? l : hi;  // not std::max: GCC vectorises this form only
             n_finite += l > NEG_INF;
             bad |= !(l <= FLOAT_MAX);
         }
@@ -181,6 +181,70 @@ void select_top(llama_token_data * cur, size_t n, size_t k, Workspace & ws) {
     const size_t have = std::min(k, buf.size());
     std::partial_sort(buf.begin(), buf.begin() + have, buf.end(), ranks_before);
     std::copy(buf.begin(), buf.begin() + have, cur);
+}
+
+Outcome gather_finite(llama_token_data * cur, size_t n, float * x, Workspace & /*ws*/) {
+    const Scan s = scan(cur, n, x);
+    if (s.status != Status::ok) {
+        return {s.status, 0};
+    }
+    if (s.n_finite != n) {
+        const size_t m = drop_impossible(cur, n, s.n_finite);
+        for (size_t i = 0; i < m; ++i) x[i] = cur[i].logit;
+    }
+    return {Status::ok, s.n_finite};
+}
+
+void bring_to_front(llama_token_data * cur, float * x, size_t n, size_t m, Workspace & ws) {
+    m = std::min(m, n);
+    if (m == 0) {
+        return;
+    }
+    auto better = [&](size_t a, size_t b) {
+        return x[a] > x[b] || (x[a] == x[b] && cur[a].id < cur[b].id);
+    };
+    // A heap of the m best positions seen, its top the worst of them; blocks
+    // of 64 contiguous logits are counted against the bar with SIMD first.
+    auto & heap = ws.positions;
+    heap.clear();
+    float bar = -std::numeric_limits<float>::max();
+    auto visit = [&](size_t i) {
+        if (heap.size() < m) {
+            heap.push_back(i);
+            std::push_heap(heap.begin(), heap.end(), better);
+            if (heap.size() == m) bar = x[heap.front()];
+        } else if (better(i, heap.front())) {
+            std::pop_heap(heap.begin(), heap.end(), better);
+            heap.back() = i;
+            std::push_heap(heap.begin(), heap.end(), better);
+            bar = x[heap.front()];
+        }
+    };
+    constexpr size_t B = 64;
+    size_t i = 0;
+    for (; i + B <= n; i += B) {
+        uint32_t hits = 0;
+        for (size_t j = 0; j < B; ++j) hits += x[i + j] >= bar;
+        if (hits != 0) {
+            for (size_t j = i; j < i + B; ++j) {
+                if (x[j] >= bar) visit(j);
+            }
+        }
+    }
+    for (; i < n; ++i) {
+        if (x[i] >= bar) visit(i);
+    }
+    std::sort(heap.begin(), heap.end(), better);  // best first
+    // Swap winner j into slot j, tracking where displaced winners went.
+    for (size_t j = 0; j < heap.size(); ++j) {
+        const size_t from = heap[j];
+        if (from == j) continue;
+        std::swap(cur[j], cur[from]);
+        std::swap(x[j], x[from]);
+        for (size_t k = j + 1; k < heap.size(); ++k) {
+            if (heap[k] == j) heap[k] = from;
+        }
+    }
 }
 
 Outcome greedy(llama_token_data * cur, size_t n, Workspace & /*ws*/) {

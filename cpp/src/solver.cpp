@@ -203,6 +203,234 @@ SolveResult solve_simplex(const float * s, const float * log_r, const float * w,
     return {gap < opt.tol ? SolveStatus::converged : SolveStatus::budget, step, gap};
 }
 
+namespace {
+
+// Σ exp(a x_i + c) and Σ x_i exp(a x_i + c) over x[0..n) (a x + c <= 0),
+// vectorised: float lanes within blocks of 1024, double across blocks.
+void exp_moments(const float * x, size_t n, float a, float c, double & sum, double & first) {
+    double s0 = 0.0, s1 = 0.0;
+    for (size_t b = 0; b < n; b += 1024) {
+        const size_t e_end = std::min(n, b + 1024);
+        float f0 = 0.0f, f1 = 0.0f;
+#pragma omp simd reduction(+ : f0, f1)
+        for (size_t i = b; i < e_end; ++i) {
+            const float e = vec::exp_nonpositive(a * x[i] + c);
+            f0 += e;
+            f1 += e * x[i];
+        }
+        s0 += f0;
+        s1 += f1;
+    }
+    sum = s0;
+    first = s1;
+}
+
+// log q = a x + c and q = exp(log q) (a x + c <= 0), vectorised; a free
+// function so that the compiler sees plain pointers, not captured references.
+void emit_affine(const float * x, size_t n, float a, float c, float * q, float * log_q) {
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) {
+        const float lq = a * x[i] + c;
+        log_q[i] = lq;
+        q[i] = vec::exp_nonpositive(std::min(lq, 0.0f));
+    }
+}
+
+}  // namespace
+
+SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov, size_t n_cov, float s_mul, float r_mul,
+                                 const Objective & o, const SolverOptions & opt, float * q, float * log_q,
+                                 SolverWorkspace & ws) {
+    const double lam_ent = static_cast<double>(o.lambda) * o.w_entropy;
+    const double lam_kl  = static_cast<double>(o.lambda) * o.w_kl;
+    const double big_l   = lam_ent + lam_kl;  // Λ: weight of -log q in the gradient
+    const double cov     = static_cast<double>(o.lambda) * o.beta;
+    n_cov = std::min(n_cov, n);
+    const float * xu = x + n_cov;  // the uncovered candidates
+    const size_t nu = n - n_cov;
+
+    float xmax = NEG_INF, xmin = -NEG_INF;
+#pragma omp simd reduction(max : xmax) reduction(min : xmin)
+    for (size_t i = 0; i < n; ++i) {
+        xmax = x[i] > xmax ? x[i] : xmax;  // ternaries: GCC vectorises these, not std::max
+        xmin = x[i] < xmin ? x[i] : xmin;
+    }
+    float xu_max = NEG_INF, xu_min = -NEG_INF;
+#pragma omp simd reduction(max : xu_max) reduction(min : xu_min)
+    for (size_t i = 0; i < nu; ++i) {
+        xu_max = xu[i] > xu_max ? xu[i] : xu_max;
+        xu_min = xu[i] < xu_min ? xu[i] : xu_min;
+    }
+    if (!std::isfinite(xmax) || !std::isfinite(xmin)) {
+        std::fill(q, q + n, std::numeric_limits<float>::quiet_NaN());
+        return {SolveStatus::fallback, 0, std::numeric_limits<double>::quiet_NaN()};
+    }
+    // log r = x r_mul - log_zr, where log_zr is the normaliser of the initial
+    // state (q0 = r); computed there rather than in a pass of its own.
+    double log_zr = 0.0;
+    // Writes q and log q for the state (alpha, kappa on uncovered; theta_c on covered), normaliser L.
+    auto emit = [&](double alpha, double kappa, const double * theta_c, double big_norm) {
+        const float a = static_cast<float>(alpha);
+        const float c = static_cast<float>(kappa - big_norm);
+        for (size_t i = 0; i < n_cov; ++i) {
+            log_q[i] = static_cast<float>(theta_c[i] - big_norm);
+            q[i] = std::exp(log_q[i]);
+        }
+        emit_affine(xu, nu, a, c, q + n_cov, log_q + n_cov);
+    };
+
+    // State: uncovered theta_v = alpha x_v + kappa; covered theta_c explicit.
+    std::vector<double> theta_c(n_cov), theta_c_new(n_cov), q_c(n_cov), g_c(n_cov);
+    double alpha = r_mul, kappa = 0.0;
+    for (size_t i = 0; i < n_cov; ++i) theta_c[i] = static_cast<double>(x[i]) * r_mul;
+
+    // Uncovered tokens with a (xu_max - x) > 88 have exp(...) < e^-87, which
+    // exp_nonpositive makes exactly 0: leave them out of the sums. As the
+    // iterates sharpen (a grows), the active set shrinks to a small fraction
+    // of the vocabulary, so the steps get cheaper; the sums are unchanged.
+    auto & active = ws.trial;
+    float active_cut = -NEG_INF;  // active holds {x in xu : x >= active_cut}; +inf: not built
+    auto active_for = [&](double a, const float *& ptr, size_t & len) {
+        const float cut = a > 0.0 ? xu_max - static_cast<float>(88.0 / a) : NEG_INF;
+        if (!(cut > xu_min)) {  // everyone counts: use xu itself
+            ptr = xu;
+            len = nu;
+            return;
+        }
+        // Branch-free compaction: about half the candidates go each way, so
+        // a branch would mispredict on every other one.
+        if (cut < active_cut) {  // the set grows (a fell): rebuild from xu
+            active.resize(nu);
+            size_t keep = 0;
+            for (size_t i = 0; i < nu; ++i) {
+                active[keep] = xu[i];
+                keep += xu[i] >= cut;
+            }
+            active.resize(keep);
+        } else if (cut > active_cut) {  // it shrinks: compact in place
+            size_t keep = 0;
+            for (size_t i = 0; i < active.size(); ++i) {
+                const float v = active[i];
+                active[keep] = v;
+                keep += v >= cut;
+            }
+            active.resize(keep);
+        }
+        active_cut = cut;
+        ptr = active.data();
+        len = active.size();
+    };
+
+    // Normalises a state; returns L = log Σ exp(theta) and the uncovered mass and first moment.
+    struct Norm { double big_norm, mass_u, moment_u; bool ok; };
+    auto normalise_state = [&](double a, double k, const std::vector<double> & tc, std::vector<double> & qc) {
+        double shift = (a >= 0 ? a * xu_max : a * xu_min) + k;
+        if (nu == 0) shift = NEG_INF;
+        for (double t : tc) shift = std::max(shift, t);
+        double su = 0.0, eu = 0.0;
+        if (nu > 0) {
+            const float * ptr = nullptr;
+            size_t len = 0;
+            active_for(a, ptr, len);
+            exp_moments(ptr, len, static_cast<float>(a), static_cast<float>(k - shift), su, eu);
+        }
+        double z = su;
+        for (size_t i = 0; i < n_cov; ++i) {
+            qc[i] = std::exp(tc[i] - shift);
+            z += qc[i];
+        }
+        if (!(z > 0.0) || !std::isfinite(z)) return Norm{0, 0, 0, false};
+        for (double & v : qc) v /= z;
+        return Norm{shift + std::log(z), su / z, eu / z, true};
+    };
+    // Σ_v q_v (s_v - Λ log q_v + λ_kl log r_v) + cov Σ_c w_c (1 - (1 - q_c)^K): the objective
+    // (its uncovered part equals <q, g> there). Also fills the uncovered gradient's slope/intercept.
+    auto evaluate = [&](double a, double k, const std::vector<double> & tc, const std::vector<double> & qc,
+                        const Norm & nm, double & slope, double & icpt) {
+        slope = s_mul - big_l * a + lam_kl * r_mul;
+        icpt = -big_l * (k - nm.big_norm) - lam_kl * log_zr;
+        double f = slope * nm.moment_u + icpt * nm.mass_u;
+        for (size_t i = 0; i < n_cov; ++i) {
+            const double lq = tc[i] - nm.big_norm;
+            const double lr = static_cast<double>(x[i]) * r_mul - log_zr;
+            f += qc[i] * (x[i] * static_cast<double>(s_mul) - big_l * lq + lam_kl * lr);
+            f += cov * w_cov[i] * (1.0 - std::pow(std::max(0.0, 1.0 - qc[i]), o.k_samples));
+        }
+        return f;
+    };
+
+    // Closed forms.
+    if (cov == 0.0 || n_cov == 0) {
+        if (big_l == 0.0) {  // λ = 0: all mass on the best score (lowest index on ties)
+            const size_t best = static_cast<size_t>(
+                (s_mul >= 0 ? std::max_element(x, x + n) : std::min_element(x, x + n)) - x);
+            std::fill(q, q + n, 0.0f);
+            std::fill(log_q, log_q + n, NEG_INF);
+            q[best] = 1.0f;
+            log_q[best] = 0.0f;
+            return {SolveStatus::closed_form, 0, 0.0};
+        }
+        {
+            const double a = (s_mul + lam_kl * r_mul) / big_l;
+            std::vector<double> tc(n_cov), qc(n_cov);
+            for (size_t i = 0; i < n_cov; ++i) tc[i] = a * x[i];
+            const Norm nm = normalise_state(a, 0.0, tc, qc);
+            if (!nm.ok) return {SolveStatus::fallback, 0, std::numeric_limits<double>::quiet_NaN()};
+            emit(a, 0.0, tc.data(), nm.big_norm);
+            return {SolveStatus::closed_form, 0, 0.0};
+        }
+    }
+
+    Norm nm = normalise_state(alpha, kappa, theta_c, q_c);
+    if (!nm.ok) return {SolveStatus::fallback, 0, std::numeric_limits<double>::quiet_NaN()};
+    log_zr = nm.big_norm;
+    double slope = 0.0, icpt = 0.0;
+    double f_cur = evaluate(alpha, kappa, theta_c, q_c, nm, slope, icpt);
+    double step_size = opt.step;
+    double gap = 0.0;
+    int32_t step = 0;
+    std::vector<double> q_c_new(n_cov);
+    for (;; ++step) {
+        // Gradient: uncovered g = slope x + icpt; covered explicit.
+        double gmax = nu > 0 ? (slope >= 0 ? slope * xu_max : slope * xu_min) + icpt : -INFINITY;
+        double inner = slope * nm.moment_u + icpt * nm.mass_u;
+        for (size_t i = 0; i < n_cov; ++i) {
+            const double lq = theta_c[i] - nm.big_norm;
+            const double lr = static_cast<double>(x[i]) * r_mul - log_zr;
+            g_c[i] = x[i] * static_cast<double>(s_mul) - big_l * lq + lam_kl * lr +
+                     cov * w_cov[i] * o.k_samples * std::pow(std::max(0.0, 1.0 - q_c[i]), o.k_samples - 1);
+            gmax = std::max(gmax, g_c[i]);
+            inner += q_c[i] * g_c[i];
+        }
+        if (!std::isfinite(gmax) || !std::isfinite(inner) || !std::isfinite(f_cur)) {
+            return {SolveStatus::fallback, step, std::numeric_limits<double>::quiet_NaN()};
+        }
+        gap = gmax - inner;
+        if (gap < opt.tol || step >= opt.max_steps) break;
+        const double alpha_new = alpha + step_size * slope;
+        const double kappa_new = kappa + step_size * (icpt - gmax);
+        for (size_t i = 0; i < n_cov; ++i) theta_c_new[i] = theta_c[i] + step_size * (g_c[i] - gmax);
+        const Norm nm_new = normalise_state(alpha_new, kappa_new, theta_c_new, q_c_new);
+        if (!nm_new.ok) return {SolveStatus::fallback, step, std::numeric_limits<double>::quiet_NaN()};
+        double slope_new, icpt_new;
+        const double f_new = evaluate(alpha_new, kappa_new, theta_c_new, q_c_new, nm_new, slope_new, icpt_new);
+        if (f_new < f_cur - 1e-12 * (1.0 + std::fabs(f_cur))) {
+            step_size *= 0.5;  // too long a step: halve it; the attempt counts
+            continue;
+        }
+        alpha = alpha_new;
+        kappa = kappa_new;
+        theta_c.swap(theta_c_new);
+        q_c.swap(q_c_new);
+        nm = nm_new;
+        f_cur = f_new;
+        slope = slope_new;
+        icpt = icpt_new;
+    }
+    emit(alpha, kappa, theta_c.data(), nm.big_norm);
+    return {gap < opt.tol ? SolveStatus::converged : SolveStatus::budget, step, gap};
+}
+
 void coverage_weights(const float * log_r, size_t n, CoverageWeights kind, int32_t m, float * w,
                       std::vector<int32_t> & order) {
     std::fill(w, w + n, 0.0f);

@@ -26,6 +26,7 @@ const char * status_message(Status status);
 struct Workspace {
     std::vector<float>            values;
     std::vector<llama_token_data> tokens;
+    std::vector<size_t>           positions;
 };
 
 struct Outcome {
@@ -47,6 +48,14 @@ inline bool ranks_before(const llama_token_data & a, const llama_token_data & b)
 // Writes the k best candidates (by ranks_before) to cur[0..k), sorted, in one
 // pass for k << n; what is left in cur[k..n) is unspecified (callers truncate).
 void select_top(llama_token_data * cur, size_t n, size_t k, Workspace & ws);
+
+// Validates cur like the kernels do, moves the candidates with a finite logit
+// to the front and copies their logits to x; the outcome's support is their count.
+Outcome gather_finite(llama_token_data * cur, size_t n, float * x, Workspace & ws);
+
+// Moves the m best of cur[0..n) (by ranks_before) to the front, best first,
+// keeping cur a permutation; x (cur's logits, aligned) is permuted alongside.
+void bring_to_front(llama_token_data * cur, float * x, size_t n, size_t m, Workspace & ws);
 
 // On error the array is left exactly as it was given.
 Outcome greedy   (llama_token_data * cur, size_t n, Workspace & ws);

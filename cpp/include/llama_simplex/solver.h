@@ -59,6 +59,17 @@ SolveResult solve_simplex(const float * s, const float * log_r, const float * w,
                           const Objective & objective, const SolverOptions & options,
                           float * q, float * log_q, SolverWorkspace & ws);
 
+// The same problem when no ½‖q‖² term is present and the scores and the
+// reference are affine in one array x: s = x * s_mul, log r = x * r_mul - log
+// Σ exp(x * r_mul), with the coverage weights w_cov on the first n_cov
+// candidates only. Then every uncovered token's iterate is α x + κ for two
+// shared scalars, so a step costs one exp pass over x instead of several
+// passes per array, with the same iterates as solve_simplex in exact
+// arithmetic. Writes q and log q for all n candidates.
+SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov, size_t n_cov, float s_mul, float r_mul,
+                                 const Objective & objective, const SolverOptions & options, float * q, float * log_q,
+                                 SolverWorkspace & ws);
+
 // The objective's gradient at q (n floats), for checks and tests.
 void simplex_gradient(const float * s, const float * log_r, const float * w, size_t n,
                       const Objective & objective, const float * q, float * g);
