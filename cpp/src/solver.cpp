@@ -12,6 +12,10 @@ namespace {
 
 constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
 
+// The objective is evaluated from float32 iterates: a drop smaller than this
+// (relative) is rounding, not a step that was too long.
+constexpr double ACCEPT_SLACK = 1e-9;
+
 // q = softmax(theta) over n, and log q when asked; false if not finite.
 bool normalise_log(const float * theta, float * q, float * log_q, size_t n) {
     float hi = NEG_INF;
@@ -74,9 +78,20 @@ SolveResult solve_simplex(const float * s, const float * log_r, const float * w,
     const float cov     = o.lambda * o.beta;
 
     auto fallback = [&](int32_t steps) {
-        normalise_log(log_r, q, log_q, n);
+        if (!normalise_log(log_r, q, log_q, n)) {  // r itself is unusable: uniform
+            std::fill(q, q + n, 1.0f / static_cast<float>(n));
+            if (log_q != nullptr) std::fill(log_q, log_q + n, -std::log(static_cast<float>(n)));
+        }
         return SolveResult{SolveStatus::fallback, steps, std::numeric_limits<double>::quiet_NaN()};
     };
+    // Candidates with log r = -inf are outside the support (q = 0) under
+    // every objective; NaN anywhere, or no candidate left, cannot be solved.
+    bool any_live = false;
+    for (size_t i = 0; i < n; ++i) {
+        if (s[i] != s[i] || log_r[i] != log_r[i] || log_r[i] == -NEG_INF) return fallback(0);
+        any_live |= log_r[i] > NEG_INF;
+    }
+    if (!any_live) return fallback(0);
 
     // Closed forms: with entropy and KL terms only, q ∝ r^a_kl exp(s/λ) to the power 1/(a_ent + a_kl).
     const bool smooth_only = cov == 0.0f || w == nullptr;
@@ -84,14 +99,14 @@ SolveResult solve_simplex(const float * s, const float * log_r, const float * w,
         const float entropic = lam_ent + lam_kl;
         if (entropic > 0.0f) {
             for (size_t i = 0; i < n; ++i) {
-                // Tokens outside r's support stay out when a KL term is present.
-                theta[i] = (lam_kl > 0.0f && log_r[i] == NEG_INF) ? NEG_INF : (s[i] + lam_kl * log_r[i]) / entropic;
+                theta[i] = log_r[i] == NEG_INF ? NEG_INF : (s[i] + lam_kl * log_r[i]) / entropic;
             }
         } else {
-            // λ = 0: a linear programme; all mass on the best score, lowest index on ties.
-            size_t best = 0;
-            for (size_t i = 1; i < n; ++i) {
-                if (s[i] > s[best]) best = i;
+            // λ = 0: a linear programme; all mass on the best score in the
+            // support, lowest index on ties.
+            size_t best = n;
+            for (size_t i = 0; i < n; ++i) {
+                if (log_r[i] > NEG_INF && (best == n || s[i] > s[best])) best = i;
             }
             std::fill(q, q + n, 0.0f);
             q[best] = 1.0f;
@@ -107,7 +122,9 @@ SolveResult solve_simplex(const float * s, const float * log_r, const float * w,
         return {SolveStatus::closed_form, 0, 0.0};
     }
 
-    // Mirror ascent from q0 = r, in log space: log q = theta - log_norm.
+    // Mirror ascent from q0 = r in log space, in double precision: this is
+    // the general (reference) path, and float32 iterates make the ascent
+    // test below see rounding noise instead of the objective.
     auto & covered = ws.covered;
     covered.clear();
     if (!smooth_only) {
@@ -115,91 +132,99 @@ SolveResult solve_simplex(const float * s, const float * log_r, const float * w,
             if (w[i] > 0.0f) covered.push_back(static_cast<int32_t>(i));
         }
     }
-    auto & g = ws.g;
-    auto & trial = ws.trial;
-    g.resize(n);
-    trial.resize(2 * n);
-    float * theta_new = trial.data();
-    float * q_new = trial.data() + n;
-    std::copy(log_r, log_r + n, theta.data());
-    if (!normalise_log(theta.data(), q, nullptr, n)) {
-        return fallback(0);
-    }
-    float log_norm = 0.0f;  // r is normalised
+    auto & buf = ws.dbl;
+    buf.assign(5 * n, 0.0);
+    double * th = buf.data();          // log q + constant
+    double * qd = th + n;              // q
+    double * g = qd + n;               // gradient
+    double * th_new = g + n;
+    double * q_new = th_new + n;
+    const double NINF = -std::numeric_limits<double>::infinity();
 
-    // The objective itself, to reject a step that does not ascend.
-    auto value = [&](const float * th, float ln, const float * qq) {
+    // Normalises theta into qq; returns log Σ exp(theta) (NaN if impossible).
+    auto normalise = [&](const double * t, double * qq) {
+        double hi = NINF;
+        for (size_t i = 0; i < n; ++i) hi = std::max(hi, t[i]);
+        double z = 0.0;
+        for (size_t i = 0; i < n; ++i) {
+            qq[i] = t[i] > NINF ? std::exp(t[i] - hi) : 0.0;
+            z += qq[i];
+        }
+        if (!(z > 0.0) || !std::isfinite(z)) return std::numeric_limits<double>::quiet_NaN();
+        for (size_t i = 0; i < n; ++i) qq[i] /= z;
+        return hi + std::log(z);
+    };
+    // The objective, to reject a step that does not ascend.
+    auto value = [&](const double * t, double ln, const double * qq) {
         double f = 0.0;
         for (size_t i = 0; i < n; ++i) {
-            if (th[i] > NEG_INF && qq[i] > 0.0f) {
-                const double lq = th[i] - ln;
+            if (t[i] > NINF && qq[i] > 0.0) {
+                const double lq = t[i] - ln;
                 f += qq[i] * (s[i] - lam_ent * lq - lam_kl * (lq - log_r[i]) - 0.5 * lam_l2 * qq[i]);
             }
         }
         for (int32_t i : covered) {
-            f += cov * w[i] * (1.0 - std::pow(std::max(0.0, 1.0 - static_cast<double>(qq[i])), o.k_samples));
+            f += cov * w[i] * (1.0 - std::pow(std::max(0.0, 1.0 - qq[i]), o.k_samples));
         }
         return f;
     };
-    double f_cur = value(theta.data(), log_norm, q);
-    float step_size = opt.step;
+    for (size_t i = 0; i < n; ++i) th[i] = log_r[i];  // log r need not be normalised
+    double log_norm = normalise(th, qd);
+    if (!std::isfinite(log_norm)) return fallback(0);
+    double f_cur = value(th, log_norm, qd);
+    double step_size = opt.step;
     double gap = 0.0;
     int32_t step = 0;
     for (;; ++step) {
-        // Gradient (no exp/log: theta is log q). Tokens with theta = -inf are
-        // outside r's support and stay out.
+        double gmax = NINF, inner = 0.0;
         for (size_t i = 0; i < n; ++i) {
-            const float log_q = theta[i] - log_norm;
-            const float gi = s[i] - lam_ent * log_q - lam_kl * (log_q - log_r[i]) - lam_l2 * q[i];
-            g[i] = theta[i] > NEG_INF ? gi : NEG_INF;
+            if (th[i] > NINF) {
+                const double lq = th[i] - log_norm;
+                g[i] = s[i] - lam_ent * lq - lam_kl * (lq - log_r[i]) - lam_l2 * qd[i];
+            } else {
+                g[i] = NINF;
+            }
         }
         for (int32_t i : covered) {
-            if (theta[i] > NEG_INF) g[i] += cov * coverage_grad(w[i], q[i], o.k_samples);
+            if (th[i] > NINF) {
+                g[i] += cov * w[i] * o.k_samples * std::pow(std::max(0.0, 1.0 - qd[i]), o.k_samples - 1);
+            }
         }
-        float gmax = NEG_INF;
-        double inner = 0.0;
         for (size_t i = 0; i < n; ++i) {
-            if (theta[i] > NEG_INF) {
+            if (th[i] > NINF) {
                 gmax = std::max(gmax, g[i]);
-                inner += static_cast<double>(q[i]) * g[i];
+                inner += qd[i] * g[i];
             }
         }
         if (!std::isfinite(gmax) || !std::isfinite(inner) || !std::isfinite(f_cur)) {
             return fallback(step);
         }
-        gap = static_cast<double>(gmax) - inner;
+        gap = gmax - inner;
         if (gap < opt.tol || step >= opt.max_steps) {
             break;
         }
-        // theta' = theta + step (g - max g), re-centred so that max theta' = 0.
-        float hi = NEG_INF;
         for (size_t i = 0; i < n; ++i) {
-            theta_new[i] = theta[i] > NEG_INF ? theta[i] + step_size * (g[i] - gmax) : NEG_INF;
-            hi = std::max(hi, theta_new[i]);
+            th_new[i] = th[i] > NINF ? th[i] + step_size * (g[i] - gmax) : NINF;
         }
-        for (size_t i = 0; i < n; ++i) theta_new[i] -= hi;
-        const double sum = vec::exp_shifted(theta_new, q_new, n, 1.0f, 0.0f);
-        if (!(sum > 0.0) || !std::isfinite(sum)) {
-            return fallback(step);
-        }
-        const float inv = static_cast<float>(1.0 / sum);
-        for (size_t i = 0; i < n; ++i) q_new[i] *= inv;
-        const float ln_new = static_cast<float>(std::log(sum));
-        const double f_new = value(theta_new, ln_new, q_new);
+        const double ln_new = normalise(th_new, q_new);
+        if (!std::isfinite(ln_new)) return fallback(step);
+        const double f_new = value(th_new, ln_new, q_new);
         // A step that lowers the (concave) objective was too long: halve it
         // and try again; the attempt counts against the step budget.
-        if (f_new < f_cur - 1e-12 * (1.0 + std::fabs(f_cur))) {
-            step_size *= 0.5f;
+        if (f_new < f_cur - ACCEPT_SLACK * (1.0 + std::fabs(f_cur))) {
+            step_size *= 0.5;
             continue;
         }
-        std::swap_ranges(theta_new, theta_new + n, theta.data());
-        std::copy(q_new, q_new + n, q);
+        std::copy(th_new, th_new + n, th);
+        std::copy(q_new, q_new + n, qd);
         log_norm = ln_new;
         f_cur = f_new;
     }
-    if (log_q != nullptr) {
-        for (size_t i = 0; i < n; ++i) log_q[i] = theta[i] - log_norm;
+    for (size_t i = 0; i < n; ++i) {
+        q[i] = static_cast<float>(qd[i]);
+        if (log_q != nullptr) log_q[i] = static_cast<float>(th[i] - log_norm);
     }
+    gap = std::max(gap, 0.0);  // rounding can make it a hair negative
     return {gap < opt.tol ? SolveStatus::converged : SolveStatus::budget, step, gap};
 }
 
@@ -414,7 +439,7 @@ SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov,
         if (!nm_new.ok) return {SolveStatus::fallback, step, std::numeric_limits<double>::quiet_NaN()};
         double slope_new, icpt_new;
         const double f_new = evaluate(alpha_new, kappa_new, theta_c_new, q_c_new, nm_new, slope_new, icpt_new);
-        if (f_new < f_cur - 1e-12 * (1.0 + std::fabs(f_cur))) {
+        if (f_new < f_cur - ACCEPT_SLACK * (1.0 + std::fabs(f_cur))) {
             step_size *= 0.5;  // too long a step: halve it; the attempt counts
             continue;
         }
@@ -428,6 +453,7 @@ SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov,
         icpt = icpt_new;
     }
     emit(alpha, kappa, theta_c.data(), nm.big_norm);
+    gap = std::max(gap, 0.0);
     return {gap < opt.tol ? SolveStatus::converged : SolveStatus::budget, step, gap};
 }
 

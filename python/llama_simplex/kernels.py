@@ -103,10 +103,17 @@ def solve(s: npt.ArrayLike, log_r: npt.ArrayLike, w: Optional[npt.ArrayLike] = N
           entropy: float = 0.0, kl: float = 1.0, l2: float = 0.0, beta: float = 0.0, k_samples: int = 8,
           steps: int = 5, step_size: float = 1.0, tol: float = 1e-6) -> Solution:
     """Solves max_q <q, s> - lam [entropy Σ q log q + kl KL(q‖r) + l2 ½‖q‖²] + lam beta U_K(q)
-    over the candidates (the arrays' entries), from q0 = r = exp(log_r)."""
+    over the candidates (the arrays' entries), from q0 = r ∝ exp(log_r).
+
+    Candidates with log_r = -inf are outside the support (q = 0); log_r need
+    not be normalised. ValueError for NaN, or when no log_r is finite."""
     s_ = _vector("s", s)
     r_ = _vector("log_r", log_r, s_.size)
     w_ = None if w is None else _vector("w", w, s_.size)
+    if np.any(np.isnan(s_)):
+        raise ValueError("s must not contain NaN")
+    if np.any(np.isnan(r_)) or np.any(r_ == np.inf) or not np.any(np.isfinite(r_)):
+        raise ValueError("log_r must be finite or -inf, with at least one finite entry (the support)")
     if w_ is not None and np.any(~(w_ >= 0)):
         raise ValueError("w must be >= 0 everywhere")
     opt = _core.SolverOptions()

@@ -47,6 +47,7 @@ struct SolveResult {
 
 struct SolverWorkspace {
     std::vector<float>   theta, g, trial;
+    std::vector<double>  dbl;
     std::vector<int32_t> covered;  // indices with w > 0
 };
 
