@@ -153,23 +153,25 @@ struct ObjectiveSampler : Sampler<ObjectiveSampler> {
             }
         }
         // s holds the support's logits (up to a shift); s and log r are affine in them.
-        q.resize(n);
-        log_q.resize(n);
         const float s_mul = 1.0f / params.temperature;
         if (params.objective.w_l2 == 0.0f) {
+            // Writes q and log q straight into the candidates' p and logit.
+            static_assert(sizeof(llama_token_data) == 3 * sizeof(float), "llama_token_data layout");
             last = solve_simplex_affine(s.data(), n, w.data(), n_cov, s_mul, r_mul, params.objective, params.solver,
-                                        q.data(), log_q.data(), solver_ws);
-        } else {
-            log_r.resize(n);
-            const float hi = s[0] * r_mul;  // the best token comes first
-            const double z = vec::exp_shifted(s.data(), q.data(), n, r_mul, hi);
-            const float log_z = hi + static_cast<float>(std::log(z));
-            for (size_t i = 0; i < n; ++i) log_r[i] = s[i] * r_mul - log_z;
-            for (size_t i = 0; i < n; ++i) s[i] *= s_mul;
-            w.resize(n, 0.0f);
-            last = solve_simplex(s.data(), log_r.data(), w.data(), n, params.objective, params.solver, q.data(),
-                                 log_q.data(), solver_ws);
+                                        &d[0].p, &d[0].logit, 3, solver_ws);
+            return {Status::ok, n};
         }
+        q.resize(n);
+        log_q.resize(n);
+        log_r.resize(n);
+        const float hi = s[0] * r_mul;  // the best token comes first
+        const double z = vec::exp_shifted(s.data(), q.data(), n, r_mul, hi);
+        const float log_z = hi + static_cast<float>(std::log(z));
+        for (size_t i = 0; i < n; ++i) log_r[i] = s[i] * r_mul - log_z;
+        for (size_t i = 0; i < n; ++i) s[i] *= s_mul;
+        w.resize(n, 0.0f);
+        last = solve_simplex(s.data(), log_r.data(), w.data(), n, params.objective, params.solver, q.data(),
+                             log_q.data(), solver_ws);
         for (size_t i = 0; i < n; ++i) {
             d[i].p = q[i];
             d[i].logit = log_q[i];

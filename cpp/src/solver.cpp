@@ -252,12 +252,12 @@ void exp_moments(const float * x, size_t n, float a, float c, double & sum, doub
 
 // log q = a x + c and q = exp(log q) (a x + c <= 0), vectorised; a free
 // function so that the compiler sees plain pointers, not captured references.
-void emit_affine(const float * x, size_t n, float a, float c, float * q, float * log_q) {
+void emit_affine(const float * x, size_t n, float a, float c, float * q, float * log_q, size_t stride) {
 #pragma omp simd
     for (size_t i = 0; i < n; ++i) {
         const float lq = a * x[i] + c;
-        log_q[i] = lq;
-        q[i] = vec::exp_nonpositive(std::min(lq, 0.0f));
+        log_q[i * stride] = lq;
+        q[i * stride] = vec::exp_nonpositive(std::min(lq, 0.0f));
     }
 }
 
@@ -265,7 +265,7 @@ void emit_affine(const float * x, size_t n, float a, float c, float * q, float *
 
 SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov, size_t n_cov, float s_mul, float r_mul,
                                  const Objective & o, const SolverOptions & opt, float * q, float * log_q,
-                                 SolverWorkspace & ws) {
+                                 size_t stride, SolverWorkspace & ws) {
     const double lam_ent = static_cast<double>(o.lambda) * o.w_entropy;
     const double lam_kl  = static_cast<double>(o.lambda) * o.w_kl;
     const double big_l   = lam_ent + lam_kl;  // Λ: weight of -log q in the gradient
@@ -287,7 +287,10 @@ SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov,
         xu_min = xu[i] < xu_min ? xu[i] : xu_min;
     }
     if (!std::isfinite(xmax) || !std::isfinite(xmin)) {
-        std::fill(q, q + n, std::numeric_limits<float>::quiet_NaN());
+        for (size_t i = 0; i < n; ++i) {  // no reference to fall back to: uniform
+            q[i * stride] = 1.0f / static_cast<float>(n);
+            log_q[i * stride] = -std::log(static_cast<float>(n));
+        }
         return {SolveStatus::fallback, 0, std::numeric_limits<double>::quiet_NaN()};
     }
     // log r = x r_mul - log_zr, where log_zr is the normaliser of the initial
@@ -298,10 +301,10 @@ SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov,
         const float a = static_cast<float>(alpha);
         const float c = static_cast<float>(kappa - big_norm);
         for (size_t i = 0; i < n_cov; ++i) {
-            log_q[i] = static_cast<float>(theta_c[i] - big_norm);
-            q[i] = std::exp(log_q[i]);
+            log_q[i * stride] = static_cast<float>(theta_c[i] - big_norm);
+            q[i * stride] = std::exp(log_q[i * stride]);
         }
-        emit_affine(xu, nu, a, c, q + n_cov, log_q + n_cov);
+        emit_affine(xu, nu, a, c, q + n_cov * stride, log_q + n_cov * stride, stride);
     };
 
     // State: uncovered theta_v = alpha x_v + kappa; covered theta_c explicit.
@@ -389,10 +392,10 @@ SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov,
         if (big_l == 0.0) {  // λ = 0: all mass on the best score (lowest index on ties)
             const size_t best = static_cast<size_t>(
                 (s_mul >= 0 ? std::max_element(x, x + n) : std::min_element(x, x + n)) - x);
-            std::fill(q, q + n, 0.0f);
-            std::fill(log_q, log_q + n, NEG_INF);
-            q[best] = 1.0f;
-            log_q[best] = 0.0f;
+            for (size_t i = 0; i < n; ++i) {
+                q[i * stride] = i == best ? 1.0f : 0.0f;
+                log_q[i * stride] = i == best ? 0.0f : NEG_INF;
+            }
             return {SolveStatus::closed_form, 0, 0.0};
         }
         {

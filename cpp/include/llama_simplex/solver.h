@@ -66,10 +66,11 @@ SolveResult solve_simplex(const float * s, const float * log_r, const float * w,
 // candidates only. Then every uncovered token's iterate is α x + κ for two
 // shared scalars, so a step costs one exp pass over x instead of several
 // passes per array, with the same iterates as solve_simplex in exact
-// arithmetic. Writes q and log q for all n candidates.
+// arithmetic. Writes q and log q for all n candidates, entry i at
+// q[i * stride] (stride 3 writes straight into llama_token_data's p and logit).
 SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov, size_t n_cov, float s_mul, float r_mul,
                                  const Objective & objective, const SolverOptions & options, float * q, float * log_q,
-                                 SolverWorkspace & ws);
+                                 size_t stride, SolverWorkspace & ws);
 
 // The objective's gradient at q (n floats), for checks and tests.
 void simplex_gradient(const float * s, const float * log_r, const float * w, size_t n,
