@@ -13,6 +13,7 @@
 
 #include "llama_simplex/generate.h"
 #include "llama_simplex/multi_sample.h"
+#include "llama_simplex/power.h"
 #include "llama_simplex/rollout.h"
 #include "llama_simplex/samplers.h"
 #include "llama_simplex/simplex.h"
@@ -299,6 +300,55 @@ PYBIND11_MODULE(_core, m) {
         return py::make_tuple(r.tokens, texts, r.loglik, r.finish);
     }, py::arg("ctx"), py::arg("prompt"), py::arg("samplers"), py::arg("max_tokens"), py::arg("stop"),
        py::arg("stop_at_eog") = true);
+
+    // Power sampling weights over K candidates: log_p (K), loglik (K x M).
+    m.def("power_weights", [](const FloatArray & log_p, py::array_t<double, py::array::c_style | py::array::forcecast> loglik,
+                              double alpha, bool jackknife) {
+        if (loglik.ndim() != 2 || loglik.shape(0) != log_p.size() || log_p.ndim() != 1) {
+            throw py::value_error("loglik: must be a (K, M) array with K = len(log_p)");
+        }
+        const auto k = static_cast<size_t>(loglik.shape(0));
+        const auto mm = static_cast<size_t>(loglik.shape(1));
+        py::array_t<double> out(static_cast<py::ssize_t>(k));
+        if (!power_weights(log_p.data(), loglik.data(), k, mm, alpha, jackknife, out.mutable_data())) {
+            throw py::value_error("log_p, loglik: must be non-empty and free of NaN");
+        }
+        return out;
+    }, py::arg("log_p"), py::arg("loglik"), py::arg("alpha"), py::arg("jackknife"));
+
+    py::class_<PowerParams>(m, "PowerParams")
+        .def(py::init<>())
+        .def_readwrite("alpha", &PowerParams::alpha)
+        .def_readwrite("candidates", &PowerParams::candidates)
+        .def_readwrite("rollouts", &PowerParams::rollouts)
+        .def_readwrite("horizon", &PowerParams::horizon)
+        .def_readwrite("jackknife", &PowerParams::jackknife)
+        .def_readwrite("low_temperature_last", &PowerParams::low_temperature_last);
+
+    // Token-level power sampling on a rollout context; returns (tokens, stats dict).
+    m.def("power_generate", [](RolloutContext & ctx, const std::vector<llama_token> & prompt, const PowerParams & params,
+                               int32_t max_tokens, uint64_t seed, bool stop_at_eog, py::object progress) {
+        PowerStats stats;
+        std::function<bool(int32_t, const PowerStats &)> cb;
+        if (!progress.is_none()) {
+            cb = [&progress](int32_t done, const PowerStats & st) {
+                py::gil_scoped_acquire gil;
+                py::object r = progress(done, st.rollouts, st.rollout_tokens);
+                return r.is_none() || r.cast<bool>();
+            };
+        }
+        std::vector<llama_token> out;
+        {
+            py::gil_scoped_release nogil;
+            out = power_generate(ctx.ctx.get(), prompt, params, max_tokens, seed, stop_at_eog, stats, cb);
+        }
+        py::dict d;
+        d["rollouts"] = stats.rollouts;
+        d["rollout_tokens"] = stats.rollout_tokens;
+        d["decode_calls"] = stats.decode_calls;
+        return py::make_tuple(out, d);
+    }, py::arg("ctx"), py::arg("prompt"), py::arg("params"), py::arg("max_tokens"), py::arg("seed"),
+       py::arg("stop_at_eog") = true, py::arg("progress") = py::none());
 
     py::class_<Generator>(m, "Generator")
         .def(py::init([](uintptr_t ctx, NativeSampler & sampler, std::vector<llama_token> prompt, int32_t max_tokens,

@@ -40,7 +40,7 @@ RolloutEngine::RolloutEngine(llama_context * ctx)
     : ctx_(ctx),
       n_vocab_(llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(ctx)))),
       n_batch_(static_cast<int32_t>(llama_n_batch(ctx))) {
-    batch_ = llama_batch_init(n_batch_, 0, 1);
+    batch_ = llama_batch_init(n_batch_, 0, static_cast<int32_t>(llama_n_seq_max(ctx)));
 }
 
 RolloutEngine::~RolloutEngine() {
@@ -93,6 +93,27 @@ void RolloutEngine::step(const llama_seq_id * seqs, const llama_token * tokens, 
     }
     if (llama_decode(ctx_, batch_) != 0) {
         throw std::runtime_error("llama_decode failed on a batched step (is the context full?)");
+    }
+    n_rows_ = n;
+}
+
+void RolloutEngine::step_shared(const llama_token * tokens, const llama_pos * pos,
+                                const std::vector<std::vector<llama_seq_id>> & seqs) {
+    const size_t n = seqs.size();
+    if (n > static_cast<size_t>(n_batch_)) {
+        throw std::invalid_argument("step: " + std::to_string(n) + " tokens exceed the batch size " +
+                                    std::to_string(n_batch_));
+    }
+    batch_.n_tokens = static_cast<int32_t>(n);
+    for (size_t i = 0; i < n; ++i) {
+        batch_.token[i] = tokens[i];
+        batch_.pos[i] = pos[i];
+        batch_.n_seq_id[i] = static_cast<int32_t>(seqs[i].size());
+        for (size_t j = 0; j < seqs[i].size(); ++j) batch_.seq_id[i][j] = seqs[i][j];
+        batch_.logits[i] = 1;
+    }
+    if (llama_decode(ctx_, batch_) != 0) {
+        throw std::runtime_error("llama_decode failed on a shared step (is the context full?)");
     }
     n_rows_ = n;
 }

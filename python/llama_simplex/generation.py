@@ -102,6 +102,58 @@ class Generation:
         return self._generator.n_prompt
 
 
+class FinishedGeneration(Generation):
+    """A generation computed whole (power sampling): iterating yields its text once."""
+
+    def __init__(self, llm: llama_cpp.Llama, tokens: List[int], text: str, finish_reason: str, seed: int,
+                 sampler: Sampler, n_prompt: int, stats: Optional[dict] = None) -> None:
+        self._llm = llm
+        self._tokens = tokens
+        self._text = text
+        self._finish = finish_reason
+        self._n_prompt = n_prompt
+        self.seed = seed
+        self.sampler = sampler
+        self.stats = stats or {}
+
+    def __iter__(self) -> Iterator[str]:
+        if self._text:
+            yield self._text
+
+    def wait(self) -> "Generation":
+        return self
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    @property
+    def tokens(self) -> List[int]:
+        return list(self._tokens)
+
+    @property
+    def finish_reason(self) -> str:
+        return self._finish
+
+    @property
+    def n_prompt_tokens(self) -> int:
+        return self._n_prompt
+
+
+def _power(llm: llama_cpp.Llama, tokens: List[int], sampler: "PowerSampler", max_tokens: int, seed: int,
+           stops: List[str], progress: bool) -> Generation:
+    from .power import run_power
+    result = run_power(model_address(llm), int(getattr(llm, "n_threads", 0) or 0), tokens, sampler, max_tokens,
+                       seed, progress)
+    text = _core.detokenize(model_address(llm), result.tokens).decode("utf-8", errors="replace")
+    finish = "length" if len(result.tokens) >= max_tokens else "stop"
+    for s in stops:  # stop strings apply to the finished text
+        if s in text:
+            text, finish = text[: text.index(s)], "stop"
+    stats = dict(result.stats, seconds=result.seconds)
+    return FinishedGeneration(llm, result.tokens, text, finish, seed, sampler, len(tokens), stats)
+
+
 def generate(
     llm: LlamaLike,
     prompt: Union[str, Sequence[int]],
@@ -112,6 +164,7 @@ def generate(
     stop: Union[str, Sequence[str], None] = None,
     callback: Optional[Callable[[int, str], Optional[bool]]] = None,
     add_special: bool = True,
+    progress: bool = False,
 ) -> Generation:
     """Generates text from `prompt` with `sampler` (default: ``Softmax(1.0)``,
     ordinary sampling); the decode loop runs in C++.
@@ -120,6 +173,9 @@ def generate(
     when None; the seed used is on the result). stop: strings that end the
     text (not included). callback: called with (token id, new text) for each
     token; return False to stop early. Returns a :class:`Generation`.
+    A :class:`~llama_simplex.power.PowerSampler` runs its rollouts in C++ on a
+    forked KV cache and returns the finished generation (progress=True shows
+    tokens done and rollouts per second on stderr).
     """
     if not isinstance(llm, llama_cpp.Llama):
         if not isinstance(llm, (str, os.PathLike)):
@@ -141,6 +197,10 @@ def generate(
         tokens = [v.integer(f"prompt[{i}]", t, low=0) for i, t in enumerate(prompt)]
     if not tokens:
         raise ValueError("prompt must hold at least one token")
+
+    from .power import PowerSampler
+    if isinstance(sampler, PowerSampler):
+        return _power(llm, tokens, sampler, max_tokens, seed, stops, progress)
 
     native = native_with_draw(sampler, seed)
     llm.reset()  # our loop clears the KV cache; llama_cpp must not reuse its prefix

@@ -51,6 +51,9 @@ class RolloutEngine {
     // One llama_decode: tokens[i] appended to seqs[i] at pos[i], with logits
     // for every row, readable with logits(i).
     void step(const llama_seq_id * seqs, const llama_token * tokens, const llama_pos * pos, size_t n);
+    // One llama_decode in which token i belongs to every sequence in
+    // seqs[i] (computed once, shared by all of them), with logits per token.
+    void step_shared(const llama_token * tokens, const llama_pos * pos, const std::vector<std::vector<llama_seq_id>> & seqs);
     const float * logits(size_t row) const;
 
   private:

@@ -1,0 +1,58 @@
+// Power sampling [POWER] (MATH.md §4): draw from π(x) ∝ p(x)^α over whole
+// sequences by weighting each next-token candidate with a Monte Carlo
+// estimate of its future, ζ(v) = E_{y ~ p(·|x, v)} [p(y)^(α-1)], from rollouts
+// that run on forked KV-cache sequences (RolloutEngine).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "llama.h"
+
+namespace llama_simplex {
+
+// Next-token weights over K candidates from their log-probabilities log_p[k]
+// and M rollout log-likelihoods loglik[k * M + r] (a candidate with no future,
+// such as end-of-sequence, has rows of 0). Plug-in estimate
+//   w(v) ∝ p(v)^α · mean_r exp((α-1) loglik_r),
+// in log space; with jackknife (M >= 2) the bias-corrected
+//   p_JK = M p̂ - (M-1)/M Σ_s p̂_{-s}   (p̂_{-s}: rollout s left out of every candidate),
+// clipped at 0 and renormalised, falling back to p̂ if nothing is left.
+// Writes K probabilities; returns false if the inputs hold NaN.
+bool power_weights(const float * log_p, const double * loglik, size_t k, size_t m, double alpha, bool jackknife,
+                   double * out);
+
+struct PowerParams {
+    double  alpha = 4.0;       // α > 0; 1 is ordinary sampling
+    int32_t candidates = 8;    // K: the most likely tokens of p_t considered
+    int32_t rollouts = 8;      // M per candidate
+    int32_t horizon = 64;      // H: rollout length cap
+    bool    jackknife = true;
+    bool    low_temperature_last = true;  // with no future left (max_tokens), draw from p^α over the candidates
+};
+
+struct PowerStats {
+    int64_t rollouts = 0;        // rollouts run
+    int64_t rollout_tokens = 0;  // tokens they decoded
+    int64_t decode_calls = 0;    // llama_decode calls for rollouts
+};
+
+// Generates up to max_tokens after the prompt in ctx (which must have a
+// unified KV cache: make_rollout_context). The prompt lives in sequence 0;
+// rollouts use sequences 1.. in waves that fit n_seq_max and are removed
+// afterwards. progress(done, stats) is called after each token; returning
+// false stops. Throws std::invalid_argument naming the parameter when the
+// configuration cannot fit the context.
+std::vector<llama_token> power_generate(llama_context * ctx, const std::vector<llama_token> & prompt,
+                                        const PowerParams & params, int32_t max_tokens, uint64_t seed,
+                                        bool stop_at_eog, PowerStats & stats,
+                                        const std::function<bool(int32_t, const PowerStats &)> & progress);
+
+// Draws a token from softmax(logits) (temperature 1) and returns its
+// log-probability; one vectorised exp pass. scratch is resized to n_vocab.
+llama_token sample_logprob(const float * logits, int32_t n_vocab, uint64_t & rng, std::vector<float> & scratch,
+                           double & logprob);
+
+}  // namespace llama_simplex

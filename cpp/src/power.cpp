@@ -1,0 +1,283 @@
+#include "llama_simplex/power.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+#include "llama_simplex/rollout.h"
+#include "llama_simplex/simplex.h"
+#include "vec_math.h"
+
+namespace llama_simplex {
+
+namespace {
+
+double log_mean_exp(const double * x, size_t n, size_t skip) {
+    double hi = -std::numeric_limits<double>::infinity();
+    for (size_t i = 0; i < n; ++i) {
+        if (i != skip) hi = std::max(hi, x[i]);
+    }
+    double sum = 0.0;
+    size_t count = 0;
+    for (size_t i = 0; i < n; ++i) {
+        if (i != skip) {
+            sum += std::exp(x[i] - hi);
+            ++count;
+        }
+    }
+    return hi + std::log(sum / static_cast<double>(count));
+}
+
+// p̂ over candidates from per-candidate log ζ̂ (log space softmax of α log p + log ζ̂).
+void plug_in(const float * log_p, const double * log_zeta, size_t k, double alpha, double * out) {
+    double hi = -std::numeric_limits<double>::infinity();
+    for (size_t i = 0; i < k; ++i) {
+        out[i] = alpha * log_p[i] + log_zeta[i];
+        hi = std::max(hi, out[i]);
+    }
+    double z = 0.0;
+    for (size_t i = 0; i < k; ++i) {
+        out[i] = std::exp(out[i] - hi);
+        z += out[i];
+    }
+    for (size_t i = 0; i < k; ++i) out[i] /= z;
+}
+
+double log_sum_exp(const std::vector<float> & x, std::vector<float> & scratch) {
+    float hi = -std::numeric_limits<float>::infinity();
+    for (float v : x) hi = v > hi ? v : hi;
+    scratch.resize(x.size());
+    return hi + std::log(vec::exp_shifted(x.data(), scratch.data(), x.size(), 1.0f, hi));
+}
+
+}  // namespace
+
+bool power_weights(const float * log_p, const double * loglik, size_t k, size_t m, double alpha, bool jackknife,
+                   double * out) {
+    if (k == 0 || m == 0) return false;
+    for (size_t i = 0; i < k; ++i) {
+        if (std::isnan(log_p[i])) return false;
+    }
+    for (size_t i = 0; i < k * m; ++i) {
+        if (std::isnan(loglik[i])) return false;
+    }
+    std::vector<double> scaled(k * m), log_zeta(k);
+    for (size_t i = 0; i < k * m; ++i) scaled[i] = (alpha - 1.0) * loglik[i];
+    for (size_t c = 0; c < k; ++c) log_zeta[c] = log_mean_exp(&scaled[c * m], m, m);
+    plug_in(log_p, log_zeta.data(), k, alpha, out);
+    if (!jackknife || m < 2) {
+        return true;
+    }
+    // Leave rollout s out of every candidate's mean, renormalise, average.
+    std::vector<double> loo(k), p_loo(k), sum_loo(k, 0.0);
+    for (size_t s = 0; s < m; ++s) {
+        for (size_t c = 0; c < k; ++c) loo[c] = log_mean_exp(&scaled[c * m], m, s);
+        plug_in(log_p, loo.data(), k, alpha, p_loo.data());
+        for (size_t c = 0; c < k; ++c) sum_loo[c] += p_loo[c];
+    }
+    const double md = static_cast<double>(m);
+    std::vector<double> jk(k);
+    double total = 0.0;
+    for (size_t c = 0; c < k; ++c) {
+        jk[c] = std::max(0.0, md * out[c] - (md - 1.0) / md * sum_loo[c]);
+        total += jk[c];
+    }
+    if (total > 0.0) {  // else every candidate was clipped: keep the plug-in p̂
+        for (size_t c = 0; c < k; ++c) out[c] = jk[c] / total;
+    }
+    return true;
+}
+
+llama_token sample_logprob(const float * logits, int32_t n_vocab, uint64_t & rng, std::vector<float> & e,
+                           double & logprob) {
+    const size_t n = static_cast<size_t>(n_vocab);
+    e.resize(n);
+    float hi = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : hi)
+    for (size_t i = 0; i < n; ++i) hi = logits[i] > hi ? logits[i] : hi;
+    const double sum = vec::exp_shifted(logits, e.data(), n, 1.0f, hi);
+    const double target = uniform01(rng) * sum;
+    double run = 0.0;
+    size_t pick_at = n;
+    for (size_t i = 0; i < n; ++i) {
+        run += e[i];
+        if (run > target && e[i] > 0.0f) {
+            pick_at = i;
+            break;
+        }
+    }
+    if (pick_at == n) {  // rounding at the very end: the last possible token
+        for (size_t i = n; i-- > 0;) {
+            if (e[i] > 0.0f) {
+                pick_at = i;
+                break;
+            }
+        }
+    }
+    logprob = static_cast<double>(logits[pick_at]) - hi - std::log(sum);
+    return static_cast<llama_token>(pick_at);
+}
+
+std::vector<llama_token> power_generate(llama_context * ctx, const std::vector<llama_token> & prompt,
+                                        const PowerParams & pp, int32_t max_tokens, uint64_t seed,
+                                        bool stop_at_eog, PowerStats & stats,
+                                        const std::function<bool(int32_t, const PowerStats &)> & progress) {
+    RolloutEngine engine(ctx);
+    const llama_vocab * vocab = llama_model_get_vocab(llama_get_model(ctx));
+    const int32_t n_vocab = engine.n_vocab();
+    if (pp.candidates < 1) throw std::invalid_argument("candidates: must be >= 1");
+    if (pp.rollouts < 1) throw std::invalid_argument("rollouts: must be >= 1");
+    if (pp.horizon < 0) throw std::invalid_argument("horizon: must be >= 0");
+    if (!(pp.alpha > 0.0)) throw std::invalid_argument("alpha: must be > 0");
+    if (prompt.empty()) throw std::invalid_argument("prompt: must hold at least one token");
+    if (max_tokens < 0) throw std::invalid_argument("max_tokens: must be >= 0");
+    const int32_t k_max = std::min(pp.candidates, n_vocab);
+    const int32_t m = pp.rollouts;
+    const int32_t lanes = engine.n_seq_max() - 1;  // sequences for rollouts (0 holds the prefix)
+    if (lanes < m) {
+        throw std::invalid_argument("rollouts: " + std::to_string(m) + " per candidate need " + std::to_string(m + 1) +
+                                    " sequences; the context has " + std::to_string(engine.n_seq_max()));
+    }
+    const int32_t per_wave = std::min(k_max, lanes / m);  // candidates whose rollouts run together
+    const int64_t cells = static_cast<int64_t>(prompt.size()) + max_tokens +
+                          static_cast<int64_t>(per_wave) * m * (pp.horizon + 1) + per_wave;
+    if (cells > engine.n_ctx()) {
+        throw std::invalid_argument("horizon: prompt + max_tokens + " + std::to_string(per_wave * m) +
+                                    " rollouts x (horizon + 1) = " + std::to_string(cells) + " cells exceed the context's " +
+                                    std::to_string(engine.n_ctx()));
+    }
+    for (llama_token t : prompt) {
+        if (t < 0 || t >= n_vocab) {
+            throw std::invalid_argument("prompt: token id " + std::to_string(t) + " is outside [0, " +
+                                        std::to_string(n_vocab) + ")");
+        }
+    }
+
+    uint64_t rng = seed;
+    engine.clear();
+    engine.extend(0, prompt.data(), prompt.size(), 0);
+    llama_pos n_past = static_cast<llama_pos>(prompt.size());
+    std::vector<float> base(static_cast<size_t>(n_vocab)), scratch;
+    std::vector<llama_token_data> cur(static_cast<size_t>(n_vocab));
+    std::vector<llama_token> out;
+    Workspace ws;
+
+    for (int32_t t = 0; t < max_tokens; ++t) {
+        // p_t and its K best tokens.
+        const float * lg = engine.logits(0);
+        std::copy(lg, lg + n_vocab, base.begin());
+        for (int32_t i = 0; i < n_vocab; ++i) cur[static_cast<size_t>(i)] = {i, base[static_cast<size_t>(i)], 0.0f};
+        const Outcome sel = top_k(cur.data(), cur.size(), k_max, 1.0f, ws);  // logit = log p renormalised on K
+        if (sel.status != Status::ok) {
+            throw std::runtime_error(std::string("power sampling: ") + status_message(sel.status));
+        }
+        const size_t k = sel.support;
+        // log p_t over the whole vocabulary (not renormalised on the candidates).
+        const double lse = log_sum_exp(base, scratch);
+        std::vector<float> log_p(k);
+        std::vector<llama_token> cand(k);
+        for (size_t c = 0; c < k; ++c) {
+            cand[c] = cur[c].id;
+            log_p[c] = static_cast<float>(base[static_cast<size_t>(cand[c])] - lse);
+        }
+        std::vector<double> loglik(k * static_cast<size_t>(m), 0.0);
+        const bool last = (t + 1 == max_tokens);
+        const bool futures = !(last && pp.low_temperature_last) && pp.horizon > 0;
+
+        if (futures) {
+            for (size_t w0 = 0; w0 < k; w0 += static_cast<size_t>(per_wave)) {
+                const size_t w1 = std::min(k, w0 + static_cast<size_t>(per_wave));
+                // Candidates with a future: each token decoded once, shared by its M rollout sequences.
+                std::vector<llama_token> toks;
+                std::vector<llama_pos> pos;
+                std::vector<std::vector<llama_seq_id>> seqs;
+                std::vector<size_t> row_of_cand(k, SIZE_MAX);
+                llama_seq_id next_seq = 1;
+                struct Lane { size_t cand; size_t r; llama_seq_id seq; size_t row; bool live; };
+                std::vector<Lane> lanes_v;
+                for (size_t c = w0; c < w1; ++c) {
+                    if (stop_at_eog && llama_vocab_is_eog(vocab, cand[c])) continue;  // no future: ζ = 1
+                    std::vector<llama_seq_id> ids;
+                    for (int32_t r = 0; r < m; ++r) {
+                        engine.fork(0, next_seq);
+                        ids.push_back(next_seq);
+                        lanes_v.push_back({c, static_cast<size_t>(r), next_seq, toks.size(), true});
+                        ++next_seq;
+                    }
+                    row_of_cand[c] = toks.size();
+                    toks.push_back(cand[c]);
+                    pos.push_back(n_past);
+                    seqs.push_back(std::move(ids));
+                }
+                if (!toks.empty()) {
+                    engine.step_shared(toks.data(), pos.data(), seqs);
+                    ++stats.decode_calls;
+                    stats.rollouts += static_cast<int64_t>(lanes_v.size());
+                    std::vector<llama_seq_id> s_ids;
+                    std::vector<llama_token> s_tok;
+                    std::vector<llama_pos> s_pos;
+                    for (int32_t h = 0; h < pp.horizon; ++h) {
+                        s_ids.clear();
+                        s_tok.clear();
+                        s_pos.clear();
+                        std::vector<size_t> live_idx;
+                        for (size_t i = 0; i < lanes_v.size(); ++i) {
+                            Lane & ln = lanes_v[i];
+                            if (!ln.live) continue;
+                            double lp;
+                            const llama_token y = sample_logprob(engine.logits(ln.row), n_vocab, rng, scratch, lp);
+                            loglik[ln.cand * static_cast<size_t>(m) + ln.r] += lp;
+                            ++stats.rollout_tokens;
+                            if (stop_at_eog && llama_vocab_is_eog(vocab, y)) {
+                                ln.live = false;  // a finished future contributes what it has
+                                continue;
+                            }
+                            if (h + 1 < pp.horizon) {
+                                s_ids.push_back(ln.seq);
+                                s_tok.push_back(y);
+                                s_pos.push_back(n_past + 1 + h);
+                                live_idx.push_back(i);
+                            } else {
+                                ln.live = false;
+                            }
+                        }
+                        if (s_ids.empty()) break;
+                        engine.step(s_ids.data(), s_tok.data(), s_pos.data(), s_ids.size());
+                        ++stats.decode_calls;
+                        for (size_t j = 0; j < live_idx.size(); ++j) lanes_v[live_idx[j]].row = j;
+                    }
+                }
+                for (llama_seq_id sq = 1; sq < next_seq; ++sq) engine.drop(sq);
+            }
+        }
+        std::vector<double> w(k);
+        if (!power_weights(log_p.data(), loglik.data(), k, static_cast<size_t>(m), pp.alpha,
+                           pp.jackknife && futures, w.data())) {
+            throw std::runtime_error("power sampling: non-finite weights");
+        }
+        const double u = uniform01(rng);
+        double run = 0.0;
+        size_t chosen = k - 1;
+        for (size_t c = 0; c < k; ++c) {
+            run += w[c];
+            if (run > u) {
+                chosen = c;
+                break;
+            }
+        }
+        const llama_token token = cand[chosen];
+        if (stop_at_eog && llama_vocab_is_eog(vocab, token)) break;
+        out.push_back(token);
+        if (t + 1 < max_tokens) {
+            engine.extend(0, &token, 1, n_past);
+            ++n_past;
+        }
+        if (progress && !progress(t + 1, stats)) break;
+    }
+    return out;
+}
+
+}  // namespace llama_simplex
