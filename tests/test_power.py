@@ -188,3 +188,30 @@ def test_power_generation_is_seeded_and_validated(tiny_llm, tiny_text):
         ls.PowerSampler(jackknife=1)
     with pytest.raises(NotImplementedError):
         s.native()
+
+
+@pytest.mark.parametrize("naive", [False, True])
+def test_rollouts_leave_the_prefix_untouched(tiny_llm, naive):
+    """After a step's rollouts are run and removed, decoding the next token on
+    the prefix gives bit-identical logits to a fresh cache."""
+    from llama_simplex.generation import model_address
+    params = ls.PowerSampler(alpha=4.0, candidates=6, rollouts=5, horizon=6).params_native()
+    params.naive_reprefill = naive
+    ctx = ls._core.RolloutContext(model_address(tiny_llm), 1024, 64)
+    prompt = tiny_llm.tokenize(b"abc abc")
+    for nxt in (3, 7):
+        assert ls._core.rollout_prefix_probe(ctx, prompt, params, 1, nxt) == 0.0
+
+
+def test_naive_reprefill_gives_the_same_samples(tiny_llm, tiny_text):
+    """The re-prefill baseline draws the same tokens from the same seed: only
+    how the prefix reaches the rollouts differs (up to batch rounding)."""
+    from llama_simplex.power import run_power
+    from llama_simplex.generation import model_address
+    s = ls.PowerSampler(alpha=3.0, candidates=4, rollouts=3, horizon=3)
+    prompt = tiny_llm.tokenize(tiny_text.encode())
+    fork = run_power(model_address(tiny_llm), 0, prompt, s, 5, 11, False, naive=False)
+    naive = run_power(model_address(tiny_llm), 0, prompt, s, 5, 11, False, naive=True)
+    assert fork.stats["rollouts"] == naive.stats["rollouts"]
+    assert naive.stats["decode_calls"] > fork.stats["decode_calls"]
+    assert fork.tokens == naive.tokens

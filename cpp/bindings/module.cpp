@@ -323,7 +323,8 @@ PYBIND11_MODULE(_core, m) {
         .def_readwrite("rollouts", &PowerParams::rollouts)
         .def_readwrite("horizon", &PowerParams::horizon)
         .def_readwrite("jackknife", &PowerParams::jackknife)
-        .def_readwrite("low_temperature_last", &PowerParams::low_temperature_last);
+        .def_readwrite("low_temperature_last", &PowerParams::low_temperature_last)
+        .def_readwrite("naive_reprefill", &PowerParams::naive_reprefill);
 
     // Token-level power sampling on a rollout context; returns (tokens, stats dict).
     m.def("power_generate", [](RolloutContext & ctx, const std::vector<llama_token> & prompt, const PowerParams & params,
@@ -349,6 +350,12 @@ PYBIND11_MODULE(_core, m) {
         return py::make_tuple(out, d);
     }, py::arg("ctx"), py::arg("prompt"), py::arg("params"), py::arg("max_tokens"), py::arg("seed"),
        py::arg("stop_at_eog") = true, py::arg("progress") = py::none());
+
+    m.def("rollout_prefix_probe", [](RolloutContext & ctx, const std::vector<llama_token> & prompt,
+                                     const PowerParams & params, uint64_t seed, llama_token next) {
+        py::gil_scoped_release nogil;
+        return rollout_prefix_probe(ctx.ctx.get(), prompt, params, seed, next);
+    }, py::arg("ctx"), py::arg("prompt"), py::arg("params"), py::arg("seed"), py::arg("next"));
 
     py::class_<Generator>(m, "Generator")
         .def(py::init([](uintptr_t ctx, NativeSampler & sampler, std::vector<llama_token> prompt, int32_t max_tokens,

@@ -121,6 +121,108 @@ llama_token sample_logprob(const float * logits, int32_t n_vocab, uint64_t & rng
     return static_cast<llama_token>(pick_at);
 }
 
+// Rollouts for the candidates cand (on top of the prefix in sequence 0, which
+// ends at n_past - 1): fills loglik[c * M + r] with the log-likelihood of
+// rollout r of candidate c, in waves of per_wave candidates. With naive =
+// true each rollout re-decodes the whole prefix (history) in its own sequence
+// instead of forking sequence 0: the baseline that forking is measured against.
+void run_rollouts(RolloutEngine & engine, const llama_vocab * vocab, const std::vector<llama_token> & cand,
+                  llama_pos n_past, const PowerParams & pp, int32_t per_wave, bool stop_at_eog, uint64_t & rng,
+                  std::vector<double> & loglik, PowerStats & stats, bool naive,
+                  const std::vector<llama_token> & history, std::vector<float> & scratch) {
+    const size_t k = cand.size();
+    const int32_t m = pp.rollouts;
+    const int32_t n_vocab = engine.n_vocab();
+    struct Lane { size_t cand; size_t r; llama_seq_id seq; size_t row; bool live; llama_token first; };
+    for (size_t w0 = 0; w0 < k; w0 += static_cast<size_t>(per_wave)) {
+        const size_t w1 = std::min(k, w0 + static_cast<size_t>(per_wave));
+        std::vector<Lane> lanes;
+        llama_seq_id next_seq = 1;
+        if (!naive) {
+            // Each candidate token is decoded once, shared by its M rollout sequences.
+            std::vector<llama_token> toks;
+            std::vector<llama_pos> pos;
+            std::vector<std::vector<llama_seq_id>> seqs;
+            for (size_t c = w0; c < w1; ++c) {
+                if (stop_at_eog && llama_vocab_is_eog(vocab, cand[c])) continue;  // no future: ζ = 1
+                std::vector<llama_seq_id> ids;
+                for (int32_t r = 0; r < m; ++r) {
+                    engine.fork(0, next_seq);
+                    ids.push_back(next_seq);
+                    lanes.push_back({c, static_cast<size_t>(r), next_seq, toks.size(), true, LLAMA_TOKEN_NULL});
+                    ++next_seq;
+                }
+                toks.push_back(cand[c]);
+                pos.push_back(n_past);
+                seqs.push_back(std::move(ids));
+            }
+            if (toks.empty()) continue;
+            engine.step_shared(toks.data(), pos.data(), seqs);
+            ++stats.decode_calls;
+        } else {
+            // Baseline: every rollout prefills prefix + candidate on its own.
+            std::vector<llama_token> prefix = history;
+            for (size_t c = w0; c < w1; ++c) {
+                if (stop_at_eog && llama_vocab_is_eog(vocab, cand[c])) continue;
+                prefix.resize(history.size());
+                prefix.push_back(cand[c]);
+                for (int32_t r = 0; r < m; ++r) {
+                    engine.extend(next_seq, prefix.data(), prefix.size(), 0);
+                    ++stats.decode_calls;
+                    double lp = 0.0;
+                    const llama_token y = pp.horizon > 0 ? sample_logprob(engine.logits(0), n_vocab, rng, scratch, lp)
+                                                         : LLAMA_TOKEN_NULL;
+                    lanes.push_back({c, static_cast<size_t>(r), next_seq, 0, true, y});
+                    if (pp.horizon > 0) loglik[c * static_cast<size_t>(m) + static_cast<size_t>(r)] += lp;
+                    ++next_seq;
+                }
+            }
+            if (lanes.empty()) continue;
+        }
+        stats.rollouts += static_cast<int64_t>(lanes.size());
+        std::vector<llama_seq_id> s_ids;
+        std::vector<llama_token> s_tok;
+        std::vector<llama_pos> s_pos;
+        std::vector<size_t> live_idx;
+        for (int32_t h = 0; h < pp.horizon; ++h) {
+            s_ids.clear();
+            s_tok.clear();
+            s_pos.clear();
+            live_idx.clear();
+            for (size_t i = 0; i < lanes.size(); ++i) {
+                Lane & ln = lanes[i];
+                if (!ln.live) continue;
+                llama_token y;
+                if (h == 0 && naive) {
+                    y = ln.first;  // drawn right after its prefill
+                } else {
+                    double lp;
+                    y = sample_logprob(engine.logits(ln.row), n_vocab, rng, scratch, lp);
+                    loglik[ln.cand * static_cast<size_t>(m) + ln.r] += lp;
+                }
+                ++stats.rollout_tokens;
+                if (stop_at_eog && llama_vocab_is_eog(vocab, y)) {
+                    ln.live = false;  // a finished future contributes what it has
+                    continue;
+                }
+                if (h + 1 < pp.horizon) {
+                    s_ids.push_back(ln.seq);
+                    s_tok.push_back(y);
+                    s_pos.push_back(n_past + 1 + h);
+                    live_idx.push_back(i);
+                } else {
+                    ln.live = false;
+                }
+            }
+            if (s_ids.empty()) break;
+            engine.step(s_ids.data(), s_tok.data(), s_pos.data(), s_ids.size());
+            ++stats.decode_calls;
+            for (size_t j = 0; j < live_idx.size(); ++j) lanes[live_idx[j]].row = j;
+        }
+        for (llama_seq_id sq = 1; sq < next_seq; ++sq) engine.drop(sq);
+    }
+}
+
 std::vector<llama_token> power_generate(llama_context * ctx, const std::vector<llama_token> & prompt,
                                         const PowerParams & pp, int32_t max_tokens, uint64_t seed,
                                         bool stop_at_eog, PowerStats & stats,
@@ -142,7 +244,9 @@ std::vector<llama_token> power_generate(llama_context * ctx, const std::vector<l
                                     " sequences; the context has " + std::to_string(engine.n_seq_max()));
     }
     const int32_t per_wave = std::min(k_max, lanes / m);  // candidates whose rollouts run together
-    const int64_t cells = static_cast<int64_t>(prompt.size()) + max_tokens +
+    // Forked rollouts share the prefix's cells; naive ones each hold a copy.
+    const int64_t prefix_copies = pp.naive_reprefill ? static_cast<int64_t>(per_wave) * m * (prompt.size() + max_tokens) : 0;
+    const int64_t cells = static_cast<int64_t>(prompt.size()) + max_tokens + prefix_copies +
                           static_cast<int64_t>(per_wave) * m * (pp.horizon + 1) + per_wave;
     if (cells > engine.n_ctx()) {
         throw std::invalid_argument("horizon: prompt + max_tokens + " + std::to_string(per_wave * m) +
@@ -163,6 +267,7 @@ std::vector<llama_token> power_generate(llama_context * ctx, const std::vector<l
     std::vector<float> base(static_cast<size_t>(n_vocab)), scratch;
     std::vector<llama_token_data> cur(static_cast<size_t>(n_vocab));
     std::vector<llama_token> out;
+    std::vector<llama_token> history = prompt;  // the prefix, for the naive baseline
     Workspace ws;
 
     for (int32_t t = 0; t < max_tokens; ++t) {
@@ -188,70 +293,8 @@ std::vector<llama_token> power_generate(llama_context * ctx, const std::vector<l
         const bool futures = !(last && pp.low_temperature_last) && pp.horizon > 0;
 
         if (futures) {
-            for (size_t w0 = 0; w0 < k; w0 += static_cast<size_t>(per_wave)) {
-                const size_t w1 = std::min(k, w0 + static_cast<size_t>(per_wave));
-                // Candidates with a future: each token decoded once, shared by its M rollout sequences.
-                std::vector<llama_token> toks;
-                std::vector<llama_pos> pos;
-                std::vector<std::vector<llama_seq_id>> seqs;
-                std::vector<size_t> row_of_cand(k, SIZE_MAX);
-                llama_seq_id next_seq = 1;
-                struct Lane { size_t cand; size_t r; llama_seq_id seq; size_t row; bool live; };
-                std::vector<Lane> lanes_v;
-                for (size_t c = w0; c < w1; ++c) {
-                    if (stop_at_eog && llama_vocab_is_eog(vocab, cand[c])) continue;  // no future: ζ = 1
-                    std::vector<llama_seq_id> ids;
-                    for (int32_t r = 0; r < m; ++r) {
-                        engine.fork(0, next_seq);
-                        ids.push_back(next_seq);
-                        lanes_v.push_back({c, static_cast<size_t>(r), next_seq, toks.size(), true});
-                        ++next_seq;
-                    }
-                    row_of_cand[c] = toks.size();
-                    toks.push_back(cand[c]);
-                    pos.push_back(n_past);
-                    seqs.push_back(std::move(ids));
-                }
-                if (!toks.empty()) {
-                    engine.step_shared(toks.data(), pos.data(), seqs);
-                    ++stats.decode_calls;
-                    stats.rollouts += static_cast<int64_t>(lanes_v.size());
-                    std::vector<llama_seq_id> s_ids;
-                    std::vector<llama_token> s_tok;
-                    std::vector<llama_pos> s_pos;
-                    for (int32_t h = 0; h < pp.horizon; ++h) {
-                        s_ids.clear();
-                        s_tok.clear();
-                        s_pos.clear();
-                        std::vector<size_t> live_idx;
-                        for (size_t i = 0; i < lanes_v.size(); ++i) {
-                            Lane & ln = lanes_v[i];
-                            if (!ln.live) continue;
-                            double lp;
-                            const llama_token y = sample_logprob(engine.logits(ln.row), n_vocab, rng, scratch, lp);
-                            loglik[ln.cand * static_cast<size_t>(m) + ln.r] += lp;
-                            ++stats.rollout_tokens;
-                            if (stop_at_eog && llama_vocab_is_eog(vocab, y)) {
-                                ln.live = false;  // a finished future contributes what it has
-                                continue;
-                            }
-                            if (h + 1 < pp.horizon) {
-                                s_ids.push_back(ln.seq);
-                                s_tok.push_back(y);
-                                s_pos.push_back(n_past + 1 + h);
-                                live_idx.push_back(i);
-                            } else {
-                                ln.live = false;
-                            }
-                        }
-                        if (s_ids.empty()) break;
-                        engine.step(s_ids.data(), s_tok.data(), s_pos.data(), s_ids.size());
-                        ++stats.decode_calls;
-                        for (size_t j = 0; j < live_idx.size(); ++j) lanes_v[live_idx[j]].row = j;
-                    }
-                }
-                for (llama_seq_id sq = 1; sq < next_seq; ++sq) engine.drop(sq);
-            }
+            run_rollouts(engine, vocab, cand, n_past, pp, per_wave, stop_at_eog, rng, loglik, stats, pp.naive_reprefill,
+                         history, scratch);
         }
         std::vector<double> w(k);
         if (!power_weights(log_p.data(), loglik.data(), k, static_cast<size_t>(m), pp.alpha,
@@ -271,6 +314,7 @@ std::vector<llama_token> power_generate(llama_context * ctx, const std::vector<l
         const llama_token token = cand[chosen];
         if (stop_at_eog && llama_vocab_is_eog(vocab, token)) break;
         out.push_back(token);
+        history.push_back(token);
         if (t + 1 < max_tokens) {
             engine.extend(0, &token, 1, n_past);
             ++n_past;
@@ -278,6 +322,39 @@ std::vector<llama_token> power_generate(llama_context * ctx, const std::vector<l
         if (progress && !progress(t + 1, stats)) break;
     }
     return out;
+}
+
+float rollout_prefix_probe(llama_context * ctx, const std::vector<llama_token> & prompt, const PowerParams & pp,
+                           uint64_t seed, llama_token next) {
+    RolloutEngine engine(ctx);
+    const llama_vocab * vocab = llama_model_get_vocab(llama_get_model(ctx));
+    const int32_t n_vocab = engine.n_vocab();
+    if (prompt.empty() || next < 0 || next >= n_vocab) throw std::invalid_argument("prompt, next: invalid tokens");
+    const llama_pos n_past = static_cast<llama_pos>(prompt.size());
+    auto after = [&](bool with_rollouts) {
+        engine.clear();
+        engine.extend(0, prompt.data(), prompt.size(), 0);
+        if (with_rollouts) {
+            std::vector<llama_token> cand;
+            for (int32_t c = 0; c < std::min(pp.candidates, n_vocab); ++c) cand.push_back(c);
+            std::vector<double> loglik(cand.size() * static_cast<size_t>(pp.rollouts), 0.0);
+            PowerStats stats;
+            std::vector<float> scratch;
+            uint64_t rng = seed;
+            const int32_t per_wave = std::max(1, std::min<int32_t>(static_cast<int32_t>(cand.size()),
+                                                                    (engine.n_seq_max() - 1) / pp.rollouts));
+            run_rollouts(engine, vocab, cand, n_past, pp, per_wave, false, rng, loglik, stats, pp.naive_reprefill,
+                         prompt, scratch);
+        }
+        engine.extend(0, &next, 1, n_past);
+        const float * l = engine.logits(0);
+        return std::vector<float>(l, l + n_vocab);
+    };
+    const std::vector<float> a = after(true);
+    const std::vector<float> b = after(false);
+    float diff = 0.0f;
+    for (int32_t i = 0; i < n_vocab; ++i) diff = std::max(diff, std::fabs(a[i] - b[i]));
+    return diff;
 }
 
 }  // namespace llama_simplex

@@ -91,13 +91,14 @@ class PowerSampler(Sampler):
         p.jackknife, p.low_temperature_last = self.jackknife, self.low_temperature_last
         return p
 
-    def context_size(self, n_prompt: int, max_tokens: int) -> tuple:
+    def context_size(self, n_prompt: int, max_tokens: int, naive: bool = False) -> tuple:
         """(n_ctx, n_seq) of the rollout context this sampler needs."""
         n_seq = min(256, self.candidates * self.rollouts + 1)
         if n_seq - 1 < self.rollouts:
             raise ValueError(f"rollouts must be <= 255, got {self.rollouts}")
         per_wave = min(self.candidates, (n_seq - 1) // self.rollouts)
-        cells = n_prompt + max_tokens + per_wave * self.rollouts * (self.horizon + 1) + per_wave
+        copies = per_wave * self.rollouts * (n_prompt + max_tokens) if naive else 0
+        cells = n_prompt + max_tokens + copies + per_wave * self.rollouts * (self.horizon + 1) + per_wave
         return max(256, 1 << (cells - 1).bit_length()), n_seq
 
 
@@ -112,9 +113,11 @@ _contexts: Dict[tuple, "_core.RolloutContext"] = {}
 
 
 def run_power(model_address: int, n_threads: int, prompt: Sequence[int], sampler: PowerSampler, max_tokens: int,
-              seed: int, progress: bool) -> PowerResult:
-    """Runs power sampling in a rollout context of its own on the model."""
-    n_ctx, n_seq = sampler.context_size(len(prompt), max_tokens)
+              seed: int, progress: bool, naive: bool = False) -> PowerResult:
+    """Runs power sampling in a rollout context of its own on the model.
+    naive=True is the benchmark baseline that re-decodes the prefix for every
+    rollout instead of forking it."""
+    n_ctx, n_seq = sampler.context_size(len(prompt), max_tokens, naive=naive)
     key = (model_address, n_ctx, n_seq)
     ctx = _contexts.get(key)
     if ctx is None:
@@ -128,7 +131,9 @@ def run_power(model_address: int, n_threads: int, prompt: Sequence[int], sampler
               f"{rollout_tokens / dt:.0f} rollout tokens/s", end="", file=sys.stderr, flush=True)
         return True
 
-    tokens, stats = _core.power_generate(ctx, list(prompt), sampler.params_native(), max_tokens, seed, True,
+    params = sampler.params_native()
+    params.naive_reprefill = naive
+    tokens, stats = _core.power_generate(ctx, list(prompt), params, max_tokens, seed, True,
                                          report if progress else None)
     if progress:
         print(file=sys.stderr)

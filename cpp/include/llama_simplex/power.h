@@ -31,6 +31,7 @@ struct PowerParams {
     int32_t horizon = 64;      // H: rollout length cap
     bool    jackknife = true;
     bool    low_temperature_last = true;  // with no future left (max_tokens), draw from p^α over the candidates
+    bool    naive_reprefill = false;       // baseline for benchmarks: every rollout re-decodes the prefix
 };
 
 struct PowerStats {
@@ -49,6 +50,12 @@ std::vector<llama_token> power_generate(llama_context * ctx, const std::vector<l
                                         const PowerParams & params, int32_t max_tokens, uint64_t seed,
                                         bool stop_at_eog, PowerStats & stats,
                                         const std::function<bool(int32_t, const PowerStats &)> & progress);
+
+// For tests: the largest |difference| between the logits of token `next`
+// decoded after one step's rollouts (candidates 0..K-1, then removed) and the
+// same token decoded on a fresh cache: 0 when the prefix survived untouched.
+float rollout_prefix_probe(llama_context * ctx, const std::vector<llama_token> & prompt, const PowerParams & params,
+                           uint64_t seed, llama_token next);
 
 // Draws a token from softmax(logits) (temperature 1) and returns its
 // log-probability; one vectorised exp pass. scratch is resized to n_vocab.
