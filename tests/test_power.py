@@ -215,3 +215,22 @@ def test_naive_reprefill_gives_the_same_samples(tiny_llm, tiny_text):
     assert fork.stats["rollouts"] == naive.stats["rollouts"]
     assert naive.stats["decode_calls"] > fork.stats["decode_calls"]
     assert fork.tokens == naive.tokens
+
+
+def test_cli_power(tiny_model_path, capfd):
+    from llama_simplex import cli
+    args = ["generate", "--model", str(tiny_model_path), "--sampler", "power", "--alpha", "3", "--candidates", "4",
+            "--rollouts", "3", "--horizon", "4", "--no-jackknife", "--seed", "5", "--max-tokens", "6", "abc"]
+    assert cli.main(args) == 0
+    first = capfd.readouterr()
+    assert "[power]" in first.err and "rollouts/s" in first.err
+    assert cli.main(args + ["--quiet"]) == 0
+    second = capfd.readouterr()
+    assert second.out == first.out and "[power]" not in second.err
+    assert cli.main(["generate", "--model", str(tiny_model_path), "--sampler", "power", "--rollouts", "0"]) == 2
+    assert "rollouts must be" in capfd.readouterr().err
+
+
+def test_sample_k_rejects_power(tiny_llm, tiny_text):
+    with pytest.raises(TypeError, match="PowerSampler"):
+        ls.sample_k(tiny_llm, tiny_text, 2, ls.PowerSampler())

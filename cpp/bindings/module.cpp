@@ -272,11 +272,13 @@ PYBIND11_MODULE(_core, m) {
 
     // A context of our own on a model (unified KV cache for forked sequences).
     py::class_<RolloutContext>(m, "RolloutContext")
-        .def(py::init([](uintptr_t model, uint32_t n_ctx, uint32_t n_seq, int32_t n_threads, uint32_t n_batch) {
+        .def(py::init([](uintptr_t model, uint32_t n_ctx, uint32_t n_seq, int32_t n_threads, uint32_t n_batch,
+                         uint32_t n_ubatch) {
                  return new RolloutContext{make_rollout_context(reinterpret_cast<llama_model *>(model), n_ctx, n_seq,
-                                                                n_threads, n_batch)};
+                                                                n_threads, n_batch, n_ubatch)};
              }),
-             py::arg("model"), py::arg("n_ctx"), py::arg("n_seq"), py::arg("n_threads") = 0, py::arg("n_batch") = 512)
+             py::arg("model"), py::arg("n_ctx"), py::arg("n_seq"), py::arg("n_threads") = 0, py::arg("n_batch") = 512,
+             py::arg("n_ubatch") = 0)
         .def_property_readonly("address", [](const RolloutContext & c) { return reinterpret_cast<uintptr_t>(c.ctx.get()); })
         .def_property_readonly("n_ctx", [](const RolloutContext & c) { return llama_n_ctx(c.ctx.get()); })
         .def_property_readonly("n_seq", [](const RolloutContext & c) { return llama_n_seq_max(c.ctx.get()); });

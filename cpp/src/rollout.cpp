@@ -9,7 +9,7 @@
 namespace llama_simplex {
 
 ContextPtr make_rollout_context(llama_model * model, uint32_t n_ctx, uint32_t n_seq, int32_t n_threads,
-                                uint32_t n_batch) {
+                                uint32_t n_batch, uint32_t n_ubatch) {
     if (n_seq < 1 || n_seq > MAX_SEQUENCES) {
         throw std::invalid_argument("n_seq: must be in [1, " + std::to_string(MAX_SEQUENCES) + "], got " +
                                     std::to_string(n_seq));
@@ -21,7 +21,7 @@ ContextPtr make_rollout_context(llama_model * model, uint32_t n_ctx, uint32_t n_
     p.n_ctx = n_ctx;
     p.n_seq_max = n_seq;
     p.n_batch = std::max<uint32_t>(n_batch, n_seq);
-    p.n_ubatch = p.n_batch;
+    p.n_ubatch = n_ubatch == 0 ? p.n_batch : std::min(n_ubatch, p.n_batch);
     p.kv_unified = true;  // forks share the prefix's cells
     p.swa_full = true;    // sliding-window layers keep whole sequences, so forks stay valid
     if (n_threads > 0) {

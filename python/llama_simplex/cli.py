@@ -10,6 +10,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from .models import ModelNotFoundError
+from .power import PowerSampler
 from .samplers import SAMPLERS, BestOfK, sampler_from_name
 
 DEFAULT_PROMPT = "The three most important ideas in probability theory are"
@@ -36,20 +37,27 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 def _add_sampler_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", default="softmax", choices=sorted(SAMPLERS), help="decoder (default softmax)")
-    p.add_argument("--preset", default=None, choices=sorted(BestOfK.PRESETS),
-                   help="Best-of-K (beta, lam) setting of the paper (with --sampler bok)")
+    p.add_argument("--preset", default=None, choices=sorted({*BestOfK.PRESETS, *PowerSampler.PRESETS}),
+                   help="bok: the paper's (beta, lam) settings; power: 'paper' or 'cpu-small'")
     for name, f in _sampler_params().items():
         kind = type(f.default)
-        p.add_argument(f"--{name.replace('_', '-')}", dest=f"param_{name}", type=kind, default=None,
-                       help=f"sampler parameter {name} ({kind.__name__}); see `llama-simplex samplers`")
+        flag = f"--{name.replace('_', '-')}"
+        if kind is bool:
+            p.add_argument(flag, dest=f"param_{name}", action=argparse.BooleanOptionalAction, default=None,
+                           help=f"sampler parameter {name}")
+        else:
+            p.add_argument(flag, dest=f"param_{name}", type=kind, default=None,
+                           help=f"sampler parameter {name} ({kind.__name__}); see `llama-simplex samplers`")
+    p.add_argument("--quiet", action="store_true", help="no progress report (power sampling)")
 
 
 def _sampler_from_args(args: argparse.Namespace):
     given = {k[len("param_"):]: v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
     if args.preset is not None:
-        if args.sampler != "bok":
-            raise ValueError(f"--preset applies to --sampler bok, not {args.sampler!r}")
-        return BestOfK.preset(args.preset, **given)
+        owner = {"bok": BestOfK, "power": PowerSampler}.get(args.sampler)
+        if owner is None:
+            raise ValueError(f"--preset applies to --sampler bok or power, not {args.sampler!r}")
+        return owner.preset(args.preset, **given)
     return sampler_from_name(args.sampler, **given)
 
 
@@ -89,7 +97,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from .generation import generate
     sampler = _sampler_from_args(args)
     llm = _load(args)
-    gen = generate(llm, args.prompt, sampler, max_tokens=args.max_tokens, seed=args.seed, stop=args.stop)
+    gen = generate(llm, args.prompt, sampler, max_tokens=args.max_tokens, seed=args.seed, stop=args.stop,
+                   progress=not args.quiet)
     sys.stdout.write(args.prompt)
     for piece in gen:
         sys.stdout.write(piece)
@@ -111,7 +120,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     print(f"prompt: {args.prompt!r}  (seed {args.seed}, {args.max_tokens} tokens)\n")
     for sampler in samplers:
         t0 = time.perf_counter()
-        gen = generate(llm, args.prompt, sampler, max_tokens=args.max_tokens, seed=args.seed, stop=args.stop)
+        gen = generate(llm, args.prompt, sampler, max_tokens=args.max_tokens, seed=args.seed, stop=args.stop,
+                   progress=False)
         text = gen.text
         dt = time.perf_counter() - t0
         rate = len(gen.tokens) / dt if dt > 0 else float("nan")
@@ -160,6 +170,7 @@ def _cmd_samplers(_: argparse.Namespace) -> int:
         doc = (cls.__doc__ or "").strip().splitlines()[0]
         print(f"{name:10s} {params}\n{'':10s} {doc}")
     print(f"\nbok presets (beta, lam): " + ", ".join(f"{k} {v}" for k, v in BestOfK.PRESETS.items()))
+    print("power presets: " + ", ".join(f"{k} {v}" for k, v in PowerSampler.PRESETS.items()))
     return 0
 
 

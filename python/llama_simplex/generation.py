@@ -164,7 +164,7 @@ def generate(
     stop: Union[str, Sequence[str], None] = None,
     callback: Optional[Callable[[int, str], Optional[bool]]] = None,
     add_special: bool = True,
-    progress: bool = False,
+    progress: Optional[bool] = None,
 ) -> Generation:
     """Generates text from `prompt` with `sampler` (default: ``Softmax(1.0)``,
     ordinary sampling); the decode loop runs in C++.
@@ -174,8 +174,8 @@ def generate(
     text (not included). callback: called with (token id, new text) for each
     token; return False to stop early. Returns a :class:`Generation`.
     A :class:`~llama_simplex.power.PowerSampler` runs its rollouts in C++ on a
-    forked KV cache and returns the finished generation (progress=True shows
-    tokens done and rollouts per second on stderr).
+    forked KV cache and returns the finished generation; it reports tokens
+    done and rollouts per second on stderr unless progress=False.
     """
     if not isinstance(llm, llama_cpp.Llama):
         if not isinstance(llm, (str, os.PathLike)):
@@ -200,7 +200,7 @@ def generate(
 
     from .power import PowerSampler
     if isinstance(sampler, PowerSampler):
-        return _power(llm, tokens, sampler, max_tokens, seed, stops, progress)
+        return _power(llm, tokens, sampler, max_tokens, seed, stops, progress is not False)
 
     native = native_with_draw(sampler, seed)
     llm.reset()  # our loop clears the KV cache; llama_cpp must not reuse its prefix

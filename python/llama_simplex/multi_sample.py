@@ -70,13 +70,13 @@ class Samples:
 
 
 def _rollout_context(llm: llama_cpp.Llama, cells: int, k: int) -> _core.RolloutContext:
-    key = (model_address(llm), cells, k)
+    key = (model_address(llm), max(256, -(-cells // 256) * 256), k)
     ctx = _contexts.get(key)
     if ctx is None:
-        # Round the cells up so nearby requests share one context.
-        n_ctx = max(256, 1 << (cells - 1).bit_length())
+        # Round the cells up (to 256) so nearby requests share one context.
+        n_ctx = max(256, -(-cells // 256) * 256)
         ctx = _core.RolloutContext(model_address(llm), n_ctx, k, llm.n_threads if hasattr(llm, "n_threads") else 0,
-                                   max(512, k))
+                                   max(64, k))
         _contexts.clear()  # keep one: each holds a KV cache
         _contexts[key] = ctx
     return ctx
@@ -108,6 +108,9 @@ def sample_k(
     sampler = Softmax() if sampler is None else sampler
     if not isinstance(sampler, Sampler):
         raise TypeError(f"sampler must be a llama_simplex Sampler, got {type(sampler).__name__}")
+    from .power import PowerSampler
+    if isinstance(sampler, PowerSampler):
+        raise TypeError("sampler: PowerSampler runs through generate(), not sample_k (its rollouts need the sequences)")
     max_tokens = v.integer("max_tokens", max_tokens, low=0)
     seed = secrets.randbelow(SEED_MAX + 1) if seed is None else v.integer("seed", seed, low=0, high=SEED_MAX)
     stops = [stop] if isinstance(stop, str) else list(stop or [])

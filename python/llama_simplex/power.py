@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from . import _core
 from . import _validate as v
-from .samplers import Sampler
+from .samplers import SAMPLERS, Sampler
 
 __all__ = ["PowerSampler", "power_weights", "PowerResult"]
 
@@ -99,7 +99,11 @@ class PowerSampler(Sampler):
         per_wave = min(self.candidates, (n_seq - 1) // self.rollouts)
         copies = per_wave * self.rollouts * (n_prompt + max_tokens) if naive else 0
         cells = n_prompt + max_tokens + copies + per_wave * self.rollouts * (self.horizon + 1) + per_wave
-        return max(256, 1 << (cells - 1).bit_length()), n_seq
+        # Exactly what is needed (to 256 cells): the KV cache is the bulk of the extra memory.
+        return max(256, -(-cells // 256) * 256), n_seq
+
+
+SAMPLERS[PowerSampler.name] = PowerSampler
 
 
 @dataclass
@@ -110,6 +114,9 @@ class PowerResult:
 
 
 _contexts: Dict[tuple, "_core.RolloutContext"] = {}
+# Rollout batches are computed in slices of this many tokens: it bounds the
+# compute buffer (a vocabulary-wide row of logits per token in a slice).
+UBATCH = 32
 
 
 def run_power(model_address: int, n_threads: int, prompt: Sequence[int], sampler: PowerSampler, max_tokens: int,
@@ -122,7 +129,10 @@ def run_power(model_address: int, n_threads: int, prompt: Sequence[int], sampler
     ctx = _contexts.get(key)
     if ctx is None:
         _contexts.clear()  # one at a time: each holds a KV cache
-        ctx = _contexts[key] = _core.RolloutContext(model_address, n_ctx, n_seq, n_threads, max(512, n_seq))
+        # A batch as wide as the widest rollout step: the output buffer holds one
+        # vocabulary-sized row of logits per batch slot.
+        ctx = _contexts[key] = _core.RolloutContext(model_address, n_ctx, n_seq, n_threads, max(64, n_seq),
+                                                    UBATCH)
     t0 = time.perf_counter()
 
     def report(done: int, rollouts: int, rollout_tokens: int) -> bool:

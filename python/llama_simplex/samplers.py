@@ -344,6 +344,8 @@ SAMPLERS: Dict[str, type] = {
 
 def sampler_from_name(name: str, **params: Any) -> Sampler:
     """Builds a decoder from its name (see :data:`SAMPLERS`) and keyword parameters."""
+    if name == "power" and "power" not in SAMPLERS:
+        from . import power  # registers PowerSampler  # noqa: F401
     v.choice("sampler", name, tuple(SAMPLERS))
     cls = SAMPLERS[name]
     known = {f.name for f in dataclasses.fields(cls)}

@@ -25,8 +25,10 @@ using ContextPtr = std::unique_ptr<llama_context, ContextDeleter>;
 // A context for forked sequences on `model`: unified KV cache of n_ctx cells
 // shared by up to n_seq sequences (at most MAX_SEQUENCES = 256).
 // Throws std::invalid_argument naming the parameter when it cannot be made.
+// n_ubatch (0: n_batch) bounds the compute buffer: a wide batch is computed
+// in slices of n_ubatch tokens.
 ContextPtr make_rollout_context(llama_model * model, uint32_t n_ctx, uint32_t n_seq, int32_t n_threads,
-                                uint32_t n_batch);
+                                uint32_t n_batch, uint32_t n_ubatch = 0);
 
 class RolloutEngine {
   public:
