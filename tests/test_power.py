@@ -99,6 +99,15 @@ def _exact_two_steps(llm, prompt):
     return p1, p2
 
 
+def _outcome(tokens):
+    """The outcome of a two-token generation; end-of-sequence is not returned as a token."""
+    if len(tokens) == 2:
+        return tuple(tokens)
+    if len(tokens) == 1:
+        return (tokens[0], EOS)
+    return (EOS,)
+
+
 def _targets(p1, p2, alpha):
     """Over the outcomes (x1,) if x1 = EOS else (x1, x2): π ∝ p^α, and the law of
     token-wise low-temperature sampling (temperature 1/α)."""
@@ -149,8 +158,7 @@ def test_power_sampler_matches_the_exact_target(planning_model):
     counts = np.zeros(len(outcomes))
     for seed in range(n_samples):
         toks = ls.generate(llm, prompt, sampler, max_tokens=2, seed=seed, add_special=False).tokens
-        key = tuple(toks) if len(toks) == 2 else (EOS,)
-        counts[index[key]] += 1
+        counts[index[_outcome(toks)]] += 1
     emp = counts / n_samples
     tv = 0.5 * np.abs(emp - pi).sum()
     # E TV(empirical, π) <= ½ Σ sqrt(π(1-π)/N); twice that, plus 0.02 for the
@@ -234,3 +242,30 @@ def test_cli_power(tiny_model_path, capfd):
 def test_sample_k_rejects_power(tiny_llm, tiny_text):
     with pytest.raises(TypeError, match="PowerSampler"):
         ls.sample_k(tiny_llm, tiny_text, 2, ls.PowerSampler())
+
+
+def test_mcmc_alpha_one_accepts_everything(tiny_llm, tiny_text):
+    """With α = 1 the proposal is p itself, so every Metropolis-Hastings step is accepted."""
+    g = ls.generate(tiny_llm, tiny_text, ls.MCMCPowerSampler(alpha=1.0, stages=4, steps=5), max_tokens=8, seed=2,
+                    progress=False)
+    assert g.stats["proposals"] > 0 and g.stats["accepted"] == g.stats["proposals"]
+
+
+def test_mcmc_targets_the_power_distribution(planning_model):
+    """Two tokens, two stages, 20 steps each: the chain's final state is close
+    to π ∝ p^α (same bound as the power sampler, plus 0.03 for finite mixing)."""
+    llm, prompt, p1, p2, tv_low = planning_model
+    alpha, n_samples = 2.0, 1500
+    outcomes, pi, _low = _targets(p1, p2, alpha)
+    index = {o: i for i, o in enumerate(outcomes)}
+    sampler = ls.MCMCPowerSampler(alpha=alpha, stages=2, steps=20)
+    counts = np.zeros(len(outcomes))
+    for seed in range(n_samples):
+        toks = ls.generate(llm, prompt, sampler, max_tokens=2, seed=seed, add_special=False, progress=False).tokens
+        counts[index[_outcome(toks)]] += 1
+    tv = 0.5 * np.abs(counts / n_samples - pi).sum()
+    bound = 2 * 0.5 * np.sqrt(pi * (1 - pi) / n_samples).sum() + 0.03
+    assert tv < bound < tv_low, (tv, bound, tv_low)
+    a = ls.generate(llm, prompt, sampler, max_tokens=2, seed=7, add_special=False, progress=False)
+    b = ls.generate(llm, prompt, sampler, max_tokens=2, seed=7, add_special=False, progress=False)
+    assert a.tokens == b.tokens

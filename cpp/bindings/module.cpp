@@ -12,6 +12,7 @@
 #include <string>
 
 #include "llama_simplex/generate.h"
+#include "llama_simplex/mcmc.h"
 #include "llama_simplex/multi_sample.h"
 #include "llama_simplex/power.h"
 #include "llama_simplex/rollout.h"
@@ -358,6 +359,38 @@ PYBIND11_MODULE(_core, m) {
         py::gil_scoped_release nogil;
         return rollout_prefix_probe(ctx.ctx.get(), prompt, params, seed, next);
     }, py::arg("ctx"), py::arg("prompt"), py::arg("params"), py::arg("seed"), py::arg("next"));
+
+    py::class_<McmcParams>(m, "McmcParams")
+        .def(py::init<>())
+        .def_readwrite("alpha", &McmcParams::alpha)
+        .def_readwrite("stages", &McmcParams::stages)
+        .def_readwrite("steps", &McmcParams::steps);
+
+    // MCMC power sampling on a rollout context; returns (tokens, stats dict).
+    m.def("mcmc_power_generate", [](RolloutContext & ctx, const std::vector<llama_token> & prompt,
+                                    const McmcParams & params, int32_t max_tokens, uint64_t seed, bool stop_at_eog,
+                                    py::object progress) {
+        McmcStats stats;
+        std::function<bool(int32_t, const McmcStats &)> cb;
+        if (!progress.is_none()) {
+            cb = [&progress](int32_t done, const McmcStats & st) {
+                py::gil_scoped_acquire gil;
+                py::object r = progress(done, st.proposals, st.accepted);
+                return r.is_none() || r.cast<bool>();
+            };
+        }
+        std::vector<llama_token> out;
+        {
+            py::gil_scoped_release nogil;
+            out = mcmc_power_generate(ctx.ctx.get(), prompt, params, max_tokens, seed, stop_at_eog, stats, cb);
+        }
+        py::dict d;
+        d["proposals"] = stats.proposals;
+        d["accepted"] = stats.accepted;
+        d["decoded_tokens"] = stats.decoded_tokens;
+        return py::make_tuple(out, d);
+    }, py::arg("ctx"), py::arg("prompt"), py::arg("params"), py::arg("max_tokens"), py::arg("seed"),
+       py::arg("stop_at_eog") = true, py::arg("progress") = py::none());
 
     py::class_<Generator>(m, "Generator")
         .def(py::init([](uintptr_t ctx, NativeSampler & sampler, std::vector<llama_token> prompt, int32_t max_tokens,

@@ -74,6 +74,10 @@ void RolloutEngine::fork(llama_seq_id src, llama_seq_id dst) {
     llama_memory_seq_cp(llama_get_memory(ctx_), src, dst, -1, -1);
 }
 
+void RolloutEngine::fork_range(llama_seq_id src, llama_seq_id dst, llama_pos p0, llama_pos p1) {
+    llama_memory_seq_cp(llama_get_memory(ctx_), src, dst, p0, p1);
+}
+
 void RolloutEngine::drop(llama_seq_id seq) {
     llama_memory_seq_rm(llama_get_memory(ctx_), seq, -1, -1);
 }

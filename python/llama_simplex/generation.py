@@ -140,7 +140,7 @@ class FinishedGeneration(Generation):
         return self._n_prompt
 
 
-def _power(llm: llama_cpp.Llama, tokens: List[int], sampler: "PowerSampler", max_tokens: int, seed: int,
+def _power(llm: llama_cpp.Llama, tokens: List[int], sampler: Sampler, max_tokens: int, seed: int,
            stops: List[str], progress: bool) -> Generation:
     from .power import run_power
     result = run_power(model_address(llm), int(getattr(llm, "n_threads", 0) or 0), tokens, sampler, max_tokens,
@@ -198,8 +198,8 @@ def generate(
     if not tokens:
         raise ValueError("prompt must hold at least one token")
 
-    from .power import PowerSampler
-    if isinstance(sampler, PowerSampler):
+    from .power import MCMCPowerSampler, PowerSampler
+    if isinstance(sampler, (PowerSampler, MCMCPowerSampler)):
         return _power(llm, tokens, sampler, max_tokens, seed, stops, progress is not False)
 
     native = native_with_draw(sampler, seed)

@@ -23,7 +23,7 @@ from . import _core
 from . import _validate as v
 from .samplers import SAMPLERS, Sampler
 
-__all__ = ["PowerSampler", "power_weights", "PowerResult"]
+__all__ = ["PowerSampler", "MCMCPowerSampler", "power_weights", "PowerResult"]
 
 
 def power_weights(log_p: npt.ArrayLike, loglik: npt.ArrayLike, *, alpha: float, jackknife: bool = True) -> np.ndarray:
@@ -103,7 +103,36 @@ class PowerSampler(Sampler):
         return max(256, -(-cells // 256) * 256), n_seq
 
 
+@dataclass(frozen=True)
+class MCMCPowerSampler(Sampler):
+    """The MCMC baseline of power sampling [MCMC] (Karan & Du): the output is
+    generated in ``stages`` stages, each extended from the low-temperature
+    proposal q = softmax(α·logits) and followed by ``steps`` Metropolis-
+    Hastings steps that resample the suffix after a uniformly random position
+    from q and accept with probability min(1, (p(x')/p(x))^α · q(x)/q(x')).
+    The paper's setting: 16 stages, 10 steps. Runs through generate()."""
+
+    alpha: float = 4.0
+    stages: int = 16
+    steps: int = 10
+    name: ClassVar[str] = "mcmc"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alpha", v.real("alpha", self.alpha, low=0.0, low_open=True))
+        object.__setattr__(self, "stages", v.integer("stages", self.stages, low=1, high=100_000))
+        object.__setattr__(self, "steps", v.integer("steps", self.steps, low=0, high=1_000_000))
+
+    def native(self, seed: Optional[int] = None) -> _core.NativeSampler:
+        raise NotImplementedError("MCMCPowerSampler runs through llama_simplex.generate(), not inside a chain")
+
+    def params_native(self) -> "_core.McmcParams":
+        p = _core.McmcParams()
+        p.alpha, p.stages, p.steps = self.alpha, self.stages, self.steps
+        return p
+
+
 SAMPLERS[PowerSampler.name] = PowerSampler
+SAMPLERS[MCMCPowerSampler.name] = MCMCPowerSampler
 
 
 @dataclass
@@ -119,11 +148,13 @@ _contexts: Dict[tuple, "_core.RolloutContext"] = {}
 UBATCH = 32
 
 
-def run_power(model_address: int, n_threads: int, prompt: Sequence[int], sampler: PowerSampler, max_tokens: int,
+def run_power(model_address: int, n_threads: int, prompt: Sequence[int], sampler: Sampler, max_tokens: int,
               seed: int, progress: bool, naive: bool = False) -> PowerResult:
     """Runs power sampling in a rollout context of its own on the model.
     naive=True is the benchmark baseline that re-decodes the prefix for every
     rollout instead of forking it."""
+    if isinstance(sampler, MCMCPowerSampler):
+        return _run_mcmc(model_address, n_threads, prompt, sampler, max_tokens, seed, progress)
     n_ctx, n_seq = sampler.context_size(len(prompt), max_tokens, naive=naive)
     key = (model_address, n_ctx, n_seq)
     ctx = _contexts.get(key)
@@ -145,6 +176,33 @@ def run_power(model_address: int, n_threads: int, prompt: Sequence[int], sampler
     params.naive_reprefill = naive
     tokens, stats = _core.power_generate(ctx, list(prompt), params, max_tokens, seed, True,
                                          report if progress else None)
+    if progress:
+        print(file=sys.stderr)
+    return PowerResult(list(tokens), dict(stats), time.perf_counter() - t0)
+
+
+def _context(model_address: int, n_ctx: int, n_seq: int, n_threads: int) -> "_core.RolloutContext":
+    key = (model_address, n_ctx, n_seq)
+    ctx = _contexts.get(key)
+    if ctx is None:
+        _contexts.clear()
+        ctx = _contexts[key] = _core.RolloutContext(model_address, n_ctx, n_seq, n_threads, max(64, n_seq), UBATCH)
+    return ctx
+
+
+def _run_mcmc(model_address: int, n_threads: int, prompt: Sequence[int], sampler: MCMCPowerSampler, max_tokens: int,
+              seed: int, progress: bool) -> PowerResult:
+    cells = len(prompt) + 2 * max_tokens + 2
+    ctx = _context(model_address, max(256, -(-cells // 256) * 256), 2, n_threads)
+    t0 = time.perf_counter()
+
+    def report(done: int, proposals: int, accepted: int) -> bool:
+        print(f"\r[mcmc] {done}/{max_tokens} tokens, {proposals} proposals, "
+              f"{accepted / max(proposals, 1):.0%} accepted", end="", file=sys.stderr, flush=True)
+        return True
+
+    tokens, stats = _core.mcmc_power_generate(ctx, list(prompt), sampler.params_native(), max_tokens, seed, True,
+                                              report if progress else None)
     if progress:
         print(file=sys.stderr)
     return PowerResult(list(tokens), dict(stats), time.perf_counter() - t0)

@@ -48,6 +48,8 @@ class RolloutEngine {
     void extend(llama_seq_id seq, const llama_token * tokens, size_t n, llama_pos pos0);
     // dst shares src's cells (all positions); no copy in a unified cache.
     void fork(llama_seq_id src, llama_seq_id dst);
+    // dst shares src's cells at positions [p0, p1).
+    void fork_range(llama_seq_id src, llama_seq_id dst, llama_pos p0, llama_pos p1);
     // Removes every cell of seq.
     void drop(llama_seq_id seq);
     // One llama_decode: tokens[i] appended to seqs[i] at pos[i], with logits

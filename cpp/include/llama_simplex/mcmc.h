@@ -1,0 +1,35 @@
+// The MCMC baseline of power sampling [MCMC] (Karan & Du, MATH.md §4):
+// generate in stages; extend each stage from the low-temperature proposal
+// q = softmax(α·logits), then run Metropolis-Hastings steps that resample the
+// suffix after a random position from q and accept with probability
+//   min(1, exp[α (log p(x') - log p(x)) + log q(x) - log q(x')]).
+// The current sequence lives in sequence 0 of a unified KV cache; a proposal
+// shares its prefix's cells (sequence 1) and replaces it when accepted.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "llama.h"
+
+namespace llama_simplex {
+
+struct McmcParams {
+    double  alpha = 4.0;
+    int32_t stages = 16;  // the output is generated in this many stages (T / stages tokens each)
+    int32_t steps = 10;   // Metropolis-Hastings steps after each stage (N_MCMC)
+};
+
+struct McmcStats {
+    int64_t proposals = 0;
+    int64_t accepted = 0;
+    int64_t decoded_tokens = 0;
+};
+
+std::vector<llama_token> mcmc_power_generate(llama_context * ctx, const std::vector<llama_token> & prompt,
+                                             const McmcParams & params, int32_t max_tokens, uint64_t seed,
+                                             bool stop_at_eog, McmcStats & stats,
+                                             const std::function<bool(int32_t, const McmcStats &)> & progress);
+
+}  // namespace llama_simplex
