@@ -276,3 +276,36 @@ def test_mcmc_targets_the_power_distribution(planning_model):
     a = ls.generate(llm, prompt, sampler, max_tokens=2, seed=7, add_special=False, progress=False)
     b = ls.generate(llm, prompt, sampler, max_tokens=2, seed=7, add_special=False, progress=False)
     assert a.tokens == b.tokens
+
+
+def test_block_sampler_with_one_whole_block_is_exact(planning_model):
+    """B = max_tokens = 2: the output is one block with no future (ζ = 1), drawn
+    among the distinct sampled blocks with weight p^α. With 128 samples every
+    likely block is found, so the draws follow π ∝ p^α (bound as above, plus
+    0.03 for blocks never sampled)."""
+    llm, prompt, p1, p2, tv_low = planning_model
+    alpha, n_samples = 2.0, 1500
+    outcomes, pi, _low = _targets(p1, p2, alpha)
+    index = {o: i for i, o in enumerate(outcomes)}
+    sampler = ls.BlockPowerSampler(alpha=alpha, block=2, samples=128, candidates=128, rollouts=2, horizon=2,
+                                   tail_samples=128)
+    counts = np.zeros(len(outcomes))
+    for seed in range(n_samples):
+        toks = ls.generate(llm, prompt, sampler, max_tokens=2, seed=seed, add_special=False, progress=False).tokens
+        counts[index[_outcome(toks)]] += 1
+    tv = 0.5 * np.abs(counts / n_samples - pi).sum()
+    bound = 2 * 0.5 * np.sqrt(pi * (1 - pi) / n_samples).sum() + 0.03
+    assert tv < bound < tv_low, (tv, bound, tv_low)
+
+
+def test_block_sampler_runs_rollouts_and_is_seeded(tiny_llm, tiny_text):
+    s = ls.BlockPowerSampler(alpha=4.0, block=3, samples=6, candidates=3, rollouts=3, horizon=4, tail_samples=4)
+    a = ls.generate(tiny_llm, tiny_text, s, max_tokens=8, seed=1, progress=False)
+    b = ls.generate(tiny_llm, tiny_text, s, max_tokens=8, seed=1, progress=False)
+    assert a.tokens == b.tokens and len(a.tokens) <= 8
+    if len(a.tokens) > 3:
+        assert a.stats["rollouts"] > 0
+    with pytest.raises(ValueError, match="samples \\+ rollouts"):
+        ls.BlockPowerSampler(samples=120, rollouts=200)
+    with pytest.raises(ValueError, match="block"):
+        ls.BlockPowerSampler(block=0)

@@ -117,4 +117,4 @@ def test_cli_sample_k(tiny_model_path, capfd):
     assert cli.main(args) == 0
     assert capfd.readouterr().out == out
     assert cli.main(["sample-k", "--model", str(tiny_model_path), "--sampler", "top-k", "--preset", "paper-0.05"]) == 2
-    assert "--preset applies to --sampler bok or power" in capfd.readouterr().err
+    assert "--preset applies to --sampler bok, power or block-power" in capfd.readouterr().err

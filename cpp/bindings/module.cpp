@@ -354,6 +354,42 @@ PYBIND11_MODULE(_core, m) {
     }, py::arg("ctx"), py::arg("prompt"), py::arg("params"), py::arg("max_tokens"), py::arg("seed"),
        py::arg("stop_at_eog") = true, py::arg("progress") = py::none());
 
+    py::class_<BlockParams>(m, "BlockParams")
+        .def(py::init<>())
+        .def_readwrite("alpha", &BlockParams::alpha)
+        .def_readwrite("block", &BlockParams::block)
+        .def_readwrite("samples", &BlockParams::samples)
+        .def_readwrite("candidates", &BlockParams::candidates)
+        .def_readwrite("rollouts", &BlockParams::rollouts)
+        .def_readwrite("horizon", &BlockParams::horizon)
+        .def_readwrite("tail_samples", &BlockParams::tail_samples)
+        .def_readwrite("jackknife", &BlockParams::jackknife);
+
+    m.def("block_power_generate", [](RolloutContext & ctx, const std::vector<llama_token> & prompt,
+                                     const BlockParams & params, int32_t max_tokens, uint64_t seed, bool stop_at_eog,
+                                     py::object progress) {
+        PowerStats stats;
+        std::function<bool(int32_t, const PowerStats &)> cb;
+        if (!progress.is_none()) {
+            cb = [&progress](int32_t done, const PowerStats & st) {
+                py::gil_scoped_acquire gil;
+                py::object r = progress(done, st.rollouts, st.rollout_tokens);
+                return r.is_none() || r.cast<bool>();
+            };
+        }
+        std::vector<llama_token> out;
+        {
+            py::gil_scoped_release nogil;
+            out = block_power_generate(ctx.ctx.get(), prompt, params, max_tokens, seed, stop_at_eog, stats, cb);
+        }
+        py::dict d;
+        d["rollouts"] = stats.rollouts;
+        d["rollout_tokens"] = stats.rollout_tokens;
+        d["decode_calls"] = stats.decode_calls;
+        return py::make_tuple(out, d);
+    }, py::arg("ctx"), py::arg("prompt"), py::arg("params"), py::arg("max_tokens"), py::arg("seed"),
+       py::arg("stop_at_eog") = true, py::arg("progress") = py::none());
+
     m.def("rollout_prefix_probe", [](RolloutContext & ctx, const std::vector<llama_token> & prompt,
                                      const PowerParams & params, uint64_t seed, llama_token next) {
         py::gil_scoped_release nogil;

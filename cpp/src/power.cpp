@@ -121,13 +121,16 @@ llama_token sample_logprob(const float * logits, int32_t n_vocab, uint64_t & rng
     return static_cast<llama_token>(pick_at);
 }
 
-// Rollouts for the candidates cand (on top of the prefix in sequence 0, which
-// ends at n_past - 1): fills loglik[c * M + r] with the log-likelihood of
-// rollout r of candidate c, in waves of per_wave candidates. With naive =
-// true each rollout re-decodes the whole prefix (history) in its own sequence
-// instead of forking sequence 0: the baseline that forking is measured against.
+// Rollouts for the candidates: candidate c is token cand[c] at position at[c]
+// on top of sequence source[c] (whose cells end at at[c] - 1). Fills
+// loglik[c * M + r] with the log-likelihood of rollout r of candidate c, in
+// waves of per_wave candidates on sequences first_seq, first_seq + 1, ...
+// With naive = true each rollout re-decodes the whole prefix (history, with
+// source 0) in its own sequence instead of forking: the baseline that
+// forking is measured against.
 void run_rollouts(RolloutEngine & engine, const llama_vocab * vocab, const std::vector<llama_token> & cand,
-                  llama_pos n_past, const PowerParams & pp, int32_t per_wave, bool stop_at_eog, uint64_t & rng,
+                  const std::vector<llama_seq_id> & source, const std::vector<llama_pos> & at,
+                  const PowerParams & pp, int32_t per_wave, llama_seq_id first_seq, bool stop_at_eog, uint64_t & rng,
                   std::vector<double> & loglik, PowerStats & stats, bool naive,
                   const std::vector<llama_token> & history, std::vector<float> & scratch) {
     const size_t k = cand.size();
@@ -137,7 +140,7 @@ void run_rollouts(RolloutEngine & engine, const llama_vocab * vocab, const std::
     for (size_t w0 = 0; w0 < k; w0 += static_cast<size_t>(per_wave)) {
         const size_t w1 = std::min(k, w0 + static_cast<size_t>(per_wave));
         std::vector<Lane> lanes;
-        llama_seq_id next_seq = 1;
+        llama_seq_id next_seq = first_seq;
         if (!naive) {
             // Each candidate token is decoded once, shared by its M rollout sequences.
             std::vector<llama_token> toks;
@@ -147,13 +150,13 @@ void run_rollouts(RolloutEngine & engine, const llama_vocab * vocab, const std::
                 if (stop_at_eog && llama_vocab_is_eog(vocab, cand[c])) continue;  // no future: ζ = 1
                 std::vector<llama_seq_id> ids;
                 for (int32_t r = 0; r < m; ++r) {
-                    engine.fork(0, next_seq);
+                    engine.fork_range(source[c], next_seq, 0, at[c]);
                     ids.push_back(next_seq);
                     lanes.push_back({c, static_cast<size_t>(r), next_seq, toks.size(), true, LLAMA_TOKEN_NULL});
                     ++next_seq;
                 }
                 toks.push_back(cand[c]);
-                pos.push_back(n_past);
+                pos.push_back(at[c]);
                 seqs.push_back(std::move(ids));
             }
             if (toks.empty()) continue;
@@ -208,7 +211,7 @@ void run_rollouts(RolloutEngine & engine, const llama_vocab * vocab, const std::
                 if (h + 1 < pp.horizon) {
                     s_ids.push_back(ln.seq);
                     s_tok.push_back(y);
-                    s_pos.push_back(n_past + 1 + h);
+                    s_pos.push_back(at[ln.cand] + 1 + h);
                     live_idx.push_back(i);
                 } else {
                     ln.live = false;
@@ -219,7 +222,7 @@ void run_rollouts(RolloutEngine & engine, const llama_vocab * vocab, const std::
             ++stats.decode_calls;
             for (size_t j = 0; j < live_idx.size(); ++j) lanes[live_idx[j]].row = j;
         }
-        for (llama_seq_id sq = 1; sq < next_seq; ++sq) engine.drop(sq);
+        for (llama_seq_id sq = first_seq; sq < next_seq; ++sq) engine.drop(sq);
     }
 }
 
@@ -293,8 +296,8 @@ std::vector<llama_token> power_generate(llama_context * ctx, const std::vector<l
         const bool futures = !(last && pp.low_temperature_last) && pp.horizon > 0;
 
         if (futures) {
-            run_rollouts(engine, vocab, cand, n_past, pp, per_wave, stop_at_eog, rng, loglik, stats, pp.naive_reprefill,
-                         history, scratch);
+            run_rollouts(engine, vocab, cand, std::vector<llama_seq_id>(k, 0), std::vector<llama_pos>(k, n_past), pp,
+                         per_wave, 1, stop_at_eog, rng, loglik, stats, pp.naive_reprefill, history, scratch);
         }
         std::vector<double> w(k);
         if (!power_weights(log_p.data(), loglik.data(), k, static_cast<size_t>(m), pp.alpha,
@@ -324,6 +327,177 @@ std::vector<llama_token> power_generate(llama_context * ctx, const std::vector<l
     return out;
 }
 
+std::vector<llama_token> block_power_generate(llama_context * ctx, const std::vector<llama_token> & prompt,
+                                              const BlockParams & bp, int32_t max_tokens, uint64_t seed,
+                                              bool stop_at_eog, PowerStats & stats,
+                                              const std::function<bool(int32_t, const PowerStats &)> & progress) {
+    RolloutEngine engine(ctx);
+    const llama_vocab * vocab = llama_model_get_vocab(llama_get_model(ctx));
+    const int32_t n_vocab = engine.n_vocab();
+    if (!(bp.alpha > 0.0)) throw std::invalid_argument("alpha: must be > 0");
+    if (bp.block < 1) throw std::invalid_argument("block: must be >= 1");
+    if (bp.samples < 1) throw std::invalid_argument("samples: must be >= 1");
+    if (bp.candidates < 1) throw std::invalid_argument("candidates: must be >= 1");
+    if (bp.rollouts < 1) throw std::invalid_argument("rollouts: must be >= 1");
+    if (bp.horizon < 0) throw std::invalid_argument("horizon: must be >= 0");
+    if (bp.tail_samples < 1) throw std::invalid_argument("tail_samples: must be >= 1");
+    if (prompt.empty()) throw std::invalid_argument("prompt: must hold at least one token");
+    if (max_tokens < 0) throw std::invalid_argument("max_tokens: must be >= 0");
+    const int32_t n_samples = std::max(bp.samples, bp.tail_samples);
+    const int32_t lanes = engine.n_seq_max() - 1 - n_samples;  // after seq 0 and the blocks
+    if (lanes < bp.rollouts) {
+        throw std::invalid_argument("samples, rollouts: " + std::to_string(n_samples) + " blocks + " +
+                                    std::to_string(bp.rollouts) + " rollouts need more than the context's " +
+                                    std::to_string(engine.n_seq_max()) + " sequences");
+    }
+    const int32_t per_wave = std::min(bp.candidates, lanes / bp.rollouts);
+    const int64_t cells = static_cast<int64_t>(prompt.size()) + max_tokens +
+                          static_cast<int64_t>(n_samples) * bp.block +
+                          static_cast<int64_t>(per_wave) * bp.rollouts * (bp.horizon + 1);
+    if (cells > engine.n_ctx()) {
+        throw std::invalid_argument("block, horizon: need " + std::to_string(cells) + " cells, the context has " +
+                                    std::to_string(engine.n_ctx()));
+    }
+    for (llama_token t : prompt) {
+        if (t < 0 || t >= n_vocab) throw std::invalid_argument("prompt: token id " + std::to_string(t) + " is out of range");
+    }
+    PowerParams rp;
+    rp.alpha = bp.alpha;
+    rp.rollouts = bp.rollouts;
+    rp.jackknife = bp.jackknife;
+
+    uint64_t rng = seed;
+    engine.clear();
+    engine.extend(0, prompt.data(), prompt.size(), 0);
+    llama_pos n_past = static_cast<llama_pos>(prompt.size());
+    std::vector<float> base(static_cast<size_t>(n_vocab)), scratch;
+    std::vector<llama_token> out;
+    const std::vector<llama_token> no_history;
+    bool finished = false;
+
+    while (!finished && static_cast<int32_t>(out.size()) < max_tokens) {
+        const int32_t left = max_tokens - static_cast<int32_t>(out.size());
+        const bool tail = left < bp.block;
+        const int32_t b_len = tail ? left : bp.block;
+        const int32_t n_draw = tail ? bp.tail_samples : bp.samples;
+        // Draw n_draw blocks of b_len tokens from p on sequences 1..n_draw; a
+        // block's last token stays pending (not decoded) until it is chosen.
+        const float * lg = engine.logits(0);
+        std::copy(lg, lg + n_vocab, base.begin());
+        struct Block { std::vector<llama_token> toks; double logp = 0.0; bool ended = false; llama_seq_id seq; };
+        std::vector<Block> blocks(static_cast<size_t>(n_draw));
+        for (int32_t i = 0; i < n_draw; ++i) {
+            blocks[static_cast<size_t>(i)].seq = 1 + i;
+            engine.fork_range(0, 1 + i, 0, n_past);
+        }
+        std::vector<size_t> row(static_cast<size_t>(n_draw), 0);
+        for (int32_t j = 0; j < b_len; ++j) {
+            std::vector<llama_seq_id> ids;
+            std::vector<llama_token> toks;
+            std::vector<llama_pos> pos;
+            std::vector<size_t> live;
+            for (size_t i = 0; i < blocks.size(); ++i) {
+                Block & bl = blocks[i];
+                if (bl.ended) continue;
+                double lp;
+                const llama_token y = sample_logprob(j == 0 ? base.data() : engine.logits(row[i]), n_vocab, rng,
+                                                     scratch, lp);
+                bl.toks.push_back(y);
+                bl.logp += lp;
+                if (stop_at_eog && llama_vocab_is_eog(vocab, y)) {
+                    bl.ended = true;
+                    continue;
+                }
+                if (j + 1 < b_len) {
+                    ids.push_back(bl.seq);
+                    toks.push_back(y);
+                    pos.push_back(n_past + j);
+                    live.push_back(i);
+                }
+            }
+            if (ids.empty()) break;
+            engine.step(ids.data(), toks.data(), pos.data(), ids.size());
+            ++stats.decode_calls;
+            for (size_t r = 0; r < live.size(); ++r) row[live[r]] = r;
+        }
+        // Identical blocks are one candidate; keep the K most likely.
+        std::vector<size_t> order(blocks.size());
+        std::iota(order.begin(), order.end(), 0);
+        std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return blocks[a].logp > blocks[b].logp; });
+        std::vector<size_t> kept;
+        for (size_t idx : order) {
+            bool dup = false;
+            for (size_t kk : kept) dup |= blocks[kk].toks == blocks[idx].toks;
+            if (!dup) kept.push_back(idx);
+            if (!tail && static_cast<int32_t>(kept.size()) >= bp.candidates) break;
+        }
+        const size_t k = kept.size();
+        std::vector<float> log_p(k);
+        std::vector<double> loglik(k * static_cast<size_t>(bp.rollouts), 0.0);
+        // Futures: after the block, up to H tokens, never past max_tokens.
+        const int32_t future = tail ? 0 : std::min(bp.horizon, left - b_len);
+        if (future > 0) {
+            std::vector<llama_token> cand;
+            std::vector<llama_seq_id> src;
+            std::vector<llama_pos> at;
+            std::vector<size_t> with_future;
+            for (size_t c = 0; c < k; ++c) {
+                const Block & bl = blocks[kept[c]];
+                if (bl.ended) continue;  // finished: ζ = 1
+                cand.push_back(bl.toks.back());
+                src.push_back(bl.seq);
+                at.push_back(n_past + static_cast<llama_pos>(bl.toks.size()) - 1);
+                with_future.push_back(c);
+            }
+            if (!cand.empty()) {
+                rp.horizon = future;
+                std::vector<double> ll(cand.size() * static_cast<size_t>(bp.rollouts), 0.0);
+                run_rollouts(engine, vocab, cand, src, at, rp, per_wave, 1 + n_samples, stop_at_eog, rng, ll, stats,
+                             false, no_history, scratch);
+                for (size_t j = 0; j < with_future.size(); ++j) {
+                    std::copy(ll.begin() + static_cast<std::ptrdiff_t>(j * bp.rollouts),
+                              ll.begin() + static_cast<std::ptrdiff_t>((j + 1) * bp.rollouts),
+                              loglik.begin() + static_cast<std::ptrdiff_t>(with_future[j] * bp.rollouts));
+                }
+            }
+        }
+        for (size_t c = 0; c < k; ++c) log_p[c] = static_cast<float>(blocks[kept[c]].logp);
+        std::vector<double> w(k);
+        if (!power_weights(log_p.data(), loglik.data(), k, static_cast<size_t>(bp.rollouts), bp.alpha,
+                           bp.jackknife && future > 0, w.data())) {
+            throw std::runtime_error("block power sampling: non-finite weights");
+        }
+        const double u = uniform01(rng);
+        double run = 0.0;
+        size_t chosen = k - 1;
+        for (size_t c = 0; c < k; ++c) {
+            run += w[c];
+            if (run > u) {
+                chosen = c;
+                break;
+            }
+        }
+        const Block & pick = blocks[kept[chosen]];
+        // Sequence 0 takes the block's cells and then decodes its pending last token.
+        const llama_pos last_pos = n_past + static_cast<llama_pos>(pick.toks.size()) - 1;
+        if (last_pos > n_past) engine.fork_range(pick.seq, 0, n_past, last_pos);
+        for (size_t i = 0; i < blocks.size(); ++i) engine.drop(blocks[i].seq);
+        for (llama_token t : pick.toks) {
+            if (stop_at_eog && llama_vocab_is_eog(vocab, t)) {
+                finished = true;
+                break;
+            }
+            out.push_back(t);
+        }
+        if (!finished && static_cast<int32_t>(out.size()) < max_tokens) {
+            engine.extend(0, &pick.toks.back(), 1, last_pos);
+        }
+        n_past = last_pos + 1;
+        if (progress && !progress(static_cast<int32_t>(out.size()), stats)) break;
+    }
+    return out;
+}
+
 float rollout_prefix_probe(llama_context * ctx, const std::vector<llama_token> & prompt, const PowerParams & pp,
                            uint64_t seed, llama_token next) {
     RolloutEngine engine(ctx);
@@ -343,8 +517,9 @@ float rollout_prefix_probe(llama_context * ctx, const std::vector<llama_token> &
             uint64_t rng = seed;
             const int32_t per_wave = std::max(1, std::min<int32_t>(static_cast<int32_t>(cand.size()),
                                                                     (engine.n_seq_max() - 1) / pp.rollouts));
-            run_rollouts(engine, vocab, cand, n_past, pp, per_wave, false, rng, loglik, stats, pp.naive_reprefill,
-                         prompt, scratch);
+            run_rollouts(engine, vocab, cand, std::vector<llama_seq_id>(cand.size(), 0),
+                         std::vector<llama_pos>(cand.size(), n_past), pp, per_wave, 1, false, rng, loglik, stats,
+                         pp.naive_reprefill, prompt, scratch);
         }
         engine.extend(0, &next, 1, n_past);
         const float * l = engine.logits(0);

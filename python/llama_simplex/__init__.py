@@ -9,14 +9,14 @@ from . import integration
 from .integration import create_completion, to_llama_cpp, use_sampler
 from .models import ModelNotFoundError, resolve_model
 from .multi_sample import Samples, sample_k
-from .power import MCMCPowerSampler, PowerSampler, power_weights
+from .power import BlockPowerSampler, MCMCPowerSampler, PowerSampler, power_weights
 from .samplers import (SAMPLERS, BestOfK, Chain, Dist, Greedy, MinP, Objective, Sampler, Softmax, Sparsemax, TopK,
                        TopP, sampler_from_name)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BestOfK", "Objective", "Samples", "sample_k", "PowerSampler", "MCMCPowerSampler", "power_weights",
+    "BestOfK", "Objective", "Samples", "sample_k", "PowerSampler", "BlockPowerSampler", "MCMCPowerSampler", "power_weights",
     "Chain", "Dist", "Generation", "Greedy", "MinP", "ModelNotFoundError", "SAMPLERS", "Sampler", "Softmax",
     "Sparsemax", "TopK", "TopP", "create_completion", "generate", "kernels", "load_model", "resolve_model",
     "sampler_from_name", "to_llama_cpp", "use_sampler",

@@ -10,7 +10,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from .models import ModelNotFoundError
-from .power import PowerSampler
+from .power import BlockPowerSampler, PowerSampler
 from .samplers import SAMPLERS, BestOfK, sampler_from_name
 
 DEFAULT_PROMPT = "The three most important ideas in probability theory are"
@@ -38,7 +38,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 def _add_sampler_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", default="softmax", choices=sorted(SAMPLERS), help="decoder (default softmax)")
     p.add_argument("--preset", default=None, choices=sorted({*BestOfK.PRESETS, *PowerSampler.PRESETS}),
-                   help="bok: the paper's (beta, lam) settings; power: 'paper' or 'cpu-small'")
+                   help="bok: the paper's (beta, lam) settings; power, block-power: 'paper' or 'cpu-small'")
     for name, f in _sampler_params().items():
         kind = type(f.default)
         flag = f"--{name.replace('_', '-')}"
@@ -54,9 +54,9 @@ def _add_sampler_args(p: argparse.ArgumentParser) -> None:
 def _sampler_from_args(args: argparse.Namespace):
     given = {k[len("param_"):]: v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
     if args.preset is not None:
-        owner = {"bok": BestOfK, "power": PowerSampler}.get(args.sampler)
+        owner = {"bok": BestOfK, "power": PowerSampler, "block-power": BlockPowerSampler}.get(args.sampler)
         if owner is None:
-            raise ValueError(f"--preset applies to --sampler bok or power, not {args.sampler!r}")
+            raise ValueError(f"--preset applies to --sampler bok, power or block-power, not {args.sampler!r}")
         return owner.preset(args.preset, **given)
     return sampler_from_name(args.sampler, **given)
 

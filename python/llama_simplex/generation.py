@@ -198,8 +198,8 @@ def generate(
     if not tokens:
         raise ValueError("prompt must hold at least one token")
 
-    from .power import MCMCPowerSampler, PowerSampler
-    if isinstance(sampler, (PowerSampler, MCMCPowerSampler)):
+    from .power import BlockPowerSampler, MCMCPowerSampler, PowerSampler
+    if isinstance(sampler, (PowerSampler, BlockPowerSampler, MCMCPowerSampler)):
         return _power(llm, tokens, sampler, max_tokens, seed, stops, progress is not False)
 
     native = native_with_draw(sampler, seed)

@@ -108,8 +108,8 @@ def sample_k(
     sampler = Softmax() if sampler is None else sampler
     if not isinstance(sampler, Sampler):
         raise TypeError(f"sampler must be a llama_simplex Sampler, got {type(sampler).__name__}")
-    from .power import MCMCPowerSampler, PowerSampler
-    if isinstance(sampler, (PowerSampler, MCMCPowerSampler)):
+    from .power import BlockPowerSampler, MCMCPowerSampler, PowerSampler
+    if isinstance(sampler, (PowerSampler, BlockPowerSampler, MCMCPowerSampler)):
         raise TypeError(f"sampler: {type(sampler).__name__} runs through generate(), not sample_k")
     max_tokens = v.integer("max_tokens", max_tokens, low=0)
     seed = secrets.randbelow(SEED_MAX + 1) if seed is None else v.integer("seed", seed, low=0, high=SEED_MAX)

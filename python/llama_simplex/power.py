@@ -23,7 +23,7 @@ from . import _core
 from . import _validate as v
 from .samplers import SAMPLERS, Sampler
 
-__all__ = ["PowerSampler", "MCMCPowerSampler", "power_weights", "PowerResult"]
+__all__ = ["PowerSampler", "BlockPowerSampler", "MCMCPowerSampler", "power_weights", "PowerResult"]
 
 
 def power_weights(log_p: npt.ArrayLike, loglik: npt.ArrayLike, *, alpha: float, jackknife: bool = True) -> np.ndarray:
@@ -131,7 +131,69 @@ class MCMCPowerSampler(Sampler):
         return p
 
 
+@dataclass(frozen=True)
+class BlockPowerSampler(Sampler):
+    """Block-level power sampling (Algorithm 2 of [POWER], used in the paper's
+    experiments): each step emits a block of ``block`` tokens. ``samples``
+    candidate blocks are drawn from the model (temperature 1), identical ones
+    merged, the ``candidates`` most likely kept; each gets ``rollouts``
+    rollouts of up to ``horizon`` tokens (never past max_tokens); the block is
+    drawn with weight p(block)^α·ζ̂(block) (jackknifed). The tail (max_tokens
+    mod block) is drawn among ``tail_samples`` base samples by p^α alone. A
+    block that reaches end-of-sequence stops there and has ζ = 1.
+    Presets: ``paper`` (α = 4, B = 192, K = 8, M = 8; L = 16 and H = 192 are
+    not stated in the paper) and ``cpu-small`` (α = 4, B = 8, L = 8, K = 4,
+    M = 4, H = 16)."""
+
+    alpha: float = 4.0
+    block: int = 192
+    samples: int = 16
+    candidates: int = 8
+    rollouts: int = 8
+    horizon: int = 192
+    tail_samples: int = 16
+    jackknife: bool = True
+    name: ClassVar[str] = "block-power"
+    PRESETS: ClassVar[Dict[str, Dict[str, Any]]] = {
+        "paper": dict(alpha=4.0, block=192, samples=16, candidates=8, rollouts=8, horizon=192, tail_samples=16),
+        "cpu-small": dict(alpha=4.0, block=8, samples=8, candidates=4, rollouts=4, horizon=16, tail_samples=8),
+    }
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alpha", v.real("alpha", self.alpha, low=0.0, low_open=True))
+        for name, hi in (("block", 100_000), ("samples", 128), ("candidates", 128), ("rollouts", 254),
+                         ("tail_samples", 128)):
+            object.__setattr__(self, name, v.integer(name, getattr(self, name), low=1, high=hi))
+        object.__setattr__(self, "horizon", v.integer("horizon", self.horizon, low=0, high=100_000))
+        if not isinstance(self.jackknife, bool):
+            raise TypeError(f"jackknife must be a bool, got {type(self.jackknife).__name__}")
+        if 1 + max(self.samples, self.tail_samples) + self.rollouts > 256:
+            raise ValueError(f"samples + rollouts must be <= 255 (llama.cpp's 256 sequences, one for the prefix); "
+                             f"got {max(self.samples, self.tail_samples)} + {self.rollouts}")
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "BlockPowerSampler":
+        return cls(**{**cls.PRESETS[v.choice("preset", name, tuple(cls.PRESETS))], **overrides})
+
+    def native(self, seed: Optional[int] = None) -> _core.NativeSampler:
+        raise NotImplementedError("BlockPowerSampler runs through llama_simplex.generate(), not inside a chain")
+
+    def params_native(self) -> "_core.BlockParams":
+        p = _core.BlockParams()
+        for name in ("alpha", "block", "samples", "candidates", "rollouts", "horizon", "tail_samples", "jackknife"):
+            setattr(p, name, getattr(self, name))
+        return p
+
+    def context_size(self, n_prompt: int, max_tokens: int) -> tuple:
+        n_draw = max(self.samples, self.tail_samples)
+        n_seq = min(256, 1 + n_draw + self.candidates * self.rollouts)
+        per_wave = min(self.candidates, (n_seq - 1 - n_draw) // self.rollouts)
+        cells = n_prompt + max_tokens + n_draw * self.block + per_wave * self.rollouts * (self.horizon + 1)
+        return max(256, -(-cells // 256) * 256), n_seq
+
+
 SAMPLERS[PowerSampler.name] = PowerSampler
+SAMPLERS[BlockPowerSampler.name] = BlockPowerSampler
 SAMPLERS[MCMCPowerSampler.name] = MCMCPowerSampler
 
 
@@ -155,6 +217,16 @@ def run_power(model_address: int, n_threads: int, prompt: Sequence[int], sampler
     rollout instead of forking it."""
     if isinstance(sampler, MCMCPowerSampler):
         return _run_mcmc(model_address, n_threads, prompt, sampler, max_tokens, seed, progress)
+    if isinstance(sampler, BlockPowerSampler):
+        n_ctx, n_seq = sampler.context_size(len(prompt), max_tokens)
+        ctx = _context(model_address, n_ctx, n_seq, n_threads)
+        t0 = time.perf_counter()
+        report = _reporter("block-power", max_tokens, t0) if progress else None
+        tokens, stats = _core.block_power_generate(ctx, list(prompt), sampler.params_native(), max_tokens, seed, True,
+                                                   report)
+        if progress:
+            print(file=sys.stderr)
+        return PowerResult(list(tokens), dict(stats), time.perf_counter() - t0)
     n_ctx, n_seq = sampler.context_size(len(prompt), max_tokens, naive=naive)
     key = (model_address, n_ctx, n_seq)
     ctx = _contexts.get(key)
@@ -206,3 +278,12 @@ def _run_mcmc(model_address: int, n_threads: int, prompt: Sequence[int], sampler
     if progress:
         print(file=sys.stderr)
     return PowerResult(list(tokens), dict(stats), time.perf_counter() - t0)
+
+
+def _reporter(label: str, max_tokens: int, t0: float):
+    def report(done: int, rollouts: int, rollout_tokens: int) -> bool:
+        dt = max(time.perf_counter() - t0, 1e-9)
+        print(f"\r[{label}] {done}/{max_tokens} tokens, {rollouts / dt:.1f} rollouts/s, "
+              f"{rollout_tokens / dt:.0f} rollout tokens/s", end="", file=sys.stderr, flush=True)
+        return True
+    return report

@@ -51,6 +51,29 @@ std::vector<llama_token> power_generate(llama_context * ctx, const std::vector<l
                                         bool stop_at_eog, PowerStats & stats,
                                         const std::function<bool(int32_t, const PowerStats &)> & progress);
 
+// Block-level power sampling ([POWER] Algorithm 2): each step emits a block
+// of B tokens. L candidate blocks are drawn from p (temperature 1) on forked
+// sequences, identical ones merged; the K most likely are kept; each gets M
+// rollouts of up to H tokens after it (fewer when max_tokens is near); the
+// block is drawn with weight p(block)^α · ζ̂(block), jackknifed. The tail
+// (max_tokens mod B) is drawn among L_tail base samples by p^α alone. A block
+// that reaches end-of-sequence stops there and has ζ = 1.
+struct BlockParams {
+    double  alpha = 4.0;
+    int32_t block = 192;        // B
+    int32_t samples = 16;       // L candidate blocks per step
+    int32_t candidates = 8;     // K kept
+    int32_t rollouts = 8;       // M
+    int32_t horizon = 192;      // H
+    int32_t tail_samples = 16;  // L_tail
+    bool    jackknife = true;
+};
+
+std::vector<llama_token> block_power_generate(llama_context * ctx, const std::vector<llama_token> & prompt,
+                                              const BlockParams & params, int32_t max_tokens, uint64_t seed,
+                                              bool stop_at_eog, PowerStats & stats,
+                                              const std::function<bool(int32_t, const PowerStats &)> & progress);
+
 // For tests: the largest |difference| between the logits of token `next`
 // decoded after one step's rollouts (candidates 0..K-1, then removed) and the
 // same token decoded on a fresh cache: 0 when the prefix survived untouched.
