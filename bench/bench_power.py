@@ -57,6 +57,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None)
     ap.add_argument("--prompt-tokens", type=int, default=512)
+    ap.add_argument("--out-tokens", type=int, default=16, help="output length of the latency comparison")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     llm = ls.load_model(args.model, n_ctx=1024)
@@ -85,6 +86,30 @@ def main(argv=None) -> int:
         rows.append(dict(K=k, M=m, H=h, prompt=n, s_per_token=t, rollout_tokens_per_s=r.stats["rollout_tokens"] / r.seconds))
         print(f"| {k} | {m} | {h} | {n} | {t:.2f} | {rows[-1]['rollout_tokens_per_s']:.0f} |")
     results["scaling"] = rows
+
+    n_out = args.out_tokens
+    q_prompt = llm.tokenize(b"Q: A farmer has 17 sheep. All but 9 run away. How many are left?\nA:")
+    plain_t = power_t = None
+    rows = []
+    for label, sampler in [("plain sampling (softmax, T = 1)", ls.Softmax()),
+                           ("power, token level (cpu-small: K = M = 4, H = 16)", ls.PowerSampler.preset("cpu-small")),
+                           ("power, block level (cpu-small: B = 8, L = 8, K = M = 4, H = 16)",
+                            ls.BlockPowerSampler.preset("cpu-small")),
+                           ("MCMC power sampling (16 stages, 10 steps)", ls.MCMCPowerSampler(alpha=4.0))]:
+        t0 = time.perf_counter()
+        g = ls.generate(llm, q_prompt, sampler, max_tokens=n_out, seed=0, add_special=False, progress=False)
+        g.wait()
+        dt = time.perf_counter() - t0
+        rows.append(dict(method=label, seconds=dt, tokens=len(g.tokens)))
+    plain_t = rows[0]["seconds"]
+    print(f"\n## Latency for {n_out} tokens at alpha = 4 (one prompt, seed 0)\n")
+    print("| method | seconds | tokens | overhead over plain |\n|---|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['method']} | {r['seconds']:.1f} | {r['tokens']} | {r['seconds'] / plain_t:.1f}x |")
+    mcmc_t = rows[3]["seconds"]
+    print(f"\nMCMC / token-level power latency: {mcmc_t / rows[1]['seconds']:.2f}x; "
+          f"MCMC / block-level power latency: {mcmc_t / rows[2]['seconds']:.2f}x")
+    results["latency"] = rows
 
     plain = peak_rss_child("plain", args.model)
     power = peak_rss_child("power", args.model)

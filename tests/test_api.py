@@ -52,7 +52,7 @@ def test_samplers_are_plain_keyword_records():
 def test_every_named_sampler_builds_a_native_sampler(name):
     sampler = ls.sampler_from_name(name)
     if isinstance(sampler, (ls.PowerSampler, ls.BlockPowerSampler, ls.MCMCPowerSampler)):  # run through generate()
-        with pytest.raises(NotImplementedError, match="generate"):
+        with pytest.raises(NotImplementedError):
             sampler.native()
         return
     native = sampler.native()

@@ -309,3 +309,48 @@ def test_block_sampler_runs_rollouts_and_is_seeded(tiny_llm, tiny_text):
         ls.BlockPowerSampler(samples=120, rollouts=200)
     with pytest.raises(ValueError, match="block"):
         ls.BlockPowerSampler(block=0)
+
+
+def _chain_logits_run(llm, sampler_ptr, prompt, steps):
+    """Drives a llama.cpp chain holding our power sampler the way llama-server
+    does: prompt tokens through accept(), then sample/accept per token."""
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    llama_cpp.llama_sampler_chain_add(chain, sampler_ptr)
+    for t in prompt:
+        llama_cpp.llama_sampler_accept(chain, t)
+    llm.reset()
+    llm.eval(prompt)
+    out = []
+    for _ in range(steps):
+        tok = llama_cpp.llama_sampler_sample(chain, llm.ctx, -1)  # applies the chain and accepts the token
+        out.append(tok)
+        llm.eval([tok])
+    llama_cpp.llama_sampler_free(chain)
+    return out
+
+
+def test_power_sampler_inside_a_llama_cpp_chain(tiny_llm):
+    prompt = tiny_llm.tokenize(b"abc abc")
+    make = lambda: ls.to_llama_cpp(ls.PowerSampler(alpha=3.0, candidates=4, rollouts=3, horizon=4), seed=5,
+                                   llm=tiny_llm, n_ctx=512)
+    a = _chain_logits_run(tiny_llm, make(), prompt, 5)
+    b = _chain_logits_run(tiny_llm, make(), prompt, 5)
+    assert a == b and all(0 <= t < tiny_llm.n_vocab() for t in a)
+
+
+def test_chain_power_sampler_writes_the_power_weights(tiny_llm):
+    """With α = 1 the weights are p itself over the K candidates."""
+    prompt = tiny_llm.tokenize(b"abc abc")
+    tiny_llm.reset()
+    tiny_llm.eval(prompt)
+    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(tiny_llm.ctx, -1), shape=(tiny_llm.n_vocab(),)).copy()
+    native = ls.PowerSampler(alpha=1.0, candidates=16, rollouts=2, horizon=3).native(llm=tiny_llm, n_ctx=512)
+    for t in prompt:
+        native.accept(t)
+    ids, _lg, p, _sel, _sorted = native.apply(logits)
+    q = np.exp(logits.astype(np.float64) - logits.max())
+    q /= q.sum()
+    np.testing.assert_allclose(p, q[ids], rtol=1e-5, atol=1e-7)
+    fresh = ls.PowerSampler().native(llm=tiny_llm, n_ctx=512)
+    with pytest.raises(ValueError, match="no history"):
+        fresh.apply(logits)

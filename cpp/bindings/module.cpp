@@ -252,6 +252,12 @@ PYBIND11_MODULE(_core, m) {
     m.def("make_min_p", [](float p, float t) { return new NativeSampler(make_min_p(p, t)); }, py::arg("p_min"), py::arg("temperature"));
     m.def("make_sparsemax", [](float t) { return new NativeSampler(make_sparsemax(t)); }, py::arg("temperature"));
     m.def("make_objective", [](const ObjectiveParams & p) { return new NativeSampler(make_objective(p)); }, py::arg("params"));
+    m.def("make_power_chain_sampler", [](uintptr_t model, uint32_t n_ctx, double alpha, int32_t candidates,
+                                         int32_t rollouts, int32_t horizon, bool jackknife, uint32_t seed) {
+        return new NativeSampler(make_power_chain_sampler(reinterpret_cast<llama_model *>(model), n_ctx, alpha, candidates,
+                                                          rollouts, horizon, jackknife, seed));
+    }, py::arg("model"), py::arg("n_ctx"), py::arg("alpha"), py::arg("candidates"), py::arg("rollouts"),
+       py::arg("horizon"), py::arg("jackknife"), py::arg("seed"));
     m.def("make_dist", [](uint32_t seed) { return new NativeSampler(make_dist(seed)); }, py::arg("seed"));
     // A llama.cpp chain that takes ownership of the members.
     m.def("make_chain", [](std::vector<NativeSampler *> members) {

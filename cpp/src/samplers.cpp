@@ -1,5 +1,7 @@
 #include "llama_simplex/samplers.h"
 
+#include "llama_simplex/power.h"
+#include "llama_simplex/rollout.h"
 #include "vec_math.h"
 
 #include <algorithm>
@@ -29,6 +31,7 @@ struct SamplerBase {
     // Runs the kernel; returns the outcome and whether the support is sorted.
     virtual Outcome run(llama_token_data_array * cur_p, bool & sorted) = 0;
     virtual void reset() { rng = draw_seed; }
+    virtual void accept(llama_token) {}
 };
 
 template <typename Derived>
@@ -180,6 +183,106 @@ struct ObjectiveSampler : Sampler<ObjectiveSampler> {
     }
 };
 
+struct PowerChain : SamplerBase {
+    llama_model *            model;
+    uint32_t                 n_ctx;
+    PowerParams              params;
+    uint64_t                 rollout_seed;
+    uint64_t                 rollout_rng;
+    std::vector<llama_token> history;   // every token accepted, prompt included
+    size_t                   synced = 0;  // history tokens decoded into sequence 0 of ctx
+    ContextPtr               ctx;       // made on first use; a clone makes its own
+    std::vector<float>       scratch;
+
+    PowerChain(llama_model * m, uint32_t n, const PowerParams & p, uint64_t seed)
+        : model(m), n_ctx(n), params(p), rollout_seed(seed), rollout_rng(seed) {}
+    PowerChain(const PowerChain & o)
+        : SamplerBase(o), model(o.model), n_ctx(o.n_ctx), params(o.params), rollout_seed(o.rollout_seed),
+          rollout_rng(o.rollout_rng), history(o.history) {}
+    SamplerBase * copy() const override { return new PowerChain(*this); }
+    const char * name() const override { return "simplex-power"; }
+    void accept(llama_token t) override { history.push_back(t); }
+    void reset() override {
+        SamplerBase::reset();
+        rollout_rng = rollout_seed;
+        history.clear();
+        synced = 0;
+        if (ctx) llama_memory_clear(llama_get_memory(ctx.get()), true);
+    }
+
+    Outcome run(llama_token_data_array * c, bool & sorted) override {
+        sorted = false;
+        if (history.empty()) return {Status::no_history, 0};
+        // The candidates: the K best of the logits given (the chain's view of p_t).
+        const Scan_ s = scan_logits(c);
+        if (s.status != Status::ok) return {s.status, 0};
+        try {
+            const uint32_t n_seq = static_cast<uint32_t>(std::min(256, params.candidates * params.rollouts + 1));
+            if (!ctx) ctx = make_rollout_context(model, n_ctx, n_seq, 0, std::max<uint32_t>(64, n_seq), 32);
+            RolloutEngine engine(ctx.get());
+            if (synced > history.size()) {  // cannot happen with accept-only histories; resync
+                llama_memory_clear(llama_get_memory(ctx.get()), true);
+                synced = 0;
+            }
+            if (synced < history.size()) {
+                engine.extend(0, history.data() + synced, history.size() - synced, static_cast<llama_pos>(synced));
+                synced = history.size();
+            }
+            const size_t k = std::min<size_t>(static_cast<size_t>(params.candidates), s.n_finite);
+            select_top(c->data, c->size, k, ws);  // the k best first, by logit then id
+            std::vector<llama_token> cand(k);
+            std::vector<float> log_p(k);
+            for (size_t i = 0; i < k; ++i) {
+                cand[i] = c->data[i].id;
+                log_p[i] = c->data[i].logit - s.log_norm;
+            }
+            const int32_t lanes = engine.n_seq_max() - 1;
+            const int32_t per_wave = std::max(1, std::min<int32_t>(static_cast<int32_t>(k), lanes / params.rollouts));
+            std::vector<double> loglik(k * static_cast<size_t>(params.rollouts), 0.0);
+            PowerStats stats;
+            const llama_pos n_past = static_cast<llama_pos>(history.size());
+            if (static_cast<int64_t>(n_past) + static_cast<int64_t>(per_wave) * params.rollouts * (params.horizon + 1) +
+                    per_wave > engine.n_ctx()) {
+                return {Status::failed, 0};
+            }
+            run_rollouts(engine, llama_model_get_vocab(model), cand, std::vector<llama_seq_id>(k, 0),
+                         std::vector<llama_pos>(k, n_past), params, per_wave, 1, true, rollout_rng, loglik, stats,
+                         false, history, scratch);
+            std::vector<double> w(k);
+            if (!power_weights(log_p.data(), loglik.data(), k, static_cast<size_t>(params.rollouts), params.alpha,
+                               params.jackknife, w.data())) {
+                return {Status::nan_logit, 0};
+            }
+            for (size_t i = 0; i < k; ++i) {
+                c->data[i].p = static_cast<float>(w[i]);
+                c->data[i].logit = w[i] > 0.0 ? static_cast<float>(std::log(w[i])) : -INFINITY;
+            }
+            return {Status::ok, k};
+        } catch (const std::exception &) {
+            return {Status::failed, 0};
+        }
+    }
+
+    struct Scan_ { Status status; size_t n_finite; float log_norm; };
+    // Validates the logits and returns log Σ exp(logit) (so log p = logit - log_norm).
+    Scan_ scan_logits(const llama_token_data_array * c) {
+        size_t n_finite = 0;
+        float hi = -INFINITY;
+        for (size_t i = 0; i < c->size; ++i) {
+            const float l = c->data[i].logit;
+            if (l != l || l == INFINITY) return {Status::nan_logit, 0, 0.0f};
+            if (l > -INFINITY) {
+                ++n_finite;
+                hi = l > hi ? l : hi;
+            }
+        }
+        if (n_finite == 0) return {Status::empty_support, 0, 0.0f};
+        double z = 0.0;
+        for (size_t i = 0; i < c->size; ++i) z += std::exp(static_cast<double>(c->data[i].logit - hi));
+        return {Status::ok, n_finite, hi + static_cast<float>(std::log(z))};
+    }
+};
+
 struct Dist : Sampler<Dist> {
     explicit Dist(uint32_t s) {
         draw_seed = s == LLAMA_DEFAULT_SEED ? std::random_device{}() : s;
@@ -225,6 +328,10 @@ void iface_apply(llama_sampler * smpl, llama_token_data_array * cur_p) {
     }
 }
 
+void iface_accept(llama_sampler * smpl, llama_token token) {
+    self(smpl)->accept(token);
+}
+
 void iface_reset(llama_sampler * smpl) {
     self(smpl)->status = Status::ok;
     self(smpl)->reset();
@@ -242,7 +349,7 @@ void iface_free(llama_sampler * smpl) {
 
 llama_sampler_i ours_iface = {
     /* .name              = */ iface_name,
-    /* .accept            = */ nullptr,
+    /* .accept            = */ iface_accept,
     /* .apply             = */ iface_apply,
     /* .reset             = */ iface_reset,
     /* .clone             = */ iface_clone,
@@ -269,6 +376,17 @@ llama_sampler * make_min_p(float p_min, float temperature)               { retur
 llama_sampler * make_sparsemax(float temperature)                        { return wrap(new Sparsemax(temperature)); }
 llama_sampler * make_dist(uint32_t seed)                                 { return wrap(new Dist(seed)); }
 llama_sampler * make_objective(const ObjectiveParams & params)           { return wrap(new ObjectiveSampler(params)); }
+
+llama_sampler * make_power_chain_sampler(llama_model * model, uint32_t n_ctx, double alpha, int32_t candidates,
+                                         int32_t rollouts, int32_t horizon, bool jackknife, uint32_t rollout_seed) {
+    PowerParams p;
+    p.alpha = alpha;
+    p.candidates = candidates;
+    p.rollouts = rollouts;
+    p.horizon = horizon;
+    p.jackknife = jackknife;
+    return wrap(new PowerChain(model, n_ctx, p, rollout_seed));
+}
 
 bool last_solve(const llama_sampler * smpl, SolveResult & out) {
     if (!is_ours(smpl)) {

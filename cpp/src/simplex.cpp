@@ -14,6 +14,8 @@ const char * status_message(Status status) {
         case Status::ok:            return "ok";
         case Status::nan_logit:     return "a logit is NaN";
         case Status::empty_support: return "empty support: no candidate has a finite logit";
+        case Status::no_history:    return "no history: feed the prompt to the sampler through accept() first";
+        case Status::failed:        return "decoding the rollouts failed (context too small?)";
     }
     return "unknown status";
 }

@@ -23,13 +23,14 @@ from .samplers import SEED_MAX, Sampler
 __all__ = ["create_completion", "use_sampler", "to_llama_cpp"]
 
 
-def to_llama_cpp(sampler: Sampler, *, seed: Optional[int] = None) -> Any:
+def to_llama_cpp(sampler: Sampler, *, seed: Optional[int] = None, **native_kwargs: Any) -> Any:
     """A new native sampler as a llama_cpp ``POINTER(llama_sampler)``, owned by
     the caller: add it to a llama_cpp chain (which then frees it) or free it
     with ``llama_cpp.llama_sampler_free``. With a seed it also draws the token."""
     if not isinstance(sampler, Sampler):
         raise TypeError(f"sampler must be a llama_simplex Sampler, got {type(sampler).__name__}")
-    return ctypes.cast(ctypes.c_void_p(sampler.native(seed).release()), llama_cpp.llama_sampler_p_ctypes)
+    return ctypes.cast(ctypes.c_void_p(sampler.native(seed, **native_kwargs).release()),
+                       llama_cpp.llama_sampler_p_ctypes)
 
 
 def _chain_for(sampler: Sampler, seed: int) -> "_internals.LlamaSampler":

@@ -81,9 +81,24 @@ class PowerSampler(Sampler):
     def preset(cls, name: str, **overrides: Any) -> "PowerSampler":
         return cls(**{**cls.PRESETS[v.choice("preset", name, tuple(cls.PRESETS))], **overrides})
 
-    def native(self, seed: Optional[int] = None) -> _core.NativeSampler:
-        raise NotImplementedError("PowerSampler runs its rollouts through llama_simplex.generate(), "
-                                  "not as a sampler inside a chain")
+    def native(self, seed: Optional[int] = None, *, llm: Optional[llama_cpp.Llama] = None,
+               n_ctx: int = 4096) -> _core.NativeSampler:
+        """The sampler for a llama.cpp chain (form (a)): it runs its rollouts in a
+        context of its own (n_ctx cells) on `llm`'s model and learns the sequence
+        through accept() — feed it the prompt tokens first, as llama-server does.
+        :func:`llama_simplex.generate` uses a faster path that forks the
+        generation's own cache instead."""
+        if llm is None:
+            raise NotImplementedError("PowerSampler needs the model for its rollouts: native(llm=...), or run it "
+                                      "through llama_simplex.generate()")
+        from .generation import model_address
+        rollout_seed = 0 if seed is None else v.integer("seed", seed, low=0, high=2**32 - 2)
+        native = _core.make_power_chain_sampler(model_address(llm), v.integer("n_ctx", n_ctx, low=64), self.alpha,
+                                                self.candidates, self.rollouts, self.horizon, self.jackknife,
+                                                rollout_seed)
+        if seed is not None:
+            native.enable_draw((rollout_seed * 2654435761 + 1) % 4294967295)  # a stream apart from the rollouts'
+        return native
 
     def params_native(self) -> "_core.PowerParams":
         p = _core.PowerParams()

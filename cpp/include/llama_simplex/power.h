@@ -80,6 +80,17 @@ std::vector<llama_token> block_power_generate(llama_context * ctx, const std::ve
 float rollout_prefix_probe(llama_context * ctx, const std::vector<llama_token> & prompt, const PowerParams & params,
                            uint64_t seed, llama_token next);
 
+class RolloutEngine;
+
+// Rollouts for candidate tokens cand[c] placed at position at[c] on top of
+// sequence source[c]: fills loglik[c * M + r] (see power.cpp). Shared by the
+// power samplers; sequences first_seq.. are used and removed again.
+void run_rollouts(RolloutEngine & engine, const llama_vocab * vocab, const std::vector<llama_token> & cand,
+                  const std::vector<llama_seq_id> & source, const std::vector<llama_pos> & at,
+                  const PowerParams & pp, int32_t per_wave, llama_seq_id first_seq, bool stop_at_eog, uint64_t & rng,
+                  std::vector<double> & loglik, PowerStats & stats, bool naive,
+                  const std::vector<llama_token> & history, std::vector<float> & scratch);
+
 // Draws a token from softmax(logits) (temperature 1) and returns its
 // log-probability; one vectorised exp pass. scratch is resized to n_vocab.
 llama_token sample_logprob(const float * logits, int32_t n_vocab, uint64_t & rng, std::vector<float> & scratch,

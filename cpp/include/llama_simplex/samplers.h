@@ -37,6 +37,14 @@ llama_sampler * make_objective(const ObjectiveParams & params);
 // The last solve of an objective sampler (steps, gap, status); false if smpl is not one.
 bool last_solve(const llama_sampler * smpl, SolveResult & out);
 
+// Token-level power sampling as a llama_sampler for any chain (MATH.md §4):
+// it learns the sequence through accept() (prompt tokens included, as
+// llama-server feeds them) and runs its rollouts in a context of its own on
+// `model` (n_ctx cells, unified KV cache), reduced to the K candidates with
+// p = the power-sampling weights. rollout_seed seeds the rollouts.
+llama_sampler * make_power_chain_sampler(llama_model * model, uint32_t n_ctx, double alpha, int32_t candidates,
+                                         int32_t rollouts, int32_t horizon, bool jackknife, uint32_t rollout_seed);
+
 // Final draw from softmax(logit) of whatever the chain left; LLAMA_DEFAULT_SEED picks a random seed.
 llama_sampler * make_dist(uint32_t seed);
 

@@ -18,6 +18,8 @@ enum class Status : int {
     ok            = 0,
     nan_logit     = 1,  // a logit is NaN: there is no distribution to compute
     empty_support = 2,  // no candidate has a finite logit
+    no_history    = 3,  // a sampler that needs the sequence so far was given none
+    failed        = 4,  // decoding failed (a rollout context could not be made or used)
 };
 
 const char * status_message(Status status);
