@@ -354,3 +354,12 @@ def test_chain_power_sampler_writes_the_power_weights(tiny_llm):
     fresh = ls.PowerSampler().native(llm=tiny_llm, n_ctx=512)
     with pytest.raises(ValueError, match="no history"):
         fresh.apply(logits)
+
+
+def test_power_sampler_through_llama_cpp_create_completion(tiny_llm, tiny_text):
+    s = ls.PowerSampler(alpha=3.0, candidates=4, rollouts=3, horizon=3)
+    a = ls.create_completion(tiny_llm, tiny_text, s, seed=2, max_tokens=6)["choices"][0]["text"]
+    b = ls.create_completion(tiny_llm, tiny_text, s, seed=2, max_tokens=6)["choices"][0]["text"]
+    c = "".join(ch["choices"][0]["text"] for ch in
+                ls.create_completion(tiny_llm, tiny_text, s, seed=2, max_tokens=6, stream=True))
+    assert a == b == c and len(a) > 0

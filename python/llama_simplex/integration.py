@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import secrets
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, List, Optional, Union
 
 import llama_cpp
 from llama_cpp import _internals
 
+from . import _core
 from . import _validate as v
 from .samplers import SEED_MAX, Sampler
 
@@ -33,23 +34,36 @@ def to_llama_cpp(sampler: Sampler, *, seed: Optional[int] = None, **native_kwarg
                        llama_cpp.llama_sampler_p_ctypes)
 
 
-def _chain_for(sampler: Sampler, seed: int) -> "_internals.LlamaSampler":
+def _chain_for(llm: llama_cpp.Llama, sampler: Sampler, seed: int,
+               history: Optional[List[int]]) -> "_internals.LlamaSampler":
     chain = _internals.LlamaSampler()
+    from .power import PowerSampler
+    if isinstance(sampler, PowerSampler):
+        # Its rollouts need the model and the sequence so far (the prompt).
+        native = sampler.native(seed, llm=llm, n_ctx=int(llm.n_ctx()) + sampler.rollouts * sampler.candidates
+                                * (sampler.horizon + 1) + 256)
+        for t in history or []:
+            native.accept(t)
+    else:
+        native = sampler.native(seed)
     # The llama_cpp chain frees it when it is closed.
-    llama_cpp.llama_sampler_chain_add(chain.sampler, to_llama_cpp(sampler, seed=seed))
+    llama_cpp.llama_sampler_chain_add(chain.sampler,
+                                      ctypes.cast(ctypes.c_void_p(native.release()), llama_cpp.llama_sampler_p_ctypes))
     return chain
 
 
 @contextlib.contextmanager
-def use_sampler(llm: llama_cpp.Llama, sampler: Sampler, *, seed: Optional[int] = None) -> Iterator[llama_cpp.Llama]:
+def use_sampler(llm: llama_cpp.Llama, sampler: Sampler, *, seed: Optional[int] = None,
+                history: Optional[List[int]] = None) -> Iterator[llama_cpp.Llama]:
     """Within the block, every completion of `llm` samples with `sampler`
-    (a fresh, identically seeded chain per completion)."""
+    (a fresh, identically seeded chain per completion). history: the prompt's
+    tokens, for samplers that need the sequence (PowerSampler)."""
     if not isinstance(sampler, Sampler):
         raise TypeError(f"sampler must be a llama_simplex Sampler, got {type(sampler).__name__}")
     seed = secrets.randbelow(SEED_MAX + 1) if seed is None else v.integer("seed", seed, low=0, high=SEED_MAX)
     had_own = "_init_sampler" in vars(llm)
     previous = vars(llm).get("_init_sampler")
-    llm._init_sampler = lambda *args, **kwargs: _chain_for(sampler, seed)  # type: ignore[method-assign]
+    llm._init_sampler = lambda *args, **kwargs: _chain_for(llm, sampler, seed, history)  # type: ignore[method-assign]
     try:
         yield llm
     finally:
@@ -69,12 +83,20 @@ def create_completion(llm: llama_cpp.Llama, prompt: Union[str, list], sampler: S
     ignored = {"temperature", "top_k", "top_p", "min_p", "typical_p", "mirostat_mode"} & set(kwargs)
     if ignored:
         raise ValueError(f"{sorted(ignored)}: set these on the llama_simplex sampler, not on create_completion")
+    from .power import PowerSampler
+    history = None
+    if isinstance(sampler, PowerSampler):
+        # Tokenize here and pass the ids, so the sampler learns exactly the prompt llama_cpp decodes.
+        from .generation import model_address
+        if isinstance(prompt, str):
+            prompt = _core.tokenize(model_address(llm), prompt, True, False)
+        history = list(prompt)
     if not stream:
-        with use_sampler(llm, sampler, seed=seed):
+        with use_sampler(llm, sampler, seed=seed, history=history):
             return llm.create_completion(prompt, stream=False, **kwargs)
 
     def chunks() -> Iterator[Any]:
-        with use_sampler(llm, sampler, seed=seed):
+        with use_sampler(llm, sampler, seed=seed, history=history):
             yield from llm.create_completion(prompt, stream=True, **kwargs)
 
     return chunks()
