@@ -19,7 +19,6 @@ import sys
 import time
 
 import llama_simplex as ls
-from llama_simplex.generation import model_address
 from llama_simplex.power import run_power
 
 TEXT = ("The lighthouse keeper climbed the spiral stairs every evening, counting the steps as his father had "
@@ -34,7 +33,7 @@ def prompt_tokens(llm, n: int):
 
 
 def per_token(llm, prompt, sampler, tokens: int, naive: bool, seed: int = 0):
-    r = run_power(model_address(llm), 0, prompt, sampler, tokens, seed, False, naive=naive)
+    r = run_power(llm, prompt, sampler, tokens, seed, False, naive=naive)
     return r.seconds / max(1, len(r.tokens)), r
 
 

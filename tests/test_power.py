@@ -215,11 +215,10 @@ def test_naive_reprefill_gives_the_same_samples(tiny_llm, tiny_text):
     """The re-prefill baseline draws the same tokens from the same seed: only
     how the prefix reaches the rollouts differs (up to batch rounding)."""
     from llama_simplex.power import run_power
-    from llama_simplex.generation import model_address
     s = ls.PowerSampler(alpha=3.0, candidates=4, rollouts=3, horizon=3)
     prompt = tiny_llm.tokenize(tiny_text.encode())
-    fork = run_power(model_address(tiny_llm), 0, prompt, s, 5, 11, False, naive=False)
-    naive = run_power(model_address(tiny_llm), 0, prompt, s, 5, 11, False, naive=True)
+    fork = run_power(tiny_llm, prompt, s, 5, 11, False, naive=False)
+    naive = run_power(tiny_llm, prompt, s, 5, 11, False, naive=True)
     assert fork.stats["rollouts"] == naive.stats["rollouts"]
     assert naive.stats["decode_calls"] > fork.stats["decode_calls"]
     assert fork.tokens == naive.tokens

@@ -8,6 +8,15 @@
 
 namespace llama_simplex {
 
+void ContextDeleter::operator()(llama_context * ctx) const {
+    ggml_log_callback previous = nullptr;
+    void * user_data = nullptr;
+    llama_log_get(&previous, &user_data);
+    llama_log_set([](ggml_log_level, const char *, void *) {}, nullptr);
+    llama_free(ctx);
+    llama_log_set(previous, user_data);
+}
+
 ContextPtr make_rollout_context(llama_model * model, uint32_t n_ctx, uint32_t n_seq, int32_t n_threads,
                                 uint32_t n_batch, uint32_t n_ubatch) {
     if (n_seq < 1 || n_seq > MAX_SEQUENCES) {

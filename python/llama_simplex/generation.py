@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import os
+import weakref
 import secrets
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -51,6 +53,36 @@ def model_address(llm: llama_cpp.Llama) -> int:
 def context_address(llm: llama_cpp.Llama) -> int:
     """The ``llama_context*`` of a Llama object, as an integer."""
     return _address(llm.ctx)
+
+
+# Every Llama holding contexts of ours: freed at exit while the interpreter is
+# whole, because freeing a context logs through llama_cpp's Python callback.
+_holders: "weakref.WeakSet[llama_cpp.Llama]" = weakref.WeakSet()
+
+
+@atexit.register
+def _free_rollout_contexts() -> None:
+    for llm in list(_holders):
+        llm.__dict__.get("_llama_simplex_contexts", {}).clear()
+
+
+def rollout_context(llm: llama_cpp.Llama, n_ctx: int, n_seq: int, n_ubatch: int = 0) -> _core.RolloutContext:
+    """A context of our own on `llm`'s model with a unified KV cache for forked
+    sequences. Cached on `llm`, one at a time (each holds a KV cache), and
+    freed before the model when `llm` is closed."""
+    cache = llm.__dict__.get("_llama_simplex_contexts")
+    if cache is None:
+        cache = llm.__dict__["_llama_simplex_contexts"] = {}
+        stack = getattr(llm, "_stack", None)
+        if stack is not None:  # llama_cpp frees the model through this ExitStack: run first
+            stack.callback(cache.clear)
+        _holders.add(llm)
+    key = (n_ctx, n_seq, n_ubatch)
+    if key not in cache:
+        cache.clear()
+        n_threads = int(getattr(llm, "n_threads", 0) or 0)
+        cache[key] = _core.RolloutContext(model_address(llm), n_ctx, n_seq, n_threads, max(64, n_seq), n_ubatch)
+    return cache[key]
 
 
 def native_with_draw(sampler: Sampler, seed: int) -> _core.NativeSampler:
@@ -143,8 +175,7 @@ class FinishedGeneration(Generation):
 def _power(llm: llama_cpp.Llama, tokens: List[int], sampler: Sampler, max_tokens: int, seed: int,
            stops: List[str], progress: bool) -> Generation:
     from .power import run_power
-    result = run_power(model_address(llm), int(getattr(llm, "n_threads", 0) or 0), tokens, sampler, max_tokens,
-                       seed, progress)
+    result = run_power(llm, tokens, sampler, max_tokens, seed, progress)
     text = _core.detokenize(model_address(llm), result.tokens).decode("utf-8", errors="replace")
     finish = "length" if len(result.tokens) >= max_tokens else "stop"
     for s in stops:  # stop strings apply to the finished text

@@ -67,6 +67,11 @@ def use_sampler(llm: llama_cpp.Llama, sampler: Sampler, *, seed: Optional[int] =
     try:
         yield llm
     finally:
+        # Free llama_cpp's chain (and our samplers in it) now, not whenever it
+        # is collected: a PowerSampler's own context must go before the model.
+        if getattr(llm, "_sampler", None) is not None:
+            llm._sampler.close()
+            llm._sampler = None
         if had_own:
             llm._init_sampler = previous  # type: ignore[method-assign]
         else:

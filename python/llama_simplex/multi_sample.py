@@ -13,13 +13,10 @@ import llama_cpp
 
 from . import _core
 from . import _validate as v
-from .generation import LlamaLike, load_model, model_address
+from .generation import LlamaLike, load_model, model_address, rollout_context
 from .samplers import SEED_MAX, Sampler, Softmax
 
 __all__ = ["sample_k", "Samples", "sequence_seed"]
-
-# One rollout context per (model, cells, sequences), reused across calls.
-_contexts: Dict[Tuple[int, int, int], _core.RolloutContext] = {}
 
 
 def sequence_seed(seed: int, index: int) -> int:
@@ -69,19 +66,6 @@ class Samples:
         return self.texts[max(range(len(self.texts)), key=self.logliks.__getitem__)]
 
 
-def _rollout_context(llm: llama_cpp.Llama, cells: int, k: int) -> _core.RolloutContext:
-    key = (model_address(llm), max(256, -(-cells // 256) * 256), k)
-    ctx = _contexts.get(key)
-    if ctx is None:
-        # Round the cells up (to 256) so nearby requests share one context.
-        n_ctx = max(256, -(-cells // 256) * 256)
-        ctx = _core.RolloutContext(model_address(llm), n_ctx, k, llm.n_threads if hasattr(llm, "n_threads") else 0,
-                                   max(64, k))
-        _contexts.clear()  # keep one: each holds a KV cache
-        _contexts[key] = ctx
-    return ctx
-
-
 def sample_k(
     llm: LlamaLike,
     prompt: Union[str, Sequence[int]],
@@ -127,7 +111,7 @@ def sample_k(
     train = llama_cpp.llama_model_n_ctx_train(llm.model)
     if cells > max(train, 1) * 4 and cells > 65536:
         raise ValueError(f"max_tokens: prompt + k x max_tokens = {cells} tokens is too large a cache for this model")
-    ctx = _rollout_context(llm, cells, k)
+    ctx = rollout_context(llm, max(256, -(-cells // 256) * 256), k)
     natives = [sampler.native(seed=sequence_seed(seed, i)) for i in range(k)]
     toks, texts, logliks, finish = _core.sample_k(ctx, tokens, natives, max_tokens, stops)
     return Samples([t.decode("utf-8", errors="replace") for t in texts], [list(t) for t in toks],

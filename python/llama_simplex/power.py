@@ -219,22 +219,22 @@ class PowerResult:
     seconds: float
 
 
-_contexts: Dict[tuple, "_core.RolloutContext"] = {}
 # Rollout batches are computed in slices of this many tokens: it bounds the
 # compute buffer (a vocabulary-wide row of logits per token in a slice).
 UBATCH = 32
 
 
-def run_power(model_address: int, n_threads: int, prompt: Sequence[int], sampler: Sampler, max_tokens: int,
+def run_power(llm: llama_cpp.Llama, prompt: Sequence[int], sampler: Sampler, max_tokens: int,
               seed: int, progress: bool, naive: bool = False) -> PowerResult:
     """Runs power sampling in a rollout context of its own on the model.
     naive=True is the benchmark baseline that re-decodes the prefix for every
     rollout instead of forking it."""
+    from .generation import rollout_context
     if isinstance(sampler, MCMCPowerSampler):
-        return _run_mcmc(model_address, n_threads, prompt, sampler, max_tokens, seed, progress)
+        return _run_mcmc(llm, prompt, sampler, max_tokens, seed, progress)
     if isinstance(sampler, BlockPowerSampler):
         n_ctx, n_seq = sampler.context_size(len(prompt), max_tokens)
-        ctx = _context(model_address, n_ctx, n_seq, n_threads)
+        ctx = rollout_context(llm, n_ctx, n_seq, UBATCH)
         t0 = time.perf_counter()
         report = _reporter("block-power", max_tokens, t0) if progress else None
         tokens, stats = _core.block_power_generate(ctx, list(prompt), sampler.params_native(), max_tokens, seed, True,
@@ -243,14 +243,7 @@ def run_power(model_address: int, n_threads: int, prompt: Sequence[int], sampler
             print(file=sys.stderr)
         return PowerResult(list(tokens), dict(stats), time.perf_counter() - t0)
     n_ctx, n_seq = sampler.context_size(len(prompt), max_tokens, naive=naive)
-    key = (model_address, n_ctx, n_seq)
-    ctx = _contexts.get(key)
-    if ctx is None:
-        _contexts.clear()  # one at a time: each holds a KV cache
-        # A batch as wide as the widest rollout step: the output buffer holds one
-        # vocabulary-sized row of logits per batch slot.
-        ctx = _contexts[key] = _core.RolloutContext(model_address, n_ctx, n_seq, n_threads, max(64, n_seq),
-                                                    UBATCH)
+    ctx = rollout_context(llm, n_ctx, n_seq, UBATCH)
     t0 = time.perf_counter()
 
     def report(done: int, rollouts: int, rollout_tokens: int) -> bool:
@@ -268,19 +261,11 @@ def run_power(model_address: int, n_threads: int, prompt: Sequence[int], sampler
     return PowerResult(list(tokens), dict(stats), time.perf_counter() - t0)
 
 
-def _context(model_address: int, n_ctx: int, n_seq: int, n_threads: int) -> "_core.RolloutContext":
-    key = (model_address, n_ctx, n_seq)
-    ctx = _contexts.get(key)
-    if ctx is None:
-        _contexts.clear()
-        ctx = _contexts[key] = _core.RolloutContext(model_address, n_ctx, n_seq, n_threads, max(64, n_seq), UBATCH)
-    return ctx
-
-
-def _run_mcmc(model_address: int, n_threads: int, prompt: Sequence[int], sampler: MCMCPowerSampler, max_tokens: int,
+def _run_mcmc(llm: llama_cpp.Llama, prompt: Sequence[int], sampler: MCMCPowerSampler, max_tokens: int,
               seed: int, progress: bool) -> PowerResult:
+    from .generation import rollout_context
     cells = len(prompt) + 2 * max_tokens + 2
-    ctx = _context(model_address, max(256, -(-cells // 256) * 256), 2, n_threads)
+    ctx = rollout_context(llm, max(256, -(-cells // 256) * 256), 2, UBATCH)
     t0 = time.perf_counter()
 
     def report(done: int, proposals: int, accepted: int) -> bool:

@@ -17,8 +17,11 @@ namespace llama_simplex {
 // llama.cpp's LLAMA_MAX_SEQ (src/llama-cparams.h, not in the public header).
 constexpr uint32_t MAX_SEQUENCES = 256;
 
+// Frees with llama.cpp's logging muted: the log callback may be a Python
+// function (llama_cpp installs one), and a context can be freed while the
+// interpreter shuts down.
 struct ContextDeleter {
-    void operator()(llama_context * ctx) const { llama_free(ctx); }
+    void operator()(llama_context * ctx) const;
 };
 using ContextPtr = std::unique_ptr<llama_context, ContextDeleter>;
 
