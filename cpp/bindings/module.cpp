@@ -95,6 +95,33 @@ struct RolloutContext {
     ContextPtr ctx;
 };
 
+using PowerProgress = std::function<bool(int32_t, const PowerStats &)>;
+
+// Runs a power-sampling loop without the GIL, calling progress(done,
+// rollouts, rollout_tokens) with it; returns (tokens, stats dict).
+template <typename Run>
+py::tuple run_power_binding(py::object progress, Run run) {
+    PowerStats stats;
+    PowerProgress cb;
+    if (!progress.is_none()) {
+        cb = [&progress](int32_t done, const PowerStats & st) {
+            py::gil_scoped_acquire gil;
+            py::object r = progress(done, st.rollouts, st.rollout_tokens);
+            return r.is_none() || r.cast<bool>();
+        };
+    }
+    std::vector<llama_token> out;
+    {
+        py::gil_scoped_release nogil;
+        out = run(stats, cb);
+    }
+    py::dict d;
+    d["rollouts"] = stats.rollouts;
+    d["rollout_tokens"] = stats.rollout_tokens;
+    d["decode_calls"] = stats.decode_calls;
+    return py::make_tuple(out, d);
+}
+
 NativeSampler * ptr_sampler(uintptr_t address) {
     return new NativeSampler(reinterpret_cast<llama_sampler *>(address));
 }
@@ -338,25 +365,9 @@ PYBIND11_MODULE(_core, m) {
     // Token-level power sampling on a rollout context; returns (tokens, stats dict).
     m.def("power_generate", [](RolloutContext & ctx, const std::vector<llama_token> & prompt, const PowerParams & params,
                                int32_t max_tokens, uint64_t seed, bool stop_at_eog, py::object progress) {
-        PowerStats stats;
-        std::function<bool(int32_t, const PowerStats &)> cb;
-        if (!progress.is_none()) {
-            cb = [&progress](int32_t done, const PowerStats & st) {
-                py::gil_scoped_acquire gil;
-                py::object r = progress(done, st.rollouts, st.rollout_tokens);
-                return r.is_none() || r.cast<bool>();
-            };
-        }
-        std::vector<llama_token> out;
-        {
-            py::gil_scoped_release nogil;
-            out = power_generate(ctx.ctx.get(), prompt, params, max_tokens, seed, stop_at_eog, stats, cb);
-        }
-        py::dict d;
-        d["rollouts"] = stats.rollouts;
-        d["rollout_tokens"] = stats.rollout_tokens;
-        d["decode_calls"] = stats.decode_calls;
-        return py::make_tuple(out, d);
+        return run_power_binding(progress, [&](PowerStats & stats, const PowerProgress & cb) {
+            return power_generate(ctx.ctx.get(), prompt, params, max_tokens, seed, stop_at_eog, stats, cb);
+        });
     }, py::arg("ctx"), py::arg("prompt"), py::arg("params"), py::arg("max_tokens"), py::arg("seed"),
        py::arg("stop_at_eog") = true, py::arg("progress") = py::none());
 
@@ -374,25 +385,9 @@ PYBIND11_MODULE(_core, m) {
     m.def("block_power_generate", [](RolloutContext & ctx, const std::vector<llama_token> & prompt,
                                      const BlockParams & params, int32_t max_tokens, uint64_t seed, bool stop_at_eog,
                                      py::object progress) {
-        PowerStats stats;
-        std::function<bool(int32_t, const PowerStats &)> cb;
-        if (!progress.is_none()) {
-            cb = [&progress](int32_t done, const PowerStats & st) {
-                py::gil_scoped_acquire gil;
-                py::object r = progress(done, st.rollouts, st.rollout_tokens);
-                return r.is_none() || r.cast<bool>();
-            };
-        }
-        std::vector<llama_token> out;
-        {
-            py::gil_scoped_release nogil;
-            out = block_power_generate(ctx.ctx.get(), prompt, params, max_tokens, seed, stop_at_eog, stats, cb);
-        }
-        py::dict d;
-        d["rollouts"] = stats.rollouts;
-        d["rollout_tokens"] = stats.rollout_tokens;
-        d["decode_calls"] = stats.decode_calls;
-        return py::make_tuple(out, d);
+        return run_power_binding(progress, [&](PowerStats & stats, const PowerProgress & cb) {
+            return block_power_generate(ctx.ctx.get(), prompt, params, max_tokens, seed, stop_at_eog, stats, cb);
+        });
     }, py::arg("ctx"), py::arg("prompt"), py::arg("params"), py::arg("max_tokens"), py::arg("seed"),
        py::arg("stop_at_eog") = true, py::arg("progress") = py::none());
 

@@ -53,6 +53,17 @@ double log_sum_exp(const std::vector<float> & x, std::vector<float> & scratch) {
     return hi + std::log(vec::exp_shifted(x.data(), scratch.data(), x.size(), 1.0f, hi));
 }
 
+// An index drawn with probability w[i] (w sums to 1 up to rounding).
+size_t draw_index(const std::vector<double> & w, uint64_t & rng) {
+    const double u = uniform01(rng);
+    double run = 0.0;
+    for (size_t c = 0; c < w.size(); ++c) {
+        run += w[c];
+        if (run > u) return c;
+    }
+    return w.size() - 1;
+}
+
 }  // namespace
 
 bool power_weights(const float * log_p, const double * loglik, size_t k, size_t m, double alpha, bool jackknife,
@@ -304,16 +315,7 @@ std::vector<llama_token> power_generate(llama_context * ctx, const std::vector<l
                            pp.jackknife && futures, w.data())) {
             throw std::runtime_error("power sampling: non-finite weights");
         }
-        const double u = uniform01(rng);
-        double run = 0.0;
-        size_t chosen = k - 1;
-        for (size_t c = 0; c < k; ++c) {
-            run += w[c];
-            if (run > u) {
-                chosen = c;
-                break;
-            }
-        }
+        const size_t chosen = draw_index(w, rng);
         const llama_token token = cand[chosen];
         if (stop_at_eog && llama_vocab_is_eog(vocab, token)) break;
         out.push_back(token);
@@ -467,16 +469,7 @@ std::vector<llama_token> block_power_generate(llama_context * ctx, const std::ve
                            bp.jackknife && future > 0, w.data())) {
             throw std::runtime_error("block power sampling: non-finite weights");
         }
-        const double u = uniform01(rng);
-        double run = 0.0;
-        size_t chosen = k - 1;
-        for (size_t c = 0; c < k; ++c) {
-            run += w[c];
-            if (run > u) {
-                chosen = c;
-                break;
-            }
-        }
+        const size_t chosen = draw_index(w, rng);
         const Block & pick = blocks[kept[chosen]];
         // Sequence 0 takes the block's cells and then decodes its pending last token.
         const llama_pos last_pos = n_past + static_cast<llama_pos>(pick.toks.size()) - 1;

@@ -185,6 +185,32 @@ def _power(llm: llama_cpp.Llama, tokens: List[int], sampler: Sampler, max_tokens
     return FinishedGeneration(llm, result.tokens, text, finish, seed, sampler, len(tokens), stats)
 
 
+def prepare(llm: LlamaLike, prompt: Union[str, Sequence[int]], sampler: Optional[Sampler], max_tokens: int,
+            seed: Optional[int], stop: Union[str, Sequence[str], None], add_special: bool):
+    """Validates the arguments every generation entry point shares; returns
+    (llm, prompt tokens, sampler, max_tokens, seed, stop strings)."""
+    if not isinstance(llm, llama_cpp.Llama):
+        if not isinstance(llm, (str, os.PathLike)):
+            raise TypeError(f"llm must be a llama_cpp.Llama or a GGUF path, got {type(llm).__name__}")
+        llm = load_model(llm)
+    sampler = Softmax() if sampler is None else sampler
+    if not isinstance(sampler, Sampler):
+        raise TypeError(f"sampler must be a llama_simplex Sampler, got {type(sampler).__name__}")
+    max_tokens = v.integer("max_tokens", max_tokens, low=0)
+    seed = secrets.randbelow(SEED_MAX + 1) if seed is None else v.integer("seed", seed, low=0, high=SEED_MAX)
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    for i, s in enumerate(stops):
+        if not isinstance(s, str) or not s:
+            raise ValueError(f"stop[{i}] must be a non-empty string, got {s!r}")
+    if isinstance(prompt, str):
+        tokens = _core.tokenize(model_address(llm), prompt, add_special, False)
+    else:
+        tokens = [v.integer(f"prompt[{i}]", t, low=0) for i, t in enumerate(prompt)]
+    if not tokens:
+        raise ValueError("prompt must hold at least one token")
+    return llm, tokens, sampler, max_tokens, seed, stops
+
+
 def generate(
     llm: LlamaLike,
     prompt: Union[str, Sequence[int]],
@@ -208,26 +234,7 @@ def generate(
     forked KV cache and returns the finished generation; it reports tokens
     done and rollouts per second on stderr unless progress=False.
     """
-    if not isinstance(llm, llama_cpp.Llama):
-        if not isinstance(llm, (str, os.PathLike)):
-            raise TypeError(f"llm must be a llama_cpp.Llama or a GGUF path, got {type(llm).__name__}")
-        llm = load_model(llm)
-    sampler = Softmax() if sampler is None else sampler
-    if not isinstance(sampler, Sampler):
-        raise TypeError(f"sampler must be a llama_simplex Sampler, got {type(sampler).__name__}")
-    max_tokens = v.integer("max_tokens", max_tokens, low=0)
-    seed = secrets.randbelow(SEED_MAX + 1) if seed is None else v.integer("seed", seed, low=0, high=SEED_MAX)
-    stops = [stop] if isinstance(stop, str) else list(stop or [])
-    for i, s in enumerate(stops):
-        if not isinstance(s, str) or not s:
-            raise ValueError(f"stop[{i}] must be a non-empty string, got {s!r}")
-
-    if isinstance(prompt, str):
-        tokens = _core.tokenize(model_address(llm), prompt, add_special, False)
-    else:
-        tokens = [v.integer(f"prompt[{i}]", t, low=0) for i, t in enumerate(prompt)]
-    if not tokens:
-        raise ValueError("prompt must hold at least one token")
+    llm, tokens, sampler, max_tokens, seed, stops = prepare(llm, prompt, sampler, max_tokens, seed, stop, add_special)
 
     from .power import BlockPowerSampler, MCMCPowerSampler, PowerSampler
     if isinstance(sampler, (PowerSampler, BlockPowerSampler, MCMCPowerSampler)):

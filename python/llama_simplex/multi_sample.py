@@ -13,7 +13,7 @@ import llama_cpp
 
 from . import _core
 from . import _validate as v
-from .generation import LlamaLike, load_model, model_address, rollout_context
+from .generation import LlamaLike, prepare, rollout_context
 from .samplers import SEED_MAX, Sampler, Softmax
 
 __all__ = ["sample_k", "Samples", "sequence_seed"]
@@ -84,29 +84,11 @@ def sample_k(
     gives the same k completions. Runs in a context of its own on the model
     (unified KV cache), so `llm`'s own state is untouched.
     """
-    if not isinstance(llm, llama_cpp.Llama):
-        if not isinstance(llm, (str, os.PathLike)):
-            raise TypeError(f"llm must be a llama_cpp.Llama or a GGUF path, got {type(llm).__name__}")
-        llm = load_model(llm)
     k = v.integer("k", k, low=1, high=256)
-    sampler = Softmax() if sampler is None else sampler
-    if not isinstance(sampler, Sampler):
-        raise TypeError(f"sampler must be a llama_simplex Sampler, got {type(sampler).__name__}")
+    llm, tokens, sampler, max_tokens, seed, stops = prepare(llm, prompt, sampler, max_tokens, seed, stop, add_special)
     from .power import BlockPowerSampler, MCMCPowerSampler, PowerSampler
     if isinstance(sampler, (PowerSampler, BlockPowerSampler, MCMCPowerSampler)):
         raise TypeError(f"sampler: {type(sampler).__name__} runs through generate(), not sample_k")
-    max_tokens = v.integer("max_tokens", max_tokens, low=0)
-    seed = secrets.randbelow(SEED_MAX + 1) if seed is None else v.integer("seed", seed, low=0, high=SEED_MAX)
-    stops = [stop] if isinstance(stop, str) else list(stop or [])
-    for i, s in enumerate(stops):
-        if not isinstance(s, str) or not s:
-            raise ValueError(f"stop[{i}] must be a non-empty string, got {s!r}")
-    if isinstance(prompt, str):
-        tokens = _core.tokenize(model_address(llm), prompt, add_special, False)
-    else:
-        tokens = [v.integer(f"prompt[{i}]", t, low=0) for i, t in enumerate(prompt)]
-    if not tokens:
-        raise ValueError("prompt must hold at least one token")
     cells = len(tokens) + k * max_tokens
     train = llama_cpp.llama_model_n_ctx_train(llm.model)
     if cells > max(train, 1) * 4 and cells > 65536:
