@@ -1,0 +1,156 @@
+// The flat C API over the samplers (llama_simplex.h): parameter checks with
+// messages that name the parameter, and no exception ever crosses into C.
+#include "llama_simplex/llama_simplex.h"
+
+#include <cmath>
+#include <new>
+#include <string>
+
+#include "llama_simplex/samplers.h"
+
+using namespace llama_simplex;
+
+namespace {
+
+thread_local std::string last_error;
+
+llama_simplex_status fail(llama_simplex_status status, const std::string & message) {
+    last_error = message;
+    return status;
+}
+
+bool finite_at_least(float v, float lo, bool open) {
+    return std::isfinite(v) && (open ? v > lo : v >= lo);
+}
+
+std::string num(double v) {
+    std::string s = std::to_string(v);
+    s.erase(s.find_last_not_of('0') + 1);
+    if (!s.empty() && s.back() == '.') s.pop_back();
+    return s;
+}
+
+// Wraps construction: NULL checks, the range check given, allocation failures.
+template <typename Check, typename Make>
+llama_simplex_status build(const void * params, llama_sampler ** out, Check check, Make make,
+                           const llama_simplex_draw_params * draw) {
+    if (out == nullptr) return fail(LLAMA_SIMPLEX_NULL_ARGUMENT, "out: must not be NULL");
+    *out = nullptr;
+    if (params == nullptr) return fail(LLAMA_SIMPLEX_NULL_ARGUMENT, "params: must not be NULL");
+    std::string why = check();
+    if (!why.empty()) return fail(LLAMA_SIMPLEX_INVALID_ARGUMENT, why);
+    try {
+        llama_sampler * s = make();
+        if (draw != nullptr && draw->draw) enable_draw(s, draw->seed);
+        *out = s;
+    } catch (const std::bad_alloc &) {
+        return fail(LLAMA_SIMPLEX_FAILED, "out of memory");
+    } catch (const std::exception & e) {
+        return fail(LLAMA_SIMPLEX_FAILED, e.what());
+    }
+    last_error.clear();
+    return LLAMA_SIMPLEX_OK;
+}
+
+std::string check_temperature(float t) {
+    return finite_at_least(t, 0.0f, false) ? "" : "temperature: must be finite and >= 0, got " + num(t);
+}
+
+llama_simplex_draw_params no_draw() { return {false, 0}; }
+
+}  // namespace
+
+extern "C" {
+
+const char * llama_simplex_version(void) { return "0.1.0"; }
+const char * llama_simplex_last_error(void) { return last_error.c_str(); }
+
+const char * llama_simplex_status_string(llama_simplex_status status) {
+    switch (status) {
+        case LLAMA_SIMPLEX_OK:               return "ok";
+        case LLAMA_SIMPLEX_INVALID_ARGUMENT: return "invalid argument";
+        case LLAMA_SIMPLEX_NULL_ARGUMENT:    return "null argument";
+        case LLAMA_SIMPLEX_FAILED:           return "failed";
+    }
+    return "unknown status";
+}
+
+llama_simplex_softmax_params llama_simplex_softmax_default_params(void) { return {1.0f, no_draw()}; }
+llama_simplex_top_k_params llama_simplex_top_k_default_params(void) { return {40, 1.0f, no_draw()}; }
+llama_simplex_top_p_params llama_simplex_top_p_default_params(void) { return {0.9f, 1.0f, false, no_draw()}; }
+llama_simplex_min_p_params llama_simplex_min_p_default_params(void) { return {0.05f, 1.0f, no_draw()}; }
+llama_simplex_sparsemax_params llama_simplex_sparsemax_default_params(void) { return {1.0f, no_draw()}; }
+llama_simplex_best_of_k_params llama_simplex_best_of_k_default_params(void) {
+    return {8, 0.01f, 0.1f, 5, 1.0f, 8, 1.0f, no_draw()};
+}
+
+llama_simplex_status llama_simplex_greedy(llama_sampler ** out) {
+    static const int dummy = 0;
+    return build(&dummy, out, [] { return std::string(); }, [] { return make_greedy(); }, nullptr);
+}
+
+llama_simplex_status llama_simplex_softmax(const llama_simplex_softmax_params * p, llama_sampler ** out) {
+    return build(p, out, [p] { return check_temperature(p->temperature); },
+                 [p] { return make_softmax(p->temperature); }, p ? &p->draw : nullptr);
+}
+
+llama_simplex_status llama_simplex_top_k(const llama_simplex_top_k_params * p, llama_sampler ** out) {
+    return build(p, out, [p] {
+        if (p->k < 0) return "k: must be >= 0 (0 keeps every token), got " + std::to_string(p->k);
+        return check_temperature(p->temperature);
+    }, [p] { return make_top_k(p->k, p->temperature); }, p ? &p->draw : nullptr);
+}
+
+llama_simplex_status llama_simplex_top_p(const llama_simplex_top_p_params * p, llama_sampler ** out) {
+    return build(p, out, [p] {
+        if (!(p->p >= 0.0f && p->p <= 1.0f)) return "p: must be in [0, 1], got " + num(p->p);
+        return check_temperature(p->temperature);
+    }, [p] {
+        return make_top_p(p->p, p->temperature, p->order_by_temperature ? NucleusOrder::temperature : NucleusOrder::model);
+    }, p ? &p->draw : nullptr);
+}
+
+llama_simplex_status llama_simplex_min_p(const llama_simplex_min_p_params * p, llama_sampler ** out) {
+    return build(p, out, [p] {
+        if (!(p->p_min >= 0.0f && p->p_min <= 1.0f)) return "p_min: must be in [0, 1], got " + num(p->p_min);
+        return check_temperature(p->temperature);
+    }, [p] { return make_min_p(p->p_min, p->temperature); }, p ? &p->draw : nullptr);
+}
+
+llama_simplex_status llama_simplex_sparsemax(const llama_simplex_sparsemax_params * p, llama_sampler ** out) {
+    return build(p, out, [p] { return check_temperature(p->temperature); },
+                 [p] { return make_sparsemax(p->temperature); }, p ? &p->draw : nullptr);
+}
+
+llama_simplex_status llama_simplex_best_of_k(const llama_simplex_best_of_k_params * p, llama_sampler ** out) {
+    return build(p, out, [p]() -> std::string {
+        if (p->k_samples < 1) return "k_samples: must be >= 1, got " + std::to_string(p->k_samples);
+        if (!finite_at_least(p->beta, 0.0f, false)) return "beta: must be finite and >= 0, got " + num(p->beta);
+        if (!finite_at_least(p->lam, 0.0f, false)) return "lam: must be finite and >= 0, got " + num(p->lam);
+        if (p->steps < 0) return "steps: must be >= 0, got " + std::to_string(p->steps);
+        if (!finite_at_least(p->step_size, 0.0f, true)) return "step_size: must be finite and > 0, got " + num(p->step_size);
+        if (p->m < 1) return "m: must be >= 1, got " + std::to_string(p->m);
+        if (!finite_at_least(p->temperature, 0.0f, true)) {
+            return "temperature: must be finite and > 0, got " + num(p->temperature);
+        }
+        return "";
+    }, [p] {
+        ObjectiveParams o;
+        o.objective.lambda = p->lam;
+        o.objective.w_kl = 1.0f;
+        o.objective.beta = p->beta;
+        o.objective.k_samples = p->k_samples;
+        o.solver.max_steps = p->steps;
+        o.solver.step = p->step_size;
+        o.m = p->m;
+        o.temperature = p->temperature;
+        return make_objective(o);
+    }, p ? &p->draw : nullptr);
+}
+
+int32_t llama_simplex_sampler_status(const llama_sampler * smpl) {
+    if (smpl == nullptr) return 0;
+    return static_cast<int32_t>(last_status(smpl));
+}
+
+}  // extern "C"
