@@ -85,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     _add_model_args(cmp_)
 
     sub.add_parser("samplers", help="list the samplers with their parameters and defaults")
+
+    srv = sub.add_parser("serve", help="an OpenAI-compatible endpoint whose requests choose our samplers")
+    srv.add_argument("--model", "-m", default=None, help="GGUF path (default as for generate)")
+    srv.add_argument("--n-ctx", type=int, default=2048)
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8000)
     return parser
 
 
@@ -164,6 +170,12 @@ def _extractor(pattern: Optional[str]):
     return extract
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .server import serve
+    serve(_load(args), args.host, args.port)
+    return 0
+
+
 def _cmd_samplers(_: argparse.Namespace) -> int:
     for name, cls in SAMPLERS.items():
         params = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls)) or "(no parameters)"
@@ -178,7 +190,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
         commands = {"generate": _cmd_generate, "compare": _cmd_compare, "samplers": _cmd_samplers,
-                    "sample-k": _cmd_sample_k}
+                    "sample-k": _cmd_sample_k, "serve": _cmd_serve}
         return commands[args.command](args)
     except (ValueError, TypeError, ModelNotFoundError) as e:
         print(f"llama-simplex: error: {e}", file=sys.stderr)
