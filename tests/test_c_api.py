@@ -109,3 +109,51 @@ def test_null_pointers_and_a_good_sampler(lib):
     smpl = ctypes.cast(out, llama_cpp.llama_sampler_p_ctypes)
     assert llama_cpp.llama_sampler_name(smpl) == b"simplex-best-of-k"
     llama_cpp.llama_sampler_free(smpl)
+
+
+class ObjectiveParams(ctypes.Structure):
+    _fields_ = [("lam", ctypes.c_float), ("entropy", ctypes.c_float), ("kl", ctypes.c_float), ("l2", ctypes.c_float),
+                ("beta", ctypes.c_float), ("k_samples", ctypes.c_int32), ("weights", ctypes.c_int32),
+                ("m", ctypes.c_int32), ("support", ctypes.c_int32), ("support_value", ctypes.c_float),
+                ("temperature", ctypes.c_float), ("reference_temperature", ctypes.c_float),
+                ("steps", ctypes.c_int32), ("step_size", ctypes.c_float), ("tol", ctypes.c_float),
+                ("draw", DrawParams)]
+
+
+class PowerParams(ctypes.Structure):
+    _fields_ = [("alpha", ctypes.c_float), ("candidates", ctypes.c_int32), ("rollouts", ctypes.c_int32),
+                ("horizon", ctypes.c_int32), ("jackknife", ctypes.c_bool), ("n_ctx", ctypes.c_uint32),
+                ("rollout_seed", ctypes.c_uint32), ("draw", DrawParams)]
+
+
+def test_objective_and_power_constructors(lib, tiny_llm):
+    import llama_cpp
+    import numpy as np
+    lib.llama_simplex_objective_default_params.restype = ObjectiveParams
+    lib.llama_simplex_power_default_params.restype = PowerParams
+    o = lib.llama_simplex_objective_default_params()
+    o.support, o.support_value = 1, 0.0
+    out = ctypes.c_void_p()
+    assert lib.llama_simplex_objective(ctypes.byref(o), ctypes.byref(out)) == 1
+    assert b"support_value: top-k needs k >= 1" in lib.llama_simplex_last_error()
+    o = lib.llama_simplex_objective_default_params()
+    o.lam, o.entropy, o.kl, o.l2, o.steps = 0.5, 1.0, 0.0, 1.0, 20
+    assert lib.llama_simplex_objective(ctypes.byref(o), ctypes.byref(out)) == 0
+    native = ls._core.adopt_sampler(out.value)
+    ids, _lg, p, _s, _o = native.apply(np.array([0.0, 1.0, 2.0, 3.0], np.float32))
+    q, _ = ls.kernels.decode(np.array([0.0, 1.0, 2.0, 3.0], np.float32),
+                             ls.Objective(lam=0.5, entropy=1.0, kl=0.0, l2=1.0, steps=20))
+    np.testing.assert_allclose(p, q[ids], rtol=1e-5)
+
+    pw = lib.llama_simplex_power_default_params()
+    assert (pw.candidates, pw.rollouts, pw.horizon, pw.jackknife) == (8, 8, 64, True)
+    assert lib.llama_simplex_power(ctypes.byref(pw), None, ctypes.byref(out)) == 2
+    assert b"model" in lib.llama_simplex_last_error()
+    pw.rollouts = 0
+    model = ctypes.c_void_p(ctypes.cast(tiny_llm.model, ctypes.c_void_p).value)
+    assert lib.llama_simplex_power(ctypes.byref(pw), model, ctypes.byref(out)) == 1
+    assert b"rollouts: must be in [1, 255]" in lib.llama_simplex_last_error()
+    pw.rollouts, pw.candidates, pw.horizon, pw.n_ctx = 2, 4, 3, 512
+    assert lib.llama_simplex_power(ctypes.byref(pw), model, ctypes.byref(out)) == 0
+    native = ls._core.adopt_sampler(out.value)
+    assert native.name == "simplex-power"

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <new>
 #include <string>
+#include <utility>
 
 #include "llama_simplex/samplers.h"
 
@@ -145,6 +146,68 @@ llama_simplex_status llama_simplex_best_of_k(const llama_simplex_best_of_k_param
         o.m = p->m;
         o.temperature = p->temperature;
         return make_objective(o);
+    }, p ? &p->draw : nullptr);
+}
+
+llama_simplex_objective_params llama_simplex_objective_default_params(void) {
+    return {1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 8, 0, 8, 0, 0.0f, 1.0f, 1.0f, 5, 1.0f, 1e-6f, no_draw()};
+}
+
+llama_simplex_power_params llama_simplex_power_default_params(void) {
+    return {4.0f, 8, 8, 64, true, 4096, 0, no_draw()};
+}
+
+llama_simplex_status llama_simplex_objective(const llama_simplex_objective_params * p, llama_sampler ** out) {
+    return build(p, out, [p]() -> std::string {
+        const std::pair<const char *, float> nonneg[] = {{"lam", p->lam}, {"entropy", p->entropy}, {"kl", p->kl},
+                                                         {"l2", p->l2}, {"beta", p->beta}, {"tol", p->tol}};
+        for (const auto & [name, v] : nonneg) {
+            if (!finite_at_least(v, 0.0f, false)) return std::string(name) + ": must be finite and >= 0, got " + num(v);
+        }
+        if (p->k_samples < 1) return "k_samples: must be >= 1, got " + std::to_string(p->k_samples);
+        if (p->weights < 0 || p->weights > 2) return "weights: must be 0 (top-m), 1 (rank) or 2 (gap), got " + std::to_string(p->weights);
+        if (p->m < 1) return "m: must be >= 1, got " + std::to_string(p->m);
+        if (p->support < 0 || p->support > 3) return "support: must be 0..3 (full, top-k, top-p, min-p), got " + std::to_string(p->support);
+        if (p->support == 1 && !(p->support_value >= 1.0f)) return "support_value: top-k needs k >= 1, got " + num(p->support_value);
+        if ((p->support == 2 || p->support == 3) && !(p->support_value >= 0.0f && p->support_value <= 1.0f)) {
+            return "support_value: must be in [0, 1] for top-p / min-p, got " + num(p->support_value);
+        }
+        if (!finite_at_least(p->temperature, 0.0f, true)) return "temperature: must be finite and > 0, got " + num(p->temperature);
+        if (!finite_at_least(p->reference_temperature, 0.0f, true)) {
+            return "reference_temperature: must be finite and > 0, got " + num(p->reference_temperature);
+        }
+        if (p->steps < 0) return "steps: must be >= 0, got " + std::to_string(p->steps);
+        if (!finite_at_least(p->step_size, 0.0f, true)) return "step_size: must be finite and > 0, got " + num(p->step_size);
+        return "";
+    }, [p] {
+        ObjectiveParams o;
+        o.objective = {p->lam, p->entropy, p->kl, p->l2, p->beta, p->k_samples};
+        o.solver = {p->steps, p->step_size, p->tol};
+        o.weights = static_cast<CoverageWeights>(p->weights);
+        o.m = p->m;
+        o.support = static_cast<SupportKind>(p->support);
+        o.support_value = p->support_value;
+        o.temperature = p->temperature;
+        o.reference_temperature = p->reference_temperature;
+        return make_objective(o);
+    }, p ? &p->draw : nullptr);
+}
+
+llama_simplex_status llama_simplex_power(const llama_simplex_power_params * p, llama_model * model, llama_sampler ** out) {
+    if (model == nullptr && out != nullptr) {
+        *out = nullptr;
+        return fail(LLAMA_SIMPLEX_NULL_ARGUMENT, "model: must not be NULL (the rollouts run on it)");
+    }
+    return build(p, out, [p]() -> std::string {
+        if (!finite_at_least(p->alpha, 0.0f, true)) return "alpha: must be finite and > 0, got " + num(p->alpha);
+        if (p->candidates < 1 || p->candidates > 255) return "candidates: must be in [1, 255], got " + std::to_string(p->candidates);
+        if (p->rollouts < 1 || p->rollouts > 255) return "rollouts: must be in [1, 255], got " + std::to_string(p->rollouts);
+        if (p->horizon < 0) return "horizon: must be >= 0, got " + std::to_string(p->horizon);
+        if (p->n_ctx < 64) return "n_ctx: must be >= 64, got " + std::to_string(p->n_ctx);
+        return "";
+    }, [p, model] {
+        return make_power_chain_sampler(model, p->n_ctx, p->alpha, p->candidates, p->rollouts, p->horizon,
+                                        p->jackknife, p->rollout_seed);
     }, p ? &p->draw : nullptr);
 }
 

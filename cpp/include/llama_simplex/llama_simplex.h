@@ -60,12 +60,45 @@ struct llama_simplex_best_of_k_params {
     struct llama_simplex_draw_params draw;
 };
 
+/* Any decoder written as an objective (see the Python Objective):
+ *   max_q <q, logits/T> - lam [entropy Σ q log q + kl KL(q || softmax(logits/T_ref)) + l2 ½|q|²] + lam beta U_K(q)
+ * on a support: 0 full, 1 top-k (support_value = k), 2 top-p (p), 3 min-p (p_min).
+ * weights of the coverage term on the top-m tokens: 0 uniform, 1 rank 1/(1+r), 2 gap r/max r. */
+struct llama_simplex_objective_params {
+    float   lam, entropy, kl, l2, beta;      /* defaults 1, 0, 1, 0, 0 */
+    int32_t k_samples;                       /* 8 */
+    int32_t weights;                         /* 0 */
+    int32_t m;                               /* 8 */
+    int32_t support;                         /* 0 */
+    float   support_value;                   /* 0 */
+    float   temperature, reference_temperature; /* 1, 1 */
+    int32_t steps;                           /* 5 */
+    float   step_size, tol;                  /* 1, 1e-6 */
+    struct llama_simplex_draw_params draw;
+};
+/* Token-level power sampling for any chain: learns the sequence through
+ * accept() (feed it the prompt), rolls out in a context of its own (n_ctx
+ * cells) on `model`; reduces the candidates to the K best with p = the
+ * power-sampling weights. */
+struct llama_simplex_power_params {
+    float   alpha;      /* 4 */
+    int32_t candidates; /* K, 8 */
+    int32_t rollouts;   /* M, 8 */
+    int32_t horizon;    /* H, 64 */
+    bool    jackknife;  /* true */
+    uint32_t n_ctx;     /* 4096 */
+    uint32_t rollout_seed; /* 0 */
+    struct llama_simplex_draw_params draw;
+};
+
 struct llama_simplex_softmax_params   llama_simplex_softmax_default_params(void);
 struct llama_simplex_top_k_params     llama_simplex_top_k_default_params(void);
 struct llama_simplex_top_p_params     llama_simplex_top_p_default_params(void);
 struct llama_simplex_min_p_params     llama_simplex_min_p_default_params(void);
 struct llama_simplex_sparsemax_params llama_simplex_sparsemax_default_params(void);
 struct llama_simplex_best_of_k_params llama_simplex_best_of_k_default_params(void);
+struct llama_simplex_objective_params llama_simplex_objective_default_params(void);
+struct llama_simplex_power_params     llama_simplex_power_default_params(void);
 
 llama_simplex_status llama_simplex_greedy   (struct llama_sampler ** out);
 llama_simplex_status llama_simplex_softmax  (const struct llama_simplex_softmax_params   * params, struct llama_sampler ** out);
@@ -74,6 +107,9 @@ llama_simplex_status llama_simplex_top_p    (const struct llama_simplex_top_p_pa
 llama_simplex_status llama_simplex_min_p    (const struct llama_simplex_min_p_params     * params, struct llama_sampler ** out);
 llama_simplex_status llama_simplex_sparsemax(const struct llama_simplex_sparsemax_params * params, struct llama_sampler ** out);
 llama_simplex_status llama_simplex_best_of_k(const struct llama_simplex_best_of_k_params * params, struct llama_sampler ** out);
+llama_simplex_status llama_simplex_objective(const struct llama_simplex_objective_params * params, struct llama_sampler ** out);
+llama_simplex_status llama_simplex_power    (const struct llama_simplex_power_params     * params,
+                                             struct llama_model * model, struct llama_sampler ** out);
 
 /* Non-zero when the last apply of smpl (or of one of ours in a chain) failed:
  * NaN logits or no finite logit. The candidates are then left as given. */
