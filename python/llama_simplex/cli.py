@@ -86,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("samplers", help="list the samplers with their parameters and defaults")
 
+    bench = sub.add_parser("bench", help="every benchmark in one run: JSON, Markdown and PNG plots")
+    bench.add_argument("--model", "-m", default=None, help="GGUF path for the end-to-end parts (default model otherwise)")
+    bench.add_argument("--out", default="bench-results", help="output directory (default bench-results)")
+    bench.add_argument("--parts", default="decoders,generation,power", help="comma-separated subset")
+    bench.add_argument("--quick", action="store_true", help="fewer repetitions and sizes (a smoke run)")
+
     srv = sub.add_parser("serve", help="an OpenAI-compatible endpoint whose requests choose our samplers")
     srv.add_argument("--model", "-m", default=None, help="GGUF path (default as for generate)")
     srv.add_argument("--n-ctx", type=int, default=2048)
@@ -170,6 +176,19 @@ def _extractor(pattern: Optional[str]):
     return extract
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+    from .bench.suite import PARTS, run_suite
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown or not parts:
+        raise ValueError(f"parts: choose from {', '.join(PARTS)}; got {args.parts!r}")
+    report = run_suite(Path(args.out), args.model, parts, args.quick)
+    print(report.read_text())
+    print(f"[written to {report.parent}/]", file=sys.stderr)
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
     serve(_load(args), args.host, args.port)
@@ -190,7 +209,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
         commands = {"generate": _cmd_generate, "compare": _cmd_compare, "samplers": _cmd_samplers,
-                    "sample-k": _cmd_sample_k, "serve": _cmd_serve}
+                    "sample-k": _cmd_sample_k, "serve": _cmd_serve, "bench": _cmd_bench}
         return commands[args.command](args)
     except (ValueError, TypeError, ModelNotFoundError) as e:
         print(f"llama-simplex: error: {e}", file=sys.stderr)

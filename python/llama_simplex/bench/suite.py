@@ -1,0 +1,127 @@
+"""`llama-simplex bench`: every benchmark in one run, written as JSON,
+Markdown and PNG plots into one directory.
+
+Parts: ``decoders`` (per-call cost against llama.cpp's samplers and numpy at
+32k / 128k / 262k vocabularies, Best-of-K against a softmax pass),
+``generation`` (end-to-end tokens/s on a real model and each sampler's ratio
+to top-k; sample_k against sequential generation) and ``power`` (forked KV
+cache against re-prefilling, scaling with K·M, H and the prompt, latency
+against MCMC, peak memory). Each part's ratios are measured side by side in
+one run; the figures are this machine's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+PARTS = ("decoders", "generation", "power")
+
+
+def _run(main, argv: List[str]) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(argv)
+    if code:
+        raise RuntimeError(f"benchmark {main.__module__} failed (exit {code})")
+    return out.getvalue()
+
+
+def _plot_decoders(data: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = [r for r in data["rows"] if r["llama_us"]]
+    vocabs = sorted({r["vocab"] for r in rows})
+    names = list(dict.fromkeys(f"{r['decoder']}" for r in rows))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    width = 0.8 / max(1, len(vocabs))
+    for j, vocab in enumerate(vocabs):
+        ratios = [next((r["ours_over_llama"] for r in rows if r["vocab"] == vocab and r["decoder"] == n), 0.0)
+                  for n in names]
+        ax.bar([i + j * width for i in range(len(names))], ratios, width, label=f"{vocab:,} tokens")
+    ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+    ax.set_xticks([i + width * (len(vocabs) - 1) / 2 for i in range(len(names))])
+    ax.set_xticklabels(names, rotation=25, ha="right")
+    ax.set_ylabel("time per call, ours / llama.cpp")
+    ax.set_title("Decoders: logits to token, against llama.cpp's built-in chains (lower is faster)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_generation(data: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rates = data["decode_tokens_per_s"]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    ax.barh(list(rates), list(rates.values()), color="tab:blue")
+    ax.set_xlabel("decode tokens / s")
+    ax.set_title(f"End to end: sample_k(k={data['k']}) {data['sequential_s'] / data['sample_k_s']:.2f}x faster "
+                 "than sequential generation")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_power(data: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.5))
+    lat = data["latency"]
+    a.barh([r["method"].split(" (")[0] for r in lat], [r["seconds"] for r in lat], color="tab:orange")
+    a.set_xscale("log")
+    a.set_xlabel("seconds (log scale)")
+    a.set_title("Latency at equal output length and alpha")
+    a.invert_yaxis()
+    sc = data["scaling"]
+    km = [r for r in sc if r["H"] == 8 and r["prompt"] == 64]
+    b.plot([r["K"] * r["M"] for r in km], [r["s_per_token"] for r in km], "o-", label="K·M (H = 8)")
+    hh = [r for r in sc if r["K"] * r["M"] == 16 and r["prompt"] == 64]
+    b.plot([r["H"] * 4 for r in hh], [r["s_per_token"] for r in hh], "s-", label="4·H (K·M = 16)")
+    b.set_xlabel("K·M, or 4·H")
+    b.set_ylabel("seconds per generated token")
+    b.set_title("Token-level power sampling cost")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_suite(out_dir: Path, model: Optional[str] = None, parts: Sequence[str] = PARTS, quick: bool = False) -> Path:
+    """Runs the parts, writes <part>.json, <part>.md, <part>.png and report.md into out_dir."""
+    from . import decoders, generation, power
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sections: Dict[str, str] = {}
+    t0 = time.perf_counter()
+    model_args = ["--model", model] if model else []
+    if "decoders" in parts:
+        argv = ["--vocab", "32000" if quick else "32000,131072,262144", "--repeats", "10" if quick else "150",
+                "--json", str(out_dir / "decoders.json")]
+        sections["decoders"] = _run(decoders.main, argv)
+        _plot_decoders(json.loads((out_dir / "decoders.json").read_text()), out_dir / "decoders.png")
+    if "generation" in parts:
+        argv = model_args + ["--tokens", "16" if quick else "64", "--repeats", "1" if quick else "5",
+                             "--json", str(out_dir / "generation.json")]
+        sections["generation"] = _run(generation.main, argv)
+        _plot_generation(json.loads((out_dir / "generation.json").read_text()), out_dir / "generation.png")
+    if "power" in parts:
+        argv = model_args + ["--prompt-tokens", "64" if quick else "512", "--out-tokens", "4" if quick else "16",
+                             "--json", str(out_dir / "power.json")]
+        sections["power"] = _run(power.main, argv)
+        _plot_power(json.loads((out_dir / "power.json").read_text()), out_dir / "power.png")
+    for name, text in sections.items():
+        (out_dir / f"{name}.md").write_text(text)
+    report = [f"# llama-simplex bench ({time.perf_counter() - t0:.0f} s{', quick' if quick else ''})", ""]
+    for name, text in sections.items():
+        report += [f"## {name}", "", text.strip(), "", f"![{name}]({name}.png)", ""]
+    (out_dir / "report.md").write_text("\n".join(report))
+    return out_dir / "report.md"
