@@ -148,13 +148,7 @@ struct ObjectiveSampler : Sampler<ObjectiveSampler> {
         bring_to_front(d, s.data(), n, n_cov, ws);
         const float r_mul = 1.0f / params.reference_temperature;
         w.resize(n_cov);
-        for (size_t i = 0; i < n_cov; ++i) {
-            switch (params.weights) {
-                case CoverageWeights::top_m: w[i] = 1.0f; break;
-                case CoverageWeights::rank:  w[i] = 1.0f / (1.0f + static_cast<float>(i)); break;
-                case CoverageWeights::gap:   w[i] = std::exp((s[i] - s[0]) * r_mul); break;
-            }
-        }
+        for (size_t i = 0; i < n_cov; ++i) w[i] = coverage_weight(params.weights, i, (s[0] - s[i]) * r_mul);
         // s holds the support's logits (up to a shift); s and log r are affine in them.
         const float s_mul = 1.0f / params.temperature;
         if (params.objective.w_l2 == 0.0f) {

@@ -460,6 +460,15 @@ SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov,
     return {gap < opt.tol ? SolveStatus::converged : SolveStatus::budget, step, gap};
 }
 
+float coverage_weight(CoverageWeights kind, size_t rank, float log_r_gap) {
+    switch (kind) {
+        case CoverageWeights::top_m: return 1.0f;
+        case CoverageWeights::rank:  return 1.0f / (1.0f + static_cast<float>(rank));
+        case CoverageWeights::gap:   return std::exp(-log_r_gap);
+    }
+    return 0.0f;
+}
+
 void coverage_weights(const float * log_r, size_t n, CoverageWeights kind, int32_t m, float * w,
                       std::vector<int32_t> & order) {
     std::fill(w, w + n, 0.0f);
@@ -476,11 +485,7 @@ void coverage_weights(const float * log_r, size_t n, CoverageWeights kind, int32
     for (size_t rank = 0; rank < top; ++rank) {
         const int32_t i = order[rank];
         if (log_r[i] == NEG_INF) break;
-        switch (kind) {
-            case CoverageWeights::top_m: w[i] = 1.0f; break;
-            case CoverageWeights::rank:  w[i] = 1.0f / (1.0f + static_cast<float>(rank)); break;
-            case CoverageWeights::gap:   w[i] = std::exp(log_r[i] - best); break;
-        }
+        w[i] = coverage_weight(kind, rank, best - log_r[i]);
     }
 }
 

@@ -85,11 +85,6 @@ def rollout_context(llm: llama_cpp.Llama, n_ctx: int, n_seq: int, n_ubatch: int 
     return cache[key]
 
 
-def native_with_draw(sampler: Sampler, seed: int) -> _core.NativeSampler:
-    """The native sampler, drawing the token with `seed` unless it ends with its own Dist."""
-    return sampler.native(seed=seed)
-
-
 class Generation:
     """A running generation. Iterate it for text pieces as they are decoded;
     read :attr:`text` (or call :meth:`wait`) to run the rest in C++ at once."""
@@ -240,7 +235,7 @@ def generate(
     if isinstance(sampler, (PowerSampler, BlockPowerSampler, MCMCPowerSampler)):
         return _power(llm, tokens, sampler, max_tokens, seed, stops, progress is not False)
 
-    native = native_with_draw(sampler, seed)
+    native = sampler.native(seed=seed)  # draws the token itself unless it ends with its own Dist
     llm.reset()  # our loop clears the KV cache; llama_cpp must not reuse its prefix
     generator = _core.Generator(context_address(llm), native, tokens, max_tokens,
                                 [s.encode("utf-8").decode("utf-8") for s in stops])

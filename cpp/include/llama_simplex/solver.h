@@ -85,6 +85,10 @@ enum class CoverageWeights : int {
     gap   = 2,  // r_v / max r = exp(-(logit gap)) on the top M
 };
 
+// The weight of the token of the given rank (0 = most likely) whose log r is
+// log_r_gap below the best one's.
+float coverage_weight(CoverageWeights kind, size_t rank, float log_r_gap);
+
 // Fills w for candidates whose reference log-probabilities are log_r.
 void coverage_weights(const float * log_r, size_t n, CoverageWeights kind, int32_t m, float * w,
                       std::vector<int32_t> & scratch);
