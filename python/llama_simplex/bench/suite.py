@@ -83,9 +83,9 @@ def _plot_power(data: dict, path: Path) -> None:
     a.set_title("Latency at equal output length and alpha")
     a.invert_yaxis()
     sc = data["scaling"]
-    km = [r for r in sc if r["H"] == 8 and r["prompt"] == 64]
+    km = sorted((r for r in sc if r["H"] == 8 and r["prompt"] == 64), key=lambda r: r["K"] * r["M"])
     b.plot([r["K"] * r["M"] for r in km], [r["s_per_token"] for r in km], "o-", label="K·M (H = 8)")
-    hh = [r for r in sc if r["K"] * r["M"] == 16 and r["prompt"] == 64]
+    hh = sorted((r for r in sc if r["K"] * r["M"] == 16 and r["prompt"] == 64), key=lambda r: r["H"])
     b.plot([r["H"] * 4 for r in hh], [r["s_per_token"] for r in hh], "s-", label="4·H (K·M = 16)")
     b.set_xlabel("K·M, or 4·H")
     b.set_ylabel("seconds per generated token")
