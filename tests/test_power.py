@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import llama_simplex as ls
+from llama_simplex.eval import exact
 
 EOS = 2
 
@@ -86,48 +87,15 @@ def test_jackknife_has_smaller_bias_than_plug_in():
 # ---------------------------------------------------------------- exact target on tiny models
 
 def _exact_two_steps(llm, prompt):
-    """p(x1) and p(x2 | x1) for every x1, by plain decoding."""
-    n = llm.n_vocab()
-
-    def next_logp(ids):
-        llm.reset()
-        llm.eval(ids)
-        l = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(n,)).astype(np.float64)
-        return l - (l.max() + np.log(np.exp(l - l.max()).sum()))
-    p1 = next_logp(prompt)
-    p2 = np.stack([next_logp(prompt + [x]) for x in range(n)])
-    return p1, p2
+    return exact.two_step_logprobs(llm, prompt)
 
 
 def _outcome(tokens):
-    """The outcome of a two-token generation; end-of-sequence is not returned as a token."""
-    if len(tokens) == 2:
-        return tuple(tokens)
-    if len(tokens) == 1:
-        return (tokens[0], EOS)
-    return (EOS,)
+    return exact.outcome(tokens, EOS)
 
 
 def _targets(p1, p2, alpha):
-    """Over the outcomes (x1,) if x1 = EOS else (x1, x2): π ∝ p^α, and the law of
-    token-wise low-temperature sampling (temperature 1/α)."""
-    n = p1.size
-    outcomes, logp = [], []
-    for x1 in range(n):
-        if x1 == EOS:
-            outcomes.append((x1,))
-            logp.append(p1[x1])
-        else:
-            for x2 in range(n):
-                outcomes.append((x1, x2))
-                logp.append(p1[x1] + p2[x1, x2])
-    logp = np.array(logp)
-    pi = np.exp(alpha * logp - np.max(alpha * logp))
-    pi /= pi.sum()
-    q1 = np.exp(alpha * p1) / np.exp(alpha * p1).sum()
-    q2 = np.exp(alpha * p2) / np.exp(alpha * p2).sum(1, keepdims=True)
-    low = np.array([q1[o[0]] * (q2[o[0], o[1]] if len(o) == 2 else 1.0) for o in outcomes])
-    return outcomes, pi, low
+    return exact.targets(p1, p2, alpha, EOS)
 
 
 @pytest.fixture(scope="module")

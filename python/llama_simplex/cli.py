@@ -92,6 +92,14 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--parts", default="decoders,generation,power", help="comma-separated subset")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions and sizes (a smoke run)")
 
+    ev = sub.add_parser("eval", help="quality evaluations (now: exactness on a tiny model)")
+    ev.add_argument("what", choices=["exactness"], help="exactness: samplers against exact targets on a tiny model")
+    ev.add_argument("--model", "-m", required=True, help="a GGUF with a tiny vocabulary (python models/tiny_gguf.py)")
+    ev.add_argument("--out", default="eval-results", help="output directory (resumes from its cache)")
+    ev.add_argument("--alpha", type=float, default=2.0)
+    ev.add_argument("--samples", type=int, default=1000, help="samples per point (default 1000)")
+    ev.add_argument("--rollouts", default="1,2,4,8,16,32", help="values of M (default 1,2,4,8,16,32)")
+
     srv = sub.add_parser("serve", help="an OpenAI-compatible endpoint whose requests choose our samplers")
     srv.add_argument("--model", "-m", default=None, help="GGUF path (default as for generate)")
     srv.add_argument("--n-ctx", type=int, default=2048)
@@ -189,6 +197,22 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+    from .eval.exactness import run
+    try:
+        rollouts = [int(m) for m in args.rollouts.split(",") if m.strip()]
+    except ValueError:
+        raise ValueError(f"rollouts: a comma-separated list of integers, got {args.rollouts!r}") from None
+    if not rollouts or min(rollouts) < 1:
+        raise ValueError(f"rollouts: values must be >= 1, got {args.rollouts!r}")
+    if args.samples < 10:
+        raise ValueError(f"samples: must be >= 10, got {args.samples}")
+    report = run(args.model, Path(args.out), alpha=args.alpha, rollouts=rollouts, samples=args.samples)
+    print(report.read_text())
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
     serve(_load(args), args.host, args.port)
@@ -209,7 +233,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
         commands = {"generate": _cmd_generate, "compare": _cmd_compare, "samplers": _cmd_samplers,
-                    "sample-k": _cmd_sample_k, "serve": _cmd_serve, "bench": _cmd_bench}
+                    "sample-k": _cmd_sample_k, "serve": _cmd_serve, "bench": _cmd_bench, "eval": _cmd_eval}
         return commands[args.command](args)
     except (ValueError, TypeError, ModelNotFoundError) as e:
         print(f"llama-simplex: error: {e}", file=sys.stderr)

@@ -1,0 +1,37 @@
+"""`llama-simplex eval exactness` on a tiny model: files written, resumable, and the
+measured distances behave as the mathematics says."""
+
+from __future__ import annotations
+
+import json
+
+from llama_simplex import cli
+
+
+def test_eval_exactness_writes_results_and_resumes(tmp_path, capsys):
+    from tiny_gguf import build_tiny_model
+    model = build_tiny_model(tmp_path / "tiny8.gguf", n_vocab=8, seed=1)
+    out = tmp_path / "eval"
+    args = ["eval", "exactness", "--model", str(model), "--out", str(out), "--samples", "400", "--rollouts", "2,8"]
+    assert cli.main(args) == 0
+    first = json.loads((out / "exactness.json").read_text())
+    assert (out / "exactness.md").exists()
+    assert {(r["rollouts"], r["jackknife"]) for r in first["power"]} == {(2, False), (2, True), (8, False), (8, True)}
+    # Every point lies within a few noise bounds of its target, while token-wise
+    # low temperature is exactly further from π than that.
+    for r in first["power"]:
+        assert r["tv"] < 3 * first["tv_bound_pi"] + 0.02, r
+    assert first["tv_lowtemp_to_pi"] > 3 * first["tv_bound_pi"] + 0.02
+    for r in first["temperature"]:
+        assert r["tv"] < 3 * r["bound"], r
+    cache = json.loads((out / "cache.json").read_text())
+    assert len(cache) == 4 + 3
+    capsys.readouterr()
+    assert cli.main(args) == 0  # resumes: every point from the cache
+    assert "[eval]" not in capsys.readouterr().err
+    assert json.loads((out / "exactness.json").read_text()) == first
+
+
+def test_eval_rejects_large_vocabularies_and_bad_arguments(tmp_path, capsys, tiny_model_path):
+    assert cli.main(["eval", "exactness", "--model", str(tiny_model_path), "--rollouts", "0"]) == 2
+    assert "rollouts: values must be >= 1" in capsys.readouterr().err
