@@ -35,3 +35,26 @@ def test_eval_exactness_writes_results_and_resumes(tmp_path, capsys):
 def test_eval_rejects_large_vocabularies_and_bad_arguments(tmp_path, capsys, tiny_model_path):
     assert cli.main(["eval", "exactness", "--model", str(tiny_model_path), "--rollouts", "0"]) == 2
     assert "rollouts: values must be >= 1" in capsys.readouterr().err
+
+
+def test_eval_quality_on_a_tiny_model(tmp_path, tiny_model_path, capsys):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("abc\ncab a\n")
+    out = tmp_path / "quality"
+    args = ["eval", "quality", "--model", str(tiny_model_path), "--prompts", str(prompts), "--out", str(out),
+            "--temperatures", "0.3,1.0", "-k", "4", "--max-tokens", "6"]
+    assert cli.main(args) == 0
+    data = json.loads((out / "quality.json").read_text())
+    assert len(data["rows"]) == 2 * 6
+    for r in data["rows"]:
+        assert r["loglik_per_token"] <= 0 and 0 <= r["distinct_2"] <= 1 and 0 <= r["top_m_coverage"] <= 1
+    soft = {r["temperature"]: r for r in data["rows"] if r["sampler"] == "softmax"}
+    # Colder sampling stays closer to the model's likely tokens.
+    assert soft[0.3]["loglik_per_token"] >= soft[1.0]["loglik_per_token"]
+    cache = json.loads((out / "cache.json").read_text())
+    assert len(cache) == 12
+    assert cli.main(args) == 0  # a second run reads every point from the cache
+    assert json.loads((out / "quality.json").read_text()) == data
+    capsys.readouterr()
+    assert cli.main(["eval", "quality", "--temperatures", "0", "--out", str(out)]) == 2
+    assert "temperatures: values must be > 0" in capsys.readouterr().err

@@ -92,9 +92,17 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--parts", default="decoders,generation,power", help="comma-separated subset")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions and sizes (a smoke run)")
 
-    ev = sub.add_parser("eval", help="quality evaluations (now: exactness on a tiny model)")
-    ev.add_argument("what", choices=["exactness"], help="exactness: samplers against exact targets on a tiny model")
-    ev.add_argument("--model", "-m", required=True, help="a GGUF with a tiny vocabulary (python models/tiny_gguf.py)")
+    ev = sub.add_parser("eval", help="evaluations: exactness on a tiny model, quality across temperatures")
+    ev.add_argument("what", choices=["exactness", "quality"],
+                    help="exactness: samplers against exact targets on a tiny model; quality: log-likelihood, "
+                         "diversity and top-M coverage across temperatures on a real model")
+    ev.add_argument("--model", "-m", default=None,
+                    help="exactness: a GGUF with a tiny vocabulary (python models/tiny_gguf.py); quality: any GGUF "
+                         "(default model otherwise)")
+    ev.add_argument("--prompts", default=None, help="quality: a file with one prompt per line")
+    ev.add_argument("--temperatures", default="0.1,0.4,0.7,1.0", help="quality: comma-separated")
+    ev.add_argument("-k", type=int, default=8, help="quality: completions per prompt")
+    ev.add_argument("--max-tokens", type=int, default=24, help="quality: tokens per completion")
     ev.add_argument("--out", default="eval-results", help="output directory (resumes from its cache)")
     ev.add_argument("--alpha", type=float, default=2.0)
     ev.add_argument("--samples", type=int, default=1000, help="samples per point (default 1000)")
@@ -199,6 +207,23 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
+    if args.what == "quality":
+        from .eval.quality import run as run_quality
+        try:
+            temps = [float(t) for t in args.temperatures.split(",") if t.strip()]
+        except ValueError:
+            raise ValueError(f"temperatures: comma-separated numbers, got {args.temperatures!r}") from None
+        if not temps or min(temps) <= 0:
+            raise ValueError(f"temperatures: values must be > 0, got {args.temperatures!r}")
+        prompts = None
+        if args.prompts:
+            prompts = [l.rstrip("\n") for l in Path(args.prompts).read_text().splitlines() if l.strip()]
+        report = run_quality(args.model, Path(args.out), temperatures=temps, k=args.k, max_tokens=args.max_tokens,
+                             prompts=prompts)
+        print(report.read_text())
+        return 0
+    if args.model is None:
+        raise ValueError("model: exactness needs a GGUF with a tiny vocabulary (python models/tiny_gguf.py)")
     from .eval.exactness import run
     try:
         rollouts = [int(m) for m in args.rollouts.split(",") if m.strip()]

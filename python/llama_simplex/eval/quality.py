@@ -1,0 +1,128 @@
+"""`llama-simplex eval quality`: what each sampler buys across temperatures on
+a real model: mean base log-likelihood per token (under the model at
+temperature 1), distinct-n diversity of k completions per prompt, and the
+coverage of the top-M alternatives of the first token by those k draws.
+Completions come from sample_k (k sequences on one KV cache); results are
+cached per (sampler, temperature) in DIR/cache.json so a run resumes."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import llama_cpp
+import numpy as np
+
+from ..generation import load_model, model_address
+from ..multi_sample import sample_k
+from ..samplers import BestOfK, MinP, Sampler, Softmax, Sparsemax, TopK, TopP
+from .. import _core
+
+DEFAULT_PROMPTS = [
+    "The best way to learn a new language is",
+    "Once upon a time, in a small village by the sea,",
+    "Q: What is the capital of Australia?\nA:",
+    "Three reasons to exercise every day are",
+    "The recipe calls for flour, sugar and",
+    "In 1969, the first people to walk on the Moon",
+]
+
+
+def samplers_at(t: float) -> Dict[str, Sampler]:
+    return {
+        "softmax": Softmax(temperature=t),
+        "top-k 40": TopK(k=40, temperature=t),
+        "top-p 0.9": TopP(p=0.9, temperature=t),
+        "min-p 0.05": MinP(p_min=0.05, temperature=t),
+        "sparsemax": Sparsemax(temperature=t),
+        "bok paper-0.05": BestOfK.preset("paper-0.05", temperature=t),
+    }
+
+
+def _distinct(token_lists: List[List[int]], n: int) -> float:
+    grams, total = set(), 0
+    for toks in token_lists:
+        for i in range(len(toks) - n + 1):
+            grams.add(tuple(toks[i:i + n]))
+            total += 1
+    return len(grams) / total if total else 0.0
+
+
+def _first_token_top(llm: llama_cpp.Llama, ids: List[int], m: int) -> set:
+    llm.reset()
+    llm.eval(ids)
+    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
+    return set(np.argsort(-logits, kind="stable")[:m].tolist())
+
+
+def run(model: Optional[str], out_dir: Path, temperatures: Sequence[float] = (0.1, 0.4, 0.7, 1.0), k: int = 8,
+        max_tokens: int = 24, m: int = 8, prompts: Optional[Sequence[str]] = None) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache_path = out_dir / "cache.json"
+    cache: Dict[str, dict] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    llm = load_model(model, n_ctx=1024)
+    prompts = list(prompts or DEFAULT_PROMPTS)
+    ids = [_core.tokenize(model_address(llm), p, True, False) for p in prompts]
+    tops = [_first_token_top(llm, x, m) for x in ids]
+    rows = []
+    t0 = time.perf_counter()
+    total = len(temperatures) * len(samplers_at(1.0))
+    done = 0
+    for t in temperatures:
+        for name, sampler in samplers_at(t).items():
+            key = f"{name} T={t} k={k} n={max_tokens} m={m} prompts={len(prompts)}"
+            if key not in cache:
+                lls, ntok, d1, d2, cov = [], 0, [], [], []
+                for x, top in zip(ids, tops):
+                    s = sample_k(llm, x, k, sampler, max_tokens=max_tokens, seed=0, add_special=False)
+                    lls += s.logliks
+                    ntok += sum(len(tk) for tk in s.tokens)
+                    d1.append(_distinct(s.tokens, 1))
+                    d2.append(_distinct(s.tokens, 2))
+                    firsts = {tk[0] for tk in s.tokens if tk}
+                    cov.append(len(firsts & top) / m)
+                cache[key] = dict(sampler=name, temperature=t, loglik_per_token=float(sum(lls) / max(ntok, 1)),
+                                  distinct_1=float(np.mean(d1)), distinct_2=float(np.mean(d2)),
+                                  top_m_coverage=float(np.mean(cov)))
+                cache_path.write_text(json.dumps(cache, indent=1))
+            rows.append(cache[key])
+            done += 1
+            print(f"\r[eval] quality: {done}/{total} (sampler, temperature) points, "
+                  f"{time.perf_counter() - t0:.0f} s", end="" if done < total else "\n", file=sys.stderr, flush=True)
+    result = dict(model=str(model or "default"), k=k, max_tokens=max_tokens, m=m, prompts=prompts, rows=rows)
+    (out_dir / "quality.json").write_text(json.dumps(result, indent=1))
+    lines = [f"# Quality across temperatures ({len(prompts)} prompts, k = {k} completions of {max_tokens} tokens "
+             f"each, seed 0)", "",
+             "| sampler | T | log-likelihood / token | distinct-1 | distinct-2 | top-%d coverage |" % m,
+             "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['sampler']} | {r['temperature']} | {r['loglik_per_token']:.3f} | {r['distinct_1']:.3f} | "
+              f"{r['distinct_2']:.3f} | {r['top_m_coverage']:.3f} |" for r in rows]
+    (out_dir / "quality.md").write_text("\n".join(lines) + "\n")
+    _plot(result, out_dir / "quality.png")
+    return out_dir / "quality.md"
+
+
+def _plot(result: dict, path: Path) -> None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    names = list(dict.fromkeys(r["sampler"] for r in result["rows"]))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for metric, ax, label in (("loglik_per_token", axes[0], "base log-likelihood per token"),
+                              ("distinct_2", axes[1], "distinct-2"),
+                              ("top_m_coverage", axes[2], f"top-{result['m']} coverage of {result['k']} draws")):
+        for n in names:
+            rs = [r for r in result["rows"] if r["sampler"] == n]
+            ax.plot([r["temperature"] for r in rs], [r[metric] for r in rs], "o-", label=n)
+        ax.set_xlabel("temperature")
+        ax.set_title(label)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
