@@ -68,6 +68,30 @@ Scan scan(const llama_token_data * cur, size_t n, float * gather = nullptr) {
     return {Status::ok, hi, n_finite};
 }
 
+// Calls visit(i) for each i in [0, n) whose value(i) is not below `bar`
+// (NaN counts: it fails `v < bar`), where visits may raise the bar. Blocks
+// of 64 values are first counted against the bar with SIMD, so once the bar
+// is high most of the array is only compared, never visited one by one.
+template <typename Value, typename Visit>
+void visit_not_below(size_t n, const float & bar, Value value, Visit visit) {
+    constexpr size_t B = 64;
+    size_t i = 0;
+    for (; i + B <= n; i += B) {
+        uint32_t hits = 0;
+        for (size_t j = 0; j < B; ++j) {
+            hits += !(value(i + j) < bar);
+        }
+        if (__builtin_expect(hits != 0, 0)) {
+            for (size_t j = i; j < i + B; ++j) {
+                if (!(value(j) < bar)) visit(j);
+            }
+        }
+    }
+    for (; i < n; ++i) {
+        if (!(value(i) < bar)) visit(i);
+    }
+}
+
 // Validation and a streaming selection of the k best (into ws.tokens as a
 // heap, unsorted) in one pass over the array, the way llama.cpp's partial
 // sort reads it once. The heap's top is the worst kept token, so the bar a
@@ -100,22 +124,7 @@ Scan scan_top(const llama_token_data * cur, size_t n, size_t k, Workspace & ws) 
             bar = heap.front().logit;
         }
     };
-    constexpr size_t B = 64;
-    size_t i = 0;
-    for (; i + B <= n; i += B) {
-        uint32_t hits = 0;
-        for (size_t j = 0; j < B; ++j) {
-            hits += !(cur[i + j].logit < bar);
-        }
-        if (__builtin_expect(hits != 0, 0)) {
-            for (size_t j = i; j < i + B; ++j) {
-                if (!(cur[j].logit < bar)) visit(j);
-            }
-        }
-    }
-    for (; i < n; ++i) {
-        if (!(cur[i].logit < bar)) visit(i);
-    }
+    visit_not_below(n, bar, [&](size_t i) { return cur[i].logit; }, visit);
     if (bad) {
         return {Status::nan_logit, NEG_INF, 0};
     }
@@ -222,20 +231,7 @@ void bring_to_front(llama_token_data * cur, float * x, size_t n, size_t m, Works
             bar = x[heap.front()];
         }
     };
-    constexpr size_t B = 64;
-    size_t i = 0;
-    for (; i + B <= n; i += B) {
-        uint32_t hits = 0;
-        for (size_t j = 0; j < B; ++j) hits += x[i + j] >= bar;
-        if (hits != 0) {
-            for (size_t j = i; j < i + B; ++j) {
-                if (x[j] >= bar) visit(j);
-            }
-        }
-    }
-    for (; i < n; ++i) {
-        if (x[i] >= bar) visit(i);
-    }
+    visit_not_below(n, bar, [&](size_t i) { return x[i]; }, visit);
     std::sort(heap.begin(), heap.end(), better);  // best first
     // Swap winner j into slot j, tracking where displaced winners went.
     for (size_t j = 0; j < heap.size(); ++j) {
@@ -265,22 +261,7 @@ Outcome greedy(llama_token_data * cur, size_t n, Workspace & /*ws*/) {
         }
     };
     // As in scan_top: SIMD counts per block of 64, scalar work only where needed.
-    constexpr size_t B = 64;
-    size_t i = 0;
-    for (; i + B <= n; i += B) {
-        uint32_t hits = 0;
-        for (size_t j = 0; j < B; ++j) {
-            hits += !(cur[i + j].logit < best);
-        }
-        if (__builtin_expect(hits != 0, 0)) {
-            for (size_t j = i; j < i + B; ++j) {
-                if (!(cur[j].logit < best)) visit(j);
-            }
-        }
-    }
-    for (; i < n; ++i) {
-        if (!(cur[i].logit < best)) visit(i);
-    }
+    visit_not_below(n, best, [&](size_t i) { return cur[i].logit; }, visit);
     if (bad) {
         return {Status::nan_logit, 0};
     }
