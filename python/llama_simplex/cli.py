@@ -93,13 +93,17 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="fewer repetitions and sizes (a smoke run)")
 
     ev = sub.add_parser("eval", help="evaluations: exactness on a tiny model, quality across temperatures")
-    ev.add_argument("what", choices=["exactness", "quality"],
+    ev.add_argument("what", choices=["exactness", "quality", "task"],
                     help="exactness: samplers against exact targets on a tiny model; quality: log-likelihood, "
                          "diversity and top-M coverage across temperatures on a real model")
     ev.add_argument("--model", "-m", default=None,
                     help="exactness: a GGUF with a tiny vocabulary (python models/tiny_gguf.py); quality: any GGUF "
                          "(default model otherwise)")
     ev.add_argument("--prompts", default=None, help="quality: a file with one prompt per line")
+    ev.add_argument("--task", default="capitals", help="task: 'capitals' or a JSONL file of {prompt, answer}")
+    ev.add_argument("--limit", type=int, default=20, help="task: items (default 20)")
+    ev.add_argument("--temperature", type=float, default=0.7, help="task: sampling temperature (default 0.7)")
+    ev.add_argument("--samplers", default=None, help="task: comma-separated subset of the sampler labels")
     ev.add_argument("--temperatures", default="0.1,0.4,0.7,1.0", help="quality: comma-separated")
     ev.add_argument("-k", type=int, default=8, help="quality: completions per prompt")
     ev.add_argument("--max-tokens", type=int, default=24, help="quality: tokens per completion")
@@ -207,6 +211,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
+    if args.what == "task":
+        from .eval.task import run as run_task
+        if args.limit < 1 or args.k < 1:
+            raise ValueError(f"limit, k: must be >= 1, got {args.limit}, {args.k}")
+        which = [w.strip() for w in args.samplers.split(",")] if args.samplers else None
+        report = run_task(args.task, args.model, Path(args.out), k=args.k, limit=args.limit,
+                          max_tokens=args.max_tokens, temperature=args.temperature, which=which)
+        print(report.read_text())
+        return 0
     if args.what == "quality":
         from .eval.quality import run as run_quality
         try:
