@@ -49,6 +49,36 @@ std::string sanitise_utf8(const std::string & s) {
 
 }  // namespace
 
+void check_prompt(const std::vector<llama_token> & prompt, int32_t n_vocab) {
+    if (prompt.empty()) {
+        throw std::invalid_argument("prompt: must hold at least one token");
+    }
+    for (llama_token t : prompt) {
+        if (t < 0 || t >= n_vocab) {
+            throw std::invalid_argument("prompt: token id " + std::to_string(t) + " is outside [0, " +
+                                        std::to_string(n_vocab) + ")");
+        }
+    }
+}
+
+llama_token sample_and_accept(llama_sampler * sampler, const float * logits, std::vector<llama_token_data> & cur) {
+    for (size_t i = 0; i < cur.size(); ++i) {
+        cur[i] = llama_token_data{static_cast<llama_token>(i), logits[i], 0.0f};
+    }
+    llama_token_data_array cur_p = {cur.data(), cur.size(), -1, false};
+    llama_sampler_apply(sampler, &cur_p);
+    const Status status = last_status(sampler);
+    if (status != Status::ok) {
+        throw std::runtime_error(std::string("sampler ") + llama_sampler_name(sampler) + ": " + status_message(status));
+    }
+    if (cur_p.selected < 0 || cur_p.selected >= static_cast<int64_t>(cur_p.size)) {
+        throw std::runtime_error("the sampler chain selected no token: end it with a dist or greedy sampler");
+    }
+    const llama_token token = cur_p.data[cur_p.selected].id;
+    llama_sampler_accept(sampler, token);
+    return token;
+}
+
 std::vector<llama_token> tokenize(const llama_model * model, const std::string & text, bool add_special, bool parse_special) {
     const llama_vocab * vocab = llama_model_get_vocab(model);
     std::vector<llama_token> out(text.size() + 8);
@@ -93,9 +123,8 @@ std::string detokenize(const llama_model * model, const std::vector<llama_token>
 Generator::Generator(llama_context * ctx, llama_sampler * sampler, std::vector<llama_token> prompt, GenerateOptions options)
     : ctx_(ctx), sampler_(sampler), vocab_(llama_model_get_vocab(llama_get_model(ctx))),
       prompt_(std::move(prompt)), options_(std::move(options)) {
-    if (prompt_.empty()) {
-        throw std::invalid_argument("prompt: must hold at least one token");
-    }
+    const int32_t n_vocab = llama_vocab_n_tokens(vocab_);
+    check_prompt(prompt_, n_vocab);
     const int32_t n_ctx = static_cast<int32_t>(llama_n_ctx(ctx_));
     if (static_cast<int64_t>(prompt_.size()) >= n_ctx) {
         throw std::invalid_argument("prompt: " + std::to_string(prompt_.size()) + " tokens do not fit a context of " +
@@ -103,13 +132,6 @@ Generator::Generator(llama_context * ctx, llama_sampler * sampler, std::vector<l
     }
     if (options_.max_tokens < 0) {
         throw std::invalid_argument("max_tokens: must be >= 0");
-    }
-    const int32_t n_vocab = llama_vocab_n_tokens(vocab_);
-    for (llama_token t : prompt_) {
-        if (t < 0 || t >= n_vocab) {
-            throw std::invalid_argument("prompt: token id " + std::to_string(t) + " is outside [0, " +
-                                        std::to_string(n_vocab) + ")");
-        }
     }
     for (const auto & s : options_.stop) {
         stop_hold_ = std::max(stop_hold_, s.size());
@@ -172,24 +194,14 @@ bool Generator::next(Step & out) {
     if (logits == nullptr) {
         throw std::runtime_error("the context returned no logits");
     }
-    for (size_t i = 0; i < cur_.size(); ++i) {
-        cur_[i] = llama_token_data{static_cast<llama_token>(i), logits[i], 0.0f};
-    }
-    llama_token_data_array cur_p = {cur_.data(), cur_.size(), -1, false};
-    llama_sampler_apply(sampler_, &cur_p);
-    const Status status = last_status(sampler_);
-    if (status != Status::ok) {
+    llama_token token;
+    try {
+        token = sample_and_accept(sampler_, logits, cur_);
+    } catch (...) {
         done_ = true;
         finish_reason_ = "error";
-        throw std::runtime_error(std::string("sampler ") + llama_sampler_name(sampler_) + ": " + status_message(status));
+        throw;
     }
-    if (cur_p.selected < 0 || cur_p.selected >= static_cast<int64_t>(cur_p.size)) {
-        done_ = true;
-        finish_reason_ = "error";
-        throw std::runtime_error("the sampler chain selected no token: end it with a dist or greedy sampler");
-    }
-    const llama_token token = cur_p.data[cur_p.selected].id;
-    llama_sampler_accept(sampler_, token);
 
     if (options_.stop_at_eog && llama_vocab_is_eog(vocab_, token)) {
         return finish("stop");

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "llama_simplex/generate.h"
 #include "llama_simplex/rollout.h"
 #include "llama_simplex/simplex.h"
 #include "vec_math.h"
@@ -60,16 +61,13 @@ std::vector<llama_token> mcmc_power_generate(llama_context * ctx, const std::vec
     if (!(pp.alpha > 0.0)) throw std::invalid_argument("alpha: must be > 0");
     if (pp.stages < 1) throw std::invalid_argument("stages: must be >= 1");
     if (pp.steps < 0) throw std::invalid_argument("steps: must be >= 0");
-    if (prompt.empty()) throw std::invalid_argument("prompt: must hold at least one token");
     if (max_tokens < 0) throw std::invalid_argument("max_tokens: must be >= 0");
     if (engine.n_seq_max() < 2) throw std::invalid_argument("context: needs 2 sequences");
     if (static_cast<int64_t>(prompt.size()) + 2 * static_cast<int64_t>(max_tokens) + 2 > engine.n_ctx()) {
         throw std::invalid_argument("max_tokens: prompt + 2 x max_tokens exceeds the context's " +
                                     std::to_string(engine.n_ctx()) + " cells");
     }
-    for (llama_token t : prompt) {
-        if (t < 0 || t >= n_vocab) throw std::invalid_argument("prompt: token id " + std::to_string(t) + " is out of range");
-    }
+    check_prompt(prompt, n_vocab);
     uint64_t rng = seed;
     std::vector<float> e;
     const llama_pos p0 = static_cast<llama_pos>(prompt.size());

@@ -24,27 +24,6 @@ bool cut_at_stop(std::string & text, size_t from, const std::vector<std::string>
     return true;
 }
 
-namespace {
-
-llama_token choose(llama_sampler * smpl, const float * logits, std::vector<llama_token_data> & cur) {
-    for (size_t i = 0; i < cur.size(); ++i) {
-        cur[i] = llama_token_data{static_cast<llama_token>(i), logits[i], 0.0f};
-    }
-    llama_token_data_array cur_p = {cur.data(), cur.size(), -1, false};
-    llama_sampler_apply(smpl, &cur_p);
-    const Status status = last_status(smpl);
-    if (status != Status::ok) {
-        throw std::runtime_error(std::string("sampler ") + llama_sampler_name(smpl) + ": " + status_message(status));
-    }
-    if (cur_p.selected < 0 || cur_p.selected >= static_cast<int64_t>(cur_p.size)) {
-        throw std::runtime_error("the sampler chain selected no token: end it with a draw");
-    }
-    const llama_token token = cur_p.data[cur_p.selected].id;
-    llama_sampler_accept(smpl, token);
-    return token;
-}
-
-}  // namespace
 
 SampleKResult sample_k(llama_context * ctx, const std::vector<llama_token> & prompt,
                        const std::vector<llama_sampler *> & samplers, const SampleKOptions & o) {
@@ -54,9 +33,7 @@ SampleKResult sample_k(llama_context * ctx, const std::vector<llama_token> & pro
         throw std::invalid_argument("k: must be in [1, " + std::to_string(engine.n_seq_max()) + "] for this context, got " +
                                     std::to_string(k));
     }
-    if (prompt.empty()) {
-        throw std::invalid_argument("prompt: must hold at least one token");
-    }
+    check_prompt(prompt, engine.n_vocab());
     if (o.max_tokens < 0) {
         throw std::invalid_argument("max_tokens: must be >= 0");
     }
@@ -65,12 +42,6 @@ SampleKResult sample_k(llama_context * ctx, const std::vector<llama_token> & pro
         throw std::invalid_argument("max_tokens: prompt (" + std::to_string(prompt.size()) + ") + k (" + std::to_string(k) +
                                     ") x max_tokens (" + std::to_string(o.max_tokens) + ") = " + std::to_string(cells) +
                                     " cells exceed the context's " + std::to_string(engine.n_ctx()));
-    }
-    for (llama_token t : prompt) {
-        if (t < 0 || t >= engine.n_vocab()) {
-            throw std::invalid_argument("prompt: token id " + std::to_string(t) + " is outside [0, " +
-                                        std::to_string(engine.n_vocab()) + ")");
-        }
     }
     const llama_model * model = llama_get_model(ctx);
     const llama_vocab * vocab = llama_model_get_vocab(model);
@@ -108,7 +79,7 @@ SampleKResult sample_k(llama_context * ctx, const std::vector<llama_token> & pro
         for (size_t i = 0; i < k; ++i) {
             if (!live[i]) continue;
             const float * logits = engine.logits(row[i]);
-            const llama_token token = choose(samplers[i], logits, cur);
+            const llama_token token = sample_and_accept(samplers[i], logits, cur);
             if (o.stop_at_eog && llama_vocab_is_eog(vocab, token)) {
                 live[i] = false;
                 r.finish[i] = "stop";

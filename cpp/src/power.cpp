@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "llama_simplex/generate.h"
 #include "llama_simplex/rollout.h"
 #include "llama_simplex/simplex.h"
 #include "vec_math.h"
@@ -248,7 +249,6 @@ std::vector<llama_token> power_generate(llama_context * ctx, const std::vector<l
     if (pp.rollouts < 1) throw std::invalid_argument("rollouts: must be >= 1");
     if (pp.horizon < 0) throw std::invalid_argument("horizon: must be >= 0");
     if (!(pp.alpha > 0.0)) throw std::invalid_argument("alpha: must be > 0");
-    if (prompt.empty()) throw std::invalid_argument("prompt: must hold at least one token");
     if (max_tokens < 0) throw std::invalid_argument("max_tokens: must be >= 0");
     const int32_t k_max = std::min(pp.candidates, n_vocab);
     const int32_t m = pp.rollouts;
@@ -267,12 +267,7 @@ std::vector<llama_token> power_generate(llama_context * ctx, const std::vector<l
                                     " rollouts x (horizon + 1) = " + std::to_string(cells) + " cells exceed the context's " +
                                     std::to_string(engine.n_ctx()));
     }
-    for (llama_token t : prompt) {
-        if (t < 0 || t >= n_vocab) {
-            throw std::invalid_argument("prompt: token id " + std::to_string(t) + " is outside [0, " +
-                                        std::to_string(n_vocab) + ")");
-        }
-    }
+    check_prompt(prompt, n_vocab);
 
     uint64_t rng = seed;
     engine.clear();
@@ -343,7 +338,6 @@ std::vector<llama_token> block_power_generate(llama_context * ctx, const std::ve
     if (bp.rollouts < 1) throw std::invalid_argument("rollouts: must be >= 1");
     if (bp.horizon < 0) throw std::invalid_argument("horizon: must be >= 0");
     if (bp.tail_samples < 1) throw std::invalid_argument("tail_samples: must be >= 1");
-    if (prompt.empty()) throw std::invalid_argument("prompt: must hold at least one token");
     if (max_tokens < 0) throw std::invalid_argument("max_tokens: must be >= 0");
     const int32_t n_samples = std::max(bp.samples, bp.tail_samples);
     const int32_t lanes = engine.n_seq_max() - 1 - n_samples;  // after seq 0 and the blocks
@@ -360,9 +354,7 @@ std::vector<llama_token> block_power_generate(llama_context * ctx, const std::ve
         throw std::invalid_argument("block, horizon: need " + std::to_string(cells) + " cells, the context has " +
                                     std::to_string(engine.n_ctx()));
     }
-    for (llama_token t : prompt) {
-        if (t < 0 || t >= n_vocab) throw std::invalid_argument("prompt: token id " + std::to_string(t) + " is out of range");
-    }
+    check_prompt(prompt, n_vocab);
     PowerParams rp;
     rp.alpha = bp.alpha;
     rp.rollouts = bp.rollouts;

@@ -168,6 +168,18 @@ void normalise(llama_token_data * cur, size_t m, float temperature, float max_lo
     }
 }
 
+// softmax(logit / T) over every finite candidate, after scan() gathered the
+// logits into ws.values: the gathered copy is reused unless -inf ones must go.
+Outcome normalise_finite(llama_token_data * cur, size_t n, const Scan & s, float temperature, Workspace & ws) {
+    if (s.n_finite == n) {
+        normalise(cur, n, temperature, s.max_logit, ws, ws.values.data());
+        return {Status::ok, n};
+    }
+    const size_t m = drop_impossible(cur, n, s.n_finite);
+    normalise(cur, m, temperature, s.max_logit, ws);
+    return {Status::ok, m};
+}
+
 float max_logit(const llama_token_data * cur, size_t m) {
     float hi = NEG_INF;
     for (size_t i = 0; i < m; ++i) {
@@ -283,13 +295,7 @@ Outcome softmax(llama_token_data * cur, size_t n, float temperature, Workspace &
     if (s.status != Status::ok) {
         return {s.status, 0};
     }
-    if (s.n_finite == n) {
-        normalise(cur, n, temperature, s.max_logit, ws, ws.values.data());
-        return {Status::ok, n};
-    }
-    const size_t m = drop_impossible(cur, n, s.n_finite);
-    normalise(cur, m, temperature, s.max_logit, ws);
-    return {Status::ok, m};
+    return normalise_finite(cur, n, s, temperature, ws);
 }
 
 Outcome top_k(llama_token_data * cur, size_t n, int32_t k, float temperature, Workspace & ws) {
@@ -329,13 +335,7 @@ Outcome top_p(llama_token_data * cur, size_t n, float p, float temperature, Nucl
         if (temperature <= 0.0f) {
             return greedy(cur, n, ws);
         }
-        if (s.n_finite == n) {
-            normalise(cur, n, temperature, s.max_logit, ws, ws.values.data());
-            return {Status::ok, n};
-        }
-        const size_t m = drop_impossible(cur, n, s.n_finite);
-        normalise(cur, m, temperature, s.max_logit, ws);
-        return {Status::ok, m};
+        return normalise_finite(cur, n, s, temperature, ws);
     }
     // The distribution that chooses the nucleus: softmax(logit * mul), written into p.
     const float mul = (order == NucleusOrder::temperature && temperature > 0.0f) ? 1.0f / temperature : 1.0f;

@@ -60,6 +60,15 @@ class Generator {
     std::string                   finish_reason_;
 };
 
+// Throws std::invalid_argument naming `prompt` unless it is non-empty and
+// every id is in [0, n_vocab).
+void check_prompt(const std::vector<llama_token> & prompt, int32_t n_vocab);
+
+// Applies the chain to one row of logits (ids 0..n-1 in cur, reused),
+// accepts and returns the selected token; throws std::runtime_error when a
+// sampler of ours fails or the chain selects nothing.
+llama_token sample_and_accept(llama_sampler * sampler, const float * logits, std::vector<llama_token_data> & cur);
+
 // Tokenizes text with the model's vocabulary (BOS and special tokens as the model wants).
 std::vector<llama_token> tokenize(const llama_model * model, const std::string & text, bool add_special, bool parse_special);
 std::string detokenize(const llama_model * model, const std::vector<llama_token> & tokens);

@@ -25,6 +25,7 @@ from ..generation import generate
 from ..power import PowerSampler
 from ..samplers import Softmax
 from . import exact
+from .cache import PointCache
 
 
 def _progress(label: str, i: int, n: int, t0: float) -> None:
@@ -46,9 +47,7 @@ def _empirical(llm, prompt, sampler, n: int, index: Dict, eos: int, label: str) 
 
 def run(model: str, out_dir: Path, alpha: float = 2.0, rollouts: Sequence[int] = (1, 2, 4, 8, 16, 32),
         temperatures: Sequence[float] = (0.5, 1.0, 1.5), samples: int = 1000, prompt: Sequence[int] = (1, 3)) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cache_path = out_dir / "cache.json"
-    cache: Dict[str, float] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    cache = PointCache(out_dir)
     llm = llama_cpp.Llama(model_path=str(model), n_ctx=512, verbose=False)
     n_vocab, eos = llm.n_vocab(), llm.token_eos()
     if n_vocab > 64:
@@ -58,12 +57,6 @@ def run(model: str, out_dir: Path, alpha: float = 2.0, rollouts: Sequence[int] =
     index = {o: i for i, o in enumerate(outcomes)}
     bound = exact.tv_bound(pi, samples)
 
-    def point(key: str, compute) -> float:
-        if key not in cache:
-            cache[key] = compute()
-            cache_path.write_text(json.dumps(cache, indent=1))
-        return cache[key]
-
     power_rows: List[dict] = []
     for m in rollouts:
         for jk in (False, True):
@@ -71,13 +64,13 @@ def run(model: str, out_dir: Path, alpha: float = 2.0, rollouts: Sequence[int] =
                 continue
             sampler = PowerSampler(alpha=alpha, candidates=n_vocab, rollouts=m, horizon=1, jackknife=jk)
             key = f"power alpha={alpha} M={m} jackknife={jk} N={samples}"
-            d = point(key, lambda: exact.tv(_empirical(llm, list(prompt), sampler, samples, index, eos, key), pi))
+            d = cache.get(key, lambda: exact.tv(_empirical(llm, list(prompt), sampler, samples, index, eos, key), pi))
             power_rows.append(dict(rollouts=m, jackknife=jk, tv=d))
     temp_rows: List[dict] = []
     for t in temperatures:
         _o, _pi_t, law = exact.targets(p1, p2, 1.0 / t, eos)
         key = f"softmax T={t} N={samples}"
-        d = point(key, lambda: exact.tv(_empirical(llm, list(prompt), Softmax(temperature=t), samples, index, eos, key),
+        d = cache.get(key, lambda: exact.tv(_empirical(llm, list(prompt), Softmax(temperature=t), samples, index, eos, key),
                                         law))
         temp_rows.append(dict(temperature=t, tv=d, bound=exact.tv_bound(law, samples)))
     llm.close()

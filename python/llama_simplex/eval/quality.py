@@ -20,6 +20,7 @@ from ..generation import load_model, model_address
 from ..multi_sample import sample_k
 from ..samplers import BestOfK, MinP, Sampler, Softmax, Sparsemax, TopK, TopP
 from .. import _core
+from .cache import PointCache
 
 DEFAULT_PROMPTS = [
     "The best way to learn a new language is",
@@ -60,9 +61,7 @@ def _first_token_top(llm: llama_cpp.Llama, ids: List[int], m: int) -> set:
 
 def run(model: Optional[str], out_dir: Path, temperatures: Sequence[float] = (0.1, 0.4, 0.7, 1.0), k: int = 8,
         max_tokens: int = 24, m: int = 8, prompts: Optional[Sequence[str]] = None) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cache_path = out_dir / "cache.json"
-    cache: Dict[str, dict] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    cache = PointCache(out_dir)
     llm = load_model(model, n_ctx=1024)
     prompts = list(prompts or DEFAULT_PROMPTS)
     ids = [_core.tokenize(model_address(llm), p, True, False) for p in prompts]
@@ -74,7 +73,8 @@ def run(model: Optional[str], out_dir: Path, temperatures: Sequence[float] = (0.
     for t in temperatures:
         for name, sampler in samplers_at(t).items():
             key = f"{name} T={t} k={k} n={max_tokens} m={m} prompts={len(prompts)}"
-            if key not in cache:
+
+            def measure(sampler: Sampler = sampler, name: str = name, t: float = t) -> dict:
                 lls, ntok, d1, d2, cov = [], 0, [], [], []
                 for x, top in zip(ids, tops):
                     s = sample_k(llm, x, k, sampler, max_tokens=max_tokens, seed=0, add_special=False)
@@ -84,11 +84,10 @@ def run(model: Optional[str], out_dir: Path, temperatures: Sequence[float] = (0.
                     d2.append(_distinct(s.tokens, 2))
                     firsts = {tk[0] for tk in s.tokens if tk}
                     cov.append(len(firsts & top) / m)
-                cache[key] = dict(sampler=name, temperature=t, loglik_per_token=float(sum(lls) / max(ntok, 1)),
-                                  distinct_1=float(np.mean(d1)), distinct_2=float(np.mean(d2)),
-                                  top_m_coverage=float(np.mean(cov)))
-                cache_path.write_text(json.dumps(cache, indent=1))
-            rows.append(cache[key])
+                return dict(sampler=name, temperature=t, loglik_per_token=float(sum(lls) / max(ntok, 1)),
+                            distinct_1=float(np.mean(d1)), distinct_2=float(np.mean(d2)),
+                            top_m_coverage=float(np.mean(cov)))
+            rows.append(cache.get(key, measure))
             done += 1
             print(f"\r[eval] quality: {done}/{total} (sampler, temperature) points, "
                   f"{time.perf_counter() - t0:.0f} s", end="" if done < total else "\n", file=sys.stderr, flush=True)

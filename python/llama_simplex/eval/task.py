@@ -27,6 +27,7 @@ from ..generation import generate, load_model
 from ..multi_sample import sample_k
 from ..power import BlockPowerSampler
 from ..samplers import BestOfK, MinP, Sampler, Softmax, TopK, TopP
+from .cache import PointCache
 
 CAPITALS_PROMPT = "Q: What is the capital of France?\nA: Paris\nQ: What is the capital of {country}?\nA:"
 
@@ -103,9 +104,7 @@ def run(task: str, model: Optional[str], out_dir: Path, k: int = 4, limit: int =
     items = load_task(task, limit)
     if not items:
         raise ValueError("task: no items")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cache_path = out_dir / "cache.json"
-    cache: Dict[str, dict] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    cache = PointCache(out_dir)
     llm = load_model(model, n_ctx=2048)
     available = samplers(temperature)
     unknown = sorted(set(which or ()) - set(available))
@@ -118,15 +117,15 @@ def run(task: str, model: Optional[str], out_dir: Path, k: int = 4, limit: int =
         scores = []
         for i, item in enumerate(items):
             key = f"{task}|{name}|T={temperature}|k={k}|n={max_tokens}|{i}"
-            if key not in cache:
+
+            def answer(sampler: Sampler = sampler, item: dict = item) -> dict:
                 if isinstance(sampler, BlockPowerSampler):  # runs through generate: K calls, seeds 0..K-1
                     texts = [generate(llm, item["prompt"], sampler, max_tokens=max_tokens, seed=s, progress=False).text
                              for s in range(k)]
                 else:
                     texts = sample_k(llm, item["prompt"], k, sampler, max_tokens=max_tokens, seed=0).texts
-                cache[key] = dict(score(texts, item["answer"]), completions=texts)
-                cache_path.write_text(json.dumps(cache, indent=1))
-            scores.append(cache[key])
+                return dict(score(texts, item["answer"]), completions=texts)
+            scores.append(cache.get(key, answer))
             print(f"\r[eval] {name}: {i + 1}/{len(items)} ({time.perf_counter() - t0:.0f} s)",
                   end="" if i + 1 < len(items) else "\n", file=sys.stderr, flush=True)
         rows.append({"sampler": name, **{m: sum(s[m] for s in scores) / len(scores)
