@@ -63,7 +63,7 @@ def test_eval_quality_on_a_tiny_model(tmp_path, tiny_model_path, capsys):
 
 
 def test_task_scoring_rules():
-    from llama_simplex.eval.task import extract, is_right, score
+    from llama_simplex.eval.answers import first_line_answer as extract, first_line_right as is_right, score
     assert extract(" Canberra.\nQ: next") == "canberra"
     assert is_right("the capital is canberra", "Canberra") and not is_right("canberras", "Canberra")
     assert is_right(extract("São Tomé"), "Sao Tome")

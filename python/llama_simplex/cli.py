@@ -92,21 +92,34 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--parts", default="decoders,generation,power", help="comma-separated subset")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions and sizes (a smoke run)")
 
-    ev = sub.add_parser("eval", help="evaluations: exactness on a tiny model, quality across temperatures")
+    ev = sub.add_parser("eval", help="evaluations: exactness on a tiny model, quality across temperatures, "
+                                      "right-answer tasks")
     ev.add_argument("what", choices=["exactness", "quality", "task"],
                     help="exactness: samplers against exact targets on a tiny model; quality: log-likelihood, "
-                         "diversity and top-M coverage across temperatures on a real model")
+                         "diversity and top-M coverage across temperatures on a real model; task: pass@1, pass@K and "
+                         "majority vote per sampler on a task with right answers")
     ev.add_argument("--model", "-m", default=None,
                     help="exactness: a GGUF with a tiny vocabulary (python models/tiny_gguf.py); quality: any GGUF "
                          "(default model otherwise)")
     ev.add_argument("--prompts", default=None, help="quality: a file with one prompt per line")
-    ev.add_argument("--task", default="capitals", help="task: 'capitals' or a JSONL file of {prompt, answer}")
+    ev.add_argument("--task", default="capitals",
+                    help="task: 'capitals' or a JSONL file of {prompt, answer[, checker]} (docs/eval/math500.md)")
     ev.add_argument("--limit", type=int, default=20, help="task: items (default 20)")
     ev.add_argument("--temperature", type=float, default=0.7, help="task: sampling temperature (default 0.7)")
-    ev.add_argument("--samplers", default=None, help="task: comma-separated subset of the sampler labels")
+    ev.add_argument("--samplers", default=None,
+                    help="task: comma-separated subset of the sampler labels (default: all but 'power block paper', "
+                         "which runs only when named)")
+    ev.add_argument("--checker", default="first-line", choices=["first-line", "math"],
+                    help="task: how answers are judged: first-line (default; the first line contains the answer) or "
+                         "math (last \\boxed{}, else 'the answer is', else the last number; MATH normalisation); "
+                         "a JSONL row's 'checker' field overrides it")
+    ev.add_argument("--stop", action="append", default=[], help="task: stop string (repeatable)")
+    ev.add_argument("--n-gpu-layers", type=int, default=-1,
+                    help="task: layers offloaded to the GPU (default -1: all, when llama-cpp-python was built with "
+                         "a GPU backend; no effect otherwise)")
     ev.add_argument("--temperatures", default="0.1,0.4,0.7,1.0", help="quality: comma-separated")
-    ev.add_argument("-k", type=int, default=8, help="quality: completions per prompt")
-    ev.add_argument("--max-tokens", type=int, default=24, help="quality: tokens per completion")
+    ev.add_argument("-k", "--k", type=int, default=8, help="quality, task: completions per prompt (default 8)")
+    ev.add_argument("--max-tokens", type=int, default=24, help="quality, task: tokens per completion (default 24)")
     ev.add_argument("--out", default="eval-results", help="output directory (resumes from its cache)")
     ev.add_argument("--alpha", type=float, default=2.0)
     ev.add_argument("--samples", type=int, default=1000, help="samples per point (default 1000)")
@@ -217,7 +230,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             raise ValueError(f"limit, k: must be >= 1, got {args.limit}, {args.k}")
         which = [w.strip() for w in args.samplers.split(",")] if args.samplers else None
         report = run_task(args.task, args.model, Path(args.out), k=args.k, limit=args.limit,
-                          max_tokens=args.max_tokens, temperature=args.temperature, which=which)
+                          max_tokens=args.max_tokens, temperature=args.temperature, which=which,
+                          checker=args.checker, stop=args.stop, n_gpu_layers=args.n_gpu_layers)
         print(report.read_text())
         return 0
     if args.what == "quality":

