@@ -17,6 +17,8 @@ import pytest
 import llama_simplex as ls
 from llama_simplex.server import make_server
 
+from http_client import events, in_parallel, post
+
 SAMPLERS = [
     "greedy",
     {"name": "softmax", "temperature": 0.8},
@@ -38,21 +40,6 @@ def server(tiny_llm):
     yield srv.server_address[1]
     srv.shutdown()
     srv.server_close()
-
-
-def post(port, path, body, timeout=60):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
-    resp = conn.getresponse()
-    data = resp.read()
-    conn.close()
-    return resp.status, resp.getheader("Content-Type"), data
-
-
-def events(data: bytes):
-    lines = [l[len(b"data: "):] for l in data.split(b"\n\n") if l.startswith(b"data: ")]
-    assert lines[-1] == b"[DONE]"
-    return [json.loads(l) for l in lines[:-1]]
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS, ids=lambda s: s if isinstance(s, str) else s["name"])
@@ -112,20 +99,7 @@ def test_concurrent_clients_get_their_own_answers(server):
                 "sampler": [{"name": "top-k", "k": 6}, {"name": "softmax"}, "sparsemax", {"name": "bok"}][c]}
     expected = {(c, i): json.loads(post(server, "/v1/completions", body(c, i))[2])["choices"][0]["text"]
                 for c in range(4) for i in range(20)}
-    got, errors = {}, []
-
-    def client(c):
-        for i in range(20):
-            status, _, data = post(server, "/v1/completions", body(c, i))
-            if status != 200:
-                errors.append((c, i, status))
-            else:
-                got[(c, i)] = json.loads(data)["choices"][0]["text"]
-    threads = [threading.Thread(target=client, args=(c,)) for c in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
+    got, errors = in_parallel(server, "/v1/completions", body, 4, 20, lambda r: r["choices"][0]["text"])
     assert not errors
     assert got == expected
 

@@ -1,0 +1,60 @@
+"""A small HTTP client for the server tests (standard library only)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+
+def post(port: int, path: str, body: Any, timeout: float = 60) -> Tuple[int, Optional[str], bytes]:
+    """POSTs ``body`` as JSON to 127.0.0.1:port; returns status, content type, body."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, resp.getheader("Content-Type"), data
+
+
+def get(port: int, path: str, timeout: float = 10) -> Tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn.request("GET", path)
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, data
+
+
+def events(data: bytes, done: bool = True) -> List[Any]:
+    """The JSON payloads of a server-sent-event stream; with ``done`` the stream
+    must end in ``data: [DONE]`` (OpenAI endpoints)."""
+    lines = [l[len(b"data: "):] for l in data.split(b"\n\n") if l.startswith(b"data: ")]
+    if done:
+        assert lines and lines[-1] == b"[DONE]", data[-200:]
+        lines = lines[:-1]
+    return [json.loads(l) for l in lines]
+
+
+def in_parallel(port: int, path: str, body: Callable[[int, int], Any], clients: int, requests: int,
+                answer: Callable[[Any], Any]) -> Tuple[Dict[Tuple[int, int], Any], List[Any]]:
+    """``clients`` threads each POST ``requests`` bodies ``body(client, i)`` at
+    once; returns {(client, i): answer(reply JSON)} and the failed requests."""
+    got: Dict[Tuple[int, int], Any] = {}
+    errors: List[Any] = []
+
+    def client(c: int) -> None:
+        for i in range(requests):
+            status, _, data = post(port, path, body(c, i), timeout=300)
+            if status != 200:
+                errors.append((c, i, status, data))
+            else:
+                got[(c, i)] = answer(json.loads(data))
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    return got, errors
