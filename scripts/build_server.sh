@@ -4,7 +4,8 @@
 # The llama.cpp source is the one the pinned llama-cpp-python ships (its
 # sdist, from PyPI). patches/llama-server-sampler-registry.patch gives the
 # server a sampler registry; cpp/server/register.cpp registers our samplers
-# in it, and it is compiled into the server together with cpp/src, so the
+# in it, and cpp/server/llama-server.cmake compiles it into the server with
+# cpp/src (our own flags), against the llama.cpp being built, so the
 # server has one libllama. ccache is used when it is installed.
 #
 #   bash scripts/build_server.sh            # -> build/llama-server/bin/llama-server
@@ -38,21 +39,17 @@ flags=""
 if [ "$(uname -m)" = "x86_64" ]; then
     flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"  # see scripts/setup.sh
 fi
-shopt -s nullglob
-sources=("$ROOT"/cpp/src/*.cpp "$ROOT"/cpp/server/*.cpp)
-extra_sources=$(IFS=';'; echo "${sources[*]}")
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 export CCACHE_BASEDIR=$OUT
 cmake -S "$OUT/src" -B "$OUT/build" "${generator[@]}" \
     -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags -fopenmp-simd" \
+    -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
     -DBUILD_SHARED_LIBS=OFF \
     -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
     -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
     -DLLAMA_OPENSSL=OFF -DGGML_CCACHE=ON \
-    -DLLAMA_SERVER_EXTRA_SOURCES="$extra_sources" \
-    -DLLAMA_SERVER_EXTRA_INCLUDE_DIRS="$ROOT/cpp/include;$ROOT/cpp/src" \
+    -DLLAMA_SERVER_EXTRA_CMAKE="$ROOT/cpp/server/llama-server.cmake" \
     ${LLAMA_SERVER_CMAKE_ARGS:-} >"$OUT/configure.log"
 cmake --build "$OUT/build" --target llama-server -j "${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 mkdir -p "$OUT/bin"
