@@ -81,6 +81,15 @@ def test_version_and_defaults(lib):
     assert (b.k_samples, b.steps, b.m) == (8, 5, 8) and abs(b.beta - 0.01) < 1e-7 and abs(b.lam - 0.1) < 1e-7
 
 
+def test_sampler_status_strings(lib):
+    lib.llama_simplex_sampler_status_string.restype = ctypes.c_char_p
+    assert lib.llama_simplex_sampler_status_string(0) == b"ok"
+    assert b"NaN" in lib.llama_simplex_sampler_status_string(1)
+    assert b"context too small" in lib.llama_simplex_sampler_status_string(4)
+    assert lib.llama_simplex_sampler_status_string(99) == b"unknown status"
+    assert lib.llama_simplex_sampler_status_string(-1) == b"unknown status"
+
+
 @pytest.mark.parametrize("field, value, words", [
     ("k", -1, b"k: must be >= 0"),
     ("temperature", -2.0, b"temperature: must be finite and >= 0"),

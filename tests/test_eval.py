@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+import llama_simplex as ls
 from llama_simplex import cli
 
 
@@ -47,14 +48,15 @@ def test_eval_quality_on_a_tiny_model(tmp_path, tiny_model_path, capsys):
             "--temperatures", "0.3,1.0", "-k", "4", "--max-tokens", "6"]
     assert cli.main(args) == 0
     data = json.loads((out / "quality.json").read_text())
-    assert len(data["rows"]) == 2 * 6
+    assert len(data["rows"]) == 2 * 7
+    assert {r["sampler"] for r in data["rows"]} >= {"power block α=1/T", "bok paper-0.05"}
     for r in data["rows"]:
         assert r["loglik_per_token"] <= 0 and 0 <= r["distinct_2"] <= 1 and 0 <= r["top_m_coverage"] <= 1
     soft = {r["temperature"]: r for r in data["rows"] if r["sampler"] == "softmax"}
     # Colder sampling stays closer to the model's likely tokens.
     assert soft[0.3]["loglik_per_token"] >= soft[1.0]["loglik_per_token"]
     cache = json.loads((out / "cache.json").read_text())
-    assert len(cache) == 12
+    assert len(cache) == 14
     assert cli.main(args) == 0  # a second run reads every point from the cache
     assert json.loads((out / "quality.json").read_text()) == data
     capsys.readouterr()
@@ -105,3 +107,13 @@ def test_eval_task_rejects_unknown_samplers(tmp_path, tiny_model_path, capsys):
     assert cli.main(["eval", "task", "--task", str(task), "--model", str(tiny_model_path), "--out", str(tmp_path),
                      "--samplers", "nope"]) == 2
     assert "samplers: unknown ['nope']" in capsys.readouterr().err
+
+
+def test_power_completions_are_scored_like_sample_k(tiny_llm):
+    """The base log-likelihood quality computes for power-sampling completions
+    is the one sample_k reports for its own (same tokens, same number)."""
+    from llama_simplex.eval.quality import _base_loglik
+    ids = tiny_llm.tokenize(b"abc ab", add_bos=True)
+    s = ls.sample_k(tiny_llm, ids, 3, ls.Softmax(temperature=1.0), max_tokens=5, seed=1, add_special=False)
+    for toks, ll in zip(s.tokens, s.logliks):
+        assert _base_loglik(tiny_llm, ids, toks) == pytest.approx(ll, abs=1e-3)

@@ -180,6 +180,24 @@ def test_bad_requests_get_400_and_the_server_keeps_serving(server, body, words, 
     assert status == 200, data
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_failing_sampler_fails_the_request(server, stream):
+    """Power sampling whose own context cannot hold the prompt and rollouts
+    must not fall back silently to plain sampling: the request fails with a
+    message saying why, and the server serves the next one."""
+    body = {"prompt": "abc " * 80, "n_predict": 4, "seed": 1, "stream": stream, "samplers": ["power"],
+            "sampler_params": {"power": {"n_ctx": 64, "candidates": 2, "rollouts": 2, "horizon": 4}}}
+    status, _, data = post(server.port, "/completion", body)
+    if stream and status == 200:  # headers already sent: the error is the stream's event
+        error = events(data, done=False)[-1]["error"]
+    else:
+        assert status >= 400, data
+        error = json.loads(data)["error"]
+    assert "simplex-power: decoding the rollouts failed (context too small?)" in error["message"]
+    status, _, data = completion(server.port, "power")
+    assert status == 200, data
+
+
 def test_parallel_clients_get_their_own_answers(server):
     """4 clients x 20 requests at once on 4 slots, with distinct prompts, seeds
     and samplers: every answer equals the one the same request gets alone."""

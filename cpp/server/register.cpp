@@ -93,6 +93,67 @@ class Params {
     json j_;
 };
 
+// In llama-server a failed apply of ours must fail the request: left alone,
+// the candidates stay as given and the chain's dist would silently sample
+// plain p instead. A sampler has no error return, but an exception thrown
+// while a slot samples becomes that slot's error reply, so in the server each
+// of our samplers is wrapped in one that throws on a failed apply. (Only here:
+// from a C or Python caller an exception could not cross the C API.)
+struct Throwing {
+    llama_sampler * inner;
+};
+
+const char * throwing_name(const llama_sampler * smpl) {
+    return llama_sampler_name(static_cast<const Throwing *>(smpl->ctx)->inner);
+}
+
+void throwing_accept(llama_sampler * smpl, llama_token token) {
+    llama_sampler_accept(static_cast<Throwing *>(smpl->ctx)->inner, token);
+}
+
+void throwing_apply(llama_sampler * smpl, llama_token_data_array * cur_p) {
+    llama_sampler * inner = static_cast<Throwing *>(smpl->ctx)->inner;
+    llama_sampler_apply(inner, cur_p);
+    const int32_t status = llama_simplex_sampler_status(inner);
+    if (status != 0) {
+        throw std::runtime_error(std::string(llama_sampler_name(inner)) + ": " +
+                                 llama_simplex_sampler_status_string(status));
+    }
+}
+
+void throwing_reset(llama_sampler * smpl) {
+    llama_sampler_reset(static_cast<Throwing *>(smpl->ctx)->inner);
+}
+
+llama_sampler * wrap_throwing(llama_sampler * inner);
+
+llama_sampler * throwing_clone(const llama_sampler * smpl) {
+    return wrap_throwing(llama_sampler_clone(static_cast<const Throwing *>(smpl->ctx)->inner));
+}
+
+void throwing_free(llama_sampler * smpl) {
+    auto * t = static_cast<Throwing *>(smpl->ctx);
+    llama_sampler_free(t->inner);
+    delete t;
+}
+
+llama_sampler_i throwing_iface = {  // not const: llama_sampler_init takes it so
+    /* .name              = */ throwing_name,
+    /* .accept            = */ throwing_accept,
+    /* .apply             = */ throwing_apply,
+    /* .reset             = */ throwing_reset,
+    /* .clone             = */ throwing_clone,
+    /* .free              = */ throwing_free,
+    /* .backend_init      = */ nullptr,
+    /* .backend_accept    = */ nullptr,
+    /* .backend_apply     = */ nullptr,
+    /* .backend_set_input = */ nullptr,
+};
+
+llama_sampler * wrap_throwing(llama_sampler * inner) {
+    return llama_sampler_init(&throwing_iface, new Throwing{inner});
+}
+
 // Reads a sampler's parameters over its defaults (`read` ends with
 // Params::finish), then builds it through the C API, whose message names the
 // parameter out of range.
@@ -102,7 +163,7 @@ llama_sampler * build(const char * name, const std::string & text, P p, Read rea
     read(r, p);
     llama_sampler * s = nullptr;
     if (make(&p, &s) != LLAMA_SIMPLEX_OK) r.fail(llama_simplex_last_error());
-    return s;
+    return wrap_throwing(s);
 }
 
 llama_sampler * make_greedy(const llama_model *, const std::string & text, uint32_t) {

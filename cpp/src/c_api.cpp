@@ -216,4 +216,9 @@ int32_t llama_simplex_sampler_status(const llama_sampler * smpl) {
     return static_cast<int32_t>(last_status(smpl));
 }
 
+const char * llama_simplex_sampler_status_string(int32_t status) {
+    if (status < 0 || status > static_cast<int32_t>(Status::failed)) return "unknown status";
+    return status_message(static_cast<Status>(status));
+}
+
 }  // extern "C"

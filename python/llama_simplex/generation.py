@@ -21,17 +21,23 @@ __all__ = ["generate", "Generation", "load_model", "LlamaLike"]
 
 LlamaLike = Union[llama_cpp.Llama, str, os.PathLike]
 
-_loaded: Dict[Tuple[str, int], llama_cpp.Llama] = {}
+_loaded: Dict[Tuple[str, int, int], llama_cpp.Llama] = {}
 
 
-def load_model(model: Optional[Union[str, os.PathLike]] = None, *, n_ctx: int = 2048, **llama_kwargs) -> llama_cpp.Llama:
+def load_model(model: Optional[Union[str, os.PathLike]] = None, *, n_ctx: int = 2048, n_gpu_layers: int = -1,
+               **llama_kwargs) -> llama_cpp.Llama:
     """A ``llama_cpp.Llama`` for a GGUF path (resolved as in :func:`resolve_model`),
-    loaded once per (path, n_ctx) and reused."""
+    loaded once per (path, n_ctx, n_gpu_layers) and reused. ``n_gpu_layers``
+    -1 puts every layer on the GPU when llama.cpp was built with CUDA or Metal
+    (unlike llama_cpp.Llama's default of 0) and changes nothing on a CPU build.
+    Other keyword arguments go to ``llama_cpp.Llama`` and give a fresh, uncached object."""
     n_ctx = v.integer("n_ctx", n_ctx, low=16)
+    n_gpu_layers = v.integer("n_gpu_layers", n_gpu_layers, low=-1)
     path = resolve_model(model)
-    key = (str(path.resolve()), n_ctx)
+    key = (str(path.resolve()), n_ctx, n_gpu_layers)
     if key not in _loaded or llama_kwargs:
-        llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, verbose=False, **llama_kwargs)
+        llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, verbose=False,
+                              **llama_kwargs)
         if llama_kwargs:
             return llm
         _loaded[key] = llm

@@ -112,8 +112,12 @@ llama_simplex_status llama_simplex_power    (const struct llama_simplex_power_pa
                                              struct llama_model * model, struct llama_sampler ** out);
 
 /* Non-zero when the last apply of smpl (or of one of ours in a chain) failed:
- * NaN logits or no finite logit. The candidates are then left as given. */
+ * 1 a NaN logit, 2 no finite logit, 3 no history (power sampling was fed no
+ * prompt through accept()), 4 the rollouts failed (their context is too small
+ * for the sequence). The candidates are then left as given. */
 int32_t llama_simplex_sampler_status(const struct llama_sampler * smpl);
+/* What a status of llama_simplex_sampler_status() means ("ok" for 0). */
+const char * llama_simplex_sampler_status_string(int32_t status);
 
 #ifdef __cplusplus
 }

@@ -2,8 +2,11 @@
 a real model: mean base log-likelihood per token (under the model at
 temperature 1), distinct-n diversity of k completions per prompt, and the
 coverage of the top-M alternatives of the first token by those k draws.
-Completions come from sample_k (k sequences on one KV cache); results are
-cached per (sampler, temperature) in DIR/cache.json so a run resumes."""
+Completions come from sample_k (k sequences on one KV cache); power sampling
+(block form, cpu-small preset, alpha = 1/T: p^alpha is what temperature T
+approximates token by token) runs k seeded generations and its completions
+are scored under the base model afterwards. Results are cached per (sampler,
+temperature) in DIR/cache.json so a run resumes."""
 
 from __future__ import annotations
 
@@ -16,8 +19,9 @@ from typing import Dict, List, Optional, Sequence
 import llama_cpp
 import numpy as np
 
-from ..generation import load_model, model_address
-from ..multi_sample import sample_k
+from ..generation import generate, load_model, model_address
+from ..multi_sample import Samples, sample_k
+from ..power import BlockPowerSampler
 from ..samplers import BestOfK, MinP, Sampler, Softmax, Sparsemax, TopK, TopP
 from .. import _core
 from .cache import PointCache
@@ -40,7 +44,37 @@ def samplers_at(t: float) -> Dict[str, Sampler]:
         "min-p 0.05": MinP(p_min=0.05, temperature=t),
         "sparsemax": Sparsemax(temperature=t),
         "bok paper-0.05": BestOfK.preset("paper-0.05", temperature=t),
+        "power block α=1/T": BlockPowerSampler.preset("cpu-small", alpha=1.0 / t),
     }
+
+
+def _last_logprobs(llm: llama_cpp.Llama) -> np.ndarray:
+    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
+    z = logits.astype(np.float64) - logits.max()
+    return z - np.log(np.exp(z).sum())
+
+
+def _base_loglik(llm: llama_cpp.Llama, ids: List[int], tokens: List[int]) -> float:
+    """log p(tokens | ids) under the model at temperature 1."""
+    llm.reset()
+    llm.eval(ids)
+    total = 0.0
+    for t in tokens:
+        total += float(_last_logprobs(llm)[t])
+        llm.eval([t])
+    return total
+
+
+def _completions(llm: llama_cpp.Llama, ids: List[int], k: int, sampler: Sampler, max_tokens: int) -> Samples:
+    """k completions of `ids`: one sample_k call, or k seeded power-sampling runs."""
+    if not isinstance(sampler, BlockPowerSampler):
+        return sample_k(llm, ids, k, sampler, max_tokens=max_tokens, seed=0, add_special=False)
+    gens = [generate(llm, ids, sampler, max_tokens=max_tokens, seed=s, add_special=False, progress=False)
+            for s in range(k)]
+    tokens = [g.tokens for g in gens]
+    return Samples(texts=[g.text for g in gens], tokens=tokens,
+                   logliks=[_base_loglik(llm, ids, t) for t in tokens],
+                   finish_reasons=[g.finish_reason for g in gens], seed=0, sampler=sampler)
 
 
 def _distinct(token_lists: List[List[int]], n: int) -> float:
@@ -55,8 +89,7 @@ def _distinct(token_lists: List[List[int]], n: int) -> float:
 def _first_token_top(llm: llama_cpp.Llama, ids: List[int], m: int) -> set:
     llm.reset()
     llm.eval(ids)
-    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
-    return set(np.argsort(-logits, kind="stable")[:m].tolist())
+    return set(np.argsort(-_last_logprobs(llm), kind="stable")[:m].tolist())
 
 
 def run(model: Optional[str], out_dir: Path, temperatures: Sequence[float] = (0.1, 0.4, 0.7, 1.0), k: int = 8,
@@ -77,7 +110,7 @@ def run(model: Optional[str], out_dir: Path, temperatures: Sequence[float] = (0.
             def measure(sampler: Sampler = sampler, name: str = name, t: float = t) -> dict:
                 lls, ntok, d1, d2, cov = [], 0, [], [], []
                 for x, top in zip(ids, tops):
-                    s = sample_k(llm, x, k, sampler, max_tokens=max_tokens, seed=0, add_special=False)
+                    s = _completions(llm, x, k, sampler, max_tokens)
                     lls += s.logliks
                     ntok += sum(len(tk) for tk in s.tokens)
                     d1.append(_distinct(s.tokens, 1))
