@@ -1,6 +1,7 @@
 #include "llama_simplex/rollout.h"
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <string>
 
@@ -37,7 +38,19 @@ ContextPtr make_rollout_context(llama_model * model, uint32_t n_ctx, uint32_t n_
         p.n_threads = n_threads;
         p.n_threads_batch = n_threads;
     }
-    llama_context * ctx = llama_init_from_model(model, p);
+    llama_context * ctx = nullptr;
+    {
+        // llama.cpp warns about swa_full on every context made with it, which ours
+        // are on purpose; everything else it logs is passed on.
+        static thread_local ggml_log_callback forward = nullptr;
+        static thread_local void * forward_data = nullptr;
+        llama_log_get(&forward, &forward_data);
+        llama_log_set([](ggml_log_level level, const char * text, void * data) {
+            if (forward != nullptr && std::strstr(text, "full-size SWA cache") == nullptr) forward(level, text, data);
+        }, forward_data);
+        ctx = llama_init_from_model(model, p);
+        llama_log_set(forward, forward_data);
+    }
     if (ctx == nullptr) {
         throw std::runtime_error("llama_init_from_model failed for n_ctx=" + std::to_string(n_ctx) +
                                  ", n_seq=" + std::to_string(n_seq));
