@@ -15,12 +15,11 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from http_client import get, post  # noqa: E402
+from http_client import post, wait_healthy  # noqa: E402
 
 BASELINE = ("top_k (llama.cpp)", {"samplers": ["top_k", "temperature"], "top_k": 40, "temperature": 1.0})
 CASES = [
@@ -50,13 +49,8 @@ def main(argv=None) -> int:
                              "-np", "1", "-c", "2048", "--no-webui"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(600):
-            try:
-                if get(args.port, "/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
+        if not wait_healthy(args.port, proc, timeout=120):
+            raise SystemExit(f"{args.server} did not start on port {args.port}")
         prompt = "The history of the printing press begins"
 
         def rate(extra: dict, n: int, seed: int) -> float:

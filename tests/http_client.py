@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
 import threading
+import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 
@@ -25,6 +27,19 @@ def get(port: int, path: str, timeout: float = 10) -> Tuple[int, bytes]:
     data = resp.read()
     conn.close()
     return resp.status, data
+
+
+def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 60) -> bool:
+    """Polls GET /health until it answers 200; False if `proc` exits or time runs out."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if get(port, "/health")[0] == 200:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
 
 
 def events(data: bytes, done: bool = True) -> List[Any]:

@@ -11,12 +11,11 @@ import json
 import os
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from http_client import events, get, in_parallel, post
+from http_client import events, get, in_parallel, post, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = Path(os.environ.get("LLAMA_SIMPLEX_SERVER", ROOT / "build" / "llama-server" / "bin" / "llama-server"))
@@ -71,17 +70,9 @@ class LlamaServer:
              "-np", "4", "-c", "2048", "-t", "1", "--no-webui", "--no-warmup",
              "--chat-template-file", str(template), *extra],
             stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            assert self.proc.poll() is None, self.read_log()
-            try:
-                if get(self.port, "/health")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        self.close()
-        pytest.fail("llama-server did not become healthy:\n" + self.read_log())
+        if not wait_healthy(self.port, self.proc):
+            self.close()
+            pytest.fail("llama-server did not become healthy:\n" + self.read_log())
 
     def read_log(self) -> str:
         self.log.flush()

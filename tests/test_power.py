@@ -4,7 +4,6 @@ generated models."""
 
 from __future__ import annotations
 
-import itertools
 
 import llama_cpp
 import numpy as np
@@ -98,6 +97,20 @@ def _targets(p1, p2, alpha):
     return exact.targets(p1, p2, alpha, EOS)
 
 
+def _tv_to_pi(planning_model, sampler, alpha, n_samples, progress=None):
+    """TV between the sampler's empirical two-token law (seeds 0..N-1) and
+    π ∝ p^α, and twice the sampling noise's expected TV, ½ Σ sqrt(π(1-π)/N)."""
+    llm, prompt, p1, p2, _ = planning_model
+    outcomes, pi, _low = _targets(p1, p2, alpha)
+    index = {o: i for i, o in enumerate(outcomes)}
+    counts = np.zeros(len(outcomes))
+    extra = {} if progress is None else {"progress": progress}
+    for seed in range(n_samples):
+        toks = ls.generate(llm, prompt, sampler, max_tokens=2, seed=seed, add_special=False, **extra).tokens
+        counts[index[_outcome(toks)]] += 1
+    return exact.tv(counts / n_samples, pi), 2 * exact.tv_bound(pi, n_samples)
+
+
 @pytest.fixture(scope="module")
 def planning_model(tmp_path_factory):
     """Among tiny models (vocabulary 8, seeds 0..7), the one where token-wise
@@ -118,20 +131,14 @@ def planning_model(tmp_path_factory):
 
 
 def test_power_sampler_matches_the_exact_target(planning_model):
-    llm, prompt, p1, p2, tv_low = planning_model
+    _llm, _prompt, p1, p2, tv_low = planning_model
     alpha, n_samples = 2.0, 2500
-    outcomes, pi, low = _targets(p1, p2, alpha)
-    index = {o: i for i, o in enumerate(outcomes)}
+    _outcomes, pi, low = _targets(p1, p2, alpha)
     sampler = ls.PowerSampler(alpha=alpha, candidates=8, rollouts=64, horizon=1, jackknife=True)
-    counts = np.zeros(len(outcomes))
-    for seed in range(n_samples):
-        toks = ls.generate(llm, prompt, sampler, max_tokens=2, seed=seed, add_special=False).tokens
-        counts[index[_outcome(toks)]] += 1
-    emp = counts / n_samples
-    tv = 0.5 * np.abs(emp - pi).sum()
-    # E TV(empirical, π) <= ½ Σ sqrt(π(1-π)/N); twice that, plus 0.02 for the
-    # estimator's residual bias at M = 64 rollouts.
-    bound = 2 * 0.5 * np.sqrt(pi * (1 - pi) / n_samples).sum() + 0.02
+    tv, noise = _tv_to_pi(planning_model, sampler, alpha, n_samples)
+    # Twice the noise's expected TV, plus 0.02 for the estimator's residual
+    # bias at M = 64 rollouts.
+    bound = noise + 0.02
     assert tv < bound, (tv, bound)
     # Low-temperature sampling is measurably further from π than that.
     assert 0.5 * np.abs(low - pi).sum() == pytest.approx(tv_low)
@@ -228,17 +235,11 @@ def test_mcmc_alpha_one_is_ordinary_sampling(planning_model):
 def test_mcmc_targets_the_power_distribution(planning_model):
     """Two tokens, two stages, 20 steps each: the chain's final state is close
     to π ∝ p^α (same bound as the power sampler, plus 0.03 for finite mixing)."""
-    llm, prompt, p1, p2, tv_low = planning_model
+    llm, prompt, _p1, _p2, tv_low = planning_model
     alpha, n_samples = 2.0, 1500
-    outcomes, pi, _low = _targets(p1, p2, alpha)
-    index = {o: i for i, o in enumerate(outcomes)}
     sampler = ls.MCMCPowerSampler(alpha=alpha, stages=2, steps=20)
-    counts = np.zeros(len(outcomes))
-    for seed in range(n_samples):
-        toks = ls.generate(llm, prompt, sampler, max_tokens=2, seed=seed, add_special=False, progress=False).tokens
-        counts[index[_outcome(toks)]] += 1
-    tv = 0.5 * np.abs(counts / n_samples - pi).sum()
-    bound = 2 * 0.5 * np.sqrt(pi * (1 - pi) / n_samples).sum() + 0.03
+    tv, noise = _tv_to_pi(planning_model, sampler, alpha, n_samples, progress=False)
+    bound = noise + 0.03
     assert tv < bound < tv_low, (tv, bound, tv_low)
     a = ls.generate(llm, prompt, sampler, max_tokens=2, seed=7, add_special=False, progress=False)
     b = ls.generate(llm, prompt, sampler, max_tokens=2, seed=7, add_special=False, progress=False)
@@ -250,18 +251,12 @@ def test_block_sampler_with_one_whole_block_is_exact(planning_model):
     among the distinct sampled blocks with weight p^α. With 128 samples every
     likely block is found, so the draws follow π ∝ p^α (bound as above, plus
     0.03 for blocks never sampled)."""
-    llm, prompt, p1, p2, tv_low = planning_model
+    _llm, _prompt, _p1, _p2, tv_low = planning_model
     alpha, n_samples = 2.0, 1500
-    outcomes, pi, _low = _targets(p1, p2, alpha)
-    index = {o: i for i, o in enumerate(outcomes)}
     sampler = ls.BlockPowerSampler(alpha=alpha, block=2, samples=128, candidates=128, rollouts=2, horizon=2,
                                    tail_samples=128)
-    counts = np.zeros(len(outcomes))
-    for seed in range(n_samples):
-        toks = ls.generate(llm, prompt, sampler, max_tokens=2, seed=seed, add_special=False, progress=False).tokens
-        counts[index[_outcome(toks)]] += 1
-    tv = 0.5 * np.abs(counts / n_samples - pi).sum()
-    bound = 2 * 0.5 * np.sqrt(pi * (1 - pi) / n_samples).sum() + 0.03
+    tv, noise = _tv_to_pi(planning_model, sampler, alpha, n_samples, progress=False)
+    bound = noise + 0.03
     assert tv < bound < tv_low, (tv, bound, tv_low)
 
 

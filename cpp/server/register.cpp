@@ -15,17 +15,17 @@
 
 #include <nlohmann/json.hpp>
 
-#include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace {
 
 using json = nlohmann::json;
 
 // One sampler's parameters: typed reads with errors that name the sampler and
-// the parameter; keys nobody read are rejected at the end (a typo must not be
-// silently ignored).
+// the parameter; keys the sampler never asked for are rejected at the end (a
+// typo must not be silently ignored), listing the ones it knows.
 class Params {
   public:
     Params(const char * sampler, const std::string & text) : sampler_(sampler) {
@@ -39,6 +39,7 @@ class Params {
 
     template <typename T>
     void read(const char * key, T & out) {
+        known_.push_back(key);
         if (!j_.contains(key)) return;
         const json & v = j_.at(key);
         read_value(key, v, out);
@@ -46,16 +47,18 @@ class Params {
     }
 
     bool take_string(const char * key, std::string & out) {
+        known_.push_back(key);
         if (!j_.contains(key)) return false;
         read_value(key, j_.at(key), out);
         j_.erase(key);
         return true;
     }
 
-    void finish(std::initializer_list<const char *> allowed) const {
+    // Every key the sampler asked for was taken out as it was read: what is left is unknown.
+    void finish() const {
         if (j_.empty()) return;
         std::string names;
-        for (const char * a : allowed) names += (names.empty() ? "" : ", ") + std::string(a);
+        for (const char * a : known_) names += (names.empty() ? "" : ", ") + std::string(a);
         fail("unknown parameter '" + j_.begin().key() + "' (allowed: " + (names.empty() ? "none" : names) + ")");
     }
 
@@ -91,6 +94,7 @@ class Params {
 
     const char * sampler_;
     json j_;
+    std::vector<const char *> known_;
 };
 
 // In llama-server a failed apply of ours must fail the request: left alone,
@@ -137,44 +141,44 @@ void throwing_free(llama_sampler * smpl) {
     delete t;
 }
 
-llama_sampler_i throwing_iface = {  // not const: llama_sampler_init takes it so
-    /* .name              = */ throwing_name,
-    /* .accept            = */ throwing_accept,
-    /* .apply             = */ throwing_apply,
-    /* .reset             = */ throwing_reset,
-    /* .clone             = */ throwing_clone,
-    /* .free              = */ throwing_free,
-    /* .backend_init      = */ nullptr,
-    /* .backend_accept    = */ nullptr,
-    /* .backend_apply     = */ nullptr,
-    /* .backend_set_input = */ nullptr,
-};
+// Not const: llama_sampler_init takes it so. Fields left out (the backend
+// sampling hooks) stay null.
+llama_sampler_i throwing_iface = [] {
+    llama_sampler_i iface{};
+    iface.name   = throwing_name;
+    iface.accept = throwing_accept;
+    iface.apply  = throwing_apply;
+    iface.reset  = throwing_reset;
+    iface.clone  = throwing_clone;
+    iface.free   = throwing_free;
+    return iface;
+}();
 
 llama_sampler * wrap_throwing(llama_sampler * inner) {
     return llama_sampler_init(&throwing_iface, new Throwing{inner});
 }
 
-// Reads a sampler's parameters over its defaults (`read` ends with
-// Params::finish), then builds it through the C API, whose message names the
+// Reads a sampler's parameters over its defaults and refuses unknown ones,
+// then builds it through the C API, whose message names the
 // parameter out of range.
 template <typename P, typename Read, typename Make>
 llama_sampler * build(const char * name, const std::string & text, P p, Read read, Make make) {
     Params r(name, text);
     read(r, p);
+    r.finish();
     llama_sampler * s = nullptr;
     if (make(&p, &s) != LLAMA_SIMPLEX_OK) r.fail(llama_simplex_last_error());
     return wrap_throwing(s);
 }
 
 llama_sampler * make_greedy(const llama_model *, const std::string & text, uint32_t) {
-    return build("greedy", text, 0, [](Params & r, int &) { r.finish({}); },
+    return build("greedy", text, 0, [](Params &, int &) {},
                  [](const int *, llama_sampler ** s) { return llama_simplex_greedy(s); });
 }
 
 llama_sampler * make_softmax(const llama_model *, const std::string & text, uint32_t) {
     return build("softmax", text, llama_simplex_softmax_default_params(), [](Params & r, auto & p) {
         r.read("temperature", p.temperature);
-        r.finish({"temperature"});
     }, llama_simplex_softmax);
 }
 
@@ -182,7 +186,6 @@ llama_sampler * make_top_k(const llama_model *, const std::string & text, uint32
     return build("simplex_top_k", text, llama_simplex_top_k_default_params(), [](Params & r, auto & p) {
         r.read("k", p.k);
         r.read("temperature", p.temperature);
-        r.finish({"k", "temperature"});
     }, llama_simplex_top_k);
 }
 
@@ -197,7 +200,6 @@ llama_sampler * make_top_p(const llama_model *, const std::string & text, uint32
             }
             p.order_by_temperature = order == "temperature";
         }
-        r.finish({"p", "temperature", "order"});
     }, llama_simplex_top_p);
 }
 
@@ -205,14 +207,12 @@ llama_sampler * make_min_p(const llama_model *, const std::string & text, uint32
     return build("simplex_min_p", text, llama_simplex_min_p_default_params(), [](Params & r, auto & p) {
         r.read("p_min", p.p_min);
         r.read("temperature", p.temperature);
-        r.finish({"p_min", "temperature"});
     }, llama_simplex_min_p);
 }
 
 llama_sampler * make_sparsemax(const llama_model *, const std::string & text, uint32_t) {
     return build("sparsemax", text, llama_simplex_sparsemax_default_params(), [](Params & r, auto & p) {
         r.read("temperature", p.temperature);
-        r.finish({"temperature"});
     }, llama_simplex_sparsemax);
 }
 
@@ -278,8 +278,6 @@ llama_sampler * make_best_of_k(const llama_model *, const std::string & text, ui
             else r.fail("preset: must be 'paper-0.01', 'paper-0.02' or 'paper-0.05', got '" + preset + "'");
         }
         read_solver_params(r, p);
-        r.finish({"preset", "lam", "beta", "k_samples", "m", "temperature", "steps", "step_size", "tol", "weights",
-                  "support"});
     }, llama_simplex_objective);
 }
 
@@ -290,8 +288,6 @@ llama_sampler * make_objective(const llama_model *, const std::string & text, ui
         r.read("kl", p.kl);
         r.read("l2", p.l2);
         r.read("reference_temperature", p.reference_temperature);
-        r.finish({"lam", "entropy", "kl", "l2", "beta", "k_samples", "m", "temperature", "reference_temperature",
-                  "steps", "step_size", "tol", "weights", "support"});
     }, llama_simplex_objective);
 }
 
@@ -314,7 +310,6 @@ llama_sampler * make_power(const llama_model * model, const std::string & text, 
         r.read("jackknife", p.jackknife);
         r.read("n_ctx", p.n_ctx);
         r.read("rollout_seed", p.rollout_seed);
-        r.finish({"preset", "alpha", "candidates", "rollouts", "horizon", "jackknife", "n_ctx", "rollout_seed"});
     }, [model](const llama_simplex_power_params * p, llama_sampler ** s) {
         // The rollouts only read the model; the C API takes it non-const like llama.cpp's.
         return llama_simplex_power(p, const_cast<llama_model *>(model), s);

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar, Dict, List, Optional, Sequence, Union
+from typing import Any, ClassVar, Dict, List, Optional, Sequence
 
 import llama_cpp
 import numpy as np
@@ -245,17 +245,10 @@ def run_power(llm: llama_cpp.Llama, prompt: Sequence[int], sampler: Sampler, max
     n_ctx, n_seq = sampler.context_size(len(prompt), max_tokens, naive=naive)
     ctx = rollout_context(llm, n_ctx, n_seq, UBATCH)
     t0 = time.perf_counter()
-
-    def report(done: int, rollouts: int, rollout_tokens: int) -> bool:
-        dt = max(time.perf_counter() - t0, 1e-9)
-        print(f"\r[power] {done}/{max_tokens} tokens, {rollouts / dt:.1f} rollouts/s, "
-              f"{rollout_tokens / dt:.0f} rollout tokens/s", end="", file=sys.stderr, flush=True)
-        return True
-
     params = sampler.params_native()
     params.naive_reprefill = naive
     tokens, stats = _core.power_generate(ctx, list(prompt), params, max_tokens, seed, True,
-                                         report if progress else None)
+                                         _reporter("power", max_tokens, t0) if progress else None)
     if progress:
         print(file=sys.stderr)
     return PowerResult(list(tokens), dict(stats), time.perf_counter() - t0)

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from ..report import save_figure
+
 PARTS = ("decoders", "generation", "power")
 
 
@@ -31,14 +33,16 @@ def _run(main, argv: List[str]) -> str:
     return out.getvalue()
 
 
-def _plot_decoders(data: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def _plot(out_dir: Path, part: str, draw, **figure) -> None:
+    """<part>.png from the <part>.json that part's benchmark wrote."""
+    data = json.loads((out_dir / f"{part}.json").read_text())
+    save_figure(out_dir / f"{part}.png", lambda axes: draw(axes, data), **figure)
+
+
+def _draw_decoders(ax, data: dict) -> None:
     rows = [r for r in data["rows"] if r["llama_us"]]
     vocabs = sorted({r["vocab"] for r in rows})
     names = list(dict.fromkeys(f"{r['decoder']}" for r in rows))
-    fig, ax = plt.subplots(figsize=(9, 4.5))
     width = 0.8 / max(1, len(vocabs))
     for j, vocab in enumerate(vocabs):
         ratios = [next((r["ours_over_llama"] for r in rows if r["vocab"] == vocab and r["decoder"] == n), 0.0)
@@ -50,32 +54,19 @@ def _plot_decoders(data: dict, path: Path) -> None:
     ax.set_ylabel("time per call, ours / llama.cpp")
     ax.set_title("Decoders: logits to token, against llama.cpp's built-in chains (lower is faster)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
-def _plot_generation(data: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def _draw_generation(ax, data: dict) -> None:
     rates = data["decode_tokens_per_s"]
-    fig, ax = plt.subplots(figsize=(9, 4.5))
     ax.barh(list(rates), list(rates.values()), color="tab:blue")
     ax.set_xlabel("decode tokens / s")
     ax.set_title(f"End to end: sample_k(k={data['k']}) {data['sequential_s'] / data['sample_k_s']:.2f}x faster "
                  "than sequential generation")
     ax.invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
-def _plot_power(data: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.5))
+def _draw_power(axes, data: dict) -> None:
+    a, b = axes
     lat = data["latency"]
     a.barh([r["method"].split(" (")[0] for r in lat], [r["seconds"] for r in lat], color="tab:orange")
     a.set_xscale("log")
@@ -91,9 +82,6 @@ def _plot_power(data: dict, path: Path) -> None:
     b.set_ylabel("seconds per generated token")
     b.set_title("Token-level power sampling cost")
     b.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def run_suite(out_dir: Path, model: Optional[str] = None, parts: Sequence[str] = PARTS, quick: bool = False) -> Path:
@@ -107,17 +95,17 @@ def run_suite(out_dir: Path, model: Optional[str] = None, parts: Sequence[str] =
         argv = ["--vocab", "32000" if quick else "32000,131072,262144", "--repeats", "10" if quick else "150",
                 "--json", str(out_dir / "decoders.json")]
         sections["decoders"] = _run(decoders.main, argv)
-        _plot_decoders(json.loads((out_dir / "decoders.json").read_text()), out_dir / "decoders.png")
+        _plot(out_dir, "decoders", _draw_decoders)
     if "generation" in parts:
         argv = model_args + ["--tokens", "16" if quick else "64", "--repeats", "1" if quick else "5",
                              "--json", str(out_dir / "generation.json")]
         sections["generation"] = _run(generation.main, argv)
-        _plot_generation(json.loads((out_dir / "generation.json").read_text()), out_dir / "generation.png")
+        _plot(out_dir, "generation", _draw_generation)
     if "power" in parts:
         argv = model_args + ["--prompt-tokens", "64" if quick else "512", "--out-tokens", "4" if quick else "16",
                              "--json", str(out_dir / "power.json")]
         sections["power"] = _run(power.main, argv)
-        _plot_power(json.loads((out_dir / "power.json").read_text()), out_dir / "power.png")
+        _plot(out_dir, "power", _draw_power, ncols=2, figsize=(11, 4.5))
     for name, text in sections.items():
         (out_dir / f"{name}.md").write_text(text)
     report = [f"# llama-simplex bench ({time.perf_counter() - t0:.0f} s{', quick' if quick else ''})", ""]

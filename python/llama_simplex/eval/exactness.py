@@ -12,7 +12,6 @@ Each point is cached in DIR/cache.json, so an interrupted run resumes.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from ..generation import generate
 from ..power import PowerSampler
 from ..samplers import Softmax
 from . import exact
+from ..report import save_figure, write_results
 from .cache import PointCache
 
 
@@ -77,7 +77,6 @@ def run(model: str, out_dir: Path, alpha: float = 2.0, rollouts: Sequence[int] =
 
     result = dict(model=str(model), alpha=alpha, samples=samples, outcomes=len(outcomes), tv_bound_pi=bound,
                   tv_lowtemp_to_pi=exact.tv(low, pi), power=power_rows, temperature=temp_rows)
-    (out_dir / "exactness.json").write_text(json.dumps(result, indent=1))
     lines = [f"# Exactness on {Path(model).name} (vocabulary {n_vocab}, two-token completions, {len(outcomes)} outcomes)",
              "", f"Power sampling, alpha = {alpha}, K = {n_vocab}, H = 1, {samples} samples per point. Sampling "
              f"noise alone gives E TV <= {bound:.3f}; token-wise low-temperature sampling (T = 1/alpha) is at "
@@ -89,19 +88,11 @@ def run(model: str, out_dir: Path, alpha: float = 2.0, rollouts: Sequence[int] =
         lines.append(f"| {m} | {plug:.3f} | " + (f"{jk:.3f} |" if jk is not None else "— |"))
     lines += ["", "Temperature sampling against its exact law:", "", "| T | TV | noise bound |", "|---:|---:|---:|"]
     lines += [f"| {r['temperature']} | {r['tv']:.3f} | {r['bound']:.3f} |" for r in temp_rows]
-    (out_dir / "exactness.md").write_text("\n".join(lines) + "\n")
-    _plot(result, out_dir / "exactness.png")
-    return out_dir / "exactness.md"
+    save_figure(out_dir / "exactness.png", lambda ax: _draw(ax, result), figsize=(7, 4.2))
+    return write_results(out_dir, "exactness", result, lines)
 
 
-def _plot(result: dict, path: Path) -> None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # plots are optional
-        return
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+def _draw(ax, result: dict) -> None:
     for jk, style in ((False, "o-"), (True, "s-")):
         rows = [r for r in result["power"] if r["jackknife"] == jk]
         ax.plot([r["rollouts"] for r in rows], [r["tv"] for r in rows], style,
@@ -113,6 +104,3 @@ def _plot(result: dict, path: Path) -> None:
     ax.set_ylabel("total variation to π")
     ax.set_title(f"Power sampling vs the exact p^α (α = {result['alpha']}, {result['samples']} samples)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

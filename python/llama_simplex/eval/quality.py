@@ -10,7 +10,6 @@ temperature) in DIR/cache.json so a run resumes."""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from ..multi_sample import Samples, sample_k
 from ..power import BlockPowerSampler
 from ..samplers import BestOfK, MinP, Sampler, Softmax, Sparsemax, TopK, TopP
 from .. import _core
+from ..report import save_figure, write_results
 from .cache import PointCache
 
 DEFAULT_PROMPTS = [
@@ -125,27 +125,18 @@ def run(model: Optional[str], out_dir: Path, temperatures: Sequence[float] = (0.
             print(f"\r[eval] quality: {done}/{total} (sampler, temperature) points, "
                   f"{time.perf_counter() - t0:.0f} s", end="" if done < total else "\n", file=sys.stderr, flush=True)
     result = dict(model=str(model or "default"), k=k, max_tokens=max_tokens, m=m, prompts=prompts, rows=rows)
-    (out_dir / "quality.json").write_text(json.dumps(result, indent=1))
     lines = [f"# Quality across temperatures ({len(prompts)} prompts, k = {k} completions of {max_tokens} tokens "
              f"each, seed 0)", "",
              "| sampler | T | log-likelihood / token | distinct-1 | distinct-2 | top-%d coverage |" % m,
              "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['sampler']} | {r['temperature']} | {r['loglik_per_token']:.3f} | {r['distinct_1']:.3f} | "
               f"{r['distinct_2']:.3f} | {r['top_m_coverage']:.3f} |" for r in rows]
-    (out_dir / "quality.md").write_text("\n".join(lines) + "\n")
-    _plot(result, out_dir / "quality.png")
-    return out_dir / "quality.md"
+    save_figure(out_dir / "quality.png", lambda axes: _draw(axes, result), ncols=3, figsize=(13, 4))
+    return write_results(out_dir, "quality", result, lines)
 
 
-def _plot(result: dict, path: Path) -> None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
+def _draw(axes, result: dict) -> None:
     names = list(dict.fromkeys(r["sampler"] for r in result["rows"]))
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     for metric, ax, label in (("loglik_per_token", axes[0], "base log-likelihood per token"),
                               ("distinct_2", axes[1], "distinct-2"),
                               ("top_m_coverage", axes[2], f"top-{result['m']} coverage of {result['k']} draws")):
@@ -155,6 +146,3 @@ def _plot(result: dict, path: Path) -> None:
         ax.set_xlabel("temperature")
         ax.set_title(label)
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -44,6 +44,7 @@ from ..multi_sample import sample_k
 from ..power import BlockPowerSampler
 from ..samplers import BestOfK, MinP, Sampler, Softmax, TopK, TopP
 from .answers import CHECKERS, score
+from ..report import save_figure, write_results
 from .cache import PointCache
 
 CAPITALS_PROMPT = "Q: What is the capital of France?\nA: Paris\nQ: What is the capital of {country}?\nA:"
@@ -175,27 +176,18 @@ def run(task: str, model: Optional[str], out_dir: Path, k: int = 4, limit: int =
     checkers = sorted({item["checker"] for item in items})
     result = dict(task=task, model=str(model or "default"), k=k, items=len(items), max_tokens=max_tokens,
                   temperature=temperature, checker=",".join(checkers), stop=stop, rows=rows)
-    (out_dir / "task.json").write_text(json.dumps(result, indent=1))
     lines = [f"# Task {task}: {len(items)} items, K = {k} samples of at most {max_tokens} tokens, temperature "
              f"{temperature}, checker {result['checker']}",
              "", "| sampler | pass@1 | pass@K | majority vote | tokens generated | seconds |",
              "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['sampler']} | {r['pass1']:.3f} | {r['passk']:.3f} | {r['majority']:.3f} | {r['tokens']} | "
               f"{r['seconds']:.1f} |" for r in rows]
-    (out_dir / "task.md").write_text("\n".join(lines) + "\n")
-    _plot(result, out_dir / "task.png")
-    return out_dir / "task.md"
+    save_figure(out_dir / "task.png", lambda ax: _draw(ax, result), figsize=(9, 4.2))
+    return write_results(out_dir, "task", result, lines)
 
 
-def _plot(result: dict, path: Path) -> None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
+def _draw(ax, result: dict) -> None:
     rows = result["rows"]
-    fig, ax = plt.subplots(figsize=(9, 4.2))
     width = 0.27
     for j, (m, label) in enumerate((("pass1", "pass@1"), ("passk", f"pass@{result['k']}"), ("majority", "majority"))):
         ax.bar([i + j * width for i in range(len(rows))], [r[m] for r in rows], width, label=label)
@@ -204,6 +196,3 @@ def _plot(result: dict, path: Path) -> None:
     ax.set_ylabel("accuracy")
     ax.set_title(f"{result['task']}: {result['items']} items, K = {result['k']}")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
