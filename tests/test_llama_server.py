@@ -8,100 +8,13 @@ requests on 4 slots."""
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from http_client import events, get, in_parallel, post, wait_healthy
-
-ROOT = Path(__file__).resolve().parents[1]
-SERVER = Path(os.environ.get("LLAMA_SIMPLEX_SERVER", ROOT / "build" / "llama-server" / "bin" / "llama-server"))
-
-# name -> parameters, one entry per registered sampler of ours
-SAMPLERS = {
-    "greedy": {},
-    "softmax": {"temperature": 0.8},
-    "simplex_top_k": {"k": 5},
-    "simplex_top_p": {"p": 0.9, "order": "temperature", "temperature": 0.7},
-    "simplex_min_p": {"p_min": 0.1},
-    "sparsemax": {"temperature": 0.5},
-    "best_of_k": {"preset": "paper-0.05"},
-    "objective": {"lam": 0.5, "entropy": 1.0, "kl": 0.0, "l2": 1.0, "steps": 10, "support": "top-k:20"},
-    "power": {"alpha": 3.0, "candidates": 4, "rollouts": 2, "horizon": 3, "n_ctx": 256},
-}
-
-# Only characters of the tiny model's vocabulary: llama.cpp aborts on others.
-PROMPT = "Say hello to me."
-TEMPLATE = "{% for m in messages %}{{ m['content'] }} {% endfor %}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server_binary() -> Path:
-    if not SERVER.exists():
-        if os.environ.get("LLAMA_SIMPLEX_REQUIRE_SERVER") == "1":
-            pytest.fail(f"{SERVER} is missing: run bash scripts/build_server.sh")
-        pytest.skip(f"{SERVER} is not built (bash scripts/build_server.sh)")
-    return SERVER
-
-
-@pytest.fixture(scope="module")
-def model_64(tmp_path_factory) -> Path:
-    from tiny_gguf import build_tiny_model
-    return build_tiny_model(tmp_path_factory.mktemp("server") / "tiny64.gguf", n_vocab=64, seed=0)
-
-
-class LlamaServer:
-    def __init__(self, binary: Path, model: Path, workdir: Path, *extra: str) -> None:
-        template = workdir / "template.jinja"
-        template.write_text(TEMPLATE)
-        self.port = free_port()
-        self.log = open(workdir / f"server-{self.port}.log", "wb")
-        self.proc = subprocess.Popen(
-            [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(self.port),
-             "-np", "4", "-c", "2048", "-t", "1", "--no-webui", "--no-warmup",
-             "--chat-template-file", str(template), *extra],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        if not wait_healthy(self.port, self.proc):
-            self.close()
-            pytest.fail("llama-server did not become healthy:\n" + self.read_log())
-
-    def read_log(self) -> str:
-        self.log.flush()
-        return Path(self.log.name).read_text(errors="replace")[-3000:]
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-
-
-@pytest.fixture(scope="module")
-def server(server_binary, model_64, tmp_path_factory):
-    srv = LlamaServer(server_binary, model_64, tmp_path_factory.mktemp("srv"))
-    yield srv
-    assert srv.alive(), "llama-server died during the tests:\n" + srv.read_log()
-    srv.close()
-
-
-def completion(port: int, name: str, **extra):
-    body = {"prompt": PROMPT, "n_predict": 8, "seed": 7, "samplers": [name],
-            "sampler_params": {name: SAMPLERS[name]}, **extra}
-    return post(port, "/completion", body, timeout=120)
+from http_client import events, get, in_parallel, post
+from llama_server_harness import (PROMPT, SAMPLERS, LlamaServer, completion, error_message,  # noqa: F401
+                                  model_64, server, server_binary)
 
 
 @pytest.mark.parametrize("name", list(SAMPLERS))
@@ -189,9 +102,88 @@ def test_a_failing_sampler_fails_the_request(server, stream):
     assert status == 200, data
 
 
+# Requests that used to kill the server, hold a slot for minutes or be accepted
+# silently: each is refused before any work with 400 and a message naming the
+# parameter (and its range), and the server serves the next request as before.
+REFUSED = [
+    # GGML_ASSERT(n_outputs_max) in llama.cpp: the rollout context has fewer cells than K * M + 1
+    ({"samplers": ["power"], "sampler_params": {"power": {"n_ctx": 64}}}, "n_ctx"),
+    ({"samplers": ["power"], "sampler_params": {"power": {"n_ctx": 100, "candidates": 10, "rollouts": 10}}}, "n_ctx"),
+    # a rollout context of 4e9 cells: grew to 10 GB, then the process died
+    ({"samplers": ["power"], "sampler_params": {"power": {"n_ctx": 4000000000}}}, "n_ctx"),
+    # 1e6 solver steps per token: held a slot for minutes
+    ({"samplers": ["objective"], "sampler_params": {"objective": {"steps": 1000000}}}, "steps"),
+    ({"samplers": ["best_of_k"], "sampler_params": {"best_of_k": {"steps": 1000000}}}, "steps"),
+    # accepted and ignored: parameters for a sampler the chain does not hold
+    ({"samplers": ["softmax"], "sampler_params": {"best_of_k": {"beta": 0.05}}}, "'best_of_k' is not in the sampler chain"),
+    ({"sampler_params": {"greedy": {}}}, "'greedy' is not in the sampler chain"),
+    # accepted and ignored: a chain that is not a list / string
+    ({"samplers": 5}, "Field 'samplers': must be an array of sampler names or a string of sampler chars"),
+    ({"samplers": ["greedy", 5]}, "Field 'samplers': must be an array of sampler names (strings)"),
+    # seeds wrapped around into an arbitrary uint32
+    ({"seed": 2 ** 70}, "Field 'seed': must be an integer in [-1, 4294967295]"),
+    ({"seed": 2 ** 64 - 1}, "Field 'seed': must be an integer in [-1, 4294967295]"),
+    ({"seed": 2 ** 32}, "Field 'seed': must be an integer in [-1, 4294967295]"),
+    ({"seed": -2}, "Field 'seed': must be an integer in [-1, 4294967295]"),
+    ({"seed": 1.5}, "Field 'seed': must be an integer in [-1, 4294967295]"),
+    # mirostat replaces the chain: ours would be dropped silently
+    ({"samplers": ["best_of_k"], "mirostat": 2}, "mirostat cannot be combined with registered samplers"),
+    # values a parameter's C type cannot hold were rounded or wrapped
+    ({"samplers": ["softmax"], "sampler_params": {"softmax": {"temperature": 1e39}}}, "temperature: must be a number within"),
+    ({"samplers": ["softmax"], "sampler_params": {"softmax": {"temperature": 1e-50}}}, "temperature: must be a number within"),
+    ({"samplers": ["simplex_top_k"], "sampler_params": {"simplex_top_k": {"k": 2 ** 64 - 1}}},
+     "k: must be an integer in [-2147483648, 2147483647]"),
+    ({"samplers": ["power"], "sampler_params": {"power": {"rollout_seed": -1}}}, "rollout_seed: must be an integer in [0, 4294967295]"),
+]
+
+
+@pytest.mark.parametrize("body, words", REFUSED)
+def test_requests_that_hurt_the_server_are_refused(server, body, words):
+    status, _, data = post(server.port, "/completion", {"prompt": PROMPT, "n_predict": 4, "seed": 1, **body}, timeout=60)
+    assert status == 400, data
+    assert words in error_message(data)
+    assert server.alive(), server.read_log()
+    status, _, data = completion(server.port, "greedy")
+    assert status == 200, data
+
+
+def test_seed_range_ends_are_accepted(server):
+    """-1 (random) and 4294967295 are seeds; 0 too."""
+    for seed in (-1, 0, 2 ** 32 - 1):
+        status, _, data = completion(server.port, "softmax", seed=seed)
+        assert status == 200, data
+
+
+@pytest.mark.parametrize("name, params", [
+    ("sparsemax", {"temperature": 1e-9}),   # was HTTP 200 with junk tokens (NaN q)
+    ("softmax", {"temperature": 1e-20}),
+    ("simplex_top_k", {"k": 5, "temperature": 1e-20}),
+    ("simplex_top_p", {"p": 0.9, "temperature": 1e-20}),
+    ("simplex_min_p", {"p_min": 0.1, "temperature": 1e-20}),
+])
+def test_degenerate_temperatures_never_answer_junk(server, name, params):
+    """At T -> 0 every decoder is greedy: the answer is the greedy one, or the
+    request fails through the error path; never 200 with other tokens."""
+    greedy = json.loads(completion(server.port, "greedy")[2])["content"]
+    for seed in (1, 2):
+        status, _, data = completion(server.port, name, seed=seed, sampler_params={name: params})
+        if status == 200:
+            assert json.loads(data)["content"] == greedy
+        else:
+            assert status >= 400 and error_message(data), data
+    assert server.alive(), server.read_log()
+
+
 def test_parallel_clients_get_their_own_answers(server):
     """4 clients x 20 requests at once on 4 slots, with distinct prompts, seeds
-    and samplers: every answer equals the one the same request gets alone."""
+    and samplers: every answer equals the one the same request gets alone.
+
+    This holds on the tiny model only: its weights are F32 and its rows are
+    short, so llama.cpp computes each sequence's logits bit for bit the same
+    whatever else is in the batch. On a real (quantized) model llama.cpp's
+    numerics depend on the batch composition, and llama-server's own samplers
+    differ between parallel and single-client runs at the same rate as ours
+    (README, "llama.cpp's llama-server with our samplers"; docs/benchmarks.md)."""
     names = ["simplex_top_k", "softmax", "sparsemax", "best_of_k"]
     prompts = ["Say hello.", "abc abc", "Give me a story", "Our cat sat"]
 

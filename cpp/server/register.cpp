@@ -15,6 +15,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -67,21 +71,32 @@ class Params {
     }
 
   private:
+    // JSON numbers are doubles or 64-bit integers: a value the parameter's C
+    // type cannot hold is refused, never rounded to 0 / inf or wrapped around.
     void read_value(const char * key, const json & v, float & out) const {
-        if (!v.is_number()) fail(std::string(key) + ": must be a number");
-        out = v.get<float>();
+        if (!v.is_number()) fail(std::string(key) + ": must be a number, got " + v.dump());
+        const double x = v.get<double>();
+        const float f = static_cast<float>(std::clamp(x, -double(FLT_MAX), double(FLT_MAX)));
+        if (!(std::fabs(x) <= FLT_MAX) || (x != 0.0 && !std::isnormal(f))) {
+            fail(std::string(key) + ": must be a number within the 32-bit float range (|x| in [1.2e-38, 3.4e38] or 0), got " + v.dump());
+        }
+        out = f;
     }
     void read_value(const char * key, const json & v, int32_t & out) const {
-        if (!v.is_number_integer()) fail(std::string(key) + ": must be an integer");
-        const auto x = v.get<int64_t>();
-        if (x < INT32_MIN || x > INT32_MAX) fail(std::string(key) + ": out of the 32-bit range");
-        out = static_cast<int32_t>(x);
+        out = static_cast<int32_t>(integer(key, v, INT32_MIN, INT32_MAX));
     }
     void read_value(const char * key, const json & v, uint32_t & out) const {
-        if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > UINT32_MAX) {
-            fail(std::string(key) + ": must be an integer in [0, 4294967295]");
+        out = static_cast<uint32_t>(integer(key, v, 0, UINT32_MAX));
+    }
+    int64_t integer(const char * key, const json & v, int64_t lo, int64_t hi) const {
+        // a positive JSON integer may exceed INT64_MAX (nlohmann keeps it unsigned)
+        const bool ok = v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(hi)
+                        : v.is_number_integer() && v.get<int64_t>() >= lo && v.get<int64_t>() <= hi;
+        if (!ok) {
+            fail(std::string(key) + ": must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                 "], got " + v.dump());
         }
-        out = static_cast<uint32_t>(v.get<int64_t>());
+        return v.is_number_unsigned() ? static_cast<int64_t>(v.get<uint64_t>()) : v.get<int64_t>();
     }
     void read_value(const char * key, const json & v, bool & out) const {
         if (!v.is_boolean()) fail(std::string(key) + ": must be true or false");
@@ -216,7 +231,9 @@ llama_sampler * make_sparsemax(const llama_model *, const std::string & text, ui
     }, llama_simplex_sparsemax);
 }
 
-// 'full', 'top-k:K', 'top-p:P' or 'min-p:P', as in the Python API.
+// 'full', 'top-k:K', 'top-p:P' or 'min-p:P', as in the Python API: K an
+// integer in [1, 2^24] (the C API carries it in a float, exact up to 2^24,
+// and makes it an int32), P a number in [0, 1].
 void parse_support(Params & r, const std::string & spec, llama_simplex_objective_params & p) {
     if (spec == "full") {
         p.support = 0;
@@ -228,14 +245,23 @@ void parse_support(Params & r, const std::string & spec, llama_simplex_objective
     if (code < 0 || colon == std::string::npos) {
         r.fail("support: must be 'full', 'top-k:K', 'top-p:P' or 'min-p:P', got '" + spec + "'");
     }
+    const std::string number = spec.substr(colon + 1);
+    double value = 0.0;
     try {
         size_t used = 0;
-        p.support_value = std::stof(spec.substr(colon + 1), &used);
-        if (used != spec.size() - colon - 1) throw std::invalid_argument("trailing characters");
+        value = std::stod(number, &used);
+        if (used != number.size()) throw std::invalid_argument("trailing characters");
     } catch (const std::exception &) {
         r.fail("support: '" + spec + "' does not end in a number");
     }
+    if (code == 1 && !(value >= 1.0 && value <= 16777216.0 && value == std::floor(value))) {
+        r.fail("support: top-k:K needs an integer K in [1, 16777216], got '" + spec + "'");
+    }
+    if (code != 1 && !(value >= 0.0 && value <= 1.0)) {
+        r.fail("support: " + kind + ":P needs P in [0, 1], got '" + spec + "'");
+    }
     p.support = code;
+    p.support_value = static_cast<float>(value);
 }
 
 void parse_weights(Params & r, const std::string & name, llama_simplex_objective_params & p) {

@@ -1,0 +1,82 @@
+"""llama-server with several slots: how often a seeded request answers
+differently when other requests run beside it, for llama.cpp's own sampler
+chain and for ours, in the same server.
+
+    python bench/server_slots.py [--model PATH] [--clients 4] [--requests 5] [--tokens 32]
+
+For each chain, every (client, i) request runs first alone, one after the
+other, then `clients` clients send theirs at once (the server batches the
+slots' tokens together). Prints how many answers differ between the two runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from http_client import in_parallel, post, wait_healthy  # noqa: E402
+
+CHAINS = [
+    ("top_k 40 + temperature 1 (llama.cpp)", {"samplers": ["top_k", "temperature"], "top_k": 40, "temperature": 1.0}),
+    ("simplex_top_k 40 (ours)", {"samplers": ["simplex_top_k"], "sampler_params": {"simplex_top_k": {"k": 40}}}),
+]
+PROMPTS = ["The history of the printing press begins", "Once upon a time", "The capital of France is",
+           "def fibonacci(n):", "My favourite recipe", "In the beginning", "The weather today", "Dear friend,"]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--server", default=str(ROOT / "build" / "llama-server" / "bin" / "llama-server"))
+    ap.add_argument("--model", default=None, help="GGUF path (default: Gemma 3 270M from its PyPI package)")
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--requests", type=int, default=5)
+    ap.add_argument("--tokens", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--port", type=int, default=8096)
+    ap.add_argument("--json", default=None, help="write the results here")
+    args = ap.parse_args(argv)
+    if args.model is None:
+        from llama_simplex.models import resolve_model
+        args.model = str(resolve_model(None))
+    proc = subprocess.Popen([args.server, "-m", args.model, "--host", "127.0.0.1", "--port", str(args.port),
+                             "-np", str(args.clients), "-c", str(2048 * args.clients), "-t", str(args.threads),
+                             "--no-webui"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows = []
+    try:
+        if not wait_healthy(args.port, proc, timeout=120):
+            raise SystemExit(f"{args.server} did not start on port {args.port}")
+        for name, chain in CHAINS:
+            def body(c: int, i: int) -> dict:
+                return {"prompt": PROMPTS[(c + i) % len(PROMPTS)], "n_predict": args.tokens,
+                        "seed": 1000 * c + i, **chain}
+
+            alone = {}
+            for c in range(args.clients):
+                for i in range(args.requests):
+                    status, _, data = post(args.port, "/completion", body(c, i), timeout=600)
+                    if status != 200:
+                        raise SystemExit(f"request failed: {data[:300]!r}")
+                    alone[(c, i)] = json.loads(data)["content"]
+            together, errors = in_parallel(args.port, "/completion", body, args.clients, args.requests,
+                                           lambda r: r["content"])
+            if errors:
+                raise SystemExit(f"{len(errors)} parallel requests failed: {errors[0]}")
+            differ = sum(together[k] != alone[k] for k in alone)
+            rows.append(dict(chain=name, requests=len(alone), differ=differ))
+            print(f"{name:40s} {differ:3d} of {len(alone)} answers differ (parallel vs alone)", flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(dict(model=args.model, clients=args.clients,
+                                                       tokens=args.tokens, rows=rows), indent=1))
+    finally:
+        proc.terminate()
+        proc.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
