@@ -62,7 +62,7 @@ BAD: Dict[str, List[Any]] = {
     "count": BAD_INT + [0, -1],
     "steps": BAD_INT + [-1, 1001, 10 ** 6, 2 ** 31 - 1],
     "byte": BAD_INT + [0, -1, 256],
-    "horizon": BAD_INT + [-1],
+    "horizon": BAD_INT + [-1, 100000],
     "n_ctx": BAD_UINT + [0, 63, 64, 4_000_000_000, 2 ** 32 - 1],
     "uint": BAD_UINT,
     "bool": [1, 0, "true", None, [], 1.0],
@@ -126,7 +126,7 @@ def _cases() -> List[Tuple[str, Any, List[str]]]:
                              b'{"temperature": NaN}}, "samplers": ["softmax"]}',
                              b'{"prompt": "x", "samplers": ["softmax"], "sampler_params": {"softmax": '
                              b'{"temperature": Infinity}}}', b"\xff\xfe", b'{"prompt": "x"} trailing']):
-        add(f"malformed_json[{i}]", raw, "invalid JSON")
+        add(f"malformed_json[{i}]", raw, "parse error")
     return cases
 
 
