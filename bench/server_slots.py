@@ -4,9 +4,10 @@ chain and for ours, in the same server.
 
     python bench/server_slots.py [--model PATH] [--clients 4] [--requests 5] [--tokens 32]
 
-For each chain, every (client, i) request runs first alone, one after the
-other, then `clients` clients send theirs at once (the server batches the
-slots' tokens together). Prints how many answers differ between the two runs.
+For each chain, every (client, i) request runs alone, one after the other
+(twice, to see that this is reproducible), then `clients` clients send theirs
+at once (the server batches the slots' tokens together). Prints how many
+answers differ between the runs.
 """
 
 from __future__ import annotations
@@ -55,20 +56,26 @@ def main(argv=None) -> int:
                 return {"prompt": PROMPTS[(c + i) % len(PROMPTS)], "n_predict": args.tokens,
                         "seed": 1000 * c + i, **chain}
 
-            alone = {}
-            for c in range(args.clients):
-                for i in range(args.requests):
-                    status, _, data = post(args.port, "/completion", body(c, i), timeout=600)
-                    if status != 200:
-                        raise SystemExit(f"request failed: {data[:300]!r}")
-                    alone[(c, i)] = json.loads(data)["content"]
+            def one_by_one() -> dict:
+                answers = {}
+                for c in range(args.clients):
+                    for i in range(args.requests):
+                        status, _, data = post(args.port, "/completion", body(c, i), timeout=600)
+                        if status != 200:
+                            raise SystemExit(f"request failed: {data[:300]!r}")
+                        answers[(c, i)] = json.loads(data)["content"]
+                return answers
+
+            alone, again = one_by_one(), one_by_one()  # the second run: is "alone" itself reproducible?
             together, errors = in_parallel(args.port, "/completion", body, args.clients, args.requests,
                                            lambda r: r["content"])
             if errors:
                 raise SystemExit(f"{len(errors)} parallel requests failed: {errors[0]}")
             differ = sum(together[k] != alone[k] for k in alone)
-            rows.append(dict(chain=name, requests=len(alone), differ=differ))
-            print(f"{name:40s} {differ:3d} of {len(alone)} answers differ (parallel vs alone)", flush=True)
+            repeat_differ = sum(again[k] != alone[k] for k in alone)
+            rows.append(dict(chain=name, requests=len(alone), differ=differ, alone_twice_differ=repeat_differ))
+            print(f"{name:40s} {differ:3d} of {len(alone)} answers differ (parallel vs alone); "
+                  f"{repeat_differ} differ between two one-by-one runs", flush=True)
         if args.json:
             Path(args.json).write_text(json.dumps(dict(model=args.model, clients=args.clients,
                                                        tokens=args.tokens, rows=rows), indent=1))
