@@ -173,6 +173,18 @@ class SparsemaxParams(ctypes.Structure):
     _fields_ = [("temperature", ctypes.c_float), ("draw", DrawParams)]
 
 
+SoftmaxParams = SparsemaxParams  # the same layout
+
+
+class TopPParams(ctypes.Structure):
+    _fields_ = [("p", ctypes.c_float), ("temperature", ctypes.c_float), ("order_by_temperature", ctypes.c_bool),
+                ("draw", DrawParams)]
+
+
+class MinPParams(ctypes.Structure):
+    _fields_ = [("p_min", ctypes.c_float), ("temperature", ctypes.c_float), ("draw", DrawParams)]
+
+
 def _apply(smpl, logits):
     """llama_sampler_apply on logits with ids 0..n-1; returns (ids, p, selected)."""
     import llama_cpp

@@ -32,6 +32,8 @@ def load_model(model: Optional[Union[str, os.PathLike]] = None, *, n_ctx: int = 
     -1 puts every layer on the GPU when llama.cpp was built with CUDA or Metal
     (unlike llama_cpp.Llama's default of 0) and changes nothing on a CPU build.
     Other keyword arguments go to ``llama_cpp.Llama`` and give a fresh, uncached object."""
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"model must be a path to a GGUF file (str or os.PathLike) or None, got {type(model).__name__}")
     n_ctx = v.integer("n_ctx", n_ctx, low=16, limit=v.INT32_MAX)
     n_gpu_layers = v.integer("n_gpu_layers", n_gpu_layers, low=-1, limit=v.INT32_MAX)
     path = resolve_model(model)

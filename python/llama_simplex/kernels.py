@@ -27,8 +27,17 @@ if TYPE_CHECKING:
 Result = Tuple[npt.NDArray[np.float32], npt.NDArray[np.int32]]
 
 
+def _array(name: str, x: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """x as contiguous float32; a scalar or None is refused, not made a 1-element array."""
+    try:
+        a = np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name} must be a 1-D array of numbers, got {type(x).__name__} ({e})") from None
+    return np.ascontiguousarray(a) if a.ndim else a
+
+
 def _logits(logits: npt.ArrayLike) -> npt.NDArray[np.float32]:
-    a = np.ascontiguousarray(logits, dtype=np.float32)
+    a = _array("logits", logits)
     if a.ndim != 1 or a.size == 0:
         raise ValueError(f"logits must be a non-empty 1-D array, got shape {a.shape}")
     return a
@@ -94,7 +103,7 @@ def _objective(lam: float, entropy: float, kl: float, l2: float, beta: float, k_
 
 
 def _vector(name: str, x: npt.ArrayLike, n: Optional[int] = None) -> npt.NDArray[np.float32]:
-    a = np.ascontiguousarray(x, dtype=np.float32)
+    a = _array(name, x)
     if a.ndim != 1 or a.size == 0 or (n is not None and a.size != n):
         raise ValueError(f"{name} must be a non-empty 1-D array" + (f" of length {n}" if n else "") + f", got shape {a.shape}")
     return a
@@ -138,7 +147,10 @@ def coverage_weights(log_r: npt.ArrayLike, *, kind: str = "top-m", m: int = 8) -
     """Coverage weights on the top-m tokens of r: 'top-m' (1), 'rank'
     (1 / (1 + rank)) or 'gap' (r_v / max r); 0 elsewhere."""
     k = {"top-m": "top_m", "rank": "rank", "gap": "gap"}[v.choice("kind", kind, ("top-m", "rank", "gap"))]
-    return _core.coverage_weights(_vector("log_r", log_r), getattr(_core.CoverageWeights, k),
+    r = _vector("log_r", log_r)
+    if np.any(np.isnan(r)) or np.any(r == np.inf) or not np.any(np.isfinite(r)):
+        raise ValueError("log_r must be finite or -inf, with at least one finite entry")
+    return _core.coverage_weights(r, getattr(_core.CoverageWeights, k),
                                   v.integer("m", m, low=1, limit=v.INT32_MAX))
 
 
