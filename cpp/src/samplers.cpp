@@ -316,15 +316,26 @@ const char * iface_name(const llama_sampler * smpl) {
 // True when p over cur[0..n) is a distribution a draw can use: every value
 // finite and >= 0, and a positive, finite total.
 bool is_distribution(const llama_token_data * cur, size_t n) {
-    double total = 0.0;
-    for (size_t i = 0; i < n; ++i) {
-        const float p = cur[i].p;
-        if (!(p >= 0.0f && p <= std::numeric_limits<float>::max())) {  // NaN fails both
-            return false;
+    // Branch-free over the whole support (it runs on every apply): NaN fails
+    // both comparisons; four partial sums let the compiler vectorise.
+    constexpr float big = std::numeric_limits<float>::max();
+    bool ok = true;
+    float total[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        for (size_t j = 0; j < 4; ++j) {
+            const float p = cur[i + j].p;
+            ok &= (p >= 0.0f) & (p <= big);
+            total[j] += p;
         }
-        total += p;
     }
-    return total > 0.0 && std::isfinite(total);
+    for (; i < n; ++i) {
+        const float p = cur[i].p;
+        ok &= (p >= 0.0f) & (p <= big);
+        total[0] += p;
+    }
+    const float sum = (total[0] + total[1]) + (total[2] + total[3]);
+    return ok && sum > 0.0f && sum <= big;
 }
 
 void iface_apply(llama_sampler * smpl, llama_token_data_array * cur_p) {
