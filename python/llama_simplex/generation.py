@@ -248,6 +248,9 @@ class FinishedGeneration(Generation):
     def wait(self) -> "Generation":
         return self
 
+    def stop(self) -> "Generation":
+        return self  # already finished
+
     @property
     def text(self) -> str:
         return self._text
