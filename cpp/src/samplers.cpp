@@ -69,10 +69,10 @@ struct TopK : Sampler<TopK> {
 };
 
 struct TopP : Sampler<TopP> {
-    float        p;
+    double       p;
     float        temperature;
     NucleusOrder order;
-    TopP(float p_, float t, NucleusOrder o) : p(p_), temperature(t), order(o) {}
+    TopP(double p_, float t, NucleusOrder o) : p(p_), temperature(t), order(o) {}
     const char * name() const override { return order == NucleusOrder::model ? "simplex-top-p" : "simplex-top-p-llama"; }
     Outcome run(llama_token_data_array * c, bool & sorted) override {
         sorted = temperature <= 0.0f;  // the nucleus comes from a selection, not a sort
@@ -81,9 +81,9 @@ struct TopP : Sampler<TopP> {
 };
 
 struct MinP : Sampler<MinP> {
-    float p_min;
-    float temperature;
-    MinP(float p, float t) : p_min(p), temperature(t) {}
+    double p_min;
+    float  temperature;
+    MinP(double p, float t) : p_min(p), temperature(t) {}
     const char * name() const override { return "simplex-min-p"; }
     Outcome run(llama_token_data_array * c, bool & sorted) override {
         sorted = false;
@@ -264,7 +264,8 @@ struct PowerChain : SamplerBase {
         float hi = -INFINITY;
         for (size_t i = 0; i < c->size; ++i) {
             const float l = c->data[i].logit;
-            if (l != l || l == INFINITY) return {Status::nan_logit, 0, 0.0f};
+            if (l != l) return {Status::nan_logit, 0, 0.0f};
+            if (l == INFINITY) return {Status::inf_logit, 0, 0.0f};
             if (l > -INFINITY) {
                 ++n_finite;
                 hi = l > hi ? l : hi;
@@ -365,8 +366,8 @@ llama_sampler * wrap(SamplerBase * s) {
 llama_sampler * make_greedy()                                            { return wrap(new Greedy()); }
 llama_sampler * make_softmax(float temperature)                          { return wrap(new Softmax(temperature)); }
 llama_sampler * make_top_k(int32_t k, float temperature)                 { return wrap(new TopK(k, temperature)); }
-llama_sampler * make_top_p(float p, float temperature, NucleusOrder o)   { return wrap(new TopP(p, temperature, o)); }
-llama_sampler * make_min_p(float p_min, float temperature)               { return wrap(new MinP(p_min, temperature)); }
+llama_sampler * make_top_p(double p, float temperature, NucleusOrder o)  { return wrap(new TopP(p, temperature, o)); }
+llama_sampler * make_min_p(double p_min, float temperature)              { return wrap(new MinP(p_min, temperature)); }
 llama_sampler * make_sparsemax(float temperature)                        { return wrap(new Sparsemax(temperature)); }
 llama_sampler * make_dist(uint32_t seed)                                 { return wrap(new Dist(seed)); }
 llama_sampler * make_objective(const ObjectiveParams & params)           { return wrap(new ObjectiveSampler(params)); }
