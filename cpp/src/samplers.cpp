@@ -5,6 +5,7 @@
 #include "vec_math.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -146,11 +147,14 @@ struct ObjectiveSampler : Sampler<ObjectiveSampler> {
         // the logits at any temperature): bring them to the front, best first.
         const size_t n_cov = std::min<size_t>(static_cast<size_t>(std::max(params.m, 0)), n);
         bring_to_front(d, s.data(), n, n_cov, ws);
-        const float r_mul = 1.0f / params.reference_temperature;
+        // In double: 1/T of a subnormal float T overflows float.
+        const double r_mul = 1.0 / static_cast<double>(params.reference_temperature);
         w.resize(n_cov);
-        for (size_t i = 0; i < n_cov; ++i) w[i] = coverage_weight(params.weights, i, (s[0] - s[i]) * r_mul);
+        for (size_t i = 0; i < n_cov; ++i) {
+            w[i] = coverage_weight(params.weights, i, static_cast<float>((static_cast<double>(s[0]) - s[i]) * r_mul));
+        }
         // s holds the support's logits (up to a shift); s and log r are affine in them.
-        const float s_mul = 1.0f / params.temperature;
+        const double s_mul = 1.0 / static_cast<double>(params.temperature);
         if (params.objective.w_l2 == 0.0f) {
             // Writes q and log q straight into the candidates' p and logit.
             static_assert(sizeof(llama_token_data) == 3 * sizeof(float), "llama_token_data layout");
@@ -161,11 +165,20 @@ struct ObjectiveSampler : Sampler<ObjectiveSampler> {
         q.resize(n);
         log_q.resize(n);
         log_r.resize(n);
-        const float hi = s[0] * r_mul;  // the best token comes first
-        const double z = vec::exp_shifted(s.data(), q.data(), n, r_mul, hi);
-        const float log_z = hi + static_cast<float>(std::log(z));
-        for (size_t i = 0; i < n; ++i) log_r[i] = s[i] * r_mul - log_z;
-        for (size_t i = 0; i < n; ++i) s[i] *= s_mul;
+        // Shifted by the best logit (it comes first), in double, as in the kernels.
+        const double s0 = s[0];
+        double z = 0.0;
+        for (size_t i = 0; i < n; ++i) {
+            const double d = (static_cast<double>(s[i]) - s0) * r_mul;
+            log_r[i] = static_cast<float>(d);
+            z += std::exp(d);
+        }
+        const float log_z = static_cast<float>(std::log(z));
+        for (size_t i = 0; i < n; ++i) log_r[i] -= log_z;
+        // A score below -FLT_MAX is as good as -inf (q = 0 after any step) but keeps the solver's sums finite.
+        for (size_t i = 0; i < n; ++i) {
+            s[i] = std::max(static_cast<float>((static_cast<double>(s[i]) - s0) * s_mul), -FLT_MAX);
+        }
         w.resize(n, 0.0f);
         last = solve_simplex(s.data(), log_r.data(), w.data(), n, params.objective, params.solver, q.data(),
                              log_q.data(), solver_ws);
