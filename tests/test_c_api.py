@@ -123,7 +123,7 @@ def test_null_pointers_and_a_good_sampler(lib):
 class ObjectiveParams(ctypes.Structure):
     _fields_ = [("lam", ctypes.c_float), ("entropy", ctypes.c_float), ("kl", ctypes.c_float), ("l2", ctypes.c_float),
                 ("beta", ctypes.c_float), ("k_samples", ctypes.c_int32), ("weights", ctypes.c_int32),
-                ("m", ctypes.c_int32), ("support", ctypes.c_int32), ("support_value", ctypes.c_float),
+                ("m", ctypes.c_int32), ("support", ctypes.c_int32), ("support_value", ctypes.c_double),
                 ("temperature", ctypes.c_float), ("reference_temperature", ctypes.c_float),
                 ("steps", ctypes.c_int32), ("step_size", ctypes.c_float), ("tol", ctypes.c_float),
                 ("draw", DrawParams)]

@@ -20,7 +20,8 @@ enum class Status : int {
     empty_support = 2,  // no candidate has a finite logit
     no_history    = 3,  // a sampler that needs the sequence so far was given none
     failed        = 4,  // decoding failed (a rollout context could not be made or used)
-    inf_logit     = 5,  // a logit is +inf (and none is NaN): softmax(+inf) has no finite value
+    // 5 is invalid_q (branch core: the q a sampler wrote is not a distribution)
+    inf_logit     = 6,  // a logit is +inf (and none is NaN): softmax(+inf) has no finite value
 };
 
 const char * status_message(Status status);
