@@ -124,7 +124,7 @@ def test_null_pointers_and_a_good_sampler(lib):
 class ObjectiveParams(ctypes.Structure):
     _fields_ = [("lam", ctypes.c_float), ("entropy", ctypes.c_float), ("kl", ctypes.c_float), ("l2", ctypes.c_float),
                 ("beta", ctypes.c_float), ("k_samples", ctypes.c_int32), ("weights", ctypes.c_int32),
-                ("m", ctypes.c_int32), ("support", ctypes.c_int32), ("support_value", ctypes.c_float),
+                ("m", ctypes.c_int32), ("support", ctypes.c_int32), ("support_value", ctypes.c_double),
                 ("temperature", ctypes.c_float), ("reference_temperature", ctypes.c_float),
                 ("steps", ctypes.c_int32), ("step_size", ctypes.c_float), ("tol", ctypes.c_float),
                 ("draw", DrawParams)]
@@ -169,20 +169,76 @@ def test_objective_and_power_constructors(lib, tiny_llm):
     assert native.name == "simplex-power"
 
 
-class SparsemaxParams(ctypes.Structure):
+class SoftmaxParams(ctypes.Structure):
     _fields_ = [("temperature", ctypes.c_float), ("draw", DrawParams)]
 
 
-SoftmaxParams = SparsemaxParams  # the same layout
+SparsemaxParams = SoftmaxParams  # the same layout
 
 
 class TopPParams(ctypes.Structure):
-    _fields_ = [("p", ctypes.c_float), ("temperature", ctypes.c_float), ("order_by_temperature", ctypes.c_bool),
+    _fields_ = [("p", ctypes.c_double), ("temperature", ctypes.c_float), ("order_by_temperature", ctypes.c_bool),
                 ("draw", DrawParams)]
 
 
 class MinPParams(ctypes.Structure):
-    _fields_ = [("p_min", ctypes.c_float), ("temperature", ctypes.c_float), ("draw", DrawParams)]
+    _fields_ = [("p_min", ctypes.c_double), ("temperature", ctypes.c_float), ("draw", DrawParams)]
+
+
+SUBNORMAL = 1.401298464324817e-45  # the smallest positive float32
+
+
+def _c_sampler(lib, kind: str, **fields):
+    """A sampler built through the C API from the default parameters with `fields` set, adopted by _core."""
+    structs = {"softmax": SoftmaxParams, "top_k": TopKParams, "top_p": TopPParams, "min_p": MinPParams,
+               "sparsemax": SoftmaxParams, "best_of_k": BestOfKParams, "objective": ObjectiveParams}
+    getattr(lib, f"llama_simplex_{kind}_default_params").restype = structs[kind]
+    p = getattr(lib, f"llama_simplex_{kind}_default_params")()
+    for k, v in fields.items():
+        setattr(p, k, v)
+    out = ctypes.c_void_p()
+    status = getattr(lib, f"llama_simplex_{kind}")(ctypes.byref(p), ctypes.byref(out))
+    assert status == 0, lib.llama_simplex_last_error()
+    return ls._core.adopt_sampler(out.value)
+
+
+@pytest.mark.parametrize("kind, fields", [
+    ("softmax", {}), ("top_k", {}), ("top_p", {}), ("top_p", {"order_by_temperature": True}), ("min_p", {}),
+    ("sparsemax", {}), ("best_of_k", {}), ("objective", {}),
+    ("objective", {"reference_temperature": SUBNORMAL, "temperature": 1.0}),
+])
+def test_subnormal_temperatures_give_the_limit(lib, kind, fields):
+    """main accepted a subnormal temperature and apply then wrote NaN (or q = 0):
+    now every constructor that takes one gives the T -> 0 limit, equal mass on the tied maxima."""
+    import numpy as np
+    fields = {"temperature": SUBNORMAL, **fields}
+    native = _c_sampler(lib, kind, **fields)
+    x = np.array([1.0, 3.0, -2.0, 3.0, 3.0, 0.0], np.float32)
+    ids, _lg, p, _sel, _sorted = native.apply(x)
+    q = np.zeros(x.size)
+    q[ids] = p
+    np.testing.assert_allclose(q, [0, 1 / 3, 0, 1 / 3, 1 / 3, 0], rtol=1e-6, atol=1e-7)
+
+
+def test_top_p_and_min_p_thresholds_are_doubles(lib):
+    """main: p was a float (0.3f > 0.3), so 10 equal logits kept 4 tokens."""
+    import numpy as np
+    ids = _c_sampler(lib, "top_p", p=0.3).apply(np.zeros(10, np.float32))[0]
+    assert len(ids) == 3
+    ids = _c_sampler(lib, "objective", support=2, support_value=0.3).apply(np.zeros(10, np.float32))[0]
+    assert len(ids) == 3
+    x = np.array([1e8, 99999992.0], np.float32)
+    assert _c_sampler(lib, "min_p", p_min=float(np.exp(-4.5))).apply(x)[0].tolist() == [0]
+
+
+def test_inf_logit_status(lib):
+    import numpy as np
+    lib.llama_simplex_sampler_status_string.restype = ctypes.c_char_p
+    assert b"+inf" in lib.llama_simplex_sampler_status_string(6)
+    native = _c_sampler(lib, "softmax")
+    with pytest.raises(ValueError, match=r"\+inf"):
+        native.apply(np.array([0.0, np.inf], np.float32))
+    assert lib.llama_simplex_sampler_status(ctypes.c_void_p(native.address)) == 6
 
 
 def _apply(smpl, logits):

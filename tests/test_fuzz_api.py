@@ -40,20 +40,25 @@ NOT_INTS = [1.5, 2.0, NAN, INF, "3", None, True, False, [1], object(), np.float6
 RealRange = Tuple[float, float, bool]  # low, high, low open
 
 
-def real_ok(value: Any, low: float, high: float, low_open: bool = False) -> bool:
+FLOAT32_MAX, FLOAT32_TRUE_MIN = 3.4028234663852886e38, 1.401298464324817e-45
+
+
+def real_ok(value: Any, low: float, high: float, low_open: bool = False, f32: bool = False) -> bool:
+    """In range; with f32, also a float32 (the native type): |x| <= FLOAT32_MAX, 0 or >= FLOAT32_TRUE_MIN."""
     x = float(value)
-    return math.isfinite(x) and (x > low if low_open else x >= low) and x <= high
+    ok = math.isfinite(x) and (x > low if low_open else x >= low) and x <= high
+    return ok and (not f32 or x == 0.0 or FLOAT32_TRUE_MIN <= abs(x) <= FLOAT32_MAX)
 
 
 def int_ok(value: Any, low: int, high: int) -> bool:
     return low <= int(value) <= high
 
 
-# Each parameter: (kind, range). kind "real": (low, high, low_open); "int": (low, high).
-TEMP0 = ("real", (0.0, math.inf, False))
-POS = ("real", (0.0, math.inf, True))
-PROB = ("real", (0.0, 1.0, False))
-NONNEG = ("real", (0.0, math.inf, False))
+# Each parameter: (kind, range). kind "real": (low, high, low_open, float32?); "int": (low, high).
+TEMP0 = ("real", (0.0, math.inf, False, True))
+POS = ("real", (0.0, math.inf, True, True))
+PROB = ("real", (0.0, 1.0, False, False))  # p, p_min: doubles
+NONNEG = ("real", (0.0, math.inf, False, True))
 SEED = ("int", (0, 2**32 - 2))
 
 SAMPLER_SPECS: Dict[type, Dict[str, Tuple[str, Any]]] = {
@@ -321,7 +326,7 @@ def _c_cases() -> List[Tuple[str, str, Any, bool]]:
     for kind_name, (_struct, spec) in C_SPECS.items():
         for field, (kind, rng) in spec.items():
             if kind == "real":
-                out += [(kind_name, field, x, real_ok(float(np.float32(x)), *rng)) for x in C_FLOATS]
+                out += [(kind_name, field, x, real_ok(float(np.float32(x)), *rng[:3])) for x in C_FLOATS]
             else:
                 out += [(kind_name, field, x, int_ok(x, *rng)) for x in C_INTS]
     return out

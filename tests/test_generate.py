@@ -222,7 +222,7 @@ def test_degenerate_q_is_an_error_never_junk(tiny_llm, tiny_text):
     logits = np.array([3e4, 1.0, -2.0, 3e4 - 1e-3, 0.5], np.float32)
     for sampler in (ls.Sparsemax(temperature=1e-9), ls.Sparsemax(temperature=1e-38), ls.Softmax(temperature=1e-38),
                     ls.TopP(p=0.5, temperature=1e-40), ls.MinP(p_min=0.1, temperature=1e-42),
-                    ls.TopK(k=3, temperature=1e-45)):
+                    ls.TopK(k=3, temperature=1.5e-45)):
         try:
             tokens = ls.generate(tiny_llm, tiny_text, sampler, max_tokens=4, seed=0).tokens
         except RuntimeError as e:
