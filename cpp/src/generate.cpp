@@ -140,8 +140,12 @@ Generator::Generator(llama_context * ctx, llama_sampler * sampler, std::vector<l
 }
 
 void Generator::prefill() {
-    llama_memory_clear(llama_get_memory(ctx_), true);
     llama_sampler_reset(sampler_);
+    decode_prompt();
+}
+
+void Generator::decode_prompt() {
+    llama_memory_clear(llama_get_memory(ctx_), true);
     const int32_t n_batch = static_cast<int32_t>(llama_n_batch(ctx_));
     for (size_t i = 0; i < prompt_.size(); i += static_cast<size_t>(n_batch)) {
         const int32_t n = static_cast<int32_t>(std::min<size_t>(n_batch, prompt_.size() - i));
@@ -153,19 +157,13 @@ void Generator::prefill() {
 }
 
 void Generator::resync() {
-    // Same batches as prefill() for the prompt, then the generated tokens in
-    // one batch: the context again holds exactly prompt + tokens so far.
-    llama_memory_clear(llama_get_memory(ctx_), true);
-    std::vector<llama_token> seq(prompt_);
-    seq.insert(seq.end(), tokens_.begin(), tokens_.end());
-    const int32_t n_batch = static_cast<int32_t>(llama_n_batch(ctx_));
-    for (size_t i = 0; i < seq.size(); i += static_cast<size_t>(n_batch)) {
-        const int32_t n = static_cast<int32_t>(std::min<size_t>(n_batch, seq.size() - i));
-        if (llama_decode(ctx_, llama_batch_get_one(seq.data() + i, n)) != 0) {
-            throw std::runtime_error("llama_decode failed while decoding the generation again");
-        }
+    // The same decode calls as the first time (the prompt in n_batch chunks,
+    // then one call per token), so the cache and the logits are bit for bit
+    // what they were: llama.cpp's numerics depend on the batch shapes.
+    decode_prompt();
+    for (llama_token t : tokens_) {
+        decode_one(t);
     }
-    n_past_ = static_cast<int32_t>(seq.size());
     stale_ = false;
 }
 

@@ -133,10 +133,10 @@ class Generation:
     takes the context, this one's KV cells and logits are saved and restored
     exactly when it resumes, so its tokens are those it would produce alone.
     If llama_cpp itself used the context in between, it decodes its prompt
-    and tokens so far again in one batch (correct, though llama.cpp's
-    batch-dependent numerics may change later tokens, as with llama_cpp's
-    own prefix reuse). After ``llm.close()``, a generation that had not
-    finished raises RuntimeError when advanced; a finished one still reads.
+    and tokens so far again with the same decode calls as the first time
+    (the same tokens, at the cost of one decode per token so far). After
+    ``llm.close()``, a generation that had not finished raises RuntimeError
+    when advanced; a finished one still reads.
     """
 
     def __init__(self, llm: llama_cpp.Llama, generator: _core.Generator, native: _core.NativeSampler,

@@ -42,7 +42,7 @@ class Generator {
     bool suspend();
     // Another user of the context may have changed its memory: unless it
     // was suspended, the next step decodes the prompt and the tokens so far
-    // again (one batch, so llama.cpp's numerics may differ in the last bits).
+    // again, with the same decode calls as the first time (one per token).
     void mark_stale() { stale_ = true; }
     // The context is about to be freed: later steps throw instead of using it.
     void detach() { ctx_ = nullptr; }
@@ -55,6 +55,7 @@ class Generator {
 
   private:
     void prefill();
+    void decode_prompt();
     void resync();
     bool restore();
     void decode_one(llama_token token);
