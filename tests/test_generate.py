@@ -346,3 +346,11 @@ def test_threads_share_a_llama_safely(tiny_llm, tiny_text):
         t.join(60)
     assert not errors, errors
     assert all(got[s] == want[s] and got[("k", s)] == want_k for s in range(4))
+
+
+def test_stop_ends_a_generation_for_good(tiny_llm, tiny_text):
+    gen = ls.generate(tiny_llm, tiny_text, ls.TopK(k=8), max_tokens=30, seed=4)
+    first = next(iter(gen))
+    n = len(gen._generator.tokens)
+    assert gen.stop().finish_reason == "stopped"
+    assert len(gen.tokens) == n and gen.text.startswith(first) and list(gen) == []

@@ -200,20 +200,21 @@ class Generation:
 
     def stop(self) -> "Generation":
         """Ends the generation where it is (finish_reason 'stopped')."""
-        self._generator.stop("stopped")
+        with self._use.lock:
+            self._generator.stop("stopped")
         return self
 
     @property
     def text(self) -> str:
         """The whole generated text (runs the generation to its end)."""
-        self.wait()
-        return self._generator.text.decode("utf-8", errors="replace")
+        with self._use.lock:  # not while another thread steps this generation
+            return self.wait()._generator.text.decode("utf-8", errors="replace")
 
     @property
     def tokens(self) -> List[int]:
         """The generated token ids (runs the generation to its end)."""
-        self.wait()
-        return list(self._generator.tokens)
+        with self._use.lock:
+            return list(self.wait()._generator.tokens)
 
     @property
     def finish_reason(self) -> str:
