@@ -221,7 +221,8 @@ class Generation:
         """'stop' (end of generation or a stop string), 'length', 'callback'
         (the callback returned False), 'stopped' (:meth:`stop`), 'error', or
         '' while running."""
-        return self._generator.finish_reason
+        with self._use.lock:
+            return self._generator.finish_reason
 
     @property
     def n_prompt_tokens(self) -> int:
