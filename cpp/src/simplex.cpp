@@ -453,14 +453,21 @@ Outcome min_p(llama_token_data * cur, size_t n, double p_min, float temperature,
     if (s.status != Status::ok) {
         return {s.status, 0};
     }
-    // p(v) >= p_min * max p  <=>  logit(v) - max logit >= log p_min, in double
-    // (a float max + log p_min is rounded at the logits' scale). p_min = 0
-    // keeps every finite logit (-inf - max = -inf fails the test).
+    // p(v) >= p_min * max p  <=>  logit(v) - max logit >= log p_min, decided
+    // in double (a float max + log p_min is rounded at the logits' scale).
+    // The test is monotone in the logit, so it is the float comparison
+    // logit >= cut with cut the smallest float passing it (found next to the
+    // rounded value); p_min = 0 keeps every finite logit.
     const double hi = s.max_logit;
-    const double log_p = p_min > 0.0 ? std::log(p_min) : -std::numeric_limits<double>::max();
-    size_t m = std::partition(cur, cur + n, [hi, log_p](const llama_token_data & t) {
-        return static_cast<double>(t.logit) - hi >= log_p;
-    }) - cur;
+    float cut = -FLOAT_MAX;
+    if (p_min > 0.0) {
+        const double log_p = std::log(p_min);
+        auto passes = [hi, log_p](float c) { return static_cast<double>(c) - hi >= log_p; };
+        cut = std::max(static_cast<float>(hi + log_p), -FLOAT_MAX);
+        while (!passes(cut)) cut = std::nextafter(cut, FLOAT_MAX);  // ends at max logit at the latest
+        while (cut > -FLOAT_MAX && passes(std::nextafter(cut, NEG_INF))) cut = std::nextafter(cut, NEG_INF);
+    }
+    size_t m = std::partition(cur, cur + n, [cut](const llama_token_data & t) { return t.logit >= cut; }) - cur;
     if (m == 0) {  // rounding: the best token always qualifies
         return greedy(cur, n, ws);
     }
