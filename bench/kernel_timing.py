@@ -34,7 +34,7 @@ CASES = {
 }
 
 
-def worker(paths: list[str], repeats: int) -> None:
+def worker(paths: list[str], repeats: int, names: list[str]) -> None:
     import llama_cpp
 
     import llama_simplex as ls
@@ -44,7 +44,8 @@ def worker(paths: list[str], repeats: int) -> None:
     out = {}
     for path in paths:
         cands = Candidates(np.load(path).astype(np.float32))
-        for name, make in CASES.items():
+        for name in names:
+            make = CASES[name]
             native = make(_core, ls)
             native.enable_draw(1)
             chain = OursChain([native])
@@ -68,16 +69,17 @@ def main() -> None:
     ap.add_argument("--python", action="append", required=True, help="interpreter of a build (give two)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=200)
+    ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     ap.add_argument("--worker", action="store_true")
     a = ap.parse_args()
     if a.worker:
-        worker(a.logits, a.repeats)
+        worker(a.logits, a.repeats, a.cases)
         return
     runs: dict[str, list[dict[str, float]]] = {p: [] for p in a.python}
     for _ in range(a.rounds):
         for py in a.python:
             res = subprocess.run([py, __file__, "--worker", "--logits", *a.logits, "--python", py,
-                                  "--repeats", str(a.repeats)], capture_output=True, text=True, check=True)
+                                  "--repeats", str(a.repeats), "--cases", *a.cases], capture_output=True, text=True, check=True)
             runs[py].append(json.loads(res.stdout.strip().splitlines()[-1]))
     keys = list(runs[a.python[0]][0])
     med = {py: {k: float(np.median([r[k] for r in rs])) for k in keys} for py, rs in runs.items()}

@@ -462,3 +462,17 @@ def test_tiny_temperatures_on_gemma_are_greedy(gemma_greedy, sampler):
     llm, greedy = gemma_greedy
     for prompt in PROMPTS:
         assert ls.generate(llm, prompt, sampler, max_tokens=3, seed=1).tokens == greedy[prompt]
+
+
+@pytest.mark.parametrize("kw, want", [
+    (dict(lam=SUBNORMAL), [0, 0.5, 0, 0.5]),  # lam -> 0: the argmax of s, tied maxima share
+    (dict(lam=1e-30), [0, 0.5, 0, 0.5]),
+    (dict(lam=0.0), [0, 1, 0, 0]),  # lam = 0: the lowest index
+    (dict(lam=1.0, kl=3e38), [0.25, 0.25, 0.25, 0.25]),  # kl -> inf: r (uniform here)
+    (dict(lam=1.0, entropy=3e38, kl=0.0), [0.25, 0.25, 0.25, 0.25]),
+])
+def test_solve_closed_form_limits(kw, want):
+    """kernels.solve: main gave the fallback r for a subnormal lam (theta overflowed float)."""
+    sol = K.solve([0.0, 2.0, -1.0, 2.0], [0.0, 0.0, 0.0, 0.0], **kw)
+    assert sol.status == "closed_form"
+    np.testing.assert_allclose(sol.q, want, atol=1e-6)

@@ -60,13 +60,21 @@ struct Scale {
           mul(1.0f / temperature),
           inv(1.0 / static_cast<double>(temperature)),
           wide(!(temperature >= std::numeric_limits<float>::min() && temperature <= 0x1p64f)) {}
-    float narrow(float l) const { return (l - max) * mul; }
-    float exact(float l) const { return static_cast<float>((static_cast<double>(l) - max) * inv); }
-    // Calls f with the function logit -> x, chosen once (both paths vectorise).
+    // The two ways of computing x, as small values (kept in registers in loops).
+    struct Narrow {
+        float max, mul;
+        float operator()(float l) const { return (l - max) * mul; }
+    };
+    struct Exact {
+        double max, inv;
+        float operator()(float l) const { return static_cast<float>((static_cast<double>(l) - max) * inv); }
+    };
+    float exact(float l) const { return Exact{max, inv}(l); }
+    // Calls f with the function logit -> x, chosen once.
     template <typename F>
     decltype(auto) with(F && f) const {
-        if (wide) return f([this](float l) { return exact(l); });
-        return f([this](float l) { return narrow(l); });
+        if (wide) return f(Exact{max, inv});
+        return f(Narrow{max, mul});
     }
 };
 
@@ -446,14 +454,21 @@ Outcome min_p(llama_token_data * cur, size_t n, double p_min, float temperature,
     if (s.status != Status::ok) {
         return {s.status, 0};
     }
-    // p(v) >= p_min * max p  <=>  logit(v) - max logit >= log p_min, in double
-    // (a float max + log p_min is rounded at the logits' scale). p_min = 0
-    // keeps every finite logit (-inf - max = -inf fails the test).
+    // p(v) >= p_min * max p  <=>  logit(v) - max logit >= log p_min, decided
+    // in double (a float max + log p_min is rounded at the logits' scale).
+    // The test is monotone in the logit, so it is the float comparison
+    // logit >= cut with cut the smallest float passing it (found next to the
+    // rounded value); p_min = 0 keeps every finite logit.
     const double hi = s.max_logit;
-    const double log_p = p_min > 0.0 ? std::log(p_min) : -std::numeric_limits<double>::max();
-    size_t m = std::partition(cur, cur + n, [hi, log_p](const llama_token_data & t) {
-        return static_cast<double>(t.logit) - hi >= log_p;
-    }) - cur;
+    float cut = -FLOAT_MAX;
+    if (p_min > 0.0) {
+        const double log_p = std::log(p_min);
+        auto passes = [hi, log_p](float c) { return static_cast<double>(c) - hi >= log_p; };
+        cut = std::max(static_cast<float>(hi + log_p), -FLOAT_MAX);
+        while (!passes(cut)) cut = std::nextafter(cut, FLOAT_MAX);  // ends at max logit at the latest
+        while (cut > -FLOAT_MAX && passes(std::nextafter(cut, NEG_INF))) cut = std::nextafter(cut, NEG_INF);
+    }
+    size_t m = std::partition(cur, cur + n, [cut](const llama_token_data & t) { return t.logit >= cut; }) - cur;
     if (m == 0) {  // rounding: the best token always qualifies
         return greedy(cur, n, ws);
     }
@@ -507,17 +522,19 @@ Outcome sparsemax(llama_token_data * cur, size_t n, float temperature, Workspace
     // (sparsemax is shift-invariant): tau >= -1, so only candidates with
     // z > -1 can be in the support, and z keeps its precision at any scale.
     const Scale sc(s.max_logit, temperature);
+    // One pass over the array moves those candidates to the front; the
+    // support is then chosen among them.
     return sc.with([&](auto z_of) {
+        const size_t c = std::partition(cur, cur + n, [z_of](const llama_token_data & t) {
+            return z_of(t.logit) > -1.0f;
+        }) - cur;
         auto & z = ws.values;
-        z.clear();
-        for (size_t i = 0; i < n; ++i) {
-            const float v = z_of(cur[i].logit);
-            if (v > -1.0f) {
-                z.push_back(v);
-            }
+        z.resize(c);
+        for (size_t i = 0; i < c; ++i) {
+            z[i] = z_of(cur[i].logit);
         }
-        const float tau = sparsemax_threshold(z.data(), z.size());
-        const size_t m = std::partition(cur, cur + n, [&z_of, tau](const llama_token_data & t) {
+        const float tau = sparsemax_threshold(z.data(), c);
+        const size_t m = std::partition(cur, cur + c, [z_of, tau](const llama_token_data & t) {
             return z_of(t.logit) > tau;
         }) - cur;
         double total = 0.0;

@@ -72,10 +72,12 @@ SolveResult solve_simplex(const float * s, const float * log_r, const float * w,
                           SolverWorkspace & ws) {
     auto & theta = ws.theta;
     theta.resize(n);
-    const float lam_ent = o.lambda * o.w_entropy;
-    const float lam_kl  = o.lambda * o.w_kl;
-    const float lam_l2  = o.lambda * o.w_l2;
-    const float cov     = o.lambda * o.beta;
+    // Products of the weights in double: two small floats (or two large
+    // ones) would underflow (overflow) in float.
+    const double lam_ent = static_cast<double>(o.lambda) * o.w_entropy;
+    const double lam_kl  = static_cast<double>(o.lambda) * o.w_kl;
+    const double lam_l2  = static_cast<double>(o.lambda) * o.w_l2;
+    const double cov     = static_cast<double>(o.lambda) * o.beta;
 
     auto fallback = [&](int32_t steps) {
         if (!normalise_log(log_r, q, log_q, n)) {  // r itself is unusable: uniform
@@ -94,13 +96,21 @@ SolveResult solve_simplex(const float * s, const float * log_r, const float * w,
     if (!any_live) return fallback(0);
 
     // Closed forms: with entropy and KL terms only, q ∝ r^a_kl exp(s/λ) to the power 1/(a_ent + a_kl).
-    const bool smooth_only = cov == 0.0f || w == nullptr;
-    if (smooth_only && lam_l2 == 0.0f) {
-        const float entropic = lam_ent + lam_kl;
-        if (entropic > 0.0f) {
+    const bool smooth_only = cov == 0.0 || w == nullptr;
+    if (smooth_only && lam_l2 == 0.0) {
+        const double entropic = lam_ent + lam_kl;
+        if (entropic > 0.0) {
+            // theta in double, shifted by its maximum before it becomes a
+            // float: a small entropic weight makes |theta| overflow float.
+            auto & th = ws.dbl;
+            th.resize(n);
+            double hi = -std::numeric_limits<double>::infinity();
             for (size_t i = 0; i < n; ++i) {
-                theta[i] = log_r[i] == NEG_INF ? NEG_INF : (s[i] + lam_kl * log_r[i]) / entropic;
+                th[i] = log_r[i] == NEG_INF ? -std::numeric_limits<double>::infinity()
+                                            : (s[i] + lam_kl * log_r[i]) / entropic;
+                hi = std::max(hi, th[i]);
             }
+            for (size_t i = 0; i < n; ++i) theta[i] = static_cast<float>(th[i] - hi);
         } else {
             // λ = 0: a linear programme; all mass on the best score in the
             // support, lowest index on ties.
