@@ -145,10 +145,10 @@ PYBIND11_MODULE(_core, m) {
     m.def("top_k", [](const FloatArray & l, int32_t k, float t) {
         return run_kernel(l, [k, t](llama_token_data * c, size_t n, Workspace & ws) { return top_k(c, n, k, t, ws); });
     }, py::arg("logits"), py::arg("k"), py::arg("temperature"));
-    m.def("top_p", [](const FloatArray & l, float p, float t, NucleusOrder o) {
+    m.def("top_p", [](const FloatArray & l, double p, float t, NucleusOrder o) {
         return run_kernel(l, [p, t, o](llama_token_data * c, size_t n, Workspace & ws) { return top_p(c, n, p, t, o, ws); });
     }, py::arg("logits"), py::arg("p"), py::arg("temperature"), py::arg("order"));
-    m.def("min_p", [](const FloatArray & l, float p, float t) {
+    m.def("min_p", [](const FloatArray & l, double p, float t) {
         return run_kernel(l, [p, t](llama_token_data * c, size_t n, Workspace & ws) { return min_p(c, n, p, t, ws); });
     }, py::arg("logits"), py::arg("p_min"), py::arg("temperature"));
     m.def("sparsemax", [](const FloatArray & l, float t) {
@@ -245,6 +245,8 @@ PYBIND11_MODULE(_core, m) {
         .def("release", &NativeSampler::release)
         // Makes this decoder also draw the token (seeded); False if it cannot.
         .def("enable_draw", [](NativeSampler & s, uint32_t seed) { return enable_draw(s.get(), seed); }, py::arg("seed"))
+        // Makes this sampler (or chain) select a token on every apply, seeded (samplers.h).
+        .def("ensure_draw", [](NativeSampler & s, uint32_t seed) { return ensure_draw(s.get(), seed); }, py::arg("seed"))
         .def("reset", [](NativeSampler & s) { llama_sampler_reset(s.get()); })
         .def("accept", [](NativeSampler & s, llama_token t) { llama_sampler_accept(s.get(), t); })
         // Applies the sampler to logits with ids 0..n-1, as llama.cpp would;
@@ -274,9 +276,9 @@ PYBIND11_MODULE(_core, m) {
     m.def("make_greedy", [] { return new NativeSampler(make_greedy()); });
     m.def("make_softmax", [](float t) { return new NativeSampler(make_softmax(t)); }, py::arg("temperature"));
     m.def("make_top_k", [](int32_t k, float t) { return new NativeSampler(make_top_k(k, t)); }, py::arg("k"), py::arg("temperature"));
-    m.def("make_top_p", [](float p, float t, NucleusOrder o) { return new NativeSampler(make_top_p(p, t, o)); },
+    m.def("make_top_p", [](double p, float t, NucleusOrder o) { return new NativeSampler(make_top_p(p, t, o)); },
           py::arg("p"), py::arg("temperature"), py::arg("order"));
-    m.def("make_min_p", [](float p, float t) { return new NativeSampler(make_min_p(p, t)); }, py::arg("p_min"), py::arg("temperature"));
+    m.def("make_min_p", [](double p, float t) { return new NativeSampler(make_min_p(p, t)); }, py::arg("p_min"), py::arg("temperature"));
     m.def("make_sparsemax", [](float t) { return new NativeSampler(make_sparsemax(t)); }, py::arg("temperature"));
     m.def("make_objective", [](const ObjectiveParams & p) { return new NativeSampler(make_objective(p)); }, py::arg("params"));
     m.def("make_power_chain_sampler", [](uintptr_t model, uint32_t n_ctx, double alpha, int32_t candidates,
@@ -454,29 +456,18 @@ PYBIND11_MODULE(_core, m) {
             }
             return py::make_tuple(step.token, step.text);
         })
-        // Runs to the end in C++; calls `callback(token, text)` per token only if given.
-        .def("run", [](Generator & g, const std::function<bool(llama_token, const std::string &)> & callback) {
+        // Runs to the end in C++ without the GIL.
+        .def("run", [](Generator & g) {
+            py::gil_scoped_release nogil;
             Step step;
-            for (;;) {
-                bool more;
-                if (callback) {
-                    more = g.next(step);
-                    if (!step.text.empty() || step.token != LLAMA_TOKEN_NULL) {
-                        if (!callback(step.token, step.text)) {
-                            break;
-                        }
-                    }
-                } else {
-                    py::gil_scoped_release nogil;
-                    do {
-                        more = g.next(step);
-                    } while (more);
-                }
-                if (!more) {
-                    break;
-                }
+            while (g.next(step)) {
             }
-        }, py::arg("callback") = nullptr)
+        })
+        .def("stop", &Generator::stop, py::arg("reason"))
+        .def("mark_stale", &Generator::mark_stale)
+        .def("suspend", &Generator::suspend)
+        .def("detach", &Generator::detach)
+        .def_property_readonly("done", &Generator::done)
         .def_property_readonly("finish_reason", &Generator::finish_reason)
         .def_property_readonly("tokens", &Generator::tokens)
         .def_property_readonly("text", [](const Generator & g) { return py::bytes(g.text()); })

@@ -71,6 +71,10 @@ class Params {
         if (!v.is_number()) fail(std::string(key) + ": must be a number");
         out = v.get<float>();
     }
+    void read_value(const char * key, const json & v, double & out) const {  // top-p's p, min-p's p_min
+        if (!v.is_number()) fail(std::string(key) + ": must be a number");
+        out = v.get<double>();
+    }
     void read_value(const char * key, const json & v, int32_t & out) const {
         if (!v.is_number_integer()) fail(std::string(key) + ": must be an integer");
         const auto x = v.get<int64_t>();
@@ -230,7 +234,7 @@ void parse_support(Params & r, const std::string & spec, llama_simplex_objective
     }
     try {
         size_t used = 0;
-        p.support_value = std::stof(spec.substr(colon + 1), &used);
+        p.support_value = std::stod(spec.substr(colon + 1), &used);
         if (used != spec.size() - colon - 1) throw std::invalid_argument("trailing characters");
     } catch (const std::exception &) {
         r.fail("support: '" + spec + "' does not end in a number");

@@ -5,7 +5,9 @@
 #include "vec_math.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -32,6 +34,15 @@ struct SamplerBase {
     virtual Outcome run(llama_token_data_array * cur_p, bool & sorted) = 0;
     virtual void reset() { rng = draw_seed; }
     virtual void accept(llama_token) {}
+    // True for a sampler whose run() sets the selection itself (Dist).
+    virtual bool selects() const { return false; }
+
+    // Seeds the final draw: a decoder then draws from its q; Dist draws anyway.
+    void draw_with(uint32_t seed) {
+        draws = !selects();
+        draw_seed = seed == LLAMA_DEFAULT_SEED ? std::random_device{}() : seed;
+        rng = draw_seed;
+    }
 };
 
 template <typename Derived>
@@ -69,10 +80,10 @@ struct TopK : Sampler<TopK> {
 };
 
 struct TopP : Sampler<TopP> {
-    float        p;
+    double       p;
     float        temperature;
     NucleusOrder order;
-    TopP(float p_, float t, NucleusOrder o) : p(p_), temperature(t), order(o) {}
+    TopP(double p_, float t, NucleusOrder o) : p(p_), temperature(t), order(o) {}
     const char * name() const override { return order == NucleusOrder::model ? "simplex-top-p" : "simplex-top-p-llama"; }
     Outcome run(llama_token_data_array * c, bool & sorted) override {
         sorted = temperature <= 0.0f;  // the nucleus comes from a selection, not a sort
@@ -81,9 +92,9 @@ struct TopP : Sampler<TopP> {
 };
 
 struct MinP : Sampler<MinP> {
-    float p_min;
-    float temperature;
-    MinP(float p, float t) : p_min(p), temperature(t) {}
+    double p_min;
+    float  temperature;
+    MinP(double p, float t) : p_min(p), temperature(t) {}
     const char * name() const override { return "simplex-min-p"; }
     Outcome run(llama_token_data_array * c, bool & sorted) override {
         sorted = false;
@@ -146,11 +157,14 @@ struct ObjectiveSampler : Sampler<ObjectiveSampler> {
         // the logits at any temperature): bring them to the front, best first.
         const size_t n_cov = std::min<size_t>(static_cast<size_t>(std::max(params.m, 0)), n);
         bring_to_front(d, s.data(), n, n_cov, ws);
-        const float r_mul = 1.0f / params.reference_temperature;
+        // In double: 1/T of a subnormal float T overflows float.
+        const double r_mul = 1.0 / static_cast<double>(params.reference_temperature);
         w.resize(n_cov);
-        for (size_t i = 0; i < n_cov; ++i) w[i] = coverage_weight(params.weights, i, (s[0] - s[i]) * r_mul);
+        for (size_t i = 0; i < n_cov; ++i) {
+            w[i] = coverage_weight(params.weights, i, static_cast<float>((static_cast<double>(s[0]) - s[i]) * r_mul));
+        }
         // s holds the support's logits (up to a shift); s and log r are affine in them.
-        const float s_mul = 1.0f / params.temperature;
+        const double s_mul = 1.0 / static_cast<double>(params.temperature);
         if (params.objective.w_l2 == 0.0f) {
             // Writes q and log q straight into the candidates' p and logit.
             static_assert(sizeof(llama_token_data) == 3 * sizeof(float), "llama_token_data layout");
@@ -161,11 +175,20 @@ struct ObjectiveSampler : Sampler<ObjectiveSampler> {
         q.resize(n);
         log_q.resize(n);
         log_r.resize(n);
-        const float hi = s[0] * r_mul;  // the best token comes first
-        const double z = vec::exp_shifted(s.data(), q.data(), n, r_mul, hi);
-        const float log_z = hi + static_cast<float>(std::log(z));
-        for (size_t i = 0; i < n; ++i) log_r[i] = s[i] * r_mul - log_z;
-        for (size_t i = 0; i < n; ++i) s[i] *= s_mul;
+        // Shifted by the best logit (it comes first), in double, as in the kernels.
+        const double s0 = s[0];
+        double z = 0.0;
+        for (size_t i = 0; i < n; ++i) {
+            const double d = (static_cast<double>(s[i]) - s0) * r_mul;
+            log_r[i] = static_cast<float>(d);
+            z += std::exp(d);
+        }
+        const float log_z = static_cast<float>(std::log(z));
+        for (size_t i = 0; i < n; ++i) log_r[i] -= log_z;
+        // A score below -FLT_MAX is as good as -inf (q = 0 after any step) but keeps the solver's sums finite.
+        for (size_t i = 0; i < n; ++i) {
+            s[i] = std::max(static_cast<float>((static_cast<double>(s[i]) - s0) * s_mul), -FLT_MAX);
+        }
         w.resize(n, 0.0f);
         last = solve_simplex(s.data(), log_r.data(), w.data(), n, params.objective, params.solver, q.data(),
                              log_q.data(), solver_ws);
@@ -264,7 +287,8 @@ struct PowerChain : SamplerBase {
         float hi = -INFINITY;
         for (size_t i = 0; i < c->size; ++i) {
             const float l = c->data[i].logit;
-            if (l != l || l == INFINITY) return {Status::nan_logit, 0, 0.0f};
+            if (l != l) return {Status::nan_logit, 0, 0.0f};
+            if (l == INFINITY) return {Status::inf_logit, 0, 0.0f};
             if (l > -INFINITY) {
                 ++n_finite;
                 hi = l > hi ? l : hi;
@@ -283,6 +307,7 @@ struct Dist : Sampler<Dist> {
         rng = draw_seed;
     }
     const char * name() const override { return "simplex-dist"; }
+    bool selects() const override { return true; }
     Outcome run(llama_token_data_array * c, bool & sorted) override {
         sorted = c->sorted;
         int64_t selected = -1;
@@ -302,14 +327,53 @@ const char * iface_name(const llama_sampler * smpl) {
     return self(smpl)->name();
 }
 
+// True when p over cur[0..n) is a distribution a draw can use: every value
+// finite and >= 0, and a positive, finite total.
+bool is_distribution(const llama_token_data * cur, size_t n) {
+    // Branch-free over the whole support (it runs on every apply): NaN fails
+    // both comparisons; four partial sums let the compiler vectorise.
+    constexpr float big = std::numeric_limits<float>::max();
+    bool ok = true;
+    float total[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        for (size_t j = 0; j < 4; ++j) {
+            const float p = cur[i + j].p;
+            ok &= (p >= 0.0f) & (p <= big);
+            total[j] += p;
+        }
+    }
+    for (; i < n; ++i) {
+        const float p = cur[i].p;
+        ok &= (p >= 0.0f) & (p <= big);
+        total[0] += p;
+    }
+    const float sum = (total[0] + total[1]) + (total[2] + total[3]);
+    return ok && sum > 0.0f && sum <= big;
+}
+
 void iface_apply(llama_sampler * smpl, llama_token_data_array * cur_p) {
     SamplerBase * s = self(smpl);
     bool sorted = false;
-    const Outcome out = s->run(cur_p, sorted);
+    Outcome out = s->run(cur_p, sorted);
+    if (out.status == Status::ok && (out.support == 0 || !is_distribution(cur_p->data, out.support))) {
+        // Degenerate parameters for these logits (NaN, inf or all-zero q): a
+        // failure the caller's error path reports, never a draw from junk. The
+        // kernel already rewrote the array, so reduce it to one finite
+        // candidate that no sampler after this one can trip over.
+        out.status = Status::invalid_q;
+        if (cur_p->size > 0) {
+            cur_p->data[0].p = 1.0f;
+            cur_p->data[0].logit = 0.0f;
+            cur_p->size = 1;
+            cur_p->sorted = true;
+        }
+    }
     s->status = out.status;
     if (out.status != Status::ok) {
-        // Leave the candidates as given; a chain that is not ours still gets
-        // a valid selection so llama.cpp's own checks never abort the process.
+        // Otherwise the candidates are left as given; a chain that is not
+        // ours still gets a valid selection so llama.cpp's own checks never
+        // abort the process. The status says the token must not be used.
         if (cur_p->size > 0 && (cur_p->selected < 0 || cur_p->selected >= (int64_t) cur_p->size)) {
             cur_p->selected = 0;
         }
@@ -319,6 +383,10 @@ void iface_apply(llama_sampler * smpl, llama_token_data_array * cur_p) {
     cur_p->sorted = sorted;
     if (s->draws) {
         cur_p->selected = pick(cur_p->data, out.support, s->rng);
+    } else if (!s->selects()) {
+        // The array was reordered and cut: an earlier selection no longer
+        // points at the token it chose.
+        cur_p->selected = -1;
     }
 }
 
@@ -365,8 +433,8 @@ llama_sampler * wrap(SamplerBase * s) {
 llama_sampler * make_greedy()                                            { return wrap(new Greedy()); }
 llama_sampler * make_softmax(float temperature)                          { return wrap(new Softmax(temperature)); }
 llama_sampler * make_top_k(int32_t k, float temperature)                 { return wrap(new TopK(k, temperature)); }
-llama_sampler * make_top_p(float p, float temperature, NucleusOrder o)   { return wrap(new TopP(p, temperature, o)); }
-llama_sampler * make_min_p(float p_min, float temperature)               { return wrap(new MinP(p_min, temperature)); }
+llama_sampler * make_top_p(double p, float temperature, NucleusOrder o)  { return wrap(new TopP(p, temperature, o)); }
+llama_sampler * make_min_p(double p_min, float temperature)              { return wrap(new MinP(p_min, temperature)); }
 llama_sampler * make_sparsemax(float temperature)                        { return wrap(new Sparsemax(temperature)); }
 llama_sampler * make_dist(uint32_t seed)                                 { return wrap(new Dist(seed)); }
 llama_sampler * make_objective(const ObjectiveParams & params)           { return wrap(new ObjectiveSampler(params)); }
@@ -395,13 +463,53 @@ bool last_solve(const llama_sampler * smpl, SolveResult & out) {
 }
 
 bool enable_draw(llama_sampler * smpl, uint32_t seed) {
-    if (!is_ours(smpl) || dynamic_cast<Dist *>(self(smpl)) != nullptr) {
+    if (!is_ours(smpl) || self(smpl)->selects()) {
         return false;
     }
-    SamplerBase * s = self(smpl);
-    s->draws = true;
-    s->draw_seed = seed == LLAMA_DEFAULT_SEED ? std::random_device{}() : seed;
-    s->rng = s->draw_seed;
+    self(smpl)->draw_with(seed);
+    return true;
+}
+
+namespace {
+
+// llama.cpp's samplers that set the selection themselves.
+bool selects_by_name(const llama_sampler * smpl) {
+    static const char * const names[] = {"greedy", "dist", "mirostat", "mirostat-v2", "adaptive-p"};
+    const char * name = llama_sampler_name(smpl);
+    for (const char * n : names) {
+        if (std::strcmp(name, n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+}  // namespace
+
+bool ensure_draw(llama_sampler * smpl, uint32_t seed) {
+    if (is_ours(smpl)) {
+        self(smpl)->draw_with(seed);
+        return true;
+    }
+    if (llama_sampler_chain_get(smpl, -1) == nullptr) {
+        return false;  // a foreign sampler that is not a chain
+    }
+    const int32_t n = llama_sampler_chain_n(smpl);
+    // The call's seed decides every draw of ours, an explicit Dist's included.
+    for (int32_t i = 0; i < n; ++i) {
+        llama_sampler * m = llama_sampler_chain_get(smpl, i);
+        if (is_ours(m) && self(m)->selects()) {
+            self(m)->draw_with(seed);
+        }
+    }
+    llama_sampler * last = n > 0 ? llama_sampler_chain_get(smpl, n - 1) : nullptr;
+    if (last != nullptr && (is_ours(last) || llama_sampler_chain_get(last, -1) != nullptr)) {
+        return ensure_draw(last, seed);  // the last member draws from what the chain left
+    }
+    if (last != nullptr && selects_by_name(last)) {
+        return true;
+    }
+    llama_sampler_chain_add(smpl, make_dist(seed));
     return true;
 }
 

@@ -15,8 +15,8 @@ namespace llama_simplex {
 llama_sampler * make_greedy();
 llama_sampler * make_softmax(float temperature);
 llama_sampler * make_top_k(int32_t k, float temperature);
-llama_sampler * make_top_p(float p, float temperature, NucleusOrder order);
-llama_sampler * make_min_p(float p_min, float temperature);
+llama_sampler * make_top_p(double p, float temperature, NucleusOrder order);
+llama_sampler * make_min_p(double p_min, float temperature);
 llama_sampler * make_sparsemax(float temperature);
 // Which closed-form decoder chooses the support of a composite objective.
 enum class SupportKind : int { full = 0, top_k = 1, top_p = 2, min_p = 3 };
@@ -29,7 +29,7 @@ struct ObjectiveParams {
     CoverageWeights weights = CoverageWeights::top_m;
     int32_t         m = 8;                      // coverage weights live on the top-M tokens of r
     SupportKind     support = SupportKind::full;
-    float           support_value = 0.0f;       // k, p or p_min of the support decoder
+    double          support_value = 0.0;        // k, p or p_min of the support decoder (p in double: see top_p)
     float           temperature = 1.0f;         // s = logits / temperature
     float           reference_temperature = 1.0f;  // r = softmax(logits / reference_temperature)
 };
@@ -52,11 +52,23 @@ llama_sampler * make_dist(uint32_t seed);
 // false if smpl is not one of our decoders.
 bool enable_draw(llama_sampler * smpl, uint32_t seed);
 
+// Makes smpl select a token on every successful apply, with draws seeded by
+// `seed` (LLAMA_DEFAULT_SEED: a random seed). One of ours draws from the q it
+// writes (a dist of ours is reseeded). For a llama.cpp chain: every dist of
+// ours in it is reseeded, then if its last member is ours (or a chain) that
+// member draws, if it is one of llama.cpp's selecting samplers (dist, greedy,
+// mirostat, ...) it is left alone, and otherwise a seeded dist of ours is
+// appended. False if smpl is neither ours nor a chain.
+bool ensure_draw(llama_sampler * smpl, uint32_t seed);
+
 // True when smpl was made by this library.
 bool is_ours(const llama_sampler * smpl);
 
 // The status of the last apply of smpl; for a chain, the first failure among
-// its members that are ours. A failed apply leaves the candidates untouched.
+// its members that are ours. A failed apply leaves the candidates as given,
+// except invalid_q (the kernel already rewrote them): then one candidate is
+// left with p = 1. Either way `selected` is a valid index, so that llama.cpp
+// never aborts; the status says not to use it.
 Status last_status(const llama_sampler * smpl);
 
 }  // namespace llama_simplex
