@@ -8,8 +8,12 @@ llama_sampler_apply on a restored candidate array (the restore is outside the
 timed region; each decoder draws the token itself, as in generation) and
 prints the median in microseconds per (case, logits file). The workers of
 the two builds alternate for --rounds rounds; the report is the median over
-rounds and the ratio after / before. Logits: float32 .npy vectors (for example
-Gemma 3 270M's 262,144 logits after a prompt).
+rounds and the ratio after / before. Logits: float32 .npy vectors, for
+example Gemma 3 270M's 262,144 logits after three prompts, written by
+
+    python bench/kernel_timing.py --save-gemma-logits /tmp/gemma_logits
+
+as /tmp/gemma_logits0.npy .. /tmp/gemma_logits2.npy.
 """
 
 from __future__ import annotations
@@ -63,15 +67,33 @@ def worker(paths: list[str], repeats: int, names: list[str]) -> None:
     print(json.dumps(out))
 
 
+PROMPTS = (b"Once upon a time", b"The capital of France is", b"def fib(n):")
+
+
+def save_gemma_logits(prefix: str) -> None:
+    import llama_simplex as ls
+    llm = ls.load_model(n_ctx=256, logits_all=True)
+    for i, prompt in enumerate(PROMPTS):
+        llm.reset()
+        llm.eval(llm.tokenize(prompt))
+        np.save(f"{prefix}{i}.npy", np.asarray(llm.scores[llm.n_tokens - 1], dtype=np.float32))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--logits", nargs="+", required=True)
-    ap.add_argument("--python", action="append", required=True, help="interpreter of a build (give two)")
+    ap.add_argument("--save-gemma-logits", metavar="PREFIX")
+    ap.add_argument("--logits", nargs="+")
+    ap.add_argument("--python", action="append", help="interpreter of a build (give two)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     ap.add_argument("--worker", action="store_true")
     a = ap.parse_args()
+    if a.save_gemma_logits:
+        save_gemma_logits(a.save_gemma_logits)
+        return
+    if not a.logits or not a.python:
+        ap.error("--logits and --python are required")
     if a.worker:
         worker(a.logits, a.repeats, a.cases)
         return

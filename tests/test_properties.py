@@ -30,6 +30,7 @@ import llama_simplex as ls
 from llama_simplex import kernels as K
 
 U = 2.0**-24
+SUBNORMAL_ = float(np.float32(1.401298464324817e-45))
 SETTINGS = settings(max_examples=120, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
@@ -293,6 +294,34 @@ def test_best_of_k(case, preset):
     # Five float32 steps against float64 ones: the iterates agree to a few
     # float32 roundings of the largest exponent step (|s| <= max gap / t).
     assert np.max(np.abs(q - ref)) <= 1e-4, (np.argmax(np.abs(q - ref)), q.max(), ref.max())
+
+
+extreme = st.sampled_from([0.0, SUBNORMAL_, 1e-30, 1e-3, 1.0, 1e3, 1e30, 3.4e38])
+positive = st.sampled_from([SUBNORMAL_, 1e-30, 1e-9, 0.7, 1e6, 1e30])
+
+
+@SETTINGS
+@given(cases(), extreme, extreme, extreme, extreme, extreme, positive, positive,
+       st.sampled_from(["full", "top-k:3", "top-p:0.5", "min-p:0.1"]))
+def test_objective_any_parameters(case, lam, entropy, kl, l2, beta, t, t_ref, support):
+    """Any float32 weights and temperatures, with coverage and l2 terms (the
+    iterative solvers): q is a distribution on the support's tokens."""
+    x, _ = case
+    o = ls.Objective(lam=lam, entropy=entropy, kl=kl, l2=l2, beta=beta, temperature=t, reference_temperature=t_ref,
+                     support=support)
+    q, ids = K.decode(x, o)
+    check_distribution(q, ids)
+    kind, _, value = support.partition(":")
+    if kind == "top-k":
+        allowed = top_k_keep(x, 3)
+    elif kind == "min-p":
+        allowed = min_p_keep(x, 0.1)
+    elif kind == "top-p":
+        allowed = np.zeros(x.size, bool)
+        allowed[K.top_p(x, p=0.5)[1]] = True  # the nucleus itself is checked in test_top_p_nucleus_is_minimal
+    else:
+        allowed = np.ones(x.size, bool)
+    assert np.all(q[~allowed] == 0)
 
 
 # --------------------------------------------------------------------------
