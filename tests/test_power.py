@@ -59,6 +59,41 @@ def test_weights_reject_bad_input():
         ls.power_weights([0.0, np.nan], np.zeros((2, 2)), alpha=2.0)
 
 
+def test_weights_with_infinite_log_likelihoods():
+    """-inf is a zero-probability future: p(y)^(α-1) = 0 for α > 1 (1 for α = 1);
+    +inf is no likelihood (an error naming loglik); never NaN weights."""
+    log_p = np.log(np.array([0.5, 0.3, 0.2], np.float32))
+    ll = np.log(np.array([[0.5, 0.25, 0.1], [0.9, 0.1, 0.3], [0.2, 0.2, 0.2]]))
+    ll_inf = ll.copy()
+    ll_inf[0, 1] = -np.inf
+    ll_inf[2, :] = -np.inf  # every future of candidate 2 impossible: ζ = 0
+    for alpha in (2.0, 4.0):
+        # The limit: the same as a future of probability 0.
+        zeta = np.mean(np.where(np.isinf(ll_inf), 0.0, np.exp((alpha - 1) * ll_inf)), axis=1)
+        expect = np.exp(alpha * log_p.astype(np.float64)) * zeta
+        w = ls.power_weights(log_p, ll_inf, alpha=alpha, jackknife=False)
+        np.testing.assert_allclose(w, expect / expect.sum(), rtol=1e-6)
+        wj = ls.power_weights(log_p, ll_inf, alpha=alpha, jackknife=True)
+        assert np.all(np.isfinite(wj)) and wj.sum() == pytest.approx(1.0) and wj[2] == 0.0
+        # A tiny but finite likelihood tends to the same weights.
+        np.testing.assert_allclose(ls.power_weights(log_p, np.maximum(ll_inf, -1e4), alpha=alpha, jackknife=True),
+                                   wj, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ls.power_weights(log_p, ll_inf, alpha=1.0, jackknife=True), [0.5, 0.3, 0.2], rtol=1e-6)
+    # A candidate of probability 0 has weight 0 whatever its futures.
+    w = ls.power_weights(np.array([0.0, -np.inf], np.float32), np.zeros((2, 2)), alpha=4.0)
+    np.testing.assert_array_equal(w, [1.0, 0.0])
+    bad = ll.copy()
+    bad[1, 0] = np.inf
+    with pytest.raises(ValueError, match="loglik: \\+inf"):
+        ls.power_weights(log_p, bad, alpha=4.0)
+    with pytest.raises(ValueError, match="log_p: \\+inf"):
+        ls.power_weights(np.array([np.inf, 0.0], np.float32), np.zeros((2, 2)), alpha=4.0)
+    with pytest.raises(ValueError, match="loglik: -inf .* alpha < 1"):
+        ls.power_weights(log_p, ll_inf, alpha=0.5)
+    with pytest.raises(ValueError, match="no candidate has positive weight"):
+        ls.power_weights(log_p, np.full((3, 2), -np.inf), alpha=4.0)
+
+
 def test_jackknife_has_smaller_bias_than_plug_in():
     """Three candidates whose futures have p(y) from known discrete laws; the
     exact target weights are p^α E[p(y)^(α-1)], normalised. Over R repetitions
@@ -151,6 +186,47 @@ def test_power_generation_is_seeded_and_validated(tiny_llm, tiny_text):
         ls.PowerSampler(jackknife=1)
     with pytest.raises(NotImplementedError):
         s.native()
+
+
+def test_rollouts_stop_at_max_tokens(tiny_llm):
+    """π's sequences end at max_tokens, so the futures do too: with one token
+    left after the first, each of the K·M rollouts decodes exactly one token
+    (the paper preset's H = 64 ran up to 64 before); the last token runs none."""
+    s = ls.PowerSampler.preset("paper")
+    one = ls.generate(tiny_llm, [1, 3], s, max_tokens=2, seed=0, add_special=False, progress=False)
+    assert 0 < one.stats["rollouts"] <= 64
+    assert one.stats["rollout_tokens"] == one.stats["rollouts"]
+    last = ls.generate(tiny_llm, [1, 3], s, max_tokens=1, seed=0, add_special=False, progress=False)
+    assert last.stats["rollouts"] == 0
+    # The benchmark mode keeps the full horizon (not π near the end).
+    bench = ls.generate(tiny_llm, [1, 3], ls.PowerSampler.preset("paper", low_temperature_last=False), max_tokens=2,
+                        seed=0, add_special=False, progress=False)
+    assert bench.stats["rollout_tokens"] > 2 * bench.stats["rollouts"]
+
+
+def test_chain_sampler_with_a_length_limit(tiny_llm):
+    """native(max_tokens=T): the chain sampler's futures stop at T too; at the
+    last token its weights are p^α over the K candidates, with no rollouts."""
+    prompt = tiny_llm.tokenize(b"abc abc")
+    tiny_llm.reset()
+    tiny_llm.eval(prompt)
+    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(tiny_llm.ctx, -1), shape=(tiny_llm.n_vocab(),)).copy()
+    alpha = 4.0
+
+    def weights(**kw):
+        native = ls.PowerSampler(alpha=alpha, candidates=6, rollouts=4, horizon=8).native(llm=tiny_llm, **kw)
+        for t in prompt:
+            native.accept(t)
+        ids, _lg, p, _sel, _sorted = native.apply(logits)
+        return np.asarray(ids), np.asarray(p, np.float64)
+
+    ids, p = weights(max_tokens=1)
+    q = np.exp(alpha * (logits[ids].astype(np.float64) - logits.max()))
+    np.testing.assert_allclose(p, q / q.sum(), rtol=1e-5)
+    ids_free, p_free = weights()  # no limit: the rollouts run 8 tokens and change the weights
+    assert set(ids_free) == set(ids) and np.abs(p_free - p).max() > 1e-3
+    with pytest.raises(ValueError, match="max_tokens"):
+        ls.PowerSampler().native(llm=tiny_llm, max_tokens=-1)
 
 
 @pytest.mark.parametrize("naive", [False, True])

@@ -277,7 +277,8 @@ RolloutShape power_context_shape(const PowerParams & pp, int64_t n_prompt, int64
     // Forked rollouts share the prefix's cells; naive ones each hold a copy.
     const int64_t copies = pp.naive_reprefill ? per_wave * m * (n_prompt + max_tokens) : 0;
     const int64_t cells = n_prompt + max_tokens + copies + per_wave * m * (h + 1) + per_wave;
-    std::string why = "prompt " + std::to_string(n_prompt) + " + max_tokens " + std::to_string(max_tokens) + " + " +
+    std::string why = (max_tokens > 0 ? "prompt " + std::to_string(n_prompt) + " + max_tokens " + std::to_string(max_tokens)
+                                      : "sequence " + std::to_string(n_prompt)) + " + " +
                       std::to_string(per_wave * m) + " rollouts x (horizon " + std::to_string(h) + " + 1) + " +
                       std::to_string(per_wave);
     if (copies > 0) why += " + " + std::to_string(copies) + " prefix copies";
