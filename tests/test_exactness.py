@@ -12,13 +12,13 @@ states the bias:
   weight; on tiny16-s1 end-of-sequence is 5th in p but carries 40 % of π's
   first token, so the law is at TV 0.41 from π;
 - BlockPowerSampler at outputs shorter than a block (both presets: B = 192
-  and 8 > 3): the output is the best of L_tail base samples by p^α, a
-  self-normalised importance sampler, at TV 0.03 (L = 16) to 0.38 (L = 8)
-  from π;
+  and 8 > 3): the output is its tail, the best of L_tail base samples by
+  p^α (a self-normalised importance sampler), at TV 0.004-0.16 (L = 16,
+  paper) and 0.05-0.39 (L = 8, cpu-small) from π on these models;
 - MCMCPowerSampler, the paper's 16 stages x 10 steps: its proposal is
   low-temperature sampling, which rarely proposes π's likeliest outputs on
   these models, so after 10 steps per stage the chain is still at TV
-  0.4-0.9 from π; the chain's stationary law is π (checked exactly).
+  0.44-0.85 from π; the chain's stationary law is π (checked exactly).
 """
 
 from __future__ import annotations

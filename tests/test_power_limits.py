@@ -3,7 +3,7 @@
 aborted in GGML_ASSERT n_outputs_max), n_ctx 4e9, a horizon beyond the
 model, max_tokens 1e9 (the process was killed for memory). Each case runs in
 a child process, so that an abort or an out-of-memory kill fails the test
-instead of the test run, and the child's peak RSS shows nothing was
+instead of the test run, and the child's peak RSS (VmHWM) shows nothing was
 allocated."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import llama_simplex as ls
 PEAK_RSS_MB = 300
 
 CHILD = """
-import resource, sys
+import sys
 import numpy as np, llama_cpp, llama_simplex as ls
 from llama_simplex.generation import model_address
 llm = llama_cpp.Llama(model_path=sys.argv[1], n_ctx=256, verbose=False)
@@ -31,7 +31,8 @@ try:
     print("accepted")
 except ValueError as e:
     print("ValueError:", e)
-print("peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+# VmHWM: this process image's peak RSS (ru_maxrss would carry the parent's over fork + exec).
+print("peak_rss_mb", int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) // 1024)
 """
 
 CASES = {

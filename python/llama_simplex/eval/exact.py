@@ -96,7 +96,7 @@ class Completions:
         logs = {prefix: step(prefix) for prefix in self.next_lp}
         return np.exp([sum(logs[o[:i]][o[i]] for i in range(len(o))) for o in self.outcomes])
 
-    def best_of_samples(self, alpha: float, samples: int, reps: int = 20000, seed: int = 0) -> Tuple[np.ndarray, float]:
+    def best_of_samples(self, alpha: float, samples: int, reps: int = 100_000, seed: int = 0) -> Tuple[np.ndarray, float]:
         """The law of drawing `samples` outputs from p, merging identical ones
         and choosing one ∝ p^α (block power sampling when the whole output is
         its tail: fewer tokens than a block), by Monte Carlo over `reps` sample
