@@ -140,3 +140,34 @@ def test_c_api_refuses_what_llama_server_would_die_on(tiny_llm):
     status, why = build()  # the defaults fit (n_ctx 8192 >= 4169)
     assert status == 0, why
     ls._core.adopt_sampler(out.value)  # frees it
+
+
+def test_serve_answers_400_and_keeps_serving(tiny_model_path):
+    """`llama-simplex serve` died on power with horizon 100000 (its rollout
+    context was sized for 100,000-token rollouts): now a 400 naming horizon,
+    and the server answers the next request."""
+    import json
+    import socket
+
+    from http_client import post, wait_healthy
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from llama_simplex import cli; sys.exit(cli.main())",
+                             "serve", "--model", str(tiny_model_path), "--n-ctx", "256", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_healthy(port, proc), proc.stderr.read() if proc.poll() is not None else "no health"
+        for stream in (False, True):
+            body = {"prompt": "abc", "max_tokens": 4, "seed": 1, "stream": stream,
+                    "sampler": {"name": "power", "horizon": 100_000}}
+            status, _, data = post(port, "/v1/completions", body)
+            assert status == 400, data
+            assert "horizon: must be <= the model's training context" in json.loads(data)["error"]["message"]
+        status, _, data = post(port, "/v1/completions", {"prompt": "abc", "max_tokens": 4, "seed": 1, "sampler": {
+            "name": "power", "candidates": 2, "rollouts": 2, "horizon": 3}})
+        assert status == 200, data
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
