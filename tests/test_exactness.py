@@ -104,11 +104,12 @@ def test_biases_by_design_are_as_stated(model):
     assert exact.tv(mcmc, pi) > 0.4 > noise
 
 
-def test_mcmc_chain_converges_to_pi():
+def test_mcmc_chain_converges_to_pi(tmp_path):
     """With one stage and enough Metropolis-Hastings steps the exact law of
     the chain is π: the acceptance rule (length ratio included) is right."""
-    from tiny_gguf import cached_tiny_model
-    llm = llama_cpp.Llama(model_path=str(cached_tiny_model(8, 2)), n_ctx=256, verbose=False)
+    from tiny_gguf import build_tiny_model
+    llm = llama_cpp.Llama(model_path=str(build_tiny_model(tmp_path / "m.gguf", n_vocab=8, seed=2)), n_ctx=256,
+                          verbose=False)
     try:
         space = exact.Completions(llm, PROMPT, LENGTH, EOS)
         assert exact.tv(space.mcmc_law(ALPHA, stages=1, steps=2000), space.power(ALPHA)) < 1e-3
