@@ -123,7 +123,10 @@ def run(models: Sequence[str], out_dir: Path, alpha: float = 4.0, samples: int =
              f"power, whose {length}-token outputs are shorter than a block: the best of L_tail base samples by "
              f"p^α; MCMC: the chain after its stages and steps), computed exactly (block: Monte Carlo, its error "
              f"added to the noise); its TV to π is the bias by design, and the draws' TV to it checks the "
-             f"implementation.", ""]
+             f"implementation.", "",
+             f"Command: `llama-simplex eval exactness --model {','.join(r['model'] for r in results)} "
+             f"--alpha {alpha:g} --samples {samples}` (the models: `python models/tiny_gguf.py tiny16-s1.gguf "
+             f"--n-vocab 16 --seed 1`, and so on).", ""]
     for r in results:
         lines += [f"## {r['model']} (vocabulary {r['n_vocab']}, {r['outcomes']} outcomes)", "",
                   f"Token-wise low-temperature sampling (T = 1/α) is at exact TV {r['tv_lowtemp_to_pi']:.3f} from π.",
