@@ -59,6 +59,41 @@ def test_weights_reject_bad_input():
         ls.power_weights([0.0, np.nan], np.zeros((2, 2)), alpha=2.0)
 
 
+def test_weights_with_infinite_log_likelihoods():
+    """-inf is a zero-probability future: p(y)^(α-1) = 0 for α > 1 (1 for α = 1);
+    +inf is no likelihood (an error naming loglik); never NaN weights."""
+    log_p = np.log(np.array([0.5, 0.3, 0.2], np.float32))
+    ll = np.log(np.array([[0.5, 0.25, 0.1], [0.9, 0.1, 0.3], [0.2, 0.2, 0.2]]))
+    ll_inf = ll.copy()
+    ll_inf[0, 1] = -np.inf
+    ll_inf[2, :] = -np.inf  # every future of candidate 2 impossible: ζ = 0
+    for alpha in (2.0, 4.0):
+        # The limit: the same as a future of probability 0.
+        zeta = np.mean(np.where(np.isinf(ll_inf), 0.0, np.exp((alpha - 1) * ll_inf)), axis=1)
+        expect = np.exp(alpha * log_p.astype(np.float64)) * zeta
+        w = ls.power_weights(log_p, ll_inf, alpha=alpha, jackknife=False)
+        np.testing.assert_allclose(w, expect / expect.sum(), rtol=1e-6)
+        wj = ls.power_weights(log_p, ll_inf, alpha=alpha, jackknife=True)
+        assert np.all(np.isfinite(wj)) and wj.sum() == pytest.approx(1.0) and wj[2] == 0.0
+        # A tiny but finite likelihood tends to the same weights.
+        np.testing.assert_allclose(ls.power_weights(log_p, np.maximum(ll_inf, -1e4), alpha=alpha, jackknife=True),
+                                   wj, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ls.power_weights(log_p, ll_inf, alpha=1.0, jackknife=True), [0.5, 0.3, 0.2], rtol=1e-6)
+    # A candidate of probability 0 has weight 0 whatever its futures.
+    w = ls.power_weights(np.array([0.0, -np.inf], np.float32), np.zeros((2, 2)), alpha=4.0)
+    np.testing.assert_array_equal(w, [1.0, 0.0])
+    bad = ll.copy()
+    bad[1, 0] = np.inf
+    with pytest.raises(ValueError, match="loglik: \\+inf"):
+        ls.power_weights(log_p, bad, alpha=4.0)
+    with pytest.raises(ValueError, match="log_p: \\+inf"):
+        ls.power_weights(np.array([np.inf, 0.0], np.float32), np.zeros((2, 2)), alpha=4.0)
+    with pytest.raises(ValueError, match="loglik: -inf .* alpha < 1"):
+        ls.power_weights(log_p, ll_inf, alpha=0.5)
+    with pytest.raises(ValueError, match="no candidate has positive weight"):
+        ls.power_weights(log_p, np.full((3, 2), -np.inf), alpha=4.0)
+
+
 def test_jackknife_has_smaller_bias_than_plug_in():
     """Three candidates whose futures have p(y) from known discrete laws; the
     exact target weights are p^α E[p(y)^(α-1)], normalised. Over R repetitions
@@ -85,75 +120,55 @@ def test_jackknife_has_smaller_bias_than_plug_in():
 
 # ---------------------------------------------------------------- exact target on tiny models
 
-def _exact_two_steps(llm, prompt):
-    return exact.two_step_logprobs(llm, prompt)
-
-
-def _outcome(tokens):
-    return exact.outcome(tokens, EOS)
-
-
-def _targets(p1, p2, alpha):
-    return exact.targets(p1, p2, alpha, EOS)
-
-
-def _tv_to_pi(planning_model, sampler, alpha, n_samples, progress=None):
+def _tv_to_pi(planning_model, sampler, alpha, n_samples):
     """TV between the sampler's empirical two-token law (seeds 0..N-1) and
-    π ∝ p^α, and twice the sampling noise's expected TV, ½ Σ sqrt(π(1-π)/N)."""
-    llm, prompt, p1, p2, _ = planning_model
-    outcomes, pi, _low = _targets(p1, p2, alpha)
-    index = {o: i for i, o in enumerate(outcomes)}
-    counts = np.zeros(len(outcomes))
-    extra = {} if progress is None else {"progress": progress}
-    for seed in range(n_samples):
-        toks = ls.generate(llm, prompt, sampler, max_tokens=2, seed=seed, add_special=False, **extra).tokens
-        counts[index[_outcome(toks)]] += 1
-    return exact.tv(counts / n_samples, pi), 2 * exact.tv_bound(pi, n_samples)
+    π ∝ p^α, and the 99th percentile of an exact sampler's TV at N draws."""
+    llm, space, _tv_low = planning_model
+    pi = space.power(alpha)
+    law, _stats = exact.empirical(llm, sampler, space, n_samples)
+    return exact.tv(law, pi), exact.tv_noise_quantile(pi, n_samples)
 
 
 @pytest.fixture(scope="module")
 def planning_model(tmp_path_factory):
     """Among tiny models (vocabulary 8, seeds 0..7), the one where token-wise
-    low-temperature sampling is furthest from π, computed exactly: the
-    'plan versus guess' situation of the paper."""
+    low-temperature sampling is furthest from π (two tokens, α = 2), computed
+    exactly: the 'plan versus guess' situation of the paper."""
     from tiny_gguf import build_tiny_model
     best = None
-    prompt = [1, 3]
     for seed in range(8):
         path = build_tiny_model(tmp_path_factory.mktemp("pm") / f"m{seed}.gguf", n_vocab=8, seed=seed)
         llm = llama_cpp.Llama(model_path=str(path), n_ctx=256, verbose=False)
-        p1, p2 = _exact_two_steps(llm, prompt)
-        _, pi, low = _targets(p1, p2, 2.0)
-        tv = 0.5 * np.abs(pi - low).sum()
+        space = exact.Completions(llm, [1, 3], 2, EOS)
+        tv = exact.tv(space.power(2.0), space.low_temperature(2.0))
         if best is None or tv > best[0]:
-            best = (tv, llm, p1, p2)
-    return best[1], prompt, best[2], best[3], best[0]
+            best = (tv, llm, space)
+    return best[1], best[2], best[0]
 
 
 def test_power_sampler_matches_the_exact_target(planning_model):
-    _llm, _prompt, p1, p2, tv_low = planning_model
+    _llm, space, tv_low = planning_model
     alpha, n_samples = 2.0, 2500
-    _outcomes, pi, low = _targets(p1, p2, alpha)
     sampler = ls.PowerSampler(alpha=alpha, candidates=8, rollouts=64, horizon=1, jackknife=True)
     tv, noise = _tv_to_pi(planning_model, sampler, alpha, n_samples)
-    # Twice the noise's expected TV, plus 0.02 for the estimator's residual
+    # The noise's 99th percentile, plus 0.02 for the estimator's residual
     # bias at M = 64 rollouts.
     bound = noise + 0.02
     assert tv < bound, (tv, bound)
     # Low-temperature sampling is measurably further from π than that.
-    assert 0.5 * np.abs(low - pi).sum() == pytest.approx(tv_low)
     assert tv_low > bound, (tv_low, bound)
 
 
 def test_alpha_one_is_ordinary_sampling(planning_model):
-    llm, prompt, p1, _p2, _ = planning_model
+    llm, space, _ = planning_model
+    prompt, p1 = space.prompt, np.exp(space.next_lp[()])
     n_samples = 1500
     sampler = ls.PowerSampler(alpha=1.0, candidates=8, rollouts=2, horizon=1)
     first = np.zeros(p1.size)
     for seed in range(n_samples):
         toks = ls.generate(llm, prompt, sampler, max_tokens=1, seed=seed, add_special=False).tokens
         first[toks[0] if toks else EOS] += 1
-    q = np.exp(p1)
+    q = p1
     assert np.all(np.abs(first / n_samples - q) <= 5 * np.sqrt(q * (1 - q) / n_samples) + 1e-12)
 
 
@@ -171,6 +186,47 @@ def test_power_generation_is_seeded_and_validated(tiny_llm, tiny_text):
         ls.PowerSampler(jackknife=1)
     with pytest.raises(NotImplementedError):
         s.native()
+
+
+def test_rollouts_stop_at_max_tokens(tiny_llm):
+    """π's sequences end at max_tokens, so the futures do too: with one token
+    left after the first, each of the K·M rollouts decodes exactly one token
+    (the paper preset's H = 64 ran up to 64 before); the last token runs none."""
+    s = ls.PowerSampler.preset("paper")
+    one = ls.generate(tiny_llm, [1, 3], s, max_tokens=2, seed=0, add_special=False, progress=False)
+    assert 0 < one.stats["rollouts"] <= 64
+    assert one.stats["rollout_tokens"] == one.stats["rollouts"]
+    last = ls.generate(tiny_llm, [1, 3], s, max_tokens=1, seed=0, add_special=False, progress=False)
+    assert last.stats["rollouts"] == 0
+    # The benchmark mode keeps the full horizon (not π near the end).
+    bench = ls.generate(tiny_llm, [1, 3], ls.PowerSampler.preset("paper", low_temperature_last=False), max_tokens=2,
+                        seed=0, add_special=False, progress=False)
+    assert bench.stats["rollout_tokens"] > 2 * bench.stats["rollouts"]
+
+
+def test_chain_sampler_with_a_length_limit(tiny_llm):
+    """native(max_tokens=T): the chain sampler's futures stop at T too; at the
+    last token its weights are p^α over the K candidates, with no rollouts."""
+    prompt = tiny_llm.tokenize(b"abc abc")
+    tiny_llm.reset()
+    tiny_llm.eval(prompt)
+    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(tiny_llm.ctx, -1), shape=(tiny_llm.n_vocab(),)).copy()
+    alpha = 4.0
+
+    def weights(**kw):
+        native = ls.PowerSampler(alpha=alpha, candidates=6, rollouts=4, horizon=8).native(llm=tiny_llm, **kw)
+        for t in prompt:
+            native.accept(t)
+        ids, _lg, p, _sel, _sorted = native.apply(logits)
+        return np.asarray(ids), np.asarray(p, np.float64)
+
+    ids, p = weights(max_tokens=1)
+    q = np.exp(alpha * (logits[ids].astype(np.float64) - logits.max()))
+    np.testing.assert_allclose(p, q / q.sum(), rtol=1e-5)
+    ids_free, p_free = weights()  # no limit: the rollouts run 8 tokens and change the weights
+    assert set(ids_free) == set(ids) and np.abs(p_free - p).max() > 1e-3
+    with pytest.raises(ValueError, match="max_tokens"):
+        ls.PowerSampler().native(llm=tiny_llm, max_tokens=-1)
 
 
 @pytest.mark.parametrize("naive", [False, True])
@@ -221,7 +277,8 @@ def test_sample_k_rejects_power(tiny_llm, tiny_text):
 def test_mcmc_alpha_one_is_ordinary_sampling(planning_model):
     """With α = 1 the proposal is p itself and the target is p: the first
     token follows p (bound: 5 binomial standard deviations)."""
-    llm, prompt, p1, _p2, _ = planning_model
+    llm, space, _ = planning_model
+    prompt, p1 = space.prompt, space.next_lp[()]
     n_samples = 1200
     first = np.zeros(p1.size)
     for seed in range(n_samples):
@@ -235,10 +292,11 @@ def test_mcmc_alpha_one_is_ordinary_sampling(planning_model):
 def test_mcmc_targets_the_power_distribution(planning_model):
     """Two tokens, two stages, 20 steps each: the chain's final state is close
     to π ∝ p^α (same bound as the power sampler, plus 0.03 for finite mixing)."""
-    llm, prompt, _p1, _p2, tv_low = planning_model
+    llm, space, tv_low = planning_model
+    prompt = space.prompt
     alpha, n_samples = 2.0, 1500
     sampler = ls.MCMCPowerSampler(alpha=alpha, stages=2, steps=20)
-    tv, noise = _tv_to_pi(planning_model, sampler, alpha, n_samples, progress=False)
+    tv, noise = _tv_to_pi(planning_model, sampler, alpha, n_samples)
     bound = noise + 0.03
     assert tv < bound < tv_low, (tv, bound, tv_low)
     a = ls.generate(llm, prompt, sampler, max_tokens=2, seed=7, add_special=False, progress=False)
@@ -251,11 +309,11 @@ def test_block_sampler_with_one_whole_block_is_exact(planning_model):
     among the distinct sampled blocks with weight p^α. With 128 samples every
     likely block is found, so the draws follow π ∝ p^α (bound as above, plus
     0.03 for blocks never sampled)."""
-    _llm, _prompt, _p1, _p2, tv_low = planning_model
+    _llm, _space, tv_low = planning_model
     alpha, n_samples = 2.0, 1500
     sampler = ls.BlockPowerSampler(alpha=alpha, block=2, samples=128, candidates=128, rollouts=2, horizon=2,
                                    tail_samples=128)
-    tv, noise = _tv_to_pi(planning_model, sampler, alpha, n_samples, progress=False)
+    tv, noise = _tv_to_pi(planning_model, sampler, alpha, n_samples)
     bound = noise + 0.03
     assert tv < bound < tv_low, (tv, bound, tv_low)
 
@@ -313,7 +371,7 @@ def test_chain_power_sampler_writes_the_power_weights(tiny_llm):
     q = np.exp(logits.astype(np.float64) - logits.max())
     q /= q.sum()
     np.testing.assert_allclose(p, q[ids], rtol=1e-5, atol=1e-7)
-    fresh = ls.PowerSampler().native(llm=tiny_llm, n_ctx=512)
+    fresh = ls.PowerSampler().native(llm=tiny_llm)
     with pytest.raises(ValueError, match="no history"):
         fresh.apply(logits)
 

@@ -282,11 +282,12 @@ PYBIND11_MODULE(_core, m) {
     m.def("make_sparsemax", [](float t) { return new NativeSampler(make_sparsemax(t)); }, py::arg("temperature"));
     m.def("make_objective", [](const ObjectiveParams & p) { return new NativeSampler(make_objective(p)); }, py::arg("params"));
     m.def("make_power_chain_sampler", [](uintptr_t model, uint32_t n_ctx, double alpha, int32_t candidates,
-                                         int32_t rollouts, int32_t horizon, bool jackknife, uint32_t seed) {
+                                         int32_t rollouts, int32_t horizon, bool jackknife, uint32_t seed,
+                                         int32_t max_tokens) {
         return new NativeSampler(make_power_chain_sampler(reinterpret_cast<llama_model *>(model), n_ctx, alpha, candidates,
-                                                          rollouts, horizon, jackknife, seed));
+                                                          rollouts, horizon, jackknife, seed, max_tokens));
     }, py::arg("model"), py::arg("n_ctx"), py::arg("alpha"), py::arg("candidates"), py::arg("rollouts"),
-       py::arg("horizon"), py::arg("jackknife"), py::arg("seed"));
+       py::arg("horizon"), py::arg("jackknife"), py::arg("seed"), py::arg("max_tokens") = 0);
     m.def("make_dist", [](uint32_t seed) { return new NativeSampler(make_dist(seed)); }, py::arg("seed"));
     // A llama.cpp chain that takes ownership of the members.
     m.def("make_chain", [](std::vector<NativeSampler *> members) {
@@ -348,8 +349,9 @@ PYBIND11_MODULE(_core, m) {
         const auto k = static_cast<size_t>(loglik.shape(0));
         const auto mm = static_cast<size_t>(loglik.shape(1));
         py::array_t<double> out(static_cast<py::ssize_t>(k));
-        if (!power_weights(log_p.data(), loglik.data(), k, mm, alpha, jackknife, out.mutable_data())) {
-            throw py::value_error("log_p, loglik: must be non-empty and free of NaN");
+        std::string why;
+        if (!power_weights(log_p.data(), loglik.data(), k, mm, alpha, jackknife, out.mutable_data(), &why)) {
+            throw py::value_error(why);
         }
         return out;
     }, py::arg("log_p"), py::arg("loglik"), py::arg("alpha"), py::arg("jackknife"));
@@ -398,6 +400,33 @@ PYBIND11_MODULE(_core, m) {
         py::gil_scoped_release nogil;
         return rollout_prefix_probe(ctx.ctx.get(), prompt, params, seed, next);
     }, py::arg("ctx"), py::arg("prompt"), py::arg("params"), py::arg("seed"), py::arg("next"));
+
+    // The rollout context each power sampler needs, (n_ctx, n_seq), checked on
+    // the model (horizon, llama.cpp's limits, memory available) before
+    // anything is allocated: the one formula (power.cpp, mcmc.cpp).
+    auto checked = [](uintptr_t model, const RolloutShape & shape, uint32_t n_ubatch, const char * param) {
+        check_rollout_context(reinterpret_cast<const llama_model *>(model), shape.n_ctx, shape.n_seq, n_ubatch, param,
+                              shape.why);
+        return py::make_tuple(shape.n_ctx, shape.n_seq);
+    };
+    m.def("power_context_shape", [checked](uintptr_t model, const PowerParams & params, int64_t n_prompt,
+                                           int64_t max_tokens, uint32_t n_ubatch) {
+        check_horizon(reinterpret_cast<const llama_model *>(model), params.horizon);
+        return checked(model, power_context_shape(params, n_prompt, max_tokens), n_ubatch, "max_tokens, horizon");
+    }, py::arg("model"), py::arg("params"), py::arg("n_prompt"), py::arg("max_tokens"), py::arg("n_ubatch") = 32);
+    m.def("block_context_shape", [checked](uintptr_t model, const BlockParams & params, int64_t n_prompt,
+                                           int64_t max_tokens, uint32_t n_ubatch) {
+        check_horizon(reinterpret_cast<const llama_model *>(model), params.horizon);
+        return checked(model, block_context_shape(params, n_prompt, max_tokens), n_ubatch,
+                       "max_tokens, block, horizon");
+    }, py::arg("model"), py::arg("params"), py::arg("n_prompt"), py::arg("max_tokens"), py::arg("n_ubatch") = 32);
+    m.def("mcmc_context_shape", [checked](uintptr_t model, int64_t n_prompt, int64_t max_tokens, uint32_t n_ubatch) {
+        return checked(model, mcmc_context_shape(n_prompt, max_tokens), n_ubatch, "max_tokens");
+    }, py::arg("model"), py::arg("n_prompt"), py::arg("max_tokens"), py::arg("n_ubatch") = 32);
+    m.def("rollout_context_bytes", [](uintptr_t model, int64_t n_ctx, uint32_t n_seq, uint32_t n_ubatch) {
+        return rollout_context_bytes(reinterpret_cast<const llama_model *>(model), n_ctx, n_seq, n_ubatch);
+    }, py::arg("model"), py::arg("n_ctx"), py::arg("n_seq"), py::arg("n_ubatch") = 32);
+    m.def("available_memory_bytes", &available_memory_bytes);
 
     py::class_<McmcParams>(m, "McmcParams")
         .def(py::init<>())

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <new>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -46,6 +47,8 @@ llama_simplex_status build(const void * params, llama_sampler ** out, Check chec
         *out = s;
     } catch (const std::bad_alloc &) {
         return fail(LLAMA_SIMPLEX_FAILED, "out of memory");
+    } catch (const std::invalid_argument & e) {  // a parameter the constructor could only check with the model
+        return fail(LLAMA_SIMPLEX_INVALID_ARGUMENT, e.what());
     } catch (const std::exception & e) {
         return fail(LLAMA_SIMPLEX_FAILED, e.what());
     }
@@ -160,7 +163,8 @@ llama_simplex_objective_params llama_simplex_objective_default_params(void) {
 }
 
 llama_simplex_power_params llama_simplex_power_default_params(void) {
-    return {4.0f, 8, 8, 64, true, 4096, 0, no_draw()};
+    // n_ctx: the paper preset's rollouts take 4,169 cells; the rest holds the sequence.
+    return {4.0f, 8, 8, 64, true, 8192, 0, no_draw()};
 }
 
 llama_simplex_status llama_simplex_objective(const llama_simplex_objective_params * p, llama_sampler ** out) {

@@ -51,6 +51,14 @@ llama_token propose(const float * logits, int32_t n_vocab, double alpha, uint64_
 
 }  // namespace
 
+RolloutShape mcmc_context_shape(int64_t n_prompt, int64_t max_tokens) {
+    if (n_prompt < 0) throw std::invalid_argument("prompt: negative length");
+    if (max_tokens < 0) throw std::invalid_argument("max_tokens: must be >= 0, got " + std::to_string(max_tokens));
+    // The current sequence and a proposal, each up to max_tokens past the prompt.
+    return rollout_shape(n_prompt + 2 * max_tokens + 2, 2,
+                         "prompt " + std::to_string(n_prompt) + " + 2 x max_tokens " + std::to_string(max_tokens) + " + 2");
+}
+
 std::vector<llama_token> mcmc_power_generate(llama_context * ctx, const std::vector<llama_token> & prompt,
                                              const McmcParams & pp, int32_t max_tokens, uint64_t seed,
                                              bool stop_at_eog, McmcStats & stats,
@@ -63,9 +71,10 @@ std::vector<llama_token> mcmc_power_generate(llama_context * ctx, const std::vec
     if (pp.steps < 0) throw std::invalid_argument("steps: must be >= 0");
     if (max_tokens < 0) throw std::invalid_argument("max_tokens: must be >= 0");
     if (engine.n_seq_max() < 2) throw std::invalid_argument("context: needs 2 sequences");
-    if (static_cast<int64_t>(prompt.size()) + 2 * static_cast<int64_t>(max_tokens) + 2 > engine.n_ctx()) {
-        throw std::invalid_argument("max_tokens: prompt + 2 x max_tokens exceeds the context's " +
-                                    std::to_string(engine.n_ctx()) + " cells");
+    const RolloutShape shape = mcmc_context_shape(static_cast<int64_t>(prompt.size()), max_tokens);
+    if (shape.cells > engine.n_ctx()) {
+        throw std::invalid_argument("max_tokens: MCMC needs " + std::to_string(shape.cells) + " cells (" + shape.why +
+                                    "), the context has " + std::to_string(engine.n_ctx()));
     }
     check_prompt(prompt, n_vocab);
     uint64_t rng = seed;

@@ -16,11 +16,13 @@ namespace llama_simplex {
 
 namespace {
 
+// log of the mean of exp(x[i]) over i != skip; -inf when every term is 0.
 double log_mean_exp(const double * x, size_t n, size_t skip) {
     double hi = -std::numeric_limits<double>::infinity();
     for (size_t i = 0; i < n; ++i) {
         if (i != skip) hi = std::max(hi, x[i]);
     }
+    if (hi == -std::numeric_limits<double>::infinity()) return hi;
     double sum = 0.0;
     size_t count = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -33,18 +35,22 @@ double log_mean_exp(const double * x, size_t n, size_t skip) {
 }
 
 // p̂ over candidates from per-candidate log ζ̂ (log space softmax of α log p + log ζ̂).
-void plug_in(const float * log_p, const double * log_zeta, size_t k, double alpha, double * out) {
+// Returns false when no candidate has positive weight (every score is -inf).
+bool plug_in(const float * log_p, const double * log_zeta, size_t k, double alpha, double * out) {
     double hi = -std::numeric_limits<double>::infinity();
     for (size_t i = 0; i < k; ++i) {
-        out[i] = alpha * log_p[i] + log_zeta[i];
+        // A candidate of probability 0 has weight 0, whatever its future (0 · ζ, not NaN).
+        out[i] = log_p[i] == -INFINITY ? -INFINITY : alpha * log_p[i] + log_zeta[i];
         hi = std::max(hi, out[i]);
     }
+    if (hi == -std::numeric_limits<double>::infinity()) return false;
     double z = 0.0;
     for (size_t i = 0; i < k; ++i) {
         out[i] = std::exp(out[i] - hi);
         z += out[i];
     }
     for (size_t i = 0; i < k; ++i) out[i] /= z;
+    return true;
 }
 
 double log_sum_exp(const std::vector<float> & x, std::vector<float> & scratch) {
@@ -68,18 +74,32 @@ size_t draw_index(const std::vector<double> & w, uint64_t & rng) {
 }  // namespace
 
 bool power_weights(const float * log_p, const double * loglik, size_t k, size_t m, double alpha, bool jackknife,
-                   double * out) {
-    if (k == 0 || m == 0) return false;
+                   double * out, std::string * error) {
+    auto fail = [error](const std::string & why) {
+        if (error != nullptr) *error = why;
+        return false;
+    };
+    if (k == 0 || m == 0) return fail("log_p, loglik: need at least one candidate and one rollout");
+    if (!(alpha > 0.0) || !std::isfinite(alpha)) return fail("alpha: must be finite and > 0");
     for (size_t i = 0; i < k; ++i) {
-        if (std::isnan(log_p[i])) return false;
+        if (std::isnan(log_p[i])) return fail("log_p: NaN log-probability of candidate " + std::to_string(i));
+        if (log_p[i] == INFINITY) return fail("log_p: +inf is not a log-probability (candidate " + std::to_string(i) + ")");
     }
     for (size_t i = 0; i < k * m; ++i) {
-        if (std::isnan(loglik[i])) return false;
+        if (std::isnan(loglik[i])) return fail("loglik: NaN log-likelihood at " + std::to_string(i));
+        // Rounding may leave a sure future's log-likelihood a hair above 0; +inf is no likelihood.
+        if (loglik[i] == INFINITY) return fail("loglik: +inf is not a log-likelihood (entry " + std::to_string(i) + ")");
+        if (loglik[i] == -INFINITY && alpha < 1.0) {
+            return fail("loglik: -inf (a zero-probability future) has infinite weight p(y)^(alpha-1) for alpha < 1");
+        }
     }
     std::vector<double> scaled(k * m), log_zeta(k);
-    for (size_t i = 0; i < k * m; ++i) scaled[i] = (alpha - 1.0) * loglik[i];
+    // p(y)^(α-1) in log space; for α = 1 every future weighs 1, even p(y) = 0 (not 0 · -inf = NaN).
+    for (size_t i = 0; i < k * m; ++i) scaled[i] = alpha == 1.0 ? 0.0 : (alpha - 1.0) * loglik[i];
     for (size_t c = 0; c < k; ++c) log_zeta[c] = log_mean_exp(&scaled[c * m], m, m);
-    plug_in(log_p, log_zeta.data(), k, alpha, out);
+    if (!plug_in(log_p, log_zeta.data(), k, alpha, out)) {
+        return fail("log_p, loglik: no candidate has positive weight (every p(v) or every future's p(y) is 0)");
+    }
     if (!jackknife || m < 2) {
         return true;
     }
@@ -87,7 +107,8 @@ bool power_weights(const float * log_p, const double * loglik, size_t k, size_t 
     std::vector<double> loo(k), p_loo(k), sum_loo(k, 0.0);
     for (size_t s = 0; s < m; ++s) {
         for (size_t c = 0; c < k; ++c) loo[c] = log_mean_exp(&scaled[c * m], m, s);
-        plug_in(log_p, loo.data(), k, alpha, p_loo.data());
+        // Without rollout s no future has mass: the jackknife is undefined, keep p̂.
+        if (!plug_in(log_p, loo.data(), k, alpha, p_loo.data())) return true;
         for (size_t c = 0; c < k; ++c) sum_loo[c] += p_loo[c];
     }
     const double md = static_cast<double>(m);
@@ -238,6 +259,60 @@ void run_rollouts(RolloutEngine & engine, const llama_vocab * vocab, const std::
     }
 }
 
+RolloutShape power_context_shape(const PowerParams & pp, int64_t n_prompt, int64_t max_tokens) {
+    if (pp.candidates < 1) throw std::invalid_argument("candidates: must be >= 1");
+    if (pp.rollouts < 1 || pp.rollouts > static_cast<int32_t>(MAX_SEQUENCES) - 1) {
+        throw std::invalid_argument("rollouts: must be in [1, " + std::to_string(MAX_SEQUENCES - 1) + "], got " +
+                                    std::to_string(pp.rollouts));
+    }
+    if (pp.horizon < 0) throw std::invalid_argument("horizon: must be >= 0, got " + std::to_string(pp.horizon));
+    if (n_prompt < 0) throw std::invalid_argument("prompt: negative length");
+    if (max_tokens < 0) throw std::invalid_argument("max_tokens: must be >= 0, got " + std::to_string(max_tokens));
+    const int64_t m = pp.rollouts;
+    const int64_t n_seq = std::min<int64_t>(MAX_SEQUENCES, static_cast<int64_t>(pp.candidates) * m + 1);
+    const int64_t per_wave = std::min<int64_t>(pp.candidates, (n_seq - 1) / m);
+    // Rollouts never run past max_tokens (power_generate), so a long horizon costs no cells near the end.
+    const int64_t h = max_tokens > 0 && pp.low_temperature_last ? std::min<int64_t>(pp.horizon, max_tokens - 1)
+                                                                : pp.horizon;
+    // Forked rollouts share the prefix's cells; naive ones each hold a copy.
+    const int64_t copies = pp.naive_reprefill ? per_wave * m * (n_prompt + max_tokens) : 0;
+    const int64_t cells = n_prompt + max_tokens + copies + per_wave * m * (h + 1) + per_wave;
+    std::string why = (max_tokens > 0 ? "prompt " + std::to_string(n_prompt) + " + max_tokens " + std::to_string(max_tokens)
+                                      : "sequence " + std::to_string(n_prompt)) + " + " +
+                      std::to_string(per_wave * m) + " rollouts x (horizon " + std::to_string(h) + " + 1) + " +
+                      std::to_string(per_wave);
+    if (copies > 0) why += " + " + std::to_string(copies) + " prefix copies";
+    return rollout_shape(cells, static_cast<uint32_t>(n_seq), why);
+}
+
+RolloutShape block_context_shape(const BlockParams & bp, int64_t n_prompt, int64_t max_tokens) {
+    if (bp.block < 1) throw std::invalid_argument("block: must be >= 1");
+    if (bp.samples < 1) throw std::invalid_argument("samples: must be >= 1");
+    if (bp.tail_samples < 1) throw std::invalid_argument("tail_samples: must be >= 1");
+    if (bp.candidates < 1) throw std::invalid_argument("candidates: must be >= 1");
+    if (bp.rollouts < 1) throw std::invalid_argument("rollouts: must be >= 1");
+    if (bp.horizon < 0) throw std::invalid_argument("horizon: must be >= 0, got " + std::to_string(bp.horizon));
+    if (n_prompt < 0) throw std::invalid_argument("prompt: negative length");
+    if (max_tokens < 0) throw std::invalid_argument("max_tokens: must be >= 0, got " + std::to_string(max_tokens));
+    const int64_t n_draw = std::max(bp.samples, bp.tail_samples);
+    if (1 + n_draw + bp.rollouts > static_cast<int64_t>(MAX_SEQUENCES)) {
+        throw std::invalid_argument("samples, rollouts: " + std::to_string(n_draw) + " blocks + " +
+                                    std::to_string(bp.rollouts) + " rollouts + 1 exceed llama.cpp's " +
+                                    std::to_string(MAX_SEQUENCES) + " sequences");
+    }
+    const int64_t n_seq = std::min<int64_t>(MAX_SEQUENCES, 1 + n_draw + static_cast<int64_t>(bp.candidates) * bp.rollouts);
+    const int64_t per_wave = std::min<int64_t>(bp.candidates, (n_seq - 1 - n_draw) / bp.rollouts);
+    // Blocks and futures never run past max_tokens (block_power_generate).
+    const int64_t b = max_tokens > 0 ? std::min<int64_t>(bp.block, max_tokens) : bp.block;
+    const int64_t h = max_tokens > 0 ? std::min<int64_t>(bp.horizon, max_tokens - 1) : bp.horizon;
+    const int64_t cells = n_prompt + max_tokens + n_draw * b + per_wave * bp.rollouts * (h + 1);
+    const std::string why = "prompt " + std::to_string(n_prompt) + " + max_tokens " + std::to_string(max_tokens) +
+                            " + " + std::to_string(n_draw) + " blocks x " + std::to_string(b) + " + " +
+                            std::to_string(per_wave * bp.rollouts) + " rollouts x (horizon " + std::to_string(h) +
+                            " + 1)";
+    return rollout_shape(cells, static_cast<uint32_t>(n_seq), why);
+}
+
 std::vector<llama_token> power_generate(llama_context * ctx, const std::vector<llama_token> & prompt,
                                         const PowerParams & pp, int32_t max_tokens, uint64_t seed,
                                         bool stop_at_eog, PowerStats & stats,
@@ -258,14 +333,11 @@ std::vector<llama_token> power_generate(llama_context * ctx, const std::vector<l
                                     " sequences; the context has " + std::to_string(engine.n_seq_max()));
     }
     const int32_t per_wave = std::min(k_max, lanes / m);  // candidates whose rollouts run together
-    // Forked rollouts share the prefix's cells; naive ones each hold a copy.
-    const int64_t prefix_copies = pp.naive_reprefill ? static_cast<int64_t>(per_wave) * m * (prompt.size() + max_tokens) : 0;
-    const int64_t cells = static_cast<int64_t>(prompt.size()) + max_tokens + prefix_copies +
-                          static_cast<int64_t>(per_wave) * m * (pp.horizon + 1) + per_wave;
-    if (cells > engine.n_ctx()) {
-        throw std::invalid_argument("horizon: prompt + max_tokens + " + std::to_string(per_wave * m) +
-                                    " rollouts x (horizon + 1) = " + std::to_string(cells) + " cells exceed the context's " +
-                                    std::to_string(engine.n_ctx()));
+    check_horizon(llama_get_model(ctx), pp.horizon);
+    const RolloutShape shape = power_context_shape(pp, static_cast<int64_t>(prompt.size()), max_tokens);
+    if (shape.cells > engine.n_ctx()) {
+        throw std::invalid_argument("n_ctx: power sampling needs " + std::to_string(shape.cells) + " cells (" +
+                                    shape.why + "), the context has " + std::to_string(engine.n_ctx()));
     }
     check_prompt(prompt, n_vocab);
 
@@ -298,17 +370,21 @@ std::vector<llama_token> power_generate(llama_context * ctx, const std::vector<l
             log_p[c] = static_cast<float>(base[static_cast<size_t>(cand[c])] - lse);
         }
         std::vector<double> loglik(k * static_cast<size_t>(m), 0.0);
-        const bool last = (t + 1 == max_tokens);
-        const bool futures = !(last && pp.low_temperature_last) && pp.horizon > 0;
+        // π's sequences end at max_tokens: the futures after this token are
+        // at most the tokens left after it (none at the last token: ζ = 1).
+        PowerParams step = pp;
+        if (pp.low_temperature_last) step.horizon = std::min(pp.horizon, max_tokens - t - 1);
+        const bool futures = step.horizon > 0;
 
         if (futures) {
-            run_rollouts(engine, vocab, cand, std::vector<llama_seq_id>(k, 0), std::vector<llama_pos>(k, n_past), pp,
+            run_rollouts(engine, vocab, cand, std::vector<llama_seq_id>(k, 0), std::vector<llama_pos>(k, n_past), step,
                          per_wave, 1, stop_at_eog, rng, loglik, stats, pp.naive_reprefill, history, scratch);
         }
         std::vector<double> w(k);
+        std::string why;
         if (!power_weights(log_p.data(), loglik.data(), k, static_cast<size_t>(m), pp.alpha,
-                           pp.jackknife && futures, w.data())) {
-            throw std::runtime_error("power sampling: non-finite weights");
+                           pp.jackknife && futures, w.data(), &why)) {
+            throw std::runtime_error("power sampling: " + why);
         }
         const size_t chosen = draw_index(w, rng);
         const llama_token token = cand[chosen];
@@ -347,12 +423,11 @@ std::vector<llama_token> block_power_generate(llama_context * ctx, const std::ve
                                     std::to_string(engine.n_seq_max()) + " sequences");
     }
     const int32_t per_wave = std::min(bp.candidates, lanes / bp.rollouts);
-    const int64_t cells = static_cast<int64_t>(prompt.size()) + max_tokens +
-                          static_cast<int64_t>(n_samples) * bp.block +
-                          static_cast<int64_t>(per_wave) * bp.rollouts * (bp.horizon + 1);
-    if (cells > engine.n_ctx()) {
-        throw std::invalid_argument("block, horizon: need " + std::to_string(cells) + " cells, the context has " +
-                                    std::to_string(engine.n_ctx()));
+    check_horizon(llama_get_model(ctx), bp.horizon);
+    const RolloutShape shape = block_context_shape(bp, static_cast<int64_t>(prompt.size()), max_tokens);
+    if (shape.cells > engine.n_ctx()) {
+        throw std::invalid_argument("n_ctx: block power sampling needs " + std::to_string(shape.cells) + " cells (" +
+                                    shape.why + "), the context has " + std::to_string(engine.n_ctx()));
     }
     check_prompt(prompt, n_vocab);
     PowerParams rp;
@@ -457,9 +532,10 @@ std::vector<llama_token> block_power_generate(llama_context * ctx, const std::ve
         }
         for (size_t c = 0; c < k; ++c) log_p[c] = static_cast<float>(blocks[kept[c]].logp);
         std::vector<double> w(k);
+        std::string why;
         if (!power_weights(log_p.data(), loglik.data(), k, static_cast<size_t>(bp.rollouts), bp.alpha,
-                           bp.jackknife && future > 0, w.data())) {
-            throw std::runtime_error("block power sampling: non-finite weights");
+                           bp.jackknife && future > 0, w.data(), &why)) {
+            throw std::runtime_error("block power sampling: " + why);
         }
         const size_t chosen = draw_index(w, rng);
         const Block & pick = blocks[kept[chosen]];

@@ -1,9 +1,13 @@
 #include "llama_simplex/rollout.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <cmath>
+#include <cstdlib>
 #include <string>
+
+#include <unistd.h>
 
 #include "vec_math.h"
 
@@ -16,6 +20,110 @@ void ContextDeleter::operator()(llama_context * ctx) const {
     llama_log_set([](ggml_log_level, const char *, void *) {}, nullptr);
     llama_free(ctx);
     llama_log_set(previous, user_data);
+}
+
+namespace {
+
+// The largest context we ask llama.cpp for: positions are int32 and it pads
+// n_ctx up to a multiple of 256.
+constexpr int64_t MAX_CELLS = (int64_t{1} << 31) - 512;
+
+int64_t meta_int(const llama_model * model, const std::string & key) {
+    char buf[64];
+    if (llama_model_meta_val_str(model, key.c_str(), buf, sizeof buf) < 0) return 0;
+    return std::strtoll(buf, nullptr, 10);
+}
+
+std::string mib(uint64_t bytes) {
+    return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB";
+}
+
+}  // namespace
+
+RolloutShape rollout_shape(int64_t cells, uint32_t n_seq, std::string why) {
+    RolloutShape s;
+    s.cells = cells;
+    // What llama.cpp allocates anyway (it pads to 256); the KV cache is the bulk of the extra memory.
+    s.n_ctx = std::max<int64_t>(256, (cells + 255) / 256 * 256);
+    s.n_seq = n_seq;
+    s.why = std::move(why);
+    return s;
+}
+
+uint64_t rollout_context_bytes(const llama_model * model, int64_t n_ctx, uint32_t n_seq, uint32_t n_ubatch) {
+    const int64_t n_layer = std::max(1, llama_model_n_layer(model));
+    const int64_t n_embd = std::max(1, llama_model_n_embd(model));
+    const int64_t n_head = std::max(1, llama_model_n_head(model));
+    const int64_t n_head_kv = std::max(1, llama_model_n_head_kv(model));
+    // Head sizes: the GGUF's key/value lengths where given (Gemma's exceed n_embd / n_head).
+    char arch[64] = "";
+    llama_model_meta_val_str(model, "general.architecture", arch, sizeof arch);
+    const int64_t head_k = std::max(n_embd / n_head, meta_int(model, std::string(arch) + ".attention.key_length"));
+    const int64_t head_v = std::max(n_embd / n_head, meta_int(model, std::string(arch) + ".attention.value_length"));
+    const int64_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+    const int64_t cells = (std::max<int64_t>(n_ctx, 1) + 255) / 256 * 256;
+    const long double kv = static_cast<long double>(cells) * n_layer * n_head_kv * (head_k + head_v) * 2;  // f16
+    const long double outputs = static_cast<long double>(std::max<uint32_t>(n_seq, n_ubatch)) * n_vocab * 4;
+    const long double scores = static_cast<long double>(cells) * std::max<uint32_t>(n_ubatch, 1) * n_head * 4;
+    const long double total = kv + outputs + scores;
+    return total >= 1.8e19L ? UINT64_MAX : static_cast<uint64_t>(total);
+}
+
+uint64_t available_memory_bytes() {
+    if (FILE * f = std::fopen("/proc/meminfo", "r")) {
+        char line[256];
+        unsigned long long kb = 0;
+        bool found = false;
+        while (std::fgets(line, sizeof line, f) != nullptr) {
+            if (std::sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+                found = true;
+                break;
+            }
+        }
+        std::fclose(f);
+        if (found) return static_cast<uint64_t>(kb) * 1024;
+    }
+#if defined(_SC_AVPHYS_PAGES)
+    const long pages = sysconf(_SC_AVPHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && size > 0) return static_cast<uint64_t>(pages) * static_cast<uint64_t>(size);
+#endif
+    return UINT64_MAX;  // unknown: only llama.cpp's own limits apply
+}
+
+void check_rollout_context(const llama_model * model, int64_t n_ctx, uint32_t n_seq, uint32_t n_ubatch,
+                           const std::string & param, const std::string & why) {
+    const std::string because = why.empty() ? "" : " (" + why + ")";
+    if (n_seq < 1 || n_seq > MAX_SEQUENCES) {
+        throw std::invalid_argument(param + ": needs " + std::to_string(n_seq) + " sequences" + because +
+                                    "; llama.cpp allows 1 to " + std::to_string(MAX_SEQUENCES));
+    }
+    // llama.cpp caps the batch at n_ctx and reserves an output row per
+    // sequence in it: fewer cells than sequences is a GGML_ASSERT.
+    if (n_ctx < static_cast<int64_t>(n_seq)) {
+        throw std::invalid_argument(param + ": the rollout context needs at least " + std::to_string(n_seq) +
+                                    " cells for its " + std::to_string(n_seq) + " sequences, got n_ctx = " +
+                                    std::to_string(n_ctx) + because);
+    }
+    if (n_ctx > MAX_CELLS) {
+        throw std::invalid_argument(param + ": the rollout context would need " + std::to_string(n_ctx) + " cells" +
+                                    because + "; llama.cpp addresses at most " + std::to_string(MAX_CELLS));
+    }
+    if (model == nullptr) return;
+    const uint64_t need = rollout_context_bytes(model, n_ctx, n_seq, n_ubatch);
+    const uint64_t have = available_memory_bytes();
+    if (need > have) {
+        throw std::invalid_argument(param + ": a rollout context of " + std::to_string(n_ctx) + " cells" + because +
+                                    " needs about " + mib(need) + ", more than the " + mib(have) +
+                                    " of memory available");
+    }
+}
+
+void check_horizon(const llama_model * model, int64_t horizon) {
+    const int64_t train = llama_model_n_ctx_train(model);
+    if (train > 0 && horizon > train) {
+        throw std::invalid_argument("horizon: must be <= the model's training context (" + std::to_string(train) +
+                                    " tokens), got " + std::to_string(horizon));
+    }
 }
 
 ContextPtr make_rollout_context(llama_model * model, uint32_t n_ctx, uint32_t n_seq, int32_t n_threads,
@@ -32,6 +140,7 @@ ContextPtr make_rollout_context(llama_model * model, uint32_t n_ctx, uint32_t n_
     p.n_seq_max = n_seq;
     p.n_batch = std::max<uint32_t>(n_batch, n_seq);
     p.n_ubatch = n_ubatch == 0 ? p.n_batch : std::min(n_ubatch, p.n_batch);
+    check_rollout_context(model, n_ctx, n_seq, std::min(p.n_ubatch, n_ctx), "n_ctx");
     p.kv_unified = true;  // forks share the prefix's cells
     p.swa_full = true;    // sliding-window layers keep whole sequences, so forks stay valid
     if (n_threads > 0) {

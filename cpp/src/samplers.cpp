@@ -206,16 +206,18 @@ struct PowerChain : SamplerBase {
     PowerParams              params;
     uint64_t                 rollout_seed;
     uint64_t                 rollout_rng;
+    int32_t                  max_tokens;     // output length limit (0: none): futures end there
+    int64_t                  n_prompt = -1;  // history length at the first apply: the prompt
     std::vector<llama_token> history;   // every token accepted, prompt included
     size_t                   synced = 0;  // history tokens decoded into sequence 0 of ctx
     ContextPtr               ctx;       // made on first use; a clone makes its own
     std::vector<float>       scratch;
 
-    PowerChain(llama_model * m, uint32_t n, const PowerParams & p, uint64_t seed)
-        : model(m), n_ctx(n), params(p), rollout_seed(seed), rollout_rng(seed) {}
+    PowerChain(llama_model * m, uint32_t n, const PowerParams & p, uint64_t seed, int32_t limit)
+        : model(m), n_ctx(n), params(p), rollout_seed(seed), rollout_rng(seed), max_tokens(limit) {}
     PowerChain(const PowerChain & o)
         : SamplerBase(o), model(o.model), n_ctx(o.n_ctx), params(o.params), rollout_seed(o.rollout_seed),
-          rollout_rng(o.rollout_rng), history(o.history) {}
+          rollout_rng(o.rollout_rng), max_tokens(o.max_tokens), n_prompt(o.n_prompt), history(o.history) {}
     SamplerBase * copy() const override { return new PowerChain(*this); }
     const char * name() const override { return "simplex-power"; }
     void accept(llama_token t) override { history.push_back(t); }
@@ -223,6 +225,7 @@ struct PowerChain : SamplerBase {
         SamplerBase::reset();
         rollout_rng = rollout_seed;
         history.clear();
+        n_prompt = -1;
         synced = 0;
         if (ctx) llama_memory_clear(llama_get_memory(ctx.get()), true);
     }
@@ -234,8 +237,15 @@ struct PowerChain : SamplerBase {
         const Scan_ s = scan_logits(c);
         if (s.status != Status::ok) return {s.status, 0};
         try {
-            const uint32_t n_seq = static_cast<uint32_t>(std::min(256, params.candidates * params.rollouts + 1));
-            if (!ctx) ctx = make_rollout_context(model, n_ctx, n_seq, 0, std::max<uint32_t>(64, n_seq), 32);
+            if (n_prompt < 0) n_prompt = static_cast<int64_t>(history.size());
+            // With a length limit, futures end there as π's sequences do (power_generate).
+            PowerParams step = params;
+            if (max_tokens > 0) {
+                const int64_t left = max_tokens - (static_cast<int64_t>(history.size()) - n_prompt) - 1;
+                step.horizon = static_cast<int32_t>(std::max<int64_t>(0, std::min<int64_t>(params.horizon, left)));
+            }
+            const RolloutShape shape = power_context_shape(step, static_cast<int64_t>(history.size()), 0);
+            if (!ctx) ctx = make_rollout_context(model, n_ctx, shape.n_seq, 0, std::max<uint32_t>(64, shape.n_seq), 32);
             RolloutEngine engine(ctx.get());
             if (synced > history.size()) {  // cannot happen with accept-only histories; resync
                 llama_memory_clear(llama_get_memory(ctx.get()), true);
@@ -258,16 +268,17 @@ struct PowerChain : SamplerBase {
             std::vector<double> loglik(k * static_cast<size_t>(params.rollouts), 0.0);
             PowerStats stats;
             const llama_pos n_past = static_cast<llama_pos>(history.size());
-            if (static_cast<int64_t>(n_past) + static_cast<int64_t>(per_wave) * params.rollouts * (params.horizon + 1) +
-                    per_wave > engine.n_ctx()) {
+            if (shape.cells > engine.n_ctx()) {
                 return {Status::failed, 0};
             }
-            run_rollouts(engine, llama_model_get_vocab(model), cand, std::vector<llama_seq_id>(k, 0),
-                         std::vector<llama_pos>(k, n_past), params, per_wave, 1, true, rollout_rng, loglik, stats,
-                         false, history, scratch);
+            if (step.horizon > 0) {
+                run_rollouts(engine, llama_model_get_vocab(model), cand, std::vector<llama_seq_id>(k, 0),
+                             std::vector<llama_pos>(k, n_past), step, per_wave, 1, true, rollout_rng, loglik, stats,
+                             false, history, scratch);
+            }
             std::vector<double> w(k);
             if (!power_weights(log_p.data(), loglik.data(), k, static_cast<size_t>(params.rollouts), params.alpha,
-                               params.jackknife, w.data())) {
+                               params.jackknife && step.horizon > 0, w.data())) {
                 return {Status::nan_logit, 0};
             }
             for (size_t i = 0; i < k; ++i) {
@@ -440,14 +451,25 @@ llama_sampler * make_dist(uint32_t seed)                                 { retur
 llama_sampler * make_objective(const ObjectiveParams & params)           { return wrap(new ObjectiveSampler(params)); }
 
 llama_sampler * make_power_chain_sampler(llama_model * model, uint32_t n_ctx, double alpha, int32_t candidates,
-                                         int32_t rollouts, int32_t horizon, bool jackknife, uint32_t rollout_seed) {
+                                         int32_t rollouts, int32_t horizon, bool jackknife, uint32_t rollout_seed,
+                                         int32_t max_tokens) {
     PowerParams p;
     p.alpha = alpha;
     p.candidates = candidates;
     p.rollouts = rollouts;
     p.horizon = horizon;
     p.jackknife = jackknife;
-    return wrap(new PowerChain(model, n_ctx, p, rollout_seed));
+    if (max_tokens < 0) throw std::invalid_argument("max_tokens: must be >= 0 (0: no limit), got " + std::to_string(max_tokens));
+    // Everything the rollout context needs is checked here, before any work:
+    // the context itself is made on the first apply.
+    check_horizon(model, horizon);
+    const RolloutShape least = power_context_shape(p, 1, max_tokens);  // a one-token prompt
+    if (static_cast<int64_t>(n_ctx) < least.cells) {
+        throw std::invalid_argument("n_ctx: must be >= " + std::to_string(least.cells) + " for these rollouts (" +
+                                    least.why + "), got " + std::to_string(n_ctx));
+    }
+    check_rollout_context(model, n_ctx, least.n_seq, 32, "n_ctx");
+    return wrap(new PowerChain(model, n_ctx, p, rollout_seed, max_tokens));
 }
 
 bool last_solve(const llama_sampler * smpl, SolveResult & out) {

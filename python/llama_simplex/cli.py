@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
                          "diversity and top-M coverage across temperatures on a real model; task: pass@1, pass@K and "
                          "majority vote per sampler on a task with right answers")
     ev.add_argument("--model", "-m", default=None,
-                    help="exactness: a GGUF with a tiny vocabulary (python models/tiny_gguf.py); quality: any GGUF "
+                    help="exactness: GGUFs with a tiny vocabulary, comma-separated (python models/tiny_gguf.py); quality: any GGUF "
                          "(default model otherwise)")
     ev.add_argument("--prompts", default=None, help="quality: a file with one prompt per line")
     ev.add_argument("--task", default="capitals",
@@ -121,9 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("-k", "--k", type=int, default=8, help="quality, task: completions per prompt (default 8)")
     ev.add_argument("--max-tokens", type=int, default=24, help="quality, task: tokens per completion (default 24)")
     ev.add_argument("--out", default="eval-results", help="output directory (resumes from its cache)")
-    ev.add_argument("--alpha", type=float, default=2.0)
-    ev.add_argument("--samples", type=int, default=1000, help="samples per point (default 1000)")
-    ev.add_argument("--rollouts", default="1,2,4,8,16,32", help="values of M (default 1,2,4,8,16,32)")
+    ev.add_argument("--alpha", type=float, default=4.0, help="exactness: the power (default 4)")
+    ev.add_argument("--samples", type=int, default=1000, help="exactness: draws per sampler (default 1000)")
 
     srv = sub.add_parser("serve", help="an OpenAI-compatible endpoint whose requests choose our samplers")
     srv.add_argument("--model", "-m", default=None, help="GGUF path (default as for generate)")
@@ -252,15 +251,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.model is None:
         raise ValueError("model: exactness needs a GGUF with a tiny vocabulary (python models/tiny_gguf.py)")
     from .eval.exactness import run
-    try:
-        rollouts = [int(m) for m in args.rollouts.split(",") if m.strip()]
-    except ValueError:
-        raise ValueError(f"rollouts: a comma-separated list of integers, got {args.rollouts!r}") from None
-    if not rollouts or min(rollouts) < 1:
-        raise ValueError(f"rollouts: values must be >= 1, got {args.rollouts!r}")
     if args.samples < 10:
         raise ValueError(f"samples: must be >= 10, got {args.samples}")
-    report = run(args.model, Path(args.out), alpha=args.alpha, rollouts=rollouts, samples=args.samples)
+    if not args.alpha > 0:
+        raise ValueError(f"alpha: must be > 0, got {args.alpha}")
+    report = run([m for m in args.model.split(",") if m.strip()], Path(args.out), alpha=args.alpha,
+                 samples=args.samples)
     print(report.read_text())
     return 0
 

@@ -39,9 +39,9 @@ def _chain_for(llm: llama_cpp.Llama, sampler: Sampler, seed: int,
     chain = _internals.LlamaSampler()
     from .power import PowerSampler
     if isinstance(sampler, PowerSampler):
-        # Its rollouts need the model and the sequence so far (the prompt).
-        native = sampler.native(seed, llm=llm, n_ctx=int(llm.n_ctx()) + sampler.rollouts * sampler.candidates
-                                * (sampler.horizon + 1) + 256)
+        # Its rollouts need the model and the sequence so far (the prompt); its
+        # context's default size is what they need after llm's whole context.
+        native = sampler.native(seed, llm=llm)
         for t in history or []:
             native.accept(t)
     else:

@@ -31,7 +31,12 @@ def power_weights(log_p: npt.ArrayLike, loglik: npt.ArrayLike, *, alpha: float, 
     (K) and their rollouts' log-likelihoods (K x M): the plug-in
     p(v)^α·mean_r p(y_r)^(α-1), normalised, or its jackknife correction
     (M >= 2), clipped at 0 and renormalised (falling back to the plug-in if
-    nothing is left)."""
+    nothing is left).
+
+    A log-likelihood of -inf is a zero-probability future: it contributes 0 to
+    ζ for α > 1 and 1 for α = 1 (for α < 1 its weight would be infinite: a
+    ValueError); a candidate with log p = -inf gets weight 0. NaN or +inf in
+    either input is a ValueError naming it."""
     lp = np.ascontiguousarray(log_p, dtype=np.float32)
     ll = np.ascontiguousarray(loglik, dtype=np.float64)
     if ll.ndim != 2 or lp.ndim != 1 or ll.shape[0] != lp.size or ll.shape[1] == 0:
@@ -47,8 +52,12 @@ class PowerSampler(Sampler):
     candidates: K, the most likely tokens considered at each step;
     rollouts: M per candidate; horizon: H, the rollout length cap;
     jackknife: bias-corrected weights (needs M >= 2);
-    low_temperature_last: at the last token (no future left within
-    max_tokens) draw from p^α over the candidates, without rollouts.
+    low_temperature_last: futures end at max_tokens, as the sequences of π
+    do: after the token at step t a rollout runs at most
+    min(H, max_tokens - t - 1) tokens, and the last token (no future left)
+    is drawn from p^α over the candidates without rollouts. False is for
+    benchmarks only: every step runs H-token rollouts, as far from the end of
+    a long output, and the law of the last H tokens is then not π.
     Cost per token: K·M rollouts of up to H tokens. Presets: ``paper``
     (α = 4, K = M = 8, H = 64; H is not stated in the paper) and ``cpu-small``
     (α = 4, K = M = 4, H = 16), practical for Gemma 3 270M on 2 cores.
@@ -82,20 +91,29 @@ class PowerSampler(Sampler):
         return cls(**{**cls.PRESETS[v.choice("preset", name, tuple(cls.PRESETS))], **overrides})
 
     def native(self, seed: Optional[int] = None, *, llm: Optional[llama_cpp.Llama] = None,
-               n_ctx: int = 4096) -> _core.NativeSampler:
+               n_ctx: Optional[int] = None, max_tokens: int = 0) -> _core.NativeSampler:
         """The sampler for a llama.cpp chain (form (a)): it runs its rollouts in a
-        context of its own (n_ctx cells) on `llm`'s model and learns the sequence
-        through accept() — feed it the prompt tokens first, as llama-server does.
-        :func:`llama_simplex.generate` uses a faster path that forks the
-        generation's own cache instead."""
+        context of its own (n_ctx cells; default: what the rollouts need after
+        a sequence as long as `llm`'s context) on `llm`'s model and learns the
+        sequence through accept() — feed it the prompt tokens first, as
+        llama-server does. max_tokens: the output length limit (0: none); with
+        it the rollouts stop there, as in :func:`llama_simplex.generate`;
+        without it every rollout runs the full horizon, so the law of the last
+        H tokens is not exactly π. :func:`llama_simplex.generate` uses a faster
+        path that forks the generation's own cache instead. Raises ValueError
+        naming n_ctx (or horizon) when the rollout context cannot be made:
+        below what K, M, H need, or more memory than the machine has."""
         if llm is None:
             raise NotImplementedError("PowerSampler needs the model for its rollouts: native(llm=...), or run it "
                                       "through llama_simplex.generate()")
         from .generation import model_address
         rollout_seed = 0 if seed is None else v.integer("seed", seed, low=0, high=2**32 - 2)
-        native = _core.make_power_chain_sampler(model_address(llm), v.integer("n_ctx", n_ctx, low=64), self.alpha,
-                                                self.candidates, self.rollouts, self.horizon, self.jackknife,
-                                                rollout_seed)
+        max_tokens = v.integer("max_tokens", max_tokens, low=0, high=2**31 - 1)
+        if n_ctx is None:
+            n_ctx, _ = _core.power_context_shape(model_address(llm), self.params_native(), int(llm.n_ctx()), 0, UBATCH)
+        native = _core.make_power_chain_sampler(model_address(llm), v.integer("n_ctx", n_ctx, low=1, high=2**32 - 1),
+                                                self.alpha, self.candidates, self.rollouts, self.horizon,
+                                                self.jackknife, rollout_seed, max_tokens)
         if seed is not None:
             native.enable_draw((rollout_seed * 2654435761 + 1) % 4294967295)  # a stream apart from the rollouts'
         return native
@@ -106,16 +124,14 @@ class PowerSampler(Sampler):
         p.jackknife, p.low_temperature_last = self.jackknife, self.low_temperature_last
         return p
 
-    def context_size(self, n_prompt: int, max_tokens: int, naive: bool = False) -> tuple:
-        """(n_ctx, n_seq) of the rollout context this sampler needs."""
-        n_seq = min(256, self.candidates * self.rollouts + 1)
-        if n_seq - 1 < self.rollouts:
-            raise ValueError(f"rollouts must be <= 255, got {self.rollouts}")
-        per_wave = min(self.candidates, (n_seq - 1) // self.rollouts)
-        copies = per_wave * self.rollouts * (n_prompt + max_tokens) if naive else 0
-        cells = n_prompt + max_tokens + copies + per_wave * self.rollouts * (self.horizon + 1) + per_wave
-        # Exactly what is needed (to 256 cells): the KV cache is the bulk of the extra memory.
-        return max(256, -(-cells // 256) * 256), n_seq
+    def context_size(self, llm: llama_cpp.Llama, n_prompt: int, max_tokens: int, naive: bool = False) -> tuple:
+        """(n_ctx, n_seq) of the rollout context this sampler needs on `llm`'s
+        model, checked against the model and the memory available (ValueError
+        naming max_tokens, horizon otherwise)."""
+        from .generation import model_address
+        params = self.params_native()
+        params.naive_reprefill = naive
+        return _core.power_context_shape(model_address(llm), params, n_prompt, max_tokens, UBATCH)
 
 
 @dataclass(frozen=True)
@@ -199,12 +215,11 @@ class BlockPowerSampler(Sampler):
             setattr(p, name, getattr(self, name))
         return p
 
-    def context_size(self, n_prompt: int, max_tokens: int) -> tuple:
-        n_draw = max(self.samples, self.tail_samples)
-        n_seq = min(256, 1 + n_draw + self.candidates * self.rollouts)
-        per_wave = min(self.candidates, (n_seq - 1 - n_draw) // self.rollouts)
-        cells = n_prompt + max_tokens + n_draw * self.block + per_wave * self.rollouts * (self.horizon + 1)
-        return max(256, -(-cells // 256) * 256), n_seq
+    def context_size(self, llm: llama_cpp.Llama, n_prompt: int, max_tokens: int) -> tuple:
+        """(n_ctx, n_seq) of the rollout context this sampler needs on `llm`'s
+        model, checked as :meth:`PowerSampler.context_size` does."""
+        from .generation import model_address
+        return _core.block_context_shape(model_address(llm), self.params_native(), n_prompt, max_tokens, UBATCH)
 
 
 SAMPLERS[PowerSampler.name] = PowerSampler
@@ -233,7 +248,7 @@ def run_power(llm: llama_cpp.Llama, prompt: Sequence[int], sampler: Sampler, max
     if isinstance(sampler, MCMCPowerSampler):
         return _run_mcmc(llm, prompt, sampler, max_tokens, seed, progress)
     if isinstance(sampler, BlockPowerSampler):
-        n_ctx, n_seq = sampler.context_size(len(prompt), max_tokens)
+        n_ctx, n_seq = sampler.context_size(llm, len(prompt), max_tokens)
         ctx = rollout_context(llm, n_ctx, n_seq, UBATCH)
         t0 = time.perf_counter()
         report = _reporter("block-power", max_tokens, t0) if progress else None
@@ -242,7 +257,7 @@ def run_power(llm: llama_cpp.Llama, prompt: Sequence[int], sampler: Sampler, max
         if progress:
             print(file=sys.stderr)
         return PowerResult(list(tokens), dict(stats), time.perf_counter() - t0)
-    n_ctx, n_seq = sampler.context_size(len(prompt), max_tokens, naive=naive)
+    n_ctx, n_seq = sampler.context_size(llm, len(prompt), max_tokens, naive=naive)
     ctx = rollout_context(llm, n_ctx, n_seq, UBATCH)
     t0 = time.perf_counter()
     params = sampler.params_native()
@@ -256,9 +271,9 @@ def run_power(llm: llama_cpp.Llama, prompt: Sequence[int], sampler: Sampler, max
 
 def _run_mcmc(llm: llama_cpp.Llama, prompt: Sequence[int], sampler: MCMCPowerSampler, max_tokens: int,
               seed: int, progress: bool) -> PowerResult:
-    from .generation import rollout_context
-    cells = len(prompt) + 2 * max_tokens + 2
-    ctx = rollout_context(llm, max(256, -(-cells // 256) * 256), 2, UBATCH)
+    from .generation import model_address, rollout_context
+    n_ctx, n_seq = _core.mcmc_context_shape(model_address(llm), len(prompt), max_tokens, UBATCH)
+    ctx = rollout_context(llm, n_ctx, n_seq, UBATCH)
     t0 = time.perf_counter()
 
     def report(done: int, proposals: int, accepted: int) -> bool:

@@ -88,14 +88,16 @@ struct llama_simplex_objective_params {
 /* Token-level power sampling for any chain: learns the sequence through
  * accept() (feed it the prompt), rolls out in a context of its own (n_ctx
  * cells) on `model`; reduces the candidates to the K best with p = the
- * power-sampling weights. */
+ * power-sampling weights. Its rollouts run the full horizon H at every token
+ * (the chain does not know max_tokens), so the law of the last H tokens of an
+ * output is not exactly π; llama_simplex.generate() caps them. */
 struct llama_simplex_power_params {
     float   alpha;      /* 4 */
     int32_t candidates; /* K, 8 */
     int32_t rollouts;   /* M, 8 */
     int32_t horizon;    /* H, 64 */
     bool    jackknife;  /* true */
-    uint32_t n_ctx;     /* 4096 */
+    uint32_t n_ctx;     /* 8192; at least what K, M, H need (checked: INVALID_ARGUMENT) */
     uint32_t rollout_seed; /* 0 */
     struct llama_simplex_draw_params draw;
 };

@@ -27,6 +27,12 @@ struct McmcStats {
     int64_t decoded_tokens = 0;
 };
 
+struct RolloutShape;
+
+// The context mcmc_power_generate needs: the current sequence and a
+// proposal (2 sequences), prompt + 2 x max_tokens cells.
+RolloutShape mcmc_context_shape(int64_t n_prompt, int64_t max_tokens);
+
 std::vector<llama_token> mcmc_power_generate(llama_context * ctx, const std::vector<llama_token> & prompt,
                                              const McmcParams & params, int32_t max_tokens, uint64_t seed,
                                              bool stop_at_eog, McmcStats & stats,

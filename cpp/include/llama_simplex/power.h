@@ -19,10 +19,15 @@ namespace llama_simplex {
 //   w(v) ∝ p(v)^α · mean_r exp((α-1) loglik_r),
 // in log space; with jackknife (M >= 2) the bias-corrected
 //   p_JK = M p̂ - (M-1)/M Σ_s p̂_{-s}   (p̂_{-s}: rollout s left out of every candidate),
-// clipped at 0 and renormalised, falling back to p̂ if nothing is left.
-// Writes K probabilities; returns false if the inputs hold NaN.
+// clipped at 0 and renormalised, falling back to p̂ if nothing is left (or
+// if a leave-one-out renormalisation has no mass).
+// A rollout log-likelihood of -inf is a zero-probability future: p(y)^(α-1)
+// is 0 for α > 1 and 1 for α = 1 (for α < 1 it is infinite: an error); a
+// candidate with log p = -inf has weight 0.
+// Writes K probabilities; returns false, with the reason in *error when
+// given, for NaN, +inf, no candidate of positive weight, or K or M = 0.
 bool power_weights(const float * log_p, const double * loglik, size_t k, size_t m, double alpha, bool jackknife,
-                   double * out);
+                   double * out, std::string * error = nullptr);
 
 struct PowerParams {
     double  alpha = 4.0;       // α > 0; 1 is ordinary sampling
@@ -30,9 +35,23 @@ struct PowerParams {
     int32_t rollouts = 8;      // M per candidate
     int32_t horizon = 64;      // H: rollout length cap
     bool    jackknife = true;
-    bool    low_temperature_last = true;  // with no future left (max_tokens), draw from p^α over the candidates
+    // Futures end at max_tokens, as π's sequences do: a rollout after the
+    // token at step t runs at most min(H, max_tokens - t - 1) tokens, so the
+    // last token has ζ = 1 and is drawn from p^α over the candidates. false
+    // (benchmarks only) runs H tokens at every step, as far from the end of
+    // a long output; the law near the end is then not π.
+    bool    low_temperature_last = true;
     bool    naive_reprefill = false;       // baseline for benchmarks: every rollout re-decodes the prefix
 };
+
+struct RolloutShape;
+
+// The rollout context power_generate needs after a prompt of n_prompt
+// tokens for max_tokens more (0: no length limit; n_prompt is then the
+// longest sequence, as for the chain sampler). The one formula every
+// surface uses; throws std::invalid_argument naming the parameter for
+// values out of range.
+RolloutShape power_context_shape(const PowerParams & params, int64_t n_prompt, int64_t max_tokens);
 
 struct PowerStats {
     int64_t rollouts = 0;        // rollouts run
@@ -68,6 +87,9 @@ struct BlockParams {
     int32_t tail_samples = 16;  // L_tail
     bool    jackknife = true;
 };
+
+// The rollout context block_power_generate needs (see power_context_shape).
+RolloutShape block_context_shape(const BlockParams & params, int64_t n_prompt, int64_t max_tokens);
 
 std::vector<llama_token> block_power_generate(llama_context * ctx, const std::vector<llama_token> & prompt,
                                               const BlockParams & params, int32_t max_tokens, uint64_t seed,

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "llama.h"
@@ -25,9 +26,46 @@ struct ContextDeleter {
 };
 using ContextPtr = std::unique_ptr<llama_context, ContextDeleter>;
 
+// The rollout context a sampler needs: KV cells (rounded up to 256, as
+// llama.cpp pads them) and sequences. Each sampler has one function that
+// computes it (power_context_shape, block_context_shape, mcmc_context_shape);
+// `why` spells out the sum with the parameters that drive it, for messages.
+struct RolloutShape {
+    int64_t     cells = 0;  // exactly what is needed
+    int64_t     n_ctx = 0;  // cells rounded up to 256 (at least 256): what to ask llama.cpp for
+    uint32_t    n_seq = 0;
+    std::string why;
+};
+
+// A shape of `cells` cells (n_ctx: rounded up to a multiple of 256, at least 256).
+RolloutShape rollout_shape(int64_t cells, uint32_t n_seq, std::string why);
+
+// The bytes a rollout context of n_ctx cells and n_seq sequences takes on
+// `model`, estimated before anything is allocated: the KV cache (cells x
+// layers x (K + V) per cell in f16, head sizes from the model), the output
+// buffer (a vocabulary row per sequence) and the attention scores of one
+// micro-batch of n_ubatch tokens.
+uint64_t rollout_context_bytes(const llama_model * model, int64_t n_ctx, uint32_t n_seq, uint32_t n_ubatch);
+
+// Physical memory available now (MemAvailable, else free pages), in bytes.
+uint64_t available_memory_bytes();
+
+// Throws std::invalid_argument naming `param` (with `why`, the sum behind the
+// size) when a context of n_ctx cells and n_seq sequences cannot be made:
+// fewer cells than sequences (llama.cpp's output buffer holds a row per
+// sequence and would abort), more cells than llama.cpp can address, or more
+// memory than the machine has available. Called before any allocation.
+void check_rollout_context(const llama_model * model, int64_t n_ctx, uint32_t n_seq, uint32_t n_ubatch,
+                           const std::string & param, const std::string & why = "");
+
+// Throws std::invalid_argument when `horizon` exceeds the model's training
+// context: a rollout longer than that is not a future the model can score.
+void check_horizon(const llama_model * model, int64_t horizon);
+
 // A context for forked sequences on `model`: unified KV cache of n_ctx cells
 // shared by up to n_seq sequences (at most MAX_SEQUENCES = 256).
-// Throws std::invalid_argument naming the parameter when it cannot be made.
+// Throws std::invalid_argument naming the parameter when it cannot be made
+// (check_rollout_context, before anything is allocated).
 // n_ubatch (0: n_batch) bounds the compute buffer: a wide batch is computed
 // in slices of n_ubatch tokens.
 ContextPtr make_rollout_context(llama_model * model, uint32_t n_ctx, uint32_t n_seq, int32_t n_threads,

@@ -42,8 +42,14 @@ bool last_solve(const llama_sampler * smpl, SolveResult & out);
 // llama-server feeds them) and runs its rollouts in a context of its own on
 // `model` (n_ctx cells, unified KV cache), reduced to the K candidates with
 // p = the power-sampling weights. rollout_seed seeds the rollouts.
+// max_tokens (0: none) is the output length limit: rollouts stop at it, as
+// power_generate's do; without it every rollout runs the full horizon, so
+// the law of the last H tokens is not π. Throws std::invalid_argument naming
+// the parameter when the rollout context cannot be made (n_ctx below what
+// the rollouts need, more memory than available, horizon beyond the model).
 llama_sampler * make_power_chain_sampler(llama_model * model, uint32_t n_ctx, double alpha, int32_t candidates,
-                                         int32_t rollouts, int32_t horizon, bool jackknife, uint32_t rollout_seed);
+                                         int32_t rollouts, int32_t horizon, bool jackknife, uint32_t rollout_seed,
+                                         int32_t max_tokens = 0);
 
 // Final draw from softmax(logit) of whatever the chain left; LLAMA_DEFAULT_SEED picks a random seed.
 llama_sampler * make_dist(uint32_t seed);

@@ -1,11 +1,14 @@
-"""Exact targets on models small enough to enumerate: the law of two-token
-completions under plain decoding, its power distribution π ∝ p^α, and the
-law of token-wise low-temperature sampling. Shared by the tests and by
+"""Exact targets on models small enough to enumerate: the law of completions
+of up to T tokens under plain decoding, its power distribution π ∝ p^α, the
+law of token-wise low-temperature sampling, and the sampling noise of an
+exact sampler at N draws. Shared by the tests and by
 `llama-simplex eval exactness`."""
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+import sys
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import llama_cpp
 import numpy as np
@@ -22,51 +25,200 @@ def next_logprobs(llm: llama_cpp.Llama, ids: Sequence[int]) -> np.ndarray:
     return logits - (logits.max() + np.log(np.exp(logits - logits.max()).sum()))
 
 
-def two_step_logprobs(llm: llama_cpp.Llama, prompt: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
-    """log p(x1) and log p(x2 | x1) for every x1."""
-    p1 = next_logprobs(llm, prompt)
-    p2 = np.stack([next_logprobs(llm, list(prompt) + [x]) for x in range(p1.size)])
-    return p1, p2
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    return x - (x.max() + np.log(np.exp(x - x.max()).sum()))
 
 
-def targets(p1: np.ndarray, p2: np.ndarray, alpha: float, eos: int) -> Tuple[List[Outcome], np.ndarray, np.ndarray]:
-    """The outcomes ((eos,) or (x1, x2)), π ∝ p^α over them, and the law of
-    token-wise sampling at temperature 1/α."""
-    n = p1.size
-    outcomes: List[Outcome] = []
-    logp = []
-    for x1 in range(n):
-        if x1 == eos:
-            outcomes.append((x1,))
-            logp.append(p1[x1])
-        else:
-            for x2 in range(n):
-                outcomes.append((x1, x2))
-                logp.append(p1[x1] + p2[x1, x2])
-    logp_a = alpha * np.array(logp)
-    pi = np.exp(logp_a - logp_a.max())
-    pi /= pi.sum()
-    q1 = np.exp(alpha * p1 - np.max(alpha * p1))
-    q1 /= q1.sum()
-    q2 = np.exp(alpha * p2 - np.max(alpha * p2, axis=1, keepdims=True))
-    q2 /= q2.sum(1, keepdims=True)
-    low = np.array([q1[o[0]] * (q2[o[0], o[1]] if len(o) == 2 else 1.0) for o in outcomes])
-    return outcomes, pi, low
+class Completions:
+    """Every completion of `prompt` with exactly `length` tokens, or fewer
+    ending in end-of-sequence (the outcome then ends with `eos`), with the
+    next-token log-probabilities after every prefix. Costs one decode per
+    prefix: Σ_{i<length} (V-1)^i."""
 
+    def __init__(self, llm: llama_cpp.Llama, prompt: Sequence[int], length: int, eos: int) -> None:
+        if length < 1:
+            raise ValueError(f"length: must be >= 1, got {length}")
+        self.length, self.eos, self.prompt = length, eos, list(prompt)
+        self.next_lp: Dict[Outcome, np.ndarray] = {}
+        self.outcomes: List[Outcome] = []
+        stack: List[Outcome] = [()]
+        while stack:
+            prefix = stack.pop()
+            lp = self.next_lp[prefix] = next_logprobs(llm, self.prompt + list(prefix))
+            for x in range(lp.size):
+                if x == eos or len(prefix) + 1 == length:
+                    self.outcomes.append(prefix + (x,))
+                else:
+                    stack.append(prefix + (x,))
+        self.outcomes.sort()
+        self.index = {o: i for i, o in enumerate(self.outcomes)}
 
-def outcome(tokens: Sequence[int], eos: int) -> Outcome:
-    """The outcome of a two-token generation (end-of-sequence is not returned as a token)."""
-    if len(tokens) == 2:
-        return tuple(tokens)
-    if len(tokens) == 1:
-        return (tokens[0], eos)
-    return (eos,)
+    def _law(self, step: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        logs = {prefix: step(lp) for prefix, lp in self.next_lp.items()}
+        return np.array([sum(logs[o[:i]][o[i]] for i in range(len(o))) for o in self.outcomes])
+
+    def logp(self) -> np.ndarray:
+        """log p(outcome) under the model at temperature 1."""
+        return self._law(lambda lp: lp)
+
+    def power(self, alpha: float) -> np.ndarray:
+        """π ∝ p^α over the outcomes."""
+        a = alpha * self.logp()
+        pi = np.exp(a - a.max())
+        return pi / pi.sum()
+
+    def low_temperature(self, alpha: float) -> np.ndarray:
+        """The law of token-wise sampling from softmax(α·ℓ_t) (temperature 1/α)."""
+        return np.exp(self._law(lambda lp: _log_softmax(alpha * lp)))
+
+    def power_top_k(self, alpha: float, k: int) -> np.ndarray:
+        """The law of token-level power sampling with exact futures (M → ∞)
+        whose candidates are the k most likely tokens of p_t (ties: lower id):
+        at each prefix, v ∝ p(v)^α·ζ(v) over those k, ζ(v) = Σ_y p(y | v)^α
+        over v's completions (1 when v ends the output). With k = |V| it is π;
+        with fewer candidates, tokens of π-mass outside the top k are lost."""
+        z: Dict[Outcome, float] = {}  # Σ over completions of the prefix of p(completion | prefix)^α
+        for prefix in sorted(self.next_lp, key=len, reverse=True):
+            lp = self.next_lp[prefix]
+            ends = len(prefix) + 1 == self.length
+            z[prefix] = sum(np.exp(alpha * lp[v]) * (1.0 if v == self.eos or ends else z[prefix + (v,)])
+                            for v in range(lp.size))
+
+        def step(prefix: Outcome) -> np.ndarray:
+            lp = self.next_lp[prefix]
+            ends = len(prefix) + 1 == self.length
+            top = sorted(range(lp.size), key=lambda v: (-lp[v], v))[:k]
+            w = np.zeros(lp.size)
+            for v in top:
+                w[v] = np.exp(alpha * lp[v]) * (1.0 if v == self.eos or ends else z[prefix + (v,)])
+            with np.errstate(divide="ignore"):  # log 0 = -inf: outside the candidates
+                return np.log(w / w.sum())
+        logs = {prefix: step(prefix) for prefix in self.next_lp}
+        return np.exp([sum(logs[o[:i]][o[i]] for i in range(len(o))) for o in self.outcomes])
+
+    def best_of_samples(self, alpha: float, samples: int, reps: int = 100_000, seed: int = 0) -> Tuple[np.ndarray, float]:
+        """The law of drawing `samples` outputs from p, merging identical ones
+        and choosing one ∝ p^α (block power sampling when the whole output is
+        its tail: fewer tokens than a block), by Monte Carlo over `reps` sample
+        sets (each set's exact choice law averaged, fixed seed); with the
+        estimate's error: ½ Σ 3 standard errors (bounds its TV error with
+        high probability)."""
+        logp = self.logp()
+        base = np.exp(logp - logp.max())
+        base /= base.sum()
+        w = np.exp(alpha * (logp - logp.max()))
+        rng = np.random.default_rng(seed)
+        draws = np.sort(rng.choice(base.size, size=(reps, samples), p=base), axis=1)
+        c = w[draws]
+        c[:, 1:][draws[:, 1:] == draws[:, :-1]] = 0.0  # an output drawn twice is one candidate
+        c /= c.sum(axis=1, keepdims=True)
+        law, sq = np.zeros(base.size), np.zeros(base.size)
+        np.add.at(law, draws, c)
+        np.add.at(sq, draws, c * c)
+        law /= reps
+        se = np.sqrt(np.maximum(sq / reps - law ** 2, 0.0) / reps)
+        return law, 0.5 * float(3 * se.sum())
+
+    def _states(self, t: int) -> List[Outcome]:
+        """The sequences of exactly t tokens, or fewer ending in eos (t <= length)."""
+        out: List[Outcome] = []
+        for prefix, lp in self.next_lp.items():
+            if len(prefix) < t:
+                out += [prefix + (v,) for v in range(lp.size) if v == self.eos or len(prefix) + 1 == t]
+        return sorted(out)
+
+    def mcmc_law(self, alpha: float, stages: int = 16, steps: int = 10) -> np.ndarray:
+        """The exact law of the MCMC power sampler (mcmc.cpp, [MCMC]) after its
+        stages: each stage extends the state from q = softmax(α·ℓ) to the
+        stage's length, then `steps` Metropolis-Hastings moves resample the
+        suffix after a uniform position from q and accept with probability
+        min(1, (p(x')/p(x))^α q(x)/q(x') · |x|/|x'|). Computed by propagating
+        the state's law through the chain's transition matrices."""
+        lse = {prefix: float(np.log(np.exp(alpha * lp - (alpha * lp).max()).sum()) + (alpha * lp).max())
+               for prefix, lp in self.next_lp.items()}
+
+        def q_of(z: Outcome) -> float:  # log q(z), token-wise from softmax(α·ℓ)
+            return sum(alpha * self.next_lp[z[:j]][z[j]] - lse[z[:j]] for j in range(len(z)))
+
+        def scores(states: List[Outcome]) -> Tuple[np.ndarray, np.ndarray]:
+            # log q(z) and S(z) = α log p(z) - log q(z) = Σ_j log Σ_v p(v | z_<j)^α
+            return (np.array([q_of(z) for z in states]),
+                    np.array([sum(lse[z[:j]] for j in range(len(z))) for z in states]))
+
+        def extensions(states: List[Outcome], prefix: Outcome) -> slice:
+            import bisect
+            return slice(bisect.bisect_left(states, prefix), bisect.bisect_left(states, prefix + (1 << 30,)))
+
+        stage_len = -(-self.length // stages)
+        law: Dict[Outcome, float] = {(): 1.0}
+        target, stage = 0, 0
+        while stage < stages and target < self.length:
+            target = min(target + stage_len, self.length)
+            stage += 1
+            states = self._states(target)
+            log_q, s = scores(states)
+            where = {z: i for i, z in enumerate(states)}
+            v = np.zeros(len(states))
+            for x, px in law.items():  # extend from q (an ended state stays)
+                if x and x[-1] == self.eos:
+                    v[where[x]] += px
+                    continue
+                sl = extensions(states, x)
+                v[sl] += px * np.exp(log_q[sl] - q_of(x))
+            lens = np.array([len(z) for z in states], dtype=np.float64)
+            move = np.zeros((len(states), len(states)))
+            for a, x in enumerate(states):
+                for i in range(len(x)):
+                    sl = extensions(states, x[:i])
+                    prop = np.exp(log_q[sl] - q_of(x[:i]))  # q of the new suffix given the kept prefix
+                    acc = np.minimum(1.0, np.exp(s[sl] - s[a] + np.log(len(x)) - np.log(lens[sl])))
+                    move[a, sl] += prop * acc / len(x)
+                move[a, a] += 1.0 - move[a].sum()
+            for _ in range(steps):
+                v = v @ move
+            law = {z: float(p) for z, p in zip(states, v) if p > 0}
+        return np.array([law.get(o, 0.0) for o in self.outcomes])
+
+    def outcome(self, tokens: Sequence[int]) -> Outcome:
+        """The outcome of a generation of at most `length` tokens that stops at
+        end-of-sequence without returning it."""
+        return tuple(tokens) if len(tokens) == self.length else tuple(tokens) + (self.eos,)
 
 
 def tv(a: np.ndarray, b: np.ndarray) -> float:
     return 0.5 * float(np.abs(np.asarray(a) - np.asarray(b)).sum())
 
 
-def tv_bound(pi: np.ndarray, n: int) -> float:
-    """E TV(empirical of n draws, π) <= ½ Σ sqrt(π(1-π)/n)."""
-    return 0.5 * float(np.sqrt(pi * (1 - pi) / n).sum())
+def tv_noise_quantile(law: np.ndarray, n: int, q: float = 0.99, reps: int = 2000, seed: int = 0) -> float:
+    """The q-quantile of TV(empirical law of n exact draws, law): what an
+    exact sampler's TV stays under with probability q at n draws (simulated
+    with a fixed seed, `reps` repetitions)."""
+    rng = np.random.default_rng(seed)
+    p = np.asarray(law, dtype=np.float64)
+    p = p / p.sum()
+    counts = rng.multinomial(n, p, size=reps)
+    return float(np.quantile(0.5 * np.abs(counts / n - p).sum(axis=1), q))
+
+
+def empirical(llm: llama_cpp.Llama, sampler, space: Completions, n: int, *, first_seed: int = 0,
+              label: Optional[str] = None) -> Tuple[np.ndarray, Dict[str, float]]:
+    """The empirical law of n generations (seeds first_seed..) of at most
+    space.length tokens with `sampler`, and the mean of each numeric stat the
+    generations report (rollout tokens, ...) with the seconds per draw."""
+    from ..generation import generate
+    counts = np.zeros(len(space.outcomes))
+    totals: Dict[str, float] = {}
+    t0 = time.perf_counter()
+    for i in range(n):
+        g = generate(llm, space.prompt, sampler, max_tokens=space.length, seed=first_seed + i, add_special=False,
+                     progress=False)
+        counts[space.index[space.outcome(g.tokens)]] += 1
+        for key, value in (getattr(g, "stats", None) or {}).items():
+            totals[key] = totals.get(key, 0.0) + float(value)
+        if label is not None and ((i + 1) % 100 == 0 or i + 1 == n):
+            rate = (i + 1) / max(time.perf_counter() - t0, 1e-9)
+            print(f"\r[eval] {label}: {i + 1}/{n} samples ({rate:.0f}/s)", end="" if i + 1 < n else "\n",
+                  file=sys.stderr, flush=True)
+    stats = {key: value / n for key, value in totals.items()}
+    stats["seconds_per_draw"] = (time.perf_counter() - t0) / n
+    return counts / n, stats

@@ -1,106 +1,159 @@
-"""`llama-simplex eval exactness`: how close each sampler's empirical law of
-two-token completions is to its exact target, on a model small enough to
-enumerate (a tiny generated GGUF: `python models/tiny_gguf.py tiny.gguf
---n-vocab 8`).
+"""`llama-simplex eval exactness`: how close every sequence-level sampler, at
+each of its presets, comes to the exact target π ∝ p^α, on models small
+enough to enumerate (tiny generated GGUFs: `python models/tiny_gguf.py
+tiny.gguf --n-vocab 16 --seed 1`).
 
-- power sampling (token level, K = |V|, H = 1): total variation (TV) to
-  π ∝ p^α as a function of the number of rollouts M, with and without the
-  jackknife; token-wise low-temperature sampling's exact TV to π beside it;
-- temperature sampling (Softmax(T)): TV to its exact law p^(1/T) token-wise.
-Each point is cached in DIR/cache.json, so an interrupted run resumes.
+The settings are the ones users run: α = 4, outputs of 3 tokens, the
+presets' horizons (longer than what is left). For each sampler: the total
+variation (TV) between the empirical law of N draws and π, beside the 99th
+percentile of the TV an exact sampler of π gets at the same N (simulated
+with a fixed seed): a TV above it is bias, not noise. Token-wise
+low-temperature sampling's exact TV to π is given for scale. Each point is
+cached in DIR/cache.json, so an interrupted run resumes.
 """
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import llama_cpp
 import numpy as np
 
-from ..generation import generate
-from ..power import PowerSampler
-from ..samplers import Softmax
-from . import exact
+from ..power import BlockPowerSampler, MCMCPowerSampler, PowerSampler
 from ..report import save_figure, write_results
+from ..samplers import Sampler
+from . import exact
 from .cache import PointCache
 
-
-def _progress(label: str, i: int, n: int, t0: float) -> None:
-    rate = i / max(time.perf_counter() - t0, 1e-9)
-    print(f"\r[eval] {label}: {i}/{n} samples ({rate:.0f}/s)", end="" if i < n else "\n", file=sys.stderr,
-          flush=True)
+QUANTILE = 0.99
 
 
-def _empirical(llm, prompt, sampler, n: int, index: Dict, eos: int, label: str) -> np.ndarray:
-    counts = np.zeros(len(index))
-    t0 = time.perf_counter()
-    for seed in range(n):
-        toks = generate(llm, prompt, sampler, max_tokens=2, seed=seed, add_special=False, progress=False).tokens
-        counts[index[exact.outcome(toks, eos)]] += 1
-        if (seed + 1) % 100 == 0 or seed + 1 == n:
-            _progress(label, seed + 1, n, t0)
-    return counts / n
+def samplers_at_presets(alpha: float) -> List[Tuple[str, Sampler]]:
+    """Every sequence-level sampler at each of its presets, at power α.
+    MCMCPowerSampler has one setting, the paper's (16 stages, 10 steps)."""
+    out: List[Tuple[str, Sampler]] = []
+    for cls in (PowerSampler, BlockPowerSampler):
+        for name in cls.PRESETS:
+            out.append((f"{cls.__name__} {name}", cls.preset(name, alpha=alpha)))
+    out.append(("MCMCPowerSampler paper (16 stages, 10 steps)", MCMCPowerSampler(alpha=alpha)))
+    return out
 
 
-def run(model: str, out_dir: Path, alpha: float = 2.0, rollouts: Sequence[int] = (1, 2, 4, 8, 16, 32),
-        temperatures: Sequence[float] = (0.5, 1.0, 1.5), samples: int = 1000, prompt: Sequence[int] = (1, 3)) -> Path:
+def algorithm_law(space: exact.Completions, sampler: Sampler) -> Tuple[np.ndarray, float, str]:
+    """The exact law of what the sampler's algorithm draws with unlimited
+    draws of its own randomness, where that differs from π by design, with
+    the error of its computation and what it is:
+    - PowerSampler: exact futures (M → ∞) over its K candidates (π when K
+      covers π's tokens; the rollouts' finite-M bias is what remains);
+    - BlockPowerSampler with outputs shorter than a block: the whole output is
+      its tail, one of L_tail base samples chosen ∝ p^α (Monte Carlo, error
+      bound given);
+    - MCMCPowerSampler: the chain's law after its stages and steps (exact)."""
+    alpha = sampler.alpha
+    if isinstance(sampler, PowerSampler):
+        return space.power_top_k(alpha, sampler.candidates), 0.0, f"exact futures over the top {sampler.candidates}"
+    if isinstance(sampler, BlockPowerSampler):
+        if space.length > sampler.block:
+            raise ValueError(f"block: the exact law is computed for outputs within one block ({sampler.block} tokens), "
+                             f"got {space.length}")
+        law, err = space.best_of_samples(alpha, sampler.tail_samples)
+        return law, err, f"best of {sampler.tail_samples} base samples by p^α"
+    if isinstance(sampler, MCMCPowerSampler):
+        return space.mcmc_law(alpha, sampler.stages, sampler.steps), 0.0, \
+            f"the chain after {sampler.stages} stages x {sampler.steps} steps"
+    raise TypeError(f"sampler: no exact law for {type(sampler).__name__}")
+
+
+def measure(llm: llama_cpp.Llama, space: exact.Completions, alpha: float, samples: int,
+            cache: PointCache, key_prefix: str) -> List[Dict]:
+    """One row per sampler at its presets: TV to π of `samples` draws beside
+    the exact sampler's noise quantile at that N; the exact law of the
+    sampler's algorithm (algorithm_law), its TV to π (the bias by design) and
+    the draws' TV to it beside its own noise quantile (plus its computation's
+    error); mean rollout tokens and seconds per draw."""
+    pi = space.power(alpha)
+    noise = exact.tv_noise_quantile(pi, samples, QUANTILE)
+    rows = []
+    for label, sampler in samplers_at_presets(alpha):
+        key = f"{key_prefix} {label} alpha={alpha} T={space.length} N={samples}"
+        ref, ref_err, ref_what = algorithm_law(space, sampler)
+
+        def compute(sampler=sampler, key=key, ref=ref) -> Dict:
+            law, stats = exact.empirical(llm, sampler, space, samples, label=key)
+            return dict(tv=exact.tv(law, pi), tv_to_algorithm=exact.tv(law, ref),
+                        rollout_tokens=stats.get("rollout_tokens", stats.get("decoded_tokens", 0.0)),
+                        seconds=stats["seconds_per_draw"])
+        point = cache.get(key, compute)
+        ref_noise = exact.tv_noise_quantile(ref, samples, QUANTILE) + ref_err
+        rows.append(dict(sampler=label, noise=noise, within_noise=point["tv"] <= noise, algorithm=ref_what,
+                         algorithm_tv_to_pi=exact.tv(ref, pi), algorithm_noise=ref_noise,
+                         matches_algorithm=point["tv_to_algorithm"] <= ref_noise, **point))
+    return rows
+
+
+def run(models: Sequence[str], out_dir: Path, alpha: float = 4.0, samples: int = 1000, length: int = 3,
+        prompt: Sequence[int] = (1, 3)) -> Path:
     cache = PointCache(out_dir)
-    llm = llama_cpp.Llama(model_path=str(model), n_ctx=512, verbose=False)
-    n_vocab, eos = llm.n_vocab(), llm.token_eos()
-    if n_vocab > 64:
-        raise ValueError(f"model: the vocabulary ({n_vocab}) is too large to enumerate; use a tiny model (<= 64)")
-    p1, p2 = exact.two_step_logprobs(llm, list(prompt))
-    outcomes, pi, low = exact.targets(p1, p2, alpha, eos)
-    index = {o: i for i, o in enumerate(outcomes)}
-    bound = exact.tv_bound(pi, samples)
+    results = []
+    for model in models:
+        llm = llama_cpp.Llama(model_path=str(model), n_ctx=512, verbose=False)
+        try:
+            n_vocab, eos = llm.n_vocab(), llm.token_eos()
+            if n_vocab > 64:
+                raise ValueError(f"model: the vocabulary of {model} ({n_vocab}) is too large to enumerate; use a "
+                                 f"tiny model (<= 64)")
+            space = exact.Completions(llm, list(prompt), length, eos)
+            pi = space.power(alpha)
+            rows = measure(llm, space, alpha, samples, cache, Path(model).name)
+            results.append(dict(model=Path(model).name, n_vocab=n_vocab, outcomes=len(space.outcomes),
+                                tv_lowtemp_to_pi=exact.tv(space.low_temperature(alpha), pi),
+                                noise=exact.tv_noise_quantile(pi, samples, QUANTILE), samplers=rows))
+        finally:
+            llm.close()
 
-    power_rows: List[dict] = []
-    for m in rollouts:
-        for jk in (False, True):
-            if jk and m < 2:
-                continue
-            sampler = PowerSampler(alpha=alpha, candidates=n_vocab, rollouts=m, horizon=1, jackknife=jk)
-            key = f"power alpha={alpha} M={m} jackknife={jk} N={samples}"
-            d = cache.get(key, lambda: exact.tv(_empirical(llm, list(prompt), sampler, samples, index, eos, key), pi))
-            power_rows.append(dict(rollouts=m, jackknife=jk, tv=d))
-    temp_rows: List[dict] = []
-    for t in temperatures:
-        _o, _pi_t, law = exact.targets(p1, p2, 1.0 / t, eos)
-        key = f"softmax T={t} N={samples}"
-        d = cache.get(key, lambda: exact.tv(_empirical(llm, list(prompt), Softmax(temperature=t), samples, index, eos, key),
-                                        law))
-        temp_rows.append(dict(temperature=t, tv=d, bound=exact.tv_bound(law, samples)))
-    llm.close()
-
-    result = dict(model=str(model), alpha=alpha, samples=samples, outcomes=len(outcomes), tv_bound_pi=bound,
-                  tv_lowtemp_to_pi=exact.tv(low, pi), power=power_rows, temperature=temp_rows)
-    lines = [f"# Exactness on {Path(model).name} (vocabulary {n_vocab}, two-token completions, {len(outcomes)} outcomes)",
-             "", f"Power sampling, alpha = {alpha}, K = {n_vocab}, H = 1, {samples} samples per point. Sampling "
-             f"noise alone gives E TV <= {bound:.3f}; token-wise low-temperature sampling (T = 1/alpha) is at "
-             f"exact TV {result['tv_lowtemp_to_pi']:.3f} from π.", "",
-             "| rollouts M | TV to π, plug-in | TV to π, jackknife |", "|---:|---:|---:|"]
-    for m in rollouts:
-        plug = next((r["tv"] for r in power_rows if r["rollouts"] == m and not r["jackknife"]), None)
-        jk = next((r["tv"] for r in power_rows if r["rollouts"] == m and r["jackknife"]), None)
-        lines.append(f"| {m} | {plug:.3f} | " + (f"{jk:.3f} |" if jk is not None else "— |"))
-    lines += ["", "Temperature sampling against its exact law:", "", "| T | TV | noise bound |", "|---:|---:|---:|"]
-    lines += [f"| {r['temperature']} | {r['tv']:.3f} | {r['bound']:.3f} |" for r in temp_rows]
-    save_figure(out_dir / "exactness.png", lambda ax: _draw(ax, result), figsize=(7, 4.2))
+    result = dict(alpha=alpha, length=length, samples=samples, quantile=QUANTILE, prompt=list(prompt),
+                  models=results)
+    lines = [f"# Exactness: every sequence-level sampler against π ∝ p^α (α = {alpha}, {length}-token outputs)", "",
+             f"{samples} draws per sampler (seeds 0..{samples - 1}), prompt {list(prompt)}. *noise*: the "
+             f"{QUANTILE:.0%} quantile of the TV an exact sampler of π gets with the same number of draws; a TV "
+             f"above it is the sampler's bias. Presets as in `power.py` (their horizons exceed the "
+             f"{length - 1} tokens left after the first). *Its algorithm's exact law*: what the sampler draws "
+             f"with unlimited draws of its own randomness (power: exact futures over its K candidates; block "
+             f"power, whose {length}-token outputs are shorter than a block: the best of L_tail base samples by "
+             f"p^α; MCMC: the chain after its stages and steps), computed exactly (block: Monte Carlo, its error "
+             f"added to the noise); its TV to π is the bias by design, and the draws' TV to it checks the "
+             f"implementation.", "",
+             f"Command: `llama-simplex eval exactness --model {','.join(r['model'] for r in results)} "
+             f"--alpha {alpha:g} --samples {samples}` (the models: `python models/tiny_gguf.py tiny16-s1.gguf "
+             f"--n-vocab 16 --seed 1`, and so on).", ""]
+    for r in results:
+        lines += [f"## {r['model']} (vocabulary {r['n_vocab']}, {r['outcomes']} outcomes)", "",
+                  f"Token-wise low-temperature sampling (T = 1/α) is at exact TV {r['tv_lowtemp_to_pi']:.3f} from π.",
+                  "", "| sampler | TV to π | noise (q99) | within noise | its algorithm's exact law: TV to π "
+                  "| draws' TV to that law (noise) | rollout (MCMC: proposal) tokens per draw | ms per draw |",
+                  "|---|---:|---:|:---:|---:|---:|---:|---:|"]
+        for s in r["samplers"]:
+            lines.append(f"| {s['sampler']} | {s['tv']:.3f} | {s['noise']:.3f} | {'yes' if s['within_noise'] else 'no'} "
+                         f"| {s['algorithm_tv_to_pi']:.3f} ({s['algorithm']}) | {s['tv_to_algorithm']:.3f} "
+                         f"({s['algorithm_noise']:.3f}) | {s['rollout_tokens']:.0f} | {1000 * s['seconds']:.1f} |")
+        lines.append("")
+    save_figure(out_dir / "exactness.png", lambda ax: _draw(ax, result), figsize=(9, 4.5))
     return write_results(out_dir, "exactness", result, lines)
 
 
 def _draw(ax, result: dict) -> None:
-    for jk, style in ((False, "o-"), (True, "s-")):
-        rows = [r for r in result["power"] if r["jackknife"] == jk]
-        ax.plot([r["rollouts"] for r in rows], [r["tv"] for r in rows], style,
-                label="power, jackknife" if jk else "power, plug-in")
-    ax.axhline(result["tv_lowtemp_to_pi"], color="tab:red", linestyle="--", label="low temperature (exact)")
-    ax.axhline(result["tv_bound_pi"], color="gray", linestyle=":", label="sampling noise bound")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("rollouts per candidate M")
+    models = result["models"]
+    labels = [s["sampler"] for s in models[0]["samplers"]] if models else []
+    width = 0.8 / max(len(models), 1)
+    for j, m in enumerate(models):
+        xs = [i + j * width for i in range(len(labels))]
+        ax.bar(xs, [s["tv"] for s in m["samplers"]], width, label=f"{m['model']} (low temp {m['tv_lowtemp_to_pi']:.2f})")
+        ax.hlines(m["noise"], xs[0] - width / 2, xs[-1] + width / 2, colors="gray", linestyles=":")
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))])
+    ax.set_xticklabels([label.replace("Sampler", "").replace(" (16 stages, 10 steps)", "") for label in labels],
+                       rotation=20, fontsize=8)
     ax.set_ylabel("total variation to π")
-    ax.set_title(f"Power sampling vs the exact p^α (α = {result['alpha']}, {result['samples']} samples)")
-    ax.legend()
+    ax.set_title(f"Samplers vs the exact p^α (α = {result['alpha']}, {result['length']} tokens, "
+                 f"{result['samples']} draws; dotted: exact sampler's q99)")
+    ax.legend(fontsize=8)
