@@ -156,11 +156,15 @@ def _chain_for(llm: llama_cpp.Llama, sampler: Sampler, seed: int, history: Optio
     return chain
 
 
+def _prompt_tokens_bytes(llm: llama_cpp.Llama, text: Union[str, bytes], add_bos: bool, special: bool) -> List[int]:
+    from .generation import model_address
+    return list(_core.tokenize(model_address(llm), text, add_bos, special))
+
+
 def _prompt_tokens(llm: llama_cpp.Llama, prompt: Union[str, Sequence[int]]) -> List[int]:
     """The tokens llama_cpp decodes for `prompt` (a text: BOS and special tokens as there)."""
     if isinstance(prompt, str):
-        from .generation import model_address
-        return list(_core.tokenize(model_address(llm), prompt, True, True))
+        return _prompt_tokens_bytes(llm, prompt, True, True)
     return list(prompt)
 
 
@@ -204,7 +208,6 @@ def use_sampler(llm: llama_cpp.Llama, sampler: Sampler, *, seed: Optional[int] =
     from .power import PowerSampler
     needs_history = isinstance(sampler, PowerSampler)
     state: Dict[str, Any] = {"history": history, "guard": None}
-    saved = {name: vars(llm)[name] for name in ("_init_sampler", "create_completion") if name in vars(llm)}
     original = llm.create_completion
 
     def init_sampler(*args: Any, **kwargs: Any) -> "_internals.LlamaSampler":
@@ -231,8 +234,15 @@ def use_sampler(llm: llama_cpp.Llama, sampler: Sampler, *, seed: Optional[int] =
             return out
         return _checked_stream(out, state)
 
-    llm._init_sampler = init_sampler  # type: ignore[method-assign]
-    llm.create_completion = completion  # type: ignore[method-assign]
+    def tokenize(text: bytes, add_bos: bool = True, special: bool = False) -> List[int]:
+        # llama_cpp's own lets llama.cpp's exception for a text the vocabulary
+        # cannot cover (no byte fallback) terminate the process; ours raises ValueError.
+        return _prompt_tokens_bytes(llm, text, add_bos, special)
+
+    hooks = {"_init_sampler": init_sampler, "create_completion": completion, "tokenize": tokenize}
+    saved = {name: vars(llm)[name] for name in hooks if name in vars(llm)}
+    for name, hook in hooks.items():
+        setattr(llm, name, hook)
     try:
         yield llm
     finally:
@@ -241,7 +251,7 @@ def use_sampler(llm: llama_cpp.Llama, sampler: Sampler, *, seed: Optional[int] =
         if getattr(llm, "_sampler", None) is not None:
             llm._sampler.close()
             llm._sampler = None
-        for name in ("_init_sampler", "create_completion"):
+        for name in hooks:
             if name in saved:
                 setattr(llm, name, saved[name])
             else:
