@@ -245,6 +245,8 @@ PYBIND11_MODULE(_core, m) {
         .def("release", &NativeSampler::release)
         // Makes this decoder also draw the token (seeded); False if it cannot.
         .def("enable_draw", [](NativeSampler & s, uint32_t seed) { return enable_draw(s.get(), seed); }, py::arg("seed"))
+        // Makes this sampler (or chain) select a token on every apply, seeded (samplers.h).
+        .def("ensure_draw", [](NativeSampler & s, uint32_t seed) { return ensure_draw(s.get(), seed); }, py::arg("seed"))
         .def("reset", [](NativeSampler & s) { llama_sampler_reset(s.get()); })
         .def("accept", [](NativeSampler & s, llama_token t) { llama_sampler_accept(s.get(), t); })
         // Applies the sampler to logits with ids 0..n-1, as llama.cpp would;
@@ -454,29 +456,17 @@ PYBIND11_MODULE(_core, m) {
             }
             return py::make_tuple(step.token, step.text);
         })
-        // Runs to the end in C++; calls `callback(token, text)` per token only if given.
-        .def("run", [](Generator & g, const std::function<bool(llama_token, const std::string &)> & callback) {
+        // Runs to the end in C++ without the GIL.
+        .def("run", [](Generator & g) {
+            py::gil_scoped_release nogil;
             Step step;
-            for (;;) {
-                bool more;
-                if (callback) {
-                    more = g.next(step);
-                    if (!step.text.empty() || step.token != LLAMA_TOKEN_NULL) {
-                        if (!callback(step.token, step.text)) {
-                            break;
-                        }
-                    }
-                } else {
-                    py::gil_scoped_release nogil;
-                    do {
-                        more = g.next(step);
-                    } while (more);
-                }
-                if (!more) {
-                    break;
-                }
+            while (g.next(step)) {
             }
-        }, py::arg("callback") = nullptr)
+        })
+        .def("stop", &Generator::stop, py::arg("reason"))
+        .def("mark_stale", &Generator::mark_stale)
+        .def("detach", &Generator::detach)
+        .def_property_readonly("done", &Generator::done)
         .def_property_readonly("finish_reason", &Generator::finish_reason)
         .def_property_readonly("tokens", &Generator::tokens)
         .def_property_readonly("text", [](const Generator & g) { return py::bytes(g.text()); })

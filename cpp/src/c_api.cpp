@@ -59,6 +59,12 @@ std::string check_temperature(float t) {
 
 llama_simplex_draw_params no_draw() { return {false, 0}; }
 
+// Bounds the work of one apply: each step is O(vocabulary) (with l2, a sort).
+std::string check_steps(int32_t steps) {
+    if (steps >= 0 && steps <= LLAMA_SIMPLEX_MAX_STEPS) return "";
+    return "steps: must be in [0, " + std::to_string(LLAMA_SIMPLEX_MAX_STEPS) + "], got " + std::to_string(steps);
+}
+
 }  // namespace
 
 extern "C" {
@@ -128,7 +134,7 @@ llama_simplex_status llama_simplex_best_of_k(const llama_simplex_best_of_k_param
         if (p->k_samples < 1) return "k_samples: must be >= 1, got " + std::to_string(p->k_samples);
         if (!finite_at_least(p->beta, 0.0f, false)) return "beta: must be finite and >= 0, got " + num(p->beta);
         if (!finite_at_least(p->lam, 0.0f, false)) return "lam: must be finite and >= 0, got " + num(p->lam);
-        if (p->steps < 0) return "steps: must be >= 0, got " + std::to_string(p->steps);
+        if (!check_steps(p->steps).empty()) return check_steps(p->steps);
         if (!finite_at_least(p->step_size, 0.0f, true)) return "step_size: must be finite and > 0, got " + num(p->step_size);
         if (p->m < 1) return "m: must be >= 1, got " + std::to_string(p->m);
         if (!finite_at_least(p->temperature, 0.0f, true)) {
@@ -176,7 +182,7 @@ llama_simplex_status llama_simplex_objective(const llama_simplex_objective_param
         if (!finite_at_least(p->reference_temperature, 0.0f, true)) {
             return "reference_temperature: must be finite and > 0, got " + num(p->reference_temperature);
         }
-        if (p->steps < 0) return "steps: must be >= 0, got " + std::to_string(p->steps);
+        if (!check_steps(p->steps).empty()) return check_steps(p->steps);
         if (!finite_at_least(p->step_size, 0.0f, true)) return "step_size: must be finite and > 0, got " + num(p->step_size);
         return "";
     }, [p] {
@@ -217,8 +223,23 @@ int32_t llama_simplex_sampler_status(const llama_sampler * smpl) {
 }
 
 const char * llama_simplex_sampler_status_string(int32_t status) {
-    if (status < 0 || status > static_cast<int32_t>(Status::failed)) return "unknown status";
-    return status_message(static_cast<Status>(status));
+    // status_message answers "unknown status" for a value outside the enum.
+    return status < 0 ? "unknown status" : status_message(static_cast<Status>(status));
+}
+
+llama_simplex_status llama_simplex_ensure_draw(llama_sampler * smpl, uint32_t seed) {
+    if (smpl == nullptr) return fail(LLAMA_SIMPLEX_NULL_ARGUMENT, "smpl: must not be NULL");
+    try {
+        if (!ensure_draw(smpl, seed)) {
+            return fail(LLAMA_SIMPLEX_INVALID_ARGUMENT,
+                        "smpl: must be a sampler of llama_simplex or a llama.cpp chain, got '" +
+                            std::string(llama_sampler_name(smpl)) + "'");
+        }
+    } catch (const std::bad_alloc &) {
+        return fail(LLAMA_SIMPLEX_FAILED, "out of memory");
+    }
+    last_error.clear();
+    return LLAMA_SIMPLEX_OK;
 }
 
 }  // extern "C"

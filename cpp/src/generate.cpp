@@ -152,6 +152,30 @@ void Generator::prefill() {
     n_past_ = static_cast<int32_t>(prompt_.size());
 }
 
+void Generator::resync() {
+    // Same batches as prefill() for the prompt, then the generated tokens in
+    // one batch: the context again holds exactly prompt + tokens so far.
+    llama_memory_clear(llama_get_memory(ctx_), true);
+    std::vector<llama_token> seq(prompt_);
+    seq.insert(seq.end(), tokens_.begin(), tokens_.end());
+    const int32_t n_batch = static_cast<int32_t>(llama_n_batch(ctx_));
+    for (size_t i = 0; i < seq.size(); i += static_cast<size_t>(n_batch)) {
+        const int32_t n = static_cast<int32_t>(std::min<size_t>(n_batch, seq.size() - i));
+        if (llama_decode(ctx_, llama_batch_get_one(seq.data() + i, n)) != 0) {
+            throw std::runtime_error("llama_decode failed while decoding the generation again");
+        }
+    }
+    n_past_ = static_cast<int32_t>(seq.size());
+    stale_ = false;
+}
+
+void Generator::stop(const std::string & reason) {
+    if (!done_) {
+        done_ = true;
+        finish_reason_ = reason;
+    }
+}
+
 void Generator::decode_one(llama_token token) {
     if (llama_decode(ctx_, llama_batch_get_one(&token, 1)) != 0) {
         throw std::runtime_error("llama_decode failed");
@@ -176,9 +200,13 @@ bool Generator::next(Step & out) {
     if (done_) {
         return false;
     }
+    if (ctx_ == nullptr) {
+        throw std::runtime_error("llm: the Llama was closed before this generation finished");
+    }
     if (!started_) {
         prefill();
         started_ = true;
+        stale_ = false;
     }
     auto finish = [&](const char * reason) {
         done_ = true;
@@ -190,6 +218,11 @@ bool Generator::next(Step & out) {
         return finish("length");
     }
 
+    // Another user of the context (another generation, llama_cpp itself)
+    // may have replaced its memory since the last step.
+    if (stale_ || llama_memory_seq_pos_max(llama_get_memory(ctx_), 0) != n_past_ - 1) {
+        resync();
+    }
     const float * logits = llama_get_logits_ith(ctx_, -1);
     if (logits == nullptr) {
         throw std::runtime_error("the context returned no logits");

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <cstring>
 #include <random>
 #include <string>
 
@@ -32,6 +33,15 @@ struct SamplerBase {
     virtual Outcome run(llama_token_data_array * cur_p, bool & sorted) = 0;
     virtual void reset() { rng = draw_seed; }
     virtual void accept(llama_token) {}
+    // True for a sampler whose run() sets the selection itself (Dist).
+    virtual bool selects() const { return false; }
+
+    // Seeds the final draw: a decoder then draws from its q; Dist draws anyway.
+    void draw_with(uint32_t seed) {
+        draws = !selects();
+        draw_seed = seed == LLAMA_DEFAULT_SEED ? std::random_device{}() : seed;
+        rng = draw_seed;
+    }
 };
 
 template <typename Derived>
@@ -283,6 +293,7 @@ struct Dist : Sampler<Dist> {
         rng = draw_seed;
     }
     const char * name() const override { return "simplex-dist"; }
+    bool selects() const override { return true; }
     Outcome run(llama_token_data_array * c, bool & sorted) override {
         sorted = c->sorted;
         int64_t selected = -1;
@@ -302,14 +313,42 @@ const char * iface_name(const llama_sampler * smpl) {
     return self(smpl)->name();
 }
 
+// True when p over cur[0..n) is a distribution a draw can use: every value
+// finite and >= 0, and a positive, finite total.
+bool is_distribution(const llama_token_data * cur, size_t n) {
+    double total = 0.0;
+    for (size_t i = 0; i < n; ++i) {
+        const float p = cur[i].p;
+        if (!(p >= 0.0f && p <= std::numeric_limits<float>::max())) {  // NaN fails both
+            return false;
+        }
+        total += p;
+    }
+    return total > 0.0 && std::isfinite(total);
+}
+
 void iface_apply(llama_sampler * smpl, llama_token_data_array * cur_p) {
     SamplerBase * s = self(smpl);
     bool sorted = false;
-    const Outcome out = s->run(cur_p, sorted);
+    Outcome out = s->run(cur_p, sorted);
+    if (out.status == Status::ok && (out.support == 0 || !is_distribution(cur_p->data, out.support))) {
+        // Degenerate parameters for these logits (NaN, inf or all-zero q): a
+        // failure the caller's error path reports, never a draw from junk. The
+        // kernel already rewrote the array, so reduce it to one finite
+        // candidate that no sampler after this one can trip over.
+        out.status = Status::invalid_q;
+        if (cur_p->size > 0) {
+            cur_p->data[0].p = 1.0f;
+            cur_p->data[0].logit = 0.0f;
+            cur_p->size = 1;
+            cur_p->sorted = true;
+        }
+    }
     s->status = out.status;
     if (out.status != Status::ok) {
-        // Leave the candidates as given; a chain that is not ours still gets
-        // a valid selection so llama.cpp's own checks never abort the process.
+        // Otherwise the candidates are left as given; a chain that is not
+        // ours still gets a valid selection so llama.cpp's own checks never
+        // abort the process. The status says the token must not be used.
         if (cur_p->size > 0 && (cur_p->selected < 0 || cur_p->selected >= (int64_t) cur_p->size)) {
             cur_p->selected = 0;
         }
@@ -319,6 +358,10 @@ void iface_apply(llama_sampler * smpl, llama_token_data_array * cur_p) {
     cur_p->sorted = sorted;
     if (s->draws) {
         cur_p->selected = pick(cur_p->data, out.support, s->rng);
+    } else if (!s->selects()) {
+        // The array was reordered and cut: an earlier selection no longer
+        // points at the token it chose.
+        cur_p->selected = -1;
     }
 }
 
@@ -395,13 +438,53 @@ bool last_solve(const llama_sampler * smpl, SolveResult & out) {
 }
 
 bool enable_draw(llama_sampler * smpl, uint32_t seed) {
-    if (!is_ours(smpl) || dynamic_cast<Dist *>(self(smpl)) != nullptr) {
+    if (!is_ours(smpl) || self(smpl)->selects()) {
         return false;
     }
-    SamplerBase * s = self(smpl);
-    s->draws = true;
-    s->draw_seed = seed == LLAMA_DEFAULT_SEED ? std::random_device{}() : seed;
-    s->rng = s->draw_seed;
+    self(smpl)->draw_with(seed);
+    return true;
+}
+
+namespace {
+
+// llama.cpp's samplers that set the selection themselves.
+bool selects_by_name(const llama_sampler * smpl) {
+    static const char * const names[] = {"greedy", "dist", "mirostat", "mirostat-v2", "adaptive-p"};
+    const char * name = llama_sampler_name(smpl);
+    for (const char * n : names) {
+        if (std::strcmp(name, n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+}  // namespace
+
+bool ensure_draw(llama_sampler * smpl, uint32_t seed) {
+    if (is_ours(smpl)) {
+        self(smpl)->draw_with(seed);
+        return true;
+    }
+    if (llama_sampler_chain_get(smpl, -1) == nullptr) {
+        return false;  // a foreign sampler that is not a chain
+    }
+    const int32_t n = llama_sampler_chain_n(smpl);
+    // The call's seed decides every draw of ours, an explicit Dist's included.
+    for (int32_t i = 0; i < n; ++i) {
+        llama_sampler * m = llama_sampler_chain_get(smpl, i);
+        if (is_ours(m) && self(m)->selects()) {
+            self(m)->draw_with(seed);
+        }
+    }
+    llama_sampler * last = n > 0 ? llama_sampler_chain_get(smpl, n - 1) : nullptr;
+    if (last != nullptr && (is_ours(last) || llama_sampler_chain_get(last, -1) != nullptr)) {
+        return ensure_draw(last, seed);  // the last member draws from what the chain left
+    }
+    if (last != nullptr && selects_by_name(last)) {
+        return true;
+    }
+    llama_sampler_chain_add(smpl, make_dist(seed));
     return true;
 }
 

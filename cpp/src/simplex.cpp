@@ -16,6 +16,7 @@ const char * status_message(Status status) {
         case Status::empty_support: return "empty support: no candidate has a finite logit";
         case Status::no_history:    return "no history: feed the prompt to the sampler through accept() first";
         case Status::failed:        return "decoding the rollouts failed (context too small?)";
+        case Status::invalid_q:     return "q is not a distribution (non-finite or zero mass): the parameters are degenerate for these logits";
     }
     return "unknown status";
 }

@@ -6,12 +6,26 @@ from __future__ import annotations
 import math
 from numbers import Integral, Real
 
+# The C ranges the native code takes: a value outside is refused here, by
+# name, instead of reaching pybind11 (which would answer "incompatible
+# function arguments") or ctypes (which would silently wrap it).
+INT32_MAX = 2**31 - 1
+UINT32_MAX = 2**32 - 1
+# The most solver steps an objective sampler may take per token (the C API's
+# LLAMA_SIMPLEX_MAX_STEPS): each step is O(vocabulary), a sort with an l2 term.
+MAX_STEPS = 1000
 
-def integer(name: str, value: object, *, low: int | None = None, high: int | None = None) -> int:
+
+def integer(name: str, value: object, *, low: int | None = None, high: int | None = None,
+            limit: int | None = None) -> int:
+    """An integer in [low, high]; `limit` is the largest value the C type it
+    goes to can hold (INT32_MAX, UINT32_MAX), checked after the range."""
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
     value = int(value)
     _check_range(name, value, low, high)
+    if limit is not None and value > limit:
+        raise ValueError(f"{name} must be <= {limit}, got {value!r}")
     return value
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import atexit
 import ctypes
 import os
-import weakref
 import secrets
+import threading
+import weakref
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -31,8 +32,8 @@ def load_model(model: Optional[Union[str, os.PathLike]] = None, *, n_ctx: int = 
     -1 puts every layer on the GPU when llama.cpp was built with CUDA or Metal
     (unlike llama_cpp.Llama's default of 0) and changes nothing on a CPU build.
     Other keyword arguments go to ``llama_cpp.Llama`` and give a fresh, uncached object."""
-    n_ctx = v.integer("n_ctx", n_ctx, low=16)
-    n_gpu_layers = v.integer("n_gpu_layers", n_gpu_layers, low=-1)
+    n_ctx = v.integer("n_ctx", n_ctx, low=16, limit=v.INT32_MAX)
+    n_gpu_layers = v.integer("n_gpu_layers", n_gpu_layers, low=-1, limit=v.INT32_MAX)
     path = resolve_model(model)
     key = (str(path.resolve()), n_ctx, n_gpu_layers)
     if key not in _loaded or llama_kwargs:
@@ -91,26 +92,105 @@ def rollout_context(llm: llama_cpp.Llama, n_ctx: int, n_seq: int, n_ubatch: int 
     return cache[key]
 
 
+class _ContextUse:
+    """What the generations on one Llama share: a lock held around every use
+    of its llama_context, which generation's tokens the context holds, and
+    the live generations, detached when the Llama is closed (before its
+    context is freed, so that none can use it afterwards)."""
+
+    def __init__(self, llm: llama_cpp.Llama) -> None:
+        self.lock = threading.RLock()
+        self.owner: Optional[object] = None
+        self.closed = False
+        self.live: "weakref.WeakSet[Generation]" = weakref.WeakSet()
+        stack = getattr(llm, "_stack", None)
+        if stack is not None:  # llama_cpp frees the context through this ExitStack: run first
+            stack.callback(self.close)
+
+    def close(self) -> None:
+        with self.lock:  # waits for a step in progress in another thread
+            self.closed = True
+            for generation in list(self.live):
+                generation._generator.detach()
+
+
+def _context_use(llm: llama_cpp.Llama) -> _ContextUse:
+    use = llm.__dict__.get("_llama_simplex_use")
+    if use is None:
+        use = llm.__dict__["_llama_simplex_use"] = _ContextUse(llm)
+    return use
+
+
 class Generation:
     """A running generation. Iterate it for text pieces as they are decoded;
-    read :attr:`text` (or call :meth:`wait`) to run the rest in C++ at once."""
+    read :attr:`text` (or call :meth:`wait`) to run the rest in C++ at once.
+
+    It keeps the Llama, the native sampler and the decode loop alive. Several
+    generations may be live on one Llama and be advanced in any order (also
+    from several threads; each step holds the Llama): one resumed after
+    another generation, or llama_cpp itself, used the context decodes its
+    prompt and tokens so far again first, so its tokens are what it would
+    produce alone. After ``llm.close()``, a generation that had not finished
+    raises RuntimeError when advanced; a finished one still reads.
+    """
 
     def __init__(self, llm: llama_cpp.Llama, generator: _core.Generator, native: _core.NativeSampler,
                  seed: int, sampler: Sampler) -> None:
         self._llm = llm  # keeps the context alive as long as the generator
         self._generator = generator
         self._native = native
+        self._use = _context_use(llm)
+        self._use.live.add(self)
+        self._key = object()  # marks the context as holding this generation's tokens
         self.seed = seed
         self.sampler = sampler
 
+    def _claim(self) -> None:
+        """Before a step, with the lock held: refuse a closed Llama, and have the
+        loop decode again if another user replaced the context's memory."""
+        if self._use.closed or not ctypes.cast(self._llm.ctx, ctypes.c_void_p).value:
+            self._generator.detach()
+            raise RuntimeError(f"llm: the Llama was closed before this generation finished "
+                               f"({len(self._generator.tokens)} tokens so far); it cannot continue")
+        # llama_cpp's own calls leave n_tokens > 0 (generate() resets it to 0).
+        if self._use.owner is not self._key or self._llm.n_tokens != 0:
+            self._generator.mark_stale()
+            self._llm.reset()  # llama_cpp must not reuse a prefix of what we leave
+            self._use.owner = self._key
+
+    def _step(self) -> Optional[Tuple[int, str]]:
+        """One step of the loop: (token, new text), token -1 when only held-back text is left; None at the end."""
+        with self._use.lock:
+            if self._generator.done:
+                return None
+            self._claim()
+            try:
+                return next(self._generator)
+            except StopIteration:
+                return None
+
+    def _steps(self) -> Iterator[Tuple[int, str]]:
+        while (step := self._step()) is not None:
+            if step[0] >= 0 or step[1]:
+                yield step
+
     def __iter__(self) -> Iterator[str]:
-        for _token, text in self._generator:
+        for _token, text in self._steps():
             if text:
                 yield text
 
     def wait(self) -> "Generation":
-        """Runs the generation to its end in C++."""
-        self._generator.run()
+        """Runs the generation to its end in C++ (nothing to do once it has
+        ended, also when a callback stopped it)."""
+        with self._use.lock:
+            if not self._generator.done:
+                self._claim()
+                self._generator.run()
+        return self
+
+    def stop(self) -> "Generation":
+        """Ends the generation where it is (finish_reason 'stopped')."""
+        self._generator.stop("stopped")
         return self
 
     @property
@@ -127,7 +207,9 @@ class Generation:
 
     @property
     def finish_reason(self) -> str:
-        """'stop' (end of generation or a stop string), 'length', or '' while running."""
+        """'stop' (end of generation or a stop string), 'length', 'callback'
+        (the callback returned False), 'stopped' (:meth:`stop`), 'error', or
+        '' while running."""
         return self._generator.finish_reason
 
     @property
@@ -197,16 +279,29 @@ def prepare(llm: LlamaLike, prompt: Union[str, Sequence[int]], sampler: Optional
     sampler = Softmax() if sampler is None else sampler
     if not isinstance(sampler, Sampler):
         raise TypeError(f"sampler must be a llama_simplex Sampler, got {type(sampler).__name__}")
-    max_tokens = v.integer("max_tokens", max_tokens, low=0)
+    max_tokens = v.integer("max_tokens", max_tokens, low=0, limit=v.INT32_MAX)
     seed = secrets.randbelow(SEED_MAX + 1) if seed is None else v.integer("seed", seed, low=0, high=SEED_MAX)
+    if stop is not None and not isinstance(stop, (str, list, tuple)):
+        raise TypeError(f"stop must be a string or a list of strings, got {type(stop).__name__}")
     stops = [stop] if isinstance(stop, str) else list(stop or [])
     for i, s in enumerate(stops):
-        if not isinstance(s, str) or not s:
+        if not isinstance(s, str):
+            raise TypeError(f"stop[{i}] must be a non-empty string, got {type(s).__name__} {s!r}")
+        if not s:
             raise ValueError(f"stop[{i}] must be a non-empty string, got {s!r}")
+    if not isinstance(add_special, bool):
+        raise TypeError(f"add_special must be a bool, got {type(add_special).__name__}")
+    if isinstance(prompt, (bytes, bytearray, memoryview)):
+        # Iterating bytes gives integers: never read them as token ids.
+        raise TypeError(f"prompt must be a str or a sequence of token ids, got {type(prompt).__name__} "
+                        "(decode bytes first, e.g. prompt.decode('utf-8'))")
     if isinstance(prompt, str):
         tokens = _core.tokenize(model_address(llm), prompt, add_special, False)
+    elif isinstance(prompt, (list, tuple, range)) or (hasattr(prompt, "__len__") and hasattr(prompt, "__getitem__")
+                                                      and not isinstance(prompt, dict)):
+        tokens = [v.integer(f"prompt[{i}]", t, low=0, limit=v.INT32_MAX) for i, t in enumerate(prompt)]
     else:
-        tokens = [v.integer(f"prompt[{i}]", t, low=0) for i, t in enumerate(prompt)]
+        raise TypeError(f"prompt must be a str or a sequence of token ids, got {type(prompt).__name__}")
     if not tokens:
         raise ValueError("prompt must hold at least one token")
     return llm, tokens, sampler, max_tokens, seed, stops
@@ -227,10 +322,14 @@ def generate(
     """Generates text from `prompt` with `sampler` (default: ``Softmax(1.0)``,
     ordinary sampling); the decode loop runs in C++.
 
-    llm: a ``llama_cpp.Llama`` or a GGUF path. seed: the draw's seed (random
-    when None; the seed used is on the result). stop: strings that end the
+    llm: a ``llama_cpp.Llama`` or a GGUF path. prompt: text (str) or token
+    ids (a list of int); bytes are refused (TypeError), decode them first.
+    seed: the draw's seed (random when None; the seed used is on the result);
+    it decides every draw, also a :class:`~llama_simplex.Chain`'s (whose last
+    member draws) and an explicit ``Dist``'s. stop: strings that end the
     text (not included). callback: called with (token id, new text) for each
-    token; return False to stop early. Returns a :class:`Generation`.
+    token; return False to stop: the generation then stays stopped
+    (finish_reason 'callback'). Returns a :class:`Generation`.
     A :class:`~llama_simplex.power.PowerSampler` runs its rollouts in C++ on a
     forked KV cache and returns the finished generation; it reports tokens
     done and rollouts per second on stderr unless progress=False.
@@ -239,15 +338,18 @@ def generate(
 
     from .power import BlockPowerSampler, MCMCPowerSampler, PowerSampler
     if isinstance(sampler, (PowerSampler, BlockPowerSampler, MCMCPowerSampler)):
-        return _power(llm, tokens, sampler, max_tokens, seed, stops, progress is not False)
+        with _context_use(llm).lock:  # its rollout context is cached on llm, one at a time
+            return _power(llm, tokens, sampler, max_tokens, seed, stops, progress is not False)
 
-    native = sampler.native(seed=seed)  # draws the token itself unless it ends with its own Dist
-    llm.reset()  # our loop clears the KV cache; llama_cpp must not reuse its prefix
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    native = sampler.native(seed=seed)  # always selects: its last member draws with `seed`
     generator = _core.Generator(context_address(llm), native, tokens, max_tokens,
                                 [s.encode("utf-8").decode("utf-8") for s in stops])
     result = Generation(llm, generator, native, seed, sampler)
     if callback is not None:
-        def call(token: int, text: str) -> bool:
-            return callback(token, text) is not False
-        generator.run(call)
+        for token, text in result._steps():
+            if callback(token, text) is False:
+                generator.stop("callback")
+                break
     return result

@@ -46,7 +46,8 @@ def softmax(logits: npt.ArrayLike, *, temperature: float = 1.0) -> Result:
 
 def top_k(logits: npt.ArrayLike, *, k: int, temperature: float = 1.0) -> Result:
     """softmax(logits / temperature) over the k highest logits (k = 0: all)."""
-    return _core.top_k(_logits(logits), v.integer("k", k, low=0), v.real("temperature", temperature, low=0.0))
+    return _core.top_k(_logits(logits), v.integer("k", k, low=0, limit=v.INT32_MAX),
+                       v.real("temperature", temperature, low=0.0))
 
 
 def top_p(logits: npt.ArrayLike, *, p: float, temperature: float = 1.0, order: str = "model") -> Result:
@@ -88,7 +89,7 @@ def _objective(lam: float, entropy: float, kl: float, l2: float, beta: float, k_
     o.w_kl = v.real("kl", kl, low=0.0)
     o.w_l2 = v.real("l2", l2, low=0.0)
     o.beta = v.real("beta", beta, low=0.0)
-    o.k_samples = v.integer("k_samples", k_samples, low=1)
+    o.k_samples = v.integer("k_samples", k_samples, low=1, limit=v.INT32_MAX)
     return o
 
 
@@ -117,7 +118,7 @@ def solve(s: npt.ArrayLike, log_r: npt.ArrayLike, w: Optional[npt.ArrayLike] = N
     if w_ is not None and np.any(~(w_ >= 0)):
         raise ValueError("w must be >= 0 everywhere")
     opt = _core.SolverOptions()
-    opt.max_steps = v.integer("steps", steps, low=0)
+    opt.max_steps = v.integer("steps", steps, low=0, limit=v.INT32_MAX)
     opt.step = v.real("step_size", step_size, low=0.0, low_open=True)
     opt.tol = v.real("tol", tol, low=0.0)
     q, n_steps, gap, status = _core.solve_simplex(s_, r_, w_, _objective(lam, entropy, kl, l2, beta, k_samples), opt)
@@ -137,7 +138,8 @@ def coverage_weights(log_r: npt.ArrayLike, *, kind: str = "top-m", m: int = 8) -
     """Coverage weights on the top-m tokens of r: 'top-m' (1), 'rank'
     (1 / (1 + rank)) or 'gap' (r_v / max r); 0 elsewhere."""
     k = {"top-m": "top_m", "rank": "rank", "gap": "gap"}[v.choice("kind", kind, ("top-m", "rank", "gap"))]
-    return _core.coverage_weights(_vector("log_r", log_r), getattr(_core.CoverageWeights, k), v.integer("m", m, low=1))
+    return _core.coverage_weights(_vector("log_r", log_r), getattr(_core.CoverageWeights, k),
+                                  v.integer("m", m, low=1, limit=v.INT32_MAX))
 
 
 def decode(logits: npt.ArrayLike, sampler: "Sampler") -> Result:

@@ -13,7 +13,7 @@ import llama_cpp
 
 from . import _core
 from . import _validate as v
-from .generation import LlamaLike, prepare, rollout_context
+from .generation import LlamaLike, _context_use, prepare, rollout_context
 from .samplers import SEED_MAX, Sampler, Softmax
 
 __all__ = ["sample_k", "Samples", "sequence_seed"]
@@ -33,7 +33,9 @@ def sequence_seed(seed: int, index: int) -> int:
 @dataclass
 class Samples:
     """k completions: texts, token ids, log-likelihoods under the model
-    (temperature 1) and finish reasons ('stop' or 'length'), in sequence order."""
+    (temperature 1) and finish reasons ('stop' or 'length'), in sequence order.
+    Plain data, computed whole by :func:`sample_k`: it holds no model or
+    context and stays valid after ``llm.close()``."""
 
     texts: List[str]
     tokens: List[List[int]]
@@ -93,8 +95,12 @@ def sample_k(
     train = llama_cpp.llama_model_n_ctx_train(llm.model)
     if cells > max(train, 1) * 4 and cells > 65536:
         raise ValueError(f"max_tokens: prompt + k x max_tokens = {cells} tokens is too large a cache for this model")
-    ctx = rollout_context(llm, max(256, -(-cells // 256) * 256), k)
+    # Each sequence's sampler selects its token, drawn with its own seed (a Chain's last member draws).
     natives = [sampler.native(seed=sequence_seed(seed, i)) for i in range(k)]
-    toks, texts, logliks, finish = _core.sample_k(ctx, tokens, natives, max_tokens, stops)
+    # The rollout context is cached on llm, one at a time: hold the Llama so
+    # that no other call replaces (frees) it while this one decodes.
+    with _context_use(llm).lock:
+        ctx = rollout_context(llm, max(256, -(-cells // 256) * 256), k)
+        toks, texts, logliks, finish = _core.sample_k(ctx, tokens, natives, max_tokens, stops)
     return Samples([t.decode("utf-8", errors="replace") for t in texts], [list(t) for t in toks],
                    list(logliks), list(finish), seed, sampler)

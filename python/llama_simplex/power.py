@@ -93,7 +93,8 @@ class PowerSampler(Sampler):
                                       "through llama_simplex.generate()")
         from .generation import model_address
         rollout_seed = 0 if seed is None else v.integer("seed", seed, low=0, high=2**32 - 2)
-        native = _core.make_power_chain_sampler(model_address(llm), v.integer("n_ctx", n_ctx, low=64), self.alpha,
+        native = _core.make_power_chain_sampler(model_address(llm), v.integer("n_ctx", n_ctx, low=64, limit=v.UINT32_MAX),
+                                                self.alpha,
                                                 self.candidates, self.rollouts, self.horizon, self.jackknife,
                                                 rollout_seed)
         if seed is not None:

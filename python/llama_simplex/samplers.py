@@ -3,8 +3,10 @@ construction, each building a native ``llama_sampler`` on demand.
 
 A sampler writes the distribution q of its decoder into the candidate array
 (tokens outside its support are dropped, as llama.cpp's truncation samplers
-drop them); the final draw is done by :class:`Dist` (seeded), which
-:func:`llama_simplex.generate` appends for you.
+drop them). The token is drawn with the seed of the call: ``native(seed)``
+(what :func:`llama_simplex.generate`, :func:`llama_simplex.sample_k` and
+:func:`llama_simplex.create_completion` use) makes a sampler, or a
+:class:`Chain`, draw from the q it leaves.
 """
 
 from __future__ import annotations
@@ -35,12 +37,18 @@ class Sampler:
     def native(self, seed: Optional[int] = None) -> _core.NativeSampler:
         """A new native llama_sampler with these parameters (owned by the caller).
 
-        With a seed, the sampler also draws the token from the q it writes
-        (what a ``Dist(seed)`` after it would do, without a second softmax).
+        With a seed it always selects a token, drawn with that seed: a decoder
+        draws from the q it writes (what a ``Dist(seed)`` after it would do,
+        without a second softmax); a :class:`Dist`, or any Dist inside a
+        :class:`Chain`, takes the seed instead of its own; a Chain's last
+        member draws from what the chain left. Without a seed it writes q
+        only, and only a Dist (with its own seed) selects.
         """
+        if seed is not None:
+            seed = v.integer("seed", seed, low=0, high=SEED_MAX)
         native = self._make()
-        if seed is not None and not isinstance(self, Dist):
-            native.enable_draw(v.integer("seed", seed, low=0, high=SEED_MAX))
+        if seed is not None and not native.ensure_draw(seed):
+            raise TypeError(f"{type(self).__name__}: its native sampler cannot draw a token")
         return native
 
     def members(self) -> Tuple["Sampler", ...]:
@@ -91,7 +99,7 @@ class TopK(Sampler):
     name: ClassVar[str] = "top-k"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "k", v.integer("k", self.k, low=0))
+        object.__setattr__(self, "k", v.integer("k", self.k, low=0, limit=v.INT32_MAX))
         object.__setattr__(self, "temperature", v.real("temperature", self.temperature, low=0.0))
 
     def _make(self) -> _core.NativeSampler:
@@ -162,7 +170,8 @@ def _support(spec: str) -> Tuple["_core.SupportKind", float]:
     kind, _, value = str(spec).partition(":")
     try:
         if kind == "top-k":
-            return _core.SupportKind.top_k, float(v.integer("support top-k", int(value), low=1))
+            # support_value is a float32: k up to 2**24 is exact.
+            return _core.SupportKind.top_k, float(v.integer("support top-k", int(value), low=1, high=2**24))
         if kind == "top-p":
             return _core.SupportKind.top_p, v.real("support top-p", float(value), low=0.0, high=1.0)
         if kind == "min-p":
@@ -188,7 +197,8 @@ class Objective(Sampler):
     Closed form when only entropy/KL terms are present (q ∝ r^kl·exp(s/lam)
     to the power 1/(entropy + kl)); otherwise ``steps`` entropy-mirror-ascent
     steps of size ``step_size`` from q0 = r, stopping early when the
-    optimality gap max g - <q, g> < tol. support: 'full', 'top-k:K',
+    optimality gap max g - <q, g> < tol; steps is in [0, 1000] (each step
+    is O(vocabulary), with l2 a sort). support: 'full', 'top-k:K',
     'top-p:P' or 'min-p:P' (chosen by softmax(logits)).
     """
 
@@ -215,7 +225,7 @@ class Objective(Sampler):
             put(name, v.real(name, getattr(self, name), low=0.0))
         put("k_samples", v.integer("k_samples", self.k_samples, low=1, high=1_000_000))
         put("m", v.integer("m", self.m, low=1, high=1_000_000))
-        put("steps", v.integer("steps", self.steps, low=0, high=100_000))
+        put("steps", v.integer("steps", self.steps, low=0, high=v.MAX_STEPS))
         put("step_size", v.real("step_size", self.step_size, low=0.0, low_open=True))
         put("temperature", v.real("temperature", self.temperature, low=0.0, low_open=True))
         put("reference_temperature", v.real("reference_temperature", self.reference_temperature, low=0.0, low_open=True))
@@ -250,7 +260,7 @@ class BestOfK(Sampler):
 
     p = softmax(logits) (base temperature 1), U_K the weighted chance that K
     draws contain each of the top-m tokens of p, solved by ``steps`` mirror-
-    ascent steps (J = 5 in the paper). The paper's settings (beta, lam) are
+    ascent steps (J = 5 in the paper; at most 1000). The paper's settings (beta, lam) are
     the presets ``paper-0.01`` (0.01, 0.1), ``paper-0.02`` (0.02, 0.2) and
     ``paper-0.05`` (0.05, 0.5). Not stated by the paper, our defaults: K = 8,
     weights 1 on the top m = 8 tokens of p, step_size 1.0, s = logits/T with
@@ -297,7 +307,14 @@ class BestOfK(Sampler):
 
 @dataclass(frozen=True)
 class Dist(Sampler):
-    """Final draw from softmax(logits) of what the chain left, with a seeded RNG."""
+    """Final draw from softmax(logits) of what the chain left, with a seeded RNG.
+
+    ``seed`` is used only when the sampler is built without a call seed
+    (``native()`` with seed=None, e.g. in :func:`llama_simplex.kernels.decode`
+    or a chain handed to llama.cpp by hand); :func:`llama_simplex.generate`,
+    :func:`llama_simplex.sample_k` and the other entry points pass their own
+    ``seed``, which then decides the draws.
+    """
 
     seed: int = 0
     name: ClassVar[str] = "dist"
@@ -311,7 +328,12 @@ class Dist(Sampler):
 
 @dataclass(frozen=True, init=False)
 class Chain(Sampler):
-    """Samplers applied one after another, like a llama.cpp sampler chain."""
+    """Samplers applied one after another, like a llama.cpp sampler chain.
+
+    With a call seed (``native(seed)``, every entry point) the chain always
+    draws its token: from the q its last member leaves, with that seed (an
+    explicit :class:`Dist` in it takes the call's seed too).
+    """
 
     samplers: Tuple[Sampler, ...] = field(default=())
     name: ClassVar[str] = "chain"

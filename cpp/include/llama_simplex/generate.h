@@ -31,8 +31,17 @@ class Generator {
 
     // Produces the next token; false once generation has finished (then
     // `out` may still carry the last held-back text). Throws std::runtime_error
-    // when the sampler reports an error or decoding fails.
+    // when the sampler reports an error or decoding fails, or once detached.
     bool next(Step & out);
+
+    // Ends the generation now with `reason` as its finish reason (no-op once done).
+    void stop(const std::string & reason);
+    // Another user of the context may have changed its memory: the next step
+    // decodes the prompt and the tokens so far again before sampling.
+    void mark_stale() { stale_ = true; }
+    // The context is about to be freed: later steps throw instead of using it.
+    void detach() { ctx_ = nullptr; }
+    bool done() const { return done_; }
 
     const std::string &              finish_reason() const { return finish_reason_; }
     const std::vector<llama_token> & tokens() const { return tokens_; }
@@ -41,6 +50,7 @@ class Generator {
 
   private:
     void prefill();
+    void resync();
     void decode_one(llama_token token);
     std::string take_text(bool final);
 
@@ -57,6 +67,7 @@ class Generator {
     int32_t                       n_past_ = 0;
     bool                          started_ = false;
     bool                          done_ = false;
+    bool                          stale_ = false;
     std::string                   finish_reason_;
 };
 

@@ -27,6 +27,10 @@ typedef enum llama_simplex_status {
     LLAMA_SIMPLEX_FAILED            = 3, /* anything else (allocation) */
 } llama_simplex_status;
 
+/* The most solver steps an objective or Best-of-K sampler may take per token:
+ * each step costs O(vocabulary) (with an l2 term, a sort). */
+#define LLAMA_SIMPLEX_MAX_STEPS 1000
+
 /* "0.1.0" */
 const char * llama_simplex_version(void);
 /* The message of the last failed call on this thread ("" if none). */
@@ -53,7 +57,7 @@ struct llama_simplex_best_of_k_params {
     int32_t k_samples;   /* K, default 8 */
     float   beta;        /* default 0.01 */
     float   lam;         /* default 0.1 */
-    int32_t steps;       /* J, default 5 */
+    int32_t steps;       /* J, default 5, at most LLAMA_SIMPLEX_MAX_STEPS */
     float   step_size;   /* default 1.0 */
     int32_t m;           /* coverage on the top-m tokens of p, default 8 */
     float   temperature; /* default 1.0 */
@@ -72,7 +76,7 @@ struct llama_simplex_objective_params {
     int32_t support;                         /* 0 */
     float   support_value;                   /* 0 */
     float   temperature, reference_temperature; /* 1, 1 */
-    int32_t steps;                           /* 5 */
+    int32_t steps;                           /* 5, at most LLAMA_SIMPLEX_MAX_STEPS */
     float   step_size, tol;                  /* 1, 1e-6 */
     struct llama_simplex_draw_params draw;
 };
@@ -114,10 +118,24 @@ llama_simplex_status llama_simplex_power    (const struct llama_simplex_power_pa
 /* Non-zero when the last apply of smpl (or of one of ours in a chain) failed:
  * 1 a NaN logit, 2 no finite logit, 3 no history (power sampling was fed no
  * prompt through accept()), 4 the rollouts failed (their context is too small
- * for the sequence). The candidates are then left as given. */
+ * for the sequence), 5 the q the sampler computed is not a distribution (a
+ * non-finite value or no positive mass: parameters degenerate for these
+ * logits). The candidates are then left as given (for 5: one candidate with
+ * p = 1), with a valid `selected` so llama.cpp never aborts: after a non-zero
+ * status, do not use the token. */
 int32_t llama_simplex_sampler_status(const struct llama_sampler * smpl);
 /* What a status of llama_simplex_sampler_status() means ("ok" for 0). */
 const char * llama_simplex_sampler_status_string(int32_t status);
+
+/* Makes smpl select a token on every apply, with draws seeded by `seed`
+ * (LLAMA_DEFAULT_SEED: a random one), so that llama_sampler_sample() always
+ * has a token. A sampler of ours draws from the q it writes. A llama.cpp
+ * chain: every dist of ours in it takes `seed`; then if its last member is
+ * ours, that member draws; if it is one of llama.cpp's selecting samplers
+ * (dist, greedy, mirostat, mirostat-v2, adaptive-p) it is left as it is;
+ * otherwise a seeded dist of ours is appended to the chain (which owns it).
+ * INVALID_ARGUMENT for any other sampler. */
+llama_simplex_status llama_simplex_ensure_draw(struct llama_sampler * smpl, uint32_t seed);
 
 #ifdef __cplusplus
 }

@@ -52,11 +52,23 @@ llama_sampler * make_dist(uint32_t seed);
 // false if smpl is not one of our decoders.
 bool enable_draw(llama_sampler * smpl, uint32_t seed);
 
+// Makes smpl select a token on every successful apply, with draws seeded by
+// `seed` (LLAMA_DEFAULT_SEED: a random seed). One of ours draws from the q it
+// writes (a dist of ours is reseeded). For a llama.cpp chain: every dist of
+// ours in it is reseeded, then if its last member is ours (or a chain) that
+// member draws, if it is one of llama.cpp's selecting samplers (dist, greedy,
+// mirostat, ...) it is left alone, and otherwise a seeded dist of ours is
+// appended. False if smpl is neither ours nor a chain.
+bool ensure_draw(llama_sampler * smpl, uint32_t seed);
+
 // True when smpl was made by this library.
 bool is_ours(const llama_sampler * smpl);
 
 // The status of the last apply of smpl; for a chain, the first failure among
-// its members that are ours. A failed apply leaves the candidates untouched.
+// its members that are ours. A failed apply leaves the candidates as given,
+// except invalid_q (the kernel already rewrote them): then one candidate is
+// left with p = 1. Either way `selected` is a valid index, so that llama.cpp
+// never aborts; the status says not to use it.
 Status last_status(const llama_sampler * smpl);
 
 }  // namespace llama_simplex

@@ -20,6 +20,7 @@ enum class Status : int {
     empty_support = 2,  // no candidate has a finite logit
     no_history    = 3,  // a sampler that needs the sequence so far was given none
     failed        = 4,  // decoding failed (a rollout context could not be made or used)
+    invalid_q     = 5,  // the q a sampler wrote is not finite or has no positive mass
 };
 
 const char * status_message(Status status);
