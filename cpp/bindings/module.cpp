@@ -465,6 +465,7 @@ PYBIND11_MODULE(_core, m) {
         })
         .def("stop", &Generator::stop, py::arg("reason"))
         .def("mark_stale", &Generator::mark_stale)
+        .def("suspend", &Generator::suspend)
         .def("detach", &Generator::detach)
         .def_property_readonly("done", &Generator::done)
         .def_property_readonly("finish_reason", &Generator::finish_reason)

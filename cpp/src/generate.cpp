@@ -169,6 +169,33 @@ void Generator::resync() {
     stale_ = false;
 }
 
+bool Generator::suspend() {
+    if (ctx_ == nullptr || !started_ || done_ || stale_ || !saved_state_.empty() ||
+        llama_memory_seq_pos_max(llama_get_memory(ctx_), 0) != n_past_ - 1) {
+        return false;
+    }
+    const float * logits = llama_get_logits_ith(ctx_, -1);
+    if (logits == nullptr) {
+        return false;
+    }
+    saved_logits_.assign(logits, logits + cur_.size());
+    saved_state_.resize(llama_state_seq_get_size(ctx_, 0));
+    if (llama_state_seq_get_data(ctx_, saved_state_.data(), saved_state_.size(), 0) != saved_state_.size()) {
+        saved_state_.clear();
+        return false;
+    }
+    return true;
+}
+
+bool Generator::restore() {
+    llama_memory_clear(llama_get_memory(ctx_), true);
+    const bool ok = llama_state_seq_set_data(ctx_, saved_state_.data(), saved_state_.size(), 0) == saved_state_.size() &&
+                    llama_memory_seq_pos_max(llama_get_memory(ctx_), 0) == n_past_ - 1;
+    std::vector<uint8_t>().swap(saved_state_);
+    stale_ = false;
+    return ok;
+}
+
 void Generator::stop(const std::string & reason) {
     if (!done_) {
         done_ = true;
@@ -220,10 +247,20 @@ bool Generator::next(Step & out) {
 
     // Another user of the context (another generation, llama_cpp itself)
     // may have replaced its memory since the last step.
-    if (stale_ || llama_memory_seq_pos_max(llama_get_memory(ctx_), 0) != n_past_ - 1) {
+    const float * logits = nullptr;
+    if (!saved_state_.empty()) {
+        if (restore()) {
+            logits = saved_logits_.data();
+        } else {
+            resync();
+        }
+    } else if (stale_ || llama_memory_seq_pos_max(llama_get_memory(ctx_), 0) != n_past_ - 1) {
         resync();
     }
-    const float * logits = llama_get_logits_ith(ctx_, -1);
+    if (logits == nullptr) {
+        std::vector<float>().swap(saved_logits_);
+        logits = llama_get_logits_ith(ctx_, -1);
+    }
     if (logits == nullptr) {
         throw std::runtime_error("the context returned no logits");
     }

@@ -100,7 +100,7 @@ class _ContextUse:
 
     def __init__(self, llm: llama_cpp.Llama) -> None:
         self.lock = threading.RLock()
-        self.owner: Optional[object] = None
+        self.owner: "Optional[weakref.ReferenceType[Generation]]" = None  # whose tokens the context holds
         self.closed = False
         self.live: "weakref.WeakSet[Generation]" = weakref.WeakSet()
         stack = getattr(llm, "_stack", None)
@@ -127,11 +127,14 @@ class Generation:
 
     It keeps the Llama, the native sampler and the decode loop alive. Several
     generations may be live on one Llama and be advanced in any order (also
-    from several threads; each step holds the Llama): one resumed after
-    another generation, or llama_cpp itself, used the context decodes its
-    prompt and tokens so far again first, so its tokens are what it would
-    produce alone. After ``llm.close()``, a generation that had not finished
-    raises RuntimeError when advanced; a finished one still reads.
+    from several threads; each step holds the Llama): when another generation
+    takes the context, this one's KV cells and logits are saved and restored
+    exactly when it resumes, so its tokens are those it would produce alone.
+    If llama_cpp itself used the context in between, it decodes its prompt
+    and tokens so far again in one batch (correct, though llama.cpp's
+    batch-dependent numerics may change later tokens, as with llama_cpp's
+    own prefix reuse). After ``llm.close()``, a generation that had not
+    finished raises RuntimeError when advanced; a finished one still reads.
     """
 
     def __init__(self, llm: llama_cpp.Llama, generator: _core.Generator, native: _core.NativeSampler,
@@ -141,7 +144,6 @@ class Generation:
         self._native = native
         self._use = _context_use(llm)
         self._use.live.add(self)
-        self._key = object()  # marks the context as holding this generation's tokens
         self.seed = seed
         self.sampler = sampler
 
@@ -152,11 +154,17 @@ class Generation:
             self._generator.detach()
             raise RuntimeError(f"llm: the Llama was closed before this generation finished "
                                f"({len(self._generator.tokens)} tokens so far); it cannot continue")
-        # llama_cpp's own calls leave n_tokens > 0 (generate() resets it to 0).
-        if self._use.owner is not self._key or self._llm.n_tokens != 0:
-            self._generator.mark_stale()
-            self._llm.reset()  # llama_cpp must not reuse a prefix of what we leave
-            self._use.owner = self._key
+        owner = self._use.owner() if self._use.owner is not None else None
+        if owner is self and self._llm.n_tokens == 0:
+            return
+        # llama_cpp's own calls leave n_tokens > 0 (we keep it at 0): then the
+        # cache holds neither generation. Otherwise the one it holds saves
+        # its state, restored exactly when it resumes.
+        if owner is not None and self._llm.n_tokens == 0:
+            owner._generator.suspend()
+        self._generator.mark_stale()  # a suspended generation restores instead
+        self._llm.reset()  # llama_cpp must not reuse a prefix of what we leave
+        self._use.owner = weakref.ref(self)
 
     def _step(self) -> Optional[Tuple[int, str]]:
         """One step of the loop: (token, new text), token -1 when only held-back text is left; None at the end."""
