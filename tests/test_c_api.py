@@ -4,6 +4,7 @@ pkg-config and with find_package(llama_simplex), run on a tiny model."""
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import shutil
 import subprocess
@@ -166,3 +167,93 @@ def test_objective_and_power_constructors(lib, tiny_llm):
     assert lib.llama_simplex_power(ctypes.byref(pw), model, ctypes.byref(out)) == 0
     native = ls._core.adopt_sampler(out.value)
     assert native.name == "simplex-power"
+
+
+class SparsemaxParams(ctypes.Structure):
+    _fields_ = [("temperature", ctypes.c_float), ("draw", DrawParams)]
+
+
+def _apply(smpl, logits):
+    """llama_sampler_apply on logits with ids 0..n-1; returns (ids, p, selected)."""
+    import llama_cpp
+    n = len(logits)
+    data = (llama_cpp.llama_token_data * n)(*[llama_cpp.llama_token_data(i, float(l), 0.0) for i, l in enumerate(logits)])
+    arr = llama_cpp.llama_token_data_array(data, n, -1, False)
+    llama_cpp.llama_sampler_apply(smpl, ctypes.byref(arr))
+    return [data[i].id for i in range(arr.size)], [data[i].p for i in range(arr.size)], arr.selected
+
+
+def test_ensure_draw_makes_any_chain_select(lib, tiny_llm, tiny_text):
+    """llama_sampler_sample aborts the process on a chain that selects nothing
+    (main had no way to give a chain of ours its draw but a hand-added dist)."""
+    import llama_cpp
+    lib.llama_simplex_ensure_draw.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+    tiny_llm.reset()
+    tiny_llm.eval(tiny_llm.tokenize(tiny_text.encode()))
+    p = lib.llama_simplex_top_k_default_params()
+    p.k = 5
+    picks = []
+    for seed in range(8):
+        out = ctypes.c_void_p()
+        assert lib.llama_simplex_top_k(ctypes.byref(p), ctypes.byref(out)) == 0
+        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_top_k(10))  # foreign, first
+        llama_cpp.llama_sampler_chain_add(chain, ctypes.cast(out, llama_cpp.llama_sampler_p_ctypes))
+        assert lib.llama_simplex_ensure_draw(ctypes.cast(chain, ctypes.c_void_p), seed) == 0
+        assert llama_cpp.llama_sampler_chain_n(chain) == 2  # the last member (ours) draws
+        picks.append(llama_cpp.llama_sampler_sample(chain, tiny_llm.ctx, -1))
+        assert lib.llama_simplex_sampler_status(ctypes.cast(chain, ctypes.c_void_p)) == 0
+        llama_cpp.llama_sampler_free(chain)
+    assert len(set(picks)) > 1 and all(0 <= t < tiny_llm.n_vocab() for t in picks)
+    # A chain ending in a foreign non-selecting sampler gets a seeded dist of ours appended.
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_top_k(3))
+    assert lib.llama_simplex_ensure_draw(ctypes.cast(chain, ctypes.c_void_p), 7) == 0
+    assert llama_cpp.llama_sampler_chain_n(chain) == 2
+    assert 0 <= llama_cpp.llama_sampler_sample(chain, tiny_llm.ctx, -1) < tiny_llm.n_vocab()
+    llama_cpp.llama_sampler_free(chain)
+    # Not ours and not a chain: an error that names the argument.
+    lone = llama_cpp.llama_sampler_init_top_k(3)
+    assert lib.llama_simplex_ensure_draw(ctypes.cast(lone, ctypes.c_void_p), 7) == 1
+    assert b"smpl: must be a sampler of llama_simplex or a llama.cpp chain" in lib.llama_simplex_last_error()
+    llama_cpp.llama_sampler_free(lone)
+    assert lib.llama_simplex_ensure_draw(None, 7) == 2
+
+
+def test_sampler_status_reports_a_degenerate_q(lib):
+    """Extreme temperatures: q is a distribution (status 0) or status 5 with a
+    valid selection; main returned NaN q with status 0."""
+    import llama_cpp
+    lib.llama_simplex_sampler_status_string.restype = ctypes.c_char_p
+    assert b"not a distribution" in lib.llama_simplex_sampler_status_string(5)
+    logits = [3e4, 1.0, -2.0, 3e4 - 1e-3, 0.5]
+    for t in (1e-9, 1e-38, 1e-45):
+        p = SparsemaxParams(t, DrawParams(True, 1))
+        out = ctypes.c_void_p()
+        assert lib.llama_simplex_sparsemax(ctypes.byref(p), ctypes.byref(out)) == 0
+        smpl = ctypes.cast(out, llama_cpp.llama_sampler_p_ctypes)
+        ids, q, selected = _apply(smpl, logits)
+        status = lib.llama_simplex_sampler_status(out)
+        assert 0 <= selected < len(ids)
+        if status == 0:
+            assert all(math.isfinite(x) and x >= 0 for x in q) and abs(sum(q) - 1) < 1e-5, (t, q)
+        else:
+            assert status == 5 and ids and q == [1.0], (t, status, q)
+        llama_cpp.llama_sampler_free(smpl)
+
+
+def test_steps_are_bounded(lib):
+    b = lib.llama_simplex_best_of_k_default_params()
+    b.steps = 1001
+    out = ctypes.c_void_p()
+    assert lib.llama_simplex_best_of_k(ctypes.byref(b), ctypes.byref(out)) == 1
+    assert b"steps: must be in [0, 1000], got 1001" in lib.llama_simplex_last_error()
+    lib.llama_simplex_objective_default_params.restype = ObjectiveParams
+    o = lib.llama_simplex_objective_default_params()
+    o.steps = 1000
+    assert lib.llama_simplex_objective(ctypes.byref(o), ctypes.byref(out)) == 0
+    import llama_cpp
+    llama_cpp.llama_sampler_free(ctypes.cast(out, llama_cpp.llama_sampler_p_ctypes))
+    o.steps = 100_000
+    assert lib.llama_simplex_objective(ctypes.byref(o), ctypes.byref(out)) == 1
+    assert b"steps: must be in [0, 1000]" in lib.llama_simplex_last_error()
