@@ -46,6 +46,7 @@ _STATUS_TEXT = {
     2: "empty support: no candidate has a finite logit",
     3: "no history: the sampler was not given the prompt",
     4: "decoding the rollouts failed (context too small?)",
+    5: "q is not a distribution (non-finite or zero mass): the parameters are degenerate for these logits",
 }
 
 # llama_cpp keywords that choose its own samplers; ours decides instead.
