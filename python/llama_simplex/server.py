@@ -52,7 +52,6 @@ GET_ROUTES = ("/v1/models", "/health")
 ROLES = ("system", "user", "assistant", "tool")
 MAX_STOP = 4        # OpenAI: up to 4 stop sequences
 MAX_CHAIN = 8       # samplers in one chain
-INT32_MAX = 2**31 - 1
 # OpenAI fields that choose llama_cpp's own sampling; here the sampler decides.
 SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "typical_p", "presence_penalty", "frequency_penalty",
                    "repeat_penalty", "logit_bias", "mirostat_mode", "mirostat_tau", "mirostat_eta", "tfs_z")
@@ -139,10 +138,6 @@ def _one_sampler(spec: Any, where: str, limits: Limits) -> Sampler:
     else:
         raise BadRequest(f"{where}: must be a name, an object with a name and parameters, or a list of them; "
                          f"got {_kind(spec)}")
-    # Native samplers take 32-bit integers: name the field rather than fail in the binding.
-    for key, value in params.items():
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT32_MAX:
-            raise BadRequest(f"{where}.{key}: must be at most {INT32_MAX} in magnitude, got {value}")
     try:
         sampler = sampler_from_name(name, **params)
     except (TypeError, ValueError) as e:
@@ -371,7 +366,10 @@ def make_server(llm: llama_cpp.Llama, host: str = "127.0.0.1", port: int = 8000,
             self._send_json(status, _error_body(status, message), close, headers)
 
         def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
-            # http.server's own refusals (bad request line, headers too long, unknown method): JSON too.
+            # http.server's own refusals (bad request line, headers too long, unknown method): JSON too,
+            # with a status line even when the request line was too broken to name a version.
+            if self.request_version == "HTTP/0.9":
+                self.request_version = "HTTP/1.0"
             self._error(code, message or HTTPStatus(code).phrase, close=True)
 
         # -- routes ----------------------------------------------------
@@ -434,12 +432,12 @@ def make_server(llm: llama_cpp.Llama, host: str = "127.0.0.1", port: int = 8000,
             if not data:
                 raise BadRequest("body: empty; send a JSON object")
             try:
-                return json.loads(data, parse_constant=_refuse_constant)
+                text = data.decode("utf-8")  # JSON is UTF-8 (RFC 8259); no guessing of other encodings
             except UnicodeDecodeError as e:
                 raise BadRequest(f"body: not UTF-8 ({e})") from None
-            except json.JSONDecodeError as e:
-                raise BadRequest(f"body: not valid JSON ({e})") from None
-            except ValueError as e:
+            try:
+                return json.loads(text, parse_constant=_refuse_constant)
+            except ValueError as e:  # JSONDecodeError, and NaN/Infinity refused
                 raise BadRequest(f"body: not valid JSON ({e})") from None
             except RecursionError:
                 raise BadRequest("body: JSON nested too deeply") from None
