@@ -99,17 +99,10 @@ class _Guard:
 
     def __call__(self, cur_p: Any) -> None:
         arr = cur_p.contents
-        self.tokens += 1
-        if self.on_token is not None:
-            self.on_token()
-        status = _status(self.address)
-        problem = None
-        if status != 0:
-            problem = _STATUS_TEXT.get(status, f"status {status}")
-        elif not 0 <= arr.selected < arr.size:
-            problem = "it selected no token" + self._why(arr)
-        elif not (0.0 < arr.data[arr.selected].p <= 1.0 + 1e-3):  # NaN fails too
-            problem = f"it selected a token of probability {arr.data[arr.selected].p}"
+        try:
+            problem = self._problem(arr)
+        except BaseException as e:  # noqa: BLE001 - ctypes would print and drop it, leaving no selection
+            problem = f"{type(e).__name__}: {e}"
         if problem is None:
             return
         if self.error is None:
@@ -119,6 +112,20 @@ class _Guard:
         arr.data[0] = llama_cpp.llama_token_data(token, 0.0, 1.0)
         arr.size = 1
         arr.selected = 0
+
+    def _problem(self, arr: Any) -> Optional[str]:
+        """Why the chain's selection cannot be used, or None."""
+        self.tokens += 1
+        if self.on_token is not None:
+            self.on_token()
+        status = _status(self.address)
+        if status != 0:
+            return _STATUS_TEXT.get(status, f"status {status}")
+        if not 0 <= arr.selected < arr.size:
+            return "it selected no token" + self._why(arr)
+        if not (0.0 < arr.data[arr.selected].p <= 1.0 + 1e-3):  # NaN fails too
+            return f"it selected a token of probability {arr.data[arr.selected].p}"
+        return None
 
     @staticmethod
     def _why(arr: Any) -> str:
