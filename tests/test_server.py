@@ -164,7 +164,8 @@ def test_degenerate_parameters_never_kill_the_server(served, sampler):
 @pytest.mark.parametrize("body, words", [
     ({"sampler": {"name": "objective", "steps": 500, "l2": 1.0}}, "sampler.steps: must be in [0, 100] on this server"),
     ({"sampler": {"name": "objective", "steps": 100000, "l2": 1.0}}, "steps must be in [0, "),
-    ({"sampler": {"name": "power", "horizon": 100000}}, "sampler.horizon: must be in [0, 256] on this server"),
+    ({"sampler": {"name": "power", "horizon": 300}}, "sampler.horizon: must be in [0, 256] on this server"),
+    ({"sampler": {"name": "power", "horizon": 100000}}, "horizon"),
     ({"sampler": {"name": "power", "candidates": 255, "rollouts": 255, "horizon": 1}},
      "= 130050 rollout-context cells; this server allows at most 16384"),
     ({"sampler": {"name": "power", "candidates": 8, "rollouts": 8, "horizon": 64}, "max_tokens": 100},
@@ -172,7 +173,7 @@ def test_degenerate_parameters_never_kill_the_server(served, sampler):
     ({"max_tokens": 250, "prompt": "abc abc abc abc"}, "max_tokens: must be in [1, "),
     ({"max_tokens": 10**9}, "max_tokens: must be an integer in [1, 256]"),
     ({"prompt": "abc " * 300}, "prompt: "),
-], ids=["steps-limit", "steps-huge", "horizon", "cells", "rollout-tokens", "room", "max-tokens", "long-prompt"])
+], ids=["steps-limit", "steps-huge", "horizon", "horizon-huge", "cells", "rollout-tokens", "room", "max-tokens", "long-prompt"])
 def test_the_work_a_request_asks_for_is_bounded(served, body, words):
     """Refused before any work (these held the server for minutes on a real
     model, or made its rollout context too large to allocate)."""

@@ -144,14 +144,19 @@ class _Guard:
             raise SamplingError(self.error)
 
 
+def power_native(llm: llama_cpp.Llama, sampler: Any, seed: Optional[int]) -> _core.NativeSampler:
+    """A PowerSampler's native sampler on `llm`: its rollouts need the model and
+    a context of their own, sized for llm's whole context plus the rollouts."""
+    return sampler.native(seed, llm=llm, n_ctx=int(llm.n_ctx()) + sampler.rollouts * sampler.candidates
+                          * (sampler.horizon + 1) + 256)
+
+
 def _chain_for(llm: llama_cpp.Llama, sampler: Sampler, seed: int, history: Optional[List[int]],
                guard: _Guard) -> "_internals.LlamaSampler":
     chain = _internals.LlamaSampler()
     from .power import PowerSampler
     if isinstance(sampler, PowerSampler):
-        # Its rollouts need the model and the sequence so far (the prompt).
-        native = sampler.native(seed, llm=llm, n_ctx=int(llm.n_ctx()) + sampler.rollouts * sampler.candidates
-                                * (sampler.horizon + 1) + 256)
+        native = power_native(llm, sampler, seed)
         for t in history or []:
             native.accept(t)
     else:

@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 import llama_cpp
 
 from . import _validate as v
-from .integration import SamplingError, create_chat_completion, create_completion
+from .integration import SamplingError, create_chat_completion, create_completion, power_native
 from .power import BlockPowerSampler, MCMCPowerSampler, PowerSampler
 from .samplers import SEED_MAX, BestOfK, Chain, Objective, Sampler, Softmax, sampler_from_name
 
@@ -127,7 +127,7 @@ def _bool(body: Dict[str, Any], name: str) -> bool:
     return value
 
 
-def _one_sampler(spec: Any, where: str, limits: Limits) -> Sampler:
+def _one_sampler(spec: Any, where: str, limits: Limits, llm: Optional[llama_cpp.Llama]) -> Sampler:
     if isinstance(spec, str):
         name, params = spec, {}
     elif isinstance(spec, dict):
@@ -147,6 +147,16 @@ def _one_sampler(spec: Any, where: str, limits: Limits) -> Sampler:
     if isinstance(sampler, (Objective, BestOfK)) and sampler.steps > limits.max_steps:
         raise BadRequest(f"{where}.steps: must be in [0, {limits.max_steps}] on this server (--max-steps), "
                          f"got {sampler.steps}")
+    try:
+        # Builds (and frees) the native sampler: whatever the library refuses
+        # (a C range, a rollout context the model cannot hold), refuse here, before any work.
+        if isinstance(sampler, PowerSampler):
+            if llm is not None:
+                power_native(llm, sampler, None)
+        else:
+            sampler.native()
+    except (TypeError, ValueError, OverflowError) as e:
+        raise BadRequest(f"{where}: {e}") from None
     if isinstance(sampler, PowerSampler):
         if sampler.horizon > limits.max_horizon:
             raise BadRequest(f"{where}.horizon: must be in [0, {limits.max_horizon}] on this server (--max-horizon), "
@@ -155,29 +165,25 @@ def _one_sampler(spec: Any, where: str, limits: Limits) -> Sampler:
         if cells > limits.max_rollout_cells:
             raise BadRequest(f"{where}: candidates·rollouts·(horizon+1) = {cells} rollout-context cells; this server "
                              f"allows at most {limits.max_rollout_cells} (--max-rollout-cells)")
-    else:
-        try:
-            sampler.native()  # builds (and frees) it: whatever the native side refuses, refuse here
-        except (TypeError, ValueError, OverflowError) as e:
-            raise BadRequest(f"{where}: {e}") from None
     return sampler
 
 
-def parse_sampler(spec: Any, limits: Optional[Limits] = None) -> Sampler:
+def parse_sampler(spec: Any, limits: Optional[Limits] = None, llm: Optional[llama_cpp.Llama] = None) -> Sampler:
     """A sampler from a request's ``sampler`` field: a name, {"name": ..., params}
-    or a list of these (a :class:`Chain`), within `limits`."""
+    or a list of these (a :class:`Chain`), within `limits` (and what `llm`
+    can run, when given)."""
     limits = limits or Limits()
     if spec is None:
         return Softmax()
     if isinstance(spec, list):
         if not 1 <= len(spec) <= MAX_CHAIN:
             raise BadRequest(f"sampler: a chain must hold 1 to {MAX_CHAIN} samplers, got {len(spec)}")
-        members = [_one_sampler(s, f"sampler[{i}]", limits) for i, s in enumerate(spec)]
+        members = [_one_sampler(s, f"sampler[{i}]", limits, llm) for i, s in enumerate(spec)]
         for i, s in enumerate(members):
             if isinstance(s, PowerSampler):
                 raise BadRequest(f"sampler[{i}]: 'power' is served alone, not in a chain")
         return Chain(*members)
-    return _one_sampler(spec, "sampler", limits)
+    return _one_sampler(spec, "sampler", limits, llm)
 
 
 def _messages(value: Any) -> List[Dict[str, str]]:
@@ -223,7 +229,7 @@ class Request:
     kwargs: Dict[str, Any]
 
 
-def parse_request(route: str, body: Any, limits: Limits, n_ctx: int) -> Request:
+def parse_request(route: str, body: Any, limits: Limits, llm: llama_cpp.Llama) -> Request:
     """Checks every field of a request body (raises BadRequest naming it)."""
     if not isinstance(body, dict):
         raise BadRequest(f"body: must be a JSON object, got {_kind(body)}")
@@ -236,7 +242,8 @@ def parse_request(route: str, body: Any, limits: Limits, n_ctx: int) -> Request:
         if body.get(name) is not None and body[name] != 1:
             raise BadRequest(f"{name}: only 1 completion per request is served, got {body[name]!r} "
                              f"(send several requests with different seeds)")
-    sampler = parse_sampler(body.get("sampler"), limits)
+    n_ctx = int(llm.n_ctx())
+    sampler = parse_sampler(body.get("sampler"), limits, llm)
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX):
         raise BadRequest(f"seed: must be an integer in [0, {SEED_MAX}], got {seed!r}")
@@ -330,7 +337,6 @@ def make_server(llm: llama_cpp.Llama, host: str = "127.0.0.1", port: int = 8000,
         raise TypeError(f"limits must be a Limits, got {type(limits).__name__}")
     lock = threading.Lock()  # one llama_context: one request at a time
     stats = {"requests": 0, "tokens": 0}
-    n_ctx = int(llm.n_ctx())
 
     def count_token() -> None:
         stats["tokens"] += 1
@@ -405,7 +411,7 @@ def make_server(llm: llama_cpp.Llama, host: str = "127.0.0.1", port: int = 8000,
                 return
             try:
                 body = self._read_json()
-                request = parse_request(route, body, limits, n_ctx)
+                request = parse_request(route, body, limits, llm)
             except HTTPError as e:
                 self._error(e.status, e.message, close=e.close)
                 return
