@@ -50,7 +50,7 @@ _STATUS_TEXT = {
 }
 
 # llama_cpp keywords that choose its own samplers; ours decides instead.
-_LLAMA_CPP_SAMPLING = ("temperature", "top_k", "top_p", "min_p", "typical_p", "mirostat_mode", "mirostat_tau",
+LLAMA_CPP_SAMPLING = ("temperature", "top_k", "top_p", "min_p", "typical_p", "mirostat_mode", "mirostat_tau",
                        "mirostat_eta", "repeat_penalty", "frequency_penalty", "presence_penalty", "tfs_z",
                        "logits_processor", "grammar", "logit_bias")
 
@@ -289,7 +289,7 @@ def _checked_stream(chunks: Iterator[Any], state: Dict[str, Any]) -> Iterator[An
 
 
 def _refuse_llama_cpp_sampling(kwargs: Dict[str, Any], where: str) -> None:
-    ignored = sorted(set(_LLAMA_CPP_SAMPLING) & set(kwargs))
+    ignored = sorted(set(LLAMA_CPP_SAMPLING) & set(kwargs))
     if ignored:
         raise ValueError(f"{ignored}: set these on the llama_simplex sampler, not on {where}")
 

@@ -41,7 +41,8 @@ from urllib.parse import urlsplit
 import llama_cpp
 
 from . import _validate as v
-from .integration import SamplingError, create_chat_completion, create_completion, power_native
+from .integration import (LLAMA_CPP_SAMPLING, SamplingError, create_chat_completion, create_completion,
+                          power_native)
 from .power import BlockPowerSampler, MCMCPowerSampler, PowerSampler
 from .samplers import SEED_MAX, BestOfK, Chain, Objective, Sampler, Softmax, sampler_from_name
 
@@ -52,9 +53,6 @@ GET_ROUTES = ("/v1/models", "/health")
 ROLES = ("system", "user", "assistant", "tool")
 MAX_STOP = 4        # OpenAI: up to 4 stop sequences
 MAX_CHAIN = 8       # samplers in one chain
-# OpenAI fields that choose llama_cpp's own sampling; here the sampler decides.
-SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "typical_p", "presence_penalty", "frequency_penalty",
-                   "repeat_penalty", "logit_bias", "mirostat_mode", "mirostat_tau", "mirostat_eta", "tfs_z")
 UNSUPPORTED_CHAT = ("tools", "tool_choice", "functions", "function_call")
 
 
@@ -234,7 +232,7 @@ def parse_request(route: str, body: Any, limits: Limits, llm: llama_cpp.Llama) -
     if not isinstance(body, dict):
         raise BadRequest(f"body: must be a JSON object, got {_kind(body)}")
     chat = route == "/v1/chat/completions"
-    for name in SAMPLING_FIELDS:
+    for name in LLAMA_CPP_SAMPLING:  # OpenAI's sampling fields: here the sampler decides
         if body.get(name) is not None:
             raise BadRequest(f"{name}: not used here: set it on the sampler, e.g. \"sampler\": "
                              f"{{\"name\": \"top-p\", \"p\": 0.9, \"temperature\": 0.7}} (see `llama-simplex samplers`)")
