@@ -203,6 +203,14 @@ def test_a_bad_content_length_never_holds_the_server(served, request_, expected,
     assert_serving(served)
 
 
+def test_a_huge_body_gets_413(served):
+    """A client that sends its whole 20 MB body before reading gets the 413
+    (not a reset connection), and the server goes on serving."""
+    status, _, data = post(served[0], "/v1/completions", {"prompt": "a" * 20_000_000}, timeout=30)
+    assert status == 413 and "body: 20000014 bytes; this server accepts at most 1048576" in error_message(data)
+    assert_serving(served)
+
+
 def test_a_slow_client_gets_408(served):
     """The body must arrive within the read time-out in all, not per byte."""
     body = json.dumps(GOOD).encode()

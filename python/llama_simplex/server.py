@@ -412,6 +412,8 @@ def make_server(llm: llama_cpp.Llama, host: str = "127.0.0.1", port: int = 8000,
                 request = parse_request(route, body, limits, llm)
             except HTTPError as e:
                 self._error(e.status, e.message, close=e.close)
+                if e.status == 413:
+                    self._drain()
                 return
             with lock:
                 stats["requests"] += 1
@@ -445,6 +447,20 @@ def make_server(llm: llama_cpp.Llama, host: str = "127.0.0.1", port: int = 8000,
                 raise BadRequest(f"body: not valid JSON ({e})") from None
             except RecursionError:
                 raise BadRequest("body: JSON nested too deeply") from None
+
+        def _drain(self) -> None:
+            """Discards what the client still sends, for up to read_timeout: a
+            client that sends its whole body before reading then gets the
+            answer instead of a reset connection."""
+            try:
+                self.connection.shutdown(socket.SHUT_WR)
+                deadline = time.monotonic() + limits.read_timeout
+                while (left := deadline - time.monotonic()) > 0:
+                    self.connection.settimeout(left)
+                    if not self.connection.recv(1 << 16):
+                        break
+            except OSError:
+                pass
 
         def _read_exactly(self, length: int) -> bytes:
             """The body within read_timeout in all (a slow client gets 408)."""
