@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import json
-import math
 import socket
 import time
 from typing import Any, List, NamedTuple, Optional, Tuple

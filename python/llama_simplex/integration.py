@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import inspect
-import math
 import secrets
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
 
