@@ -30,3 +30,19 @@ def tiny_llm(tiny_model_path):
 def tiny_text():
     """Text the tiny model's character vocabulary can tokenize."""
     return "abc abc"
+
+
+@pytest.fixture(scope="session")
+def nan_model_path(tiny_model_path, tmp_path_factory) -> Path:
+    """The tiny model with a NaN final norm: every logit it computes is NaN
+    (a model no sampler can sample from; for the error paths)."""
+    import shutil
+
+    import gguf
+    import numpy as np
+    path = tmp_path_factory.mktemp("models") / "tiny16-nan.gguf"
+    shutil.copy(tiny_model_path, path)
+    reader = gguf.GGUFReader(path, "r+")
+    next(t for t in reader.tensors if t.name == "output_norm.weight").data[:] = np.nan
+    del reader  # flushes the memory map
+    return path

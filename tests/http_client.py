@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 
@@ -73,3 +77,48 @@ def in_parallel(port: int, path: str, body: Callable[[int, int], Any], clients: 
     for t in threads:
         t.join(timeout=600)
     return got, errors
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_serve(model: Path, *args: str, timeout: float = 60) -> Tuple[subprocess.Popen, int]:
+    """``llama-simplex serve`` on 127.0.0.1 in a subprocess (so that a crash
+    is a failed test, not a dead pytest); returns it and its port once healthy.
+    Its output goes to a temporary file (a pipe nobody reads could block it)."""
+    port = free_port()
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen([sys.executable, "-m", "llama_simplex.cli", "serve", "--model", str(model),
+                             "--port", str(port), *args], stdout=log, stderr=subprocess.STDOUT)
+    if not wait_healthy(port, proc, timeout):
+        proc.kill()
+        proc.wait(timeout=30)
+        log.seek(0)
+        raise RuntimeError(f"the server did not start: {log.read()[-2000:]!r}")
+    proc.log = log  # type: ignore[attr-defined]
+    return proc, port
+
+
+def raw_request(port: int, data: bytes, timeout: float = 30, pause: float = 0.0,
+                more: bytes = b"") -> Tuple[int, bytes]:
+    """Sends raw bytes (then, after `pause` seconds, `more`) and parses the
+    HTTP response; for requests http.client will not send."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        if more:
+            time.sleep(pause)
+            try:
+                sock.sendall(more)
+            except OSError:  # the server answered and closed first
+                pass
+        resp = http.client.HTTPResponse(sock)
+        resp.begin()
+        return resp.status, resp.read()
+
+
+def error_message(data: bytes) -> str:
+    """The message of an OpenAI-format error body."""
+    return json.loads(data)["error"]["message"]

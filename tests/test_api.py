@@ -124,3 +124,31 @@ def test_cli_compare(tiny_model_path, capfd):
                      "--max-tokens", "8", "abc"]) == 0
     out = capfd.readouterr().out
     assert out.count("== ") == 3
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: ls.Objective(steps=1001), r"steps must be in \[0, 1000\]"),
+    (lambda: ls.BestOfK(steps=100_000), r"steps must be in \[0, 1000\]"),
+    (lambda: ls.TopK(k=2**40), r"k must be <= 2147483647"),
+    (lambda: ls.Objective(support="top-k:99999999999"), r"support top-k must be in"),
+    (lambda: ls.kernels.top_k([1.0, 2.0], k=2**40), r"k must be <= 2147483647"),
+    (lambda: ls.kernels.coverage_weights([0.0, -1.0], m=2**40), r"m must be <= 2147483647"),
+    (lambda: ls.load_model(n_ctx=2**40), r"n_ctx must be <= 2147483647"),
+])
+def test_bounds_name_the_parameter(make, words):
+    # main: steps up to 100000 was accepted; out-of-C-range integers reached pybind11
+    # ("incompatible function arguments") or ctypes (silently wrapped).
+    with pytest.raises(ValueError, match=words):
+        make()
+
+
+def test_native_with_a_seed_always_selects():
+    logits = np.linspace(0.0, 3.0, 40).astype(np.float32)
+    for sampler in (ls.Greedy(), ls.TopK(k=4), ls.Chain(ls.TopP(p=0.5), ls.Softmax(0.5)), ls.Dist(seed=9),
+                    ls.Chain(ls.MinP(p_min=0.2), ls.Dist(seed=1)), ls.BestOfK()):
+        ids, _lg, p, selected, _ = sampler.native(seed=4).apply(logits)
+        assert 0 <= selected < len(ids) and p[selected] > 0, sampler
+    # A Dist's own seed yields to the call's: seeds 0..9 do not all pick the same token.
+    picks = {int(ls.Dist(seed=9).native(seed=s).apply(np.zeros(40, np.float32))[0][
+        ls.Dist(seed=9).native(seed=s).apply(np.zeros(40, np.float32))[3]]) for s in range(10)}
+    assert len(picks) > 1

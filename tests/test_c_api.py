@@ -4,6 +4,7 @@ pkg-config and with find_package(llama_simplex), run on a tiny model."""
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import shutil
 import subprocess
@@ -123,7 +124,7 @@ def test_null_pointers_and_a_good_sampler(lib):
 class ObjectiveParams(ctypes.Structure):
     _fields_ = [("lam", ctypes.c_float), ("entropy", ctypes.c_float), ("kl", ctypes.c_float), ("l2", ctypes.c_float),
                 ("beta", ctypes.c_float), ("k_samples", ctypes.c_int32), ("weights", ctypes.c_int32),
-                ("m", ctypes.c_int32), ("support", ctypes.c_int32), ("support_value", ctypes.c_float),
+                ("m", ctypes.c_int32), ("support", ctypes.c_int32), ("support_value", ctypes.c_double),
                 ("temperature", ctypes.c_float), ("reference_temperature", ctypes.c_float),
                 ("steps", ctypes.c_int32), ("step_size", ctypes.c_float), ("tol", ctypes.c_float),
                 ("draw", DrawParams)]
@@ -166,3 +167,161 @@ def test_objective_and_power_constructors(lib, tiny_llm):
     assert lib.llama_simplex_power(ctypes.byref(pw), model, ctypes.byref(out)) == 0
     native = ls._core.adopt_sampler(out.value)
     assert native.name == "simplex-power"
+
+
+class SoftmaxParams(ctypes.Structure):
+    _fields_ = [("temperature", ctypes.c_float), ("draw", DrawParams)]
+
+
+SparsemaxParams = SoftmaxParams  # the same layout
+
+
+class TopPParams(ctypes.Structure):
+    _fields_ = [("p", ctypes.c_double), ("temperature", ctypes.c_float), ("order_by_temperature", ctypes.c_bool),
+                ("draw", DrawParams)]
+
+
+class MinPParams(ctypes.Structure):
+    _fields_ = [("p_min", ctypes.c_double), ("temperature", ctypes.c_float), ("draw", DrawParams)]
+
+
+SUBNORMAL = 1.401298464324817e-45  # the smallest positive float32
+
+
+def _c_sampler(lib, kind: str, **fields):
+    """A sampler built through the C API from the default parameters with `fields` set, adopted by _core."""
+    structs = {"softmax": SoftmaxParams, "top_k": TopKParams, "top_p": TopPParams, "min_p": MinPParams,
+               "sparsemax": SoftmaxParams, "best_of_k": BestOfKParams, "objective": ObjectiveParams}
+    getattr(lib, f"llama_simplex_{kind}_default_params").restype = structs[kind]
+    p = getattr(lib, f"llama_simplex_{kind}_default_params")()
+    for k, v in fields.items():
+        setattr(p, k, v)
+    out = ctypes.c_void_p()
+    status = getattr(lib, f"llama_simplex_{kind}")(ctypes.byref(p), ctypes.byref(out))
+    assert status == 0, lib.llama_simplex_last_error()
+    return ls._core.adopt_sampler(out.value)
+
+
+@pytest.mark.parametrize("kind, fields", [
+    ("softmax", {}), ("top_k", {}), ("top_p", {}), ("top_p", {"order_by_temperature": True}), ("min_p", {}),
+    ("sparsemax", {}), ("best_of_k", {}), ("objective", {}),
+    ("objective", {"reference_temperature": SUBNORMAL, "temperature": 1.0}),
+])
+def test_subnormal_temperatures_give_the_limit(lib, kind, fields):
+    """main accepted a subnormal temperature and apply then wrote NaN (or q = 0):
+    now every constructor that takes one gives the T -> 0 limit, equal mass on the tied maxima."""
+    import numpy as np
+    fields = {"temperature": SUBNORMAL, **fields}
+    native = _c_sampler(lib, kind, **fields)
+    x = np.array([1.0, 3.0, -2.0, 3.0, 3.0, 0.0], np.float32)
+    ids, _lg, p, _sel, _sorted = native.apply(x)
+    q = np.zeros(x.size)
+    q[ids] = p
+    np.testing.assert_allclose(q, [0, 1 / 3, 0, 1 / 3, 1 / 3, 0], rtol=1e-6, atol=1e-7)
+
+
+def test_top_p_and_min_p_thresholds_are_doubles(lib):
+    """main: p was a float (0.3f > 0.3), so 10 equal logits kept 4 tokens."""
+    import numpy as np
+    ids = _c_sampler(lib, "top_p", p=0.3).apply(np.zeros(10, np.float32))[0]
+    assert len(ids) == 3
+    ids = _c_sampler(lib, "objective", support=2, support_value=0.3).apply(np.zeros(10, np.float32))[0]
+    assert len(ids) == 3
+    x = np.array([1e8, 99999992.0], np.float32)
+    assert _c_sampler(lib, "min_p", p_min=float(np.exp(-4.5))).apply(x)[0].tolist() == [0]
+
+
+def test_inf_logit_status(lib):
+    import numpy as np
+    lib.llama_simplex_sampler_status_string.restype = ctypes.c_char_p
+    assert b"+inf" in lib.llama_simplex_sampler_status_string(6)
+    native = _c_sampler(lib, "softmax")
+    with pytest.raises(ValueError, match=r"\+inf"):
+        native.apply(np.array([0.0, np.inf], np.float32))
+    assert lib.llama_simplex_sampler_status(ctypes.c_void_p(native.address)) == 6
+
+
+def _apply(smpl, logits):
+    """llama_sampler_apply on logits with ids 0..n-1; returns (ids, p, selected)."""
+    import llama_cpp
+    n = len(logits)
+    data = (llama_cpp.llama_token_data * n)(*[llama_cpp.llama_token_data(i, float(l), 0.0) for i, l in enumerate(logits)])
+    arr = llama_cpp.llama_token_data_array(data, n, -1, False)
+    llama_cpp.llama_sampler_apply(smpl, ctypes.byref(arr))
+    return [data[i].id for i in range(arr.size)], [data[i].p for i in range(arr.size)], arr.selected
+
+
+def test_ensure_draw_makes_any_chain_select(lib, tiny_llm, tiny_text):
+    """llama_sampler_sample aborts the process on a chain that selects nothing
+    (main had no way to give a chain of ours its draw but a hand-added dist)."""
+    import llama_cpp
+    lib.llama_simplex_ensure_draw.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+    tiny_llm.reset()
+    tiny_llm.eval(tiny_llm.tokenize(tiny_text.encode()))
+    p = lib.llama_simplex_top_k_default_params()
+    p.k = 5
+    picks = []
+    for seed in range(8):
+        out = ctypes.c_void_p()
+        assert lib.llama_simplex_top_k(ctypes.byref(p), ctypes.byref(out)) == 0
+        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_top_k(10))  # foreign, first
+        llama_cpp.llama_sampler_chain_add(chain, ctypes.cast(out, llama_cpp.llama_sampler_p_ctypes))
+        assert lib.llama_simplex_ensure_draw(ctypes.cast(chain, ctypes.c_void_p), seed) == 0
+        assert llama_cpp.llama_sampler_chain_n(chain) == 2  # the last member (ours) draws
+        picks.append(llama_cpp.llama_sampler_sample(chain, tiny_llm.ctx, -1))
+        assert lib.llama_simplex_sampler_status(ctypes.cast(chain, ctypes.c_void_p)) == 0
+        llama_cpp.llama_sampler_free(chain)
+    assert len(set(picks)) > 1 and all(0 <= t < tiny_llm.n_vocab() for t in picks)
+    # A chain ending in a foreign non-selecting sampler gets a seeded dist of ours appended.
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_top_k(3))
+    assert lib.llama_simplex_ensure_draw(ctypes.cast(chain, ctypes.c_void_p), 7) == 0
+    assert llama_cpp.llama_sampler_chain_n(chain) == 2
+    assert 0 <= llama_cpp.llama_sampler_sample(chain, tiny_llm.ctx, -1) < tiny_llm.n_vocab()
+    llama_cpp.llama_sampler_free(chain)
+    # Not ours and not a chain: an error that names the argument.
+    lone = llama_cpp.llama_sampler_init_top_k(3)
+    assert lib.llama_simplex_ensure_draw(ctypes.cast(lone, ctypes.c_void_p), 7) == 1
+    assert b"smpl: must be a sampler of llama_simplex or a llama.cpp chain" in lib.llama_simplex_last_error()
+    llama_cpp.llama_sampler_free(lone)
+    assert lib.llama_simplex_ensure_draw(None, 7) == 2
+
+
+def test_sampler_status_reports_a_degenerate_q(lib):
+    """Extreme temperatures: q is a distribution (status 0) or status 5 with a
+    valid selection; main returned NaN q with status 0."""
+    import llama_cpp
+    lib.llama_simplex_sampler_status_string.restype = ctypes.c_char_p
+    assert b"not a distribution" in lib.llama_simplex_sampler_status_string(5)
+    logits = [3e4, 1.0, -2.0, 3e4 - 1e-3, 0.5]
+    for t in (1e-9, 1e-38, 1e-45):
+        p = SparsemaxParams(t, DrawParams(True, 1))
+        out = ctypes.c_void_p()
+        assert lib.llama_simplex_sparsemax(ctypes.byref(p), ctypes.byref(out)) == 0
+        smpl = ctypes.cast(out, llama_cpp.llama_sampler_p_ctypes)
+        ids, q, selected = _apply(smpl, logits)
+        status = lib.llama_simplex_sampler_status(out)
+        assert 0 <= selected < len(ids)
+        if status == 0:
+            assert all(math.isfinite(x) and x >= 0 for x in q) and abs(sum(q) - 1) < 1e-5, (t, q)
+        else:
+            assert status == 5 and ids and q == [1.0], (t, status, q)
+        llama_cpp.llama_sampler_free(smpl)
+
+
+def test_steps_are_bounded(lib):
+    b = lib.llama_simplex_best_of_k_default_params()
+    b.steps = 1001
+    out = ctypes.c_void_p()
+    assert lib.llama_simplex_best_of_k(ctypes.byref(b), ctypes.byref(out)) == 1
+    assert b"steps: must be in [0, 1000], got 1001" in lib.llama_simplex_last_error()
+    lib.llama_simplex_objective_default_params.restype = ObjectiveParams
+    o = lib.llama_simplex_objective_default_params()
+    o.steps = 1000
+    assert lib.llama_simplex_objective(ctypes.byref(o), ctypes.byref(out)) == 0
+    import llama_cpp
+    llama_cpp.llama_sampler_free(ctypes.cast(out, llama_cpp.llama_sampler_p_ctypes))
+    o.steps = 100_000
+    assert lib.llama_simplex_objective(ctypes.byref(o), ctypes.byref(out)) == 1
+    assert b"steps: must be in [0, 1000]" in lib.llama_simplex_last_error()

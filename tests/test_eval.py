@@ -12,23 +12,27 @@ from llama_simplex import cli
 
 
 def test_eval_exactness_writes_results_and_resumes(tmp_path, capsys):
+    """Every sequence-level sampler at each preset, α = 4, 3-token outputs,
+    with the exact sampler's noise quantile beside each TV."""
     from tiny_gguf import build_tiny_model
-    model = build_tiny_model(tmp_path / "tiny8.gguf", n_vocab=8, seed=1)
+    model = build_tiny_model(tmp_path / "tiny8.gguf", n_vocab=8, seed=2)
     out = tmp_path / "eval"
-    args = ["eval", "exactness", "--model", str(model), "--out", str(out), "--samples", "400", "--rollouts", "2,8"]
+    args = ["eval", "exactness", "--model", str(model), "--out", str(out), "--samples", "300"]
     assert cli.main(args) == 0
     first = json.loads((out / "exactness.json").read_text())
     assert (out / "exactness.md").exists()
-    assert {(r["rollouts"], r["jackknife"]) for r in first["power"]} == {(2, False), (2, True), (8, False), (8, True)}
-    # Every point lies within a few noise bounds of its target, while token-wise
-    # low temperature is exactly further from π than that.
-    for r in first["power"]:
-        assert r["tv"] < 3 * first["tv_bound_pi"] + 0.02, r
-    assert first["tv_lowtemp_to_pi"] > 3 * first["tv_bound_pi"] + 0.02
-    for r in first["temperature"]:
-        assert r["tv"] < 3 * r["bound"], r
+    assert (first["alpha"], first["length"], first["samples"]) == (4.0, 3, 300)
+    (m,) = first["models"]
+    assert [r["sampler"] for r in m["samplers"]] == [
+        "PowerSampler paper", "PowerSampler cpu-small", "BlockPowerSampler paper", "BlockPowerSampler cpu-small",
+        "MCMCPowerSampler paper (16 stages, 10 steps)"]
+    for r in m["samplers"]:
+        assert r["within_noise"] == (r["tv"] <= r["noise"]) and r["noise"] == m["noise"]
+        assert r["matches_algorithm"], r  # every implementation draws its algorithm's law
+    assert m["samplers"][0]["within_noise"]  # the paper preset is π
+    assert m["tv_lowtemp_to_pi"] > 5 * m["noise"]
     cache = json.loads((out / "cache.json").read_text())
-    assert len(cache) == 4 + 3
+    assert len(cache) == 5
     capsys.readouterr()
     assert cli.main(args) == 0  # resumes: every point from the cache
     assert "[eval]" not in capsys.readouterr().err
@@ -36,8 +40,10 @@ def test_eval_exactness_writes_results_and_resumes(tmp_path, capsys):
 
 
 def test_eval_rejects_large_vocabularies_and_bad_arguments(tmp_path, capsys, tiny_model_path):
-    assert cli.main(["eval", "exactness", "--model", str(tiny_model_path), "--rollouts", "0"]) == 2
-    assert "rollouts: values must be >= 1" in capsys.readouterr().err
+    assert cli.main(["eval", "exactness", "--model", str(tiny_model_path), "--samples", "5"]) == 2
+    assert "samples: must be >= 10" in capsys.readouterr().err
+    assert cli.main(["eval", "exactness", "--model", str(tiny_model_path), "--alpha", "0"]) == 2
+    assert "alpha: must be > 0" in capsys.readouterr().err
 
 
 def test_eval_quality_on_a_tiny_model(tmp_path, tiny_model_path, capsys):

@@ -3,7 +3,7 @@
 aborted in GGML_ASSERT n_outputs_max), n_ctx 4e9, a horizon beyond the
 model, max_tokens 1e9 (the process was killed for memory). Each case runs in
 a child process, so that an abort or an out-of-memory kill fails the test
-instead of the test run, and the child's peak RSS shows nothing was
+instead of the test run, and the child's peak RSS (VmHWM) shows nothing was
 allocated."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import llama_simplex as ls
 PEAK_RSS_MB = 300
 
 CHILD = """
-import resource, sys
+import sys
 import numpy as np, llama_cpp, llama_simplex as ls
 from llama_simplex.generation import model_address
 llm = llama_cpp.Llama(model_path=sys.argv[1], n_ctx=256, verbose=False)
@@ -31,7 +31,8 @@ try:
     print("accepted")
 except ValueError as e:
     print("ValueError:", e)
-print("peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+# VmHWM: this process image's peak RSS (ru_maxrss would carry the parent's over fork + exec).
+print("peak_rss_mb", int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) // 1024)
 """
 
 CASES = {
@@ -139,3 +140,34 @@ def test_c_api_refuses_what_llama_server_would_die_on(tiny_llm):
     status, why = build()  # the defaults fit (n_ctx 8192 >= 4169)
     assert status == 0, why
     ls._core.adopt_sampler(out.value)  # frees it
+
+
+def test_serve_answers_400_and_keeps_serving(tiny_model_path):
+    """`llama-simplex serve` died on power with horizon 100000 (its rollout
+    context was sized for 100,000-token rollouts): now a 400 naming horizon,
+    and the server answers the next request."""
+    import json
+    import socket
+
+    from http_client import post, wait_healthy
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from llama_simplex import cli; sys.exit(cli.main())",
+                             "serve", "--model", str(tiny_model_path), "--n-ctx", "256", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_healthy(port, proc), proc.stderr.read() if proc.poll() is not None else "no health"
+        for stream in (False, True):
+            body = {"prompt": "abc", "max_tokens": 4, "seed": 1, "stream": stream,
+                    "sampler": {"name": "power", "horizon": 100_000}}
+            status, _, data = post(port, "/v1/completions", body)
+            assert status == 400, data
+            assert "horizon: must be <= the model's training context" in json.loads(data)["error"]["message"]
+        status, _, data = post(port, "/v1/completions", {"prompt": "abc", "max_tokens": 4, "seed": 1, "sampler": {
+            "name": "power", "candidates": 2, "rollouts": 2, "horizon": 3}})
+        assert status == 200, data
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -118,3 +118,25 @@ def test_cli_sample_k(tiny_model_path, capfd):
     assert capfd.readouterr().out == out
     assert cli.main(["sample-k", "--model", str(tiny_model_path), "--sampler", "top-k", "--preset", "paper-0.05"]) == 2
     assert "--preset applies to --sampler bok, power or block-power" in capfd.readouterr().err
+
+
+def test_sample_k_with_a_chain(tiny_llm, tiny_text):
+    # main: "the sampler chain selected no token". Each sequence draws with its own seed,
+    # exactly as the chain's last member alone does.
+    chain = ls.Chain(ls.TopK(k=5), ls.MinP(p_min=0.05))
+    a = ls.sample_k(tiny_llm, tiny_text, 4, chain, max_tokens=10, seed=3)
+    assert a.tokens == ls.sample_k(tiny_llm, tiny_text, 4, chain, max_tokens=10, seed=3).tokens
+    assert ls.sample_k(tiny_llm, tiny_text, 4, ls.Chain(ls.TopK(k=6)), max_tokens=10, seed=3).tokens == \
+        ls.sample_k(tiny_llm, tiny_text, 4, ls.TopK(k=6), max_tokens=10, seed=3).tokens
+    # An explicit Dist takes each sequence's seed, not its own: the sequences differ.
+    d = ls.sample_k(tiny_llm, tiny_text, 6, ls.Chain(ls.TopK(k=8), ls.Dist(seed=5)), max_tokens=10, seed=3)
+    assert len(set(map(tuple, d.tokens))) > 1
+
+
+def test_samples_outlive_the_llama(tiny_model_path, tiny_text):
+    llm = llama_cpp.Llama(model_path=str(tiny_model_path), n_ctx=256, verbose=False)
+    s = ls.sample_k(llm, tiny_text, 3, ls.TopK(k=8), max_tokens=6, seed=1)
+    llm.close()
+    assert len(s.texts) == 3 and s.best() in s.texts  # plain data
+    with pytest.raises(ValueError, match="llm: .*closed"):
+        ls.sample_k(llm, tiny_text, 3, ls.TopK(k=8), max_tokens=6, seed=1)

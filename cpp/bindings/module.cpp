@@ -145,10 +145,10 @@ PYBIND11_MODULE(_core, m) {
     m.def("top_k", [](const FloatArray & l, int32_t k, float t) {
         return run_kernel(l, [k, t](llama_token_data * c, size_t n, Workspace & ws) { return top_k(c, n, k, t, ws); });
     }, py::arg("logits"), py::arg("k"), py::arg("temperature"));
-    m.def("top_p", [](const FloatArray & l, float p, float t, NucleusOrder o) {
+    m.def("top_p", [](const FloatArray & l, double p, float t, NucleusOrder o) {
         return run_kernel(l, [p, t, o](llama_token_data * c, size_t n, Workspace & ws) { return top_p(c, n, p, t, o, ws); });
     }, py::arg("logits"), py::arg("p"), py::arg("temperature"), py::arg("order"));
-    m.def("min_p", [](const FloatArray & l, float p, float t) {
+    m.def("min_p", [](const FloatArray & l, double p, float t) {
         return run_kernel(l, [p, t](llama_token_data * c, size_t n, Workspace & ws) { return min_p(c, n, p, t, ws); });
     }, py::arg("logits"), py::arg("p_min"), py::arg("temperature"));
     m.def("sparsemax", [](const FloatArray & l, float t) {
@@ -276,9 +276,9 @@ PYBIND11_MODULE(_core, m) {
     m.def("make_greedy", [] { return new NativeSampler(make_greedy()); });
     m.def("make_softmax", [](float t) { return new NativeSampler(make_softmax(t)); }, py::arg("temperature"));
     m.def("make_top_k", [](int32_t k, float t) { return new NativeSampler(make_top_k(k, t)); }, py::arg("k"), py::arg("temperature"));
-    m.def("make_top_p", [](float p, float t, NucleusOrder o) { return new NativeSampler(make_top_p(p, t, o)); },
+    m.def("make_top_p", [](double p, float t, NucleusOrder o) { return new NativeSampler(make_top_p(p, t, o)); },
           py::arg("p"), py::arg("temperature"), py::arg("order"));
-    m.def("make_min_p", [](float p, float t) { return new NativeSampler(make_min_p(p, t)); }, py::arg("p_min"), py::arg("temperature"));
+    m.def("make_min_p", [](double p, float t) { return new NativeSampler(make_min_p(p, t)); }, py::arg("p_min"), py::arg("temperature"));
     m.def("make_sparsemax", [](float t) { return new NativeSampler(make_sparsemax(t)); }, py::arg("temperature"));
     m.def("make_objective", [](const ObjectiveParams & p) { return new NativeSampler(make_objective(p)); }, py::arg("params"));
     m.def("make_power_chain_sampler", [](uintptr_t model, uint32_t n_ctx, double alpha, int32_t candidates,
@@ -494,6 +494,7 @@ PYBIND11_MODULE(_core, m) {
         })
         .def("stop", &Generator::stop, py::arg("reason"))
         .def("mark_stale", &Generator::mark_stale)
+        .def("suspend", &Generator::suspend)
         .def("detach", &Generator::detach)
         .def_property_readonly("done", &Generator::done)
         .def_property_readonly("finish_reason", &Generator::finish_reason)

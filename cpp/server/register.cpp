@@ -82,6 +82,11 @@ class Params {
         }
         out = f;
     }
+    void read_value(const char * key, const json & v, double & out) const {  // top-p's p, min-p's p_min
+        if (!v.is_number()) fail(std::string(key) + ": must be a number, got " + v.dump());
+        out = v.get<double>();
+        if (!std::isfinite(out)) fail(std::string(key) + ": must be a finite number, got " + v.dump());
+    }
     void read_value(const char * key, const json & v, int32_t & out) const {
         out = static_cast<int32_t>(integer(key, v, INT32_MIN, INT32_MAX));
     }
@@ -232,8 +237,8 @@ llama_sampler * make_sparsemax(const llama_model *, const std::string & text, ui
 }
 
 // 'full', 'top-k:K', 'top-p:P' or 'min-p:P', as in the Python API: K an
-// integer in [1, 2^24] (the C API carries it in a float, exact up to 2^24,
-// and makes it an int32), P a number in [0, 1].
+// integer in [1, INT32_MAX] (the C API carries it in a double and makes it
+// an int32 count), P a number in [0, 1].
 void parse_support(Params & r, const std::string & spec, llama_simplex_objective_params & p) {
     if (spec == "full") {
         p.support = 0;
@@ -254,14 +259,14 @@ void parse_support(Params & r, const std::string & spec, llama_simplex_objective
     } catch (const std::exception &) {
         r.fail("support: '" + spec + "' does not end in a number");
     }
-    if (code == 1 && !(value >= 1.0 && value <= 16777216.0 && value == std::floor(value))) {
-        r.fail("support: top-k:K needs an integer K in [1, 16777216], got '" + spec + "'");
+    if (code == 1 && !(value >= 1.0 && value <= INT32_MAX && value == std::floor(value))) {
+        r.fail("support: top-k:K needs an integer K in [1, 2147483647], got '" + spec + "'");
     }
     if (code != 1 && !(value >= 0.0 && value <= 1.0)) {
         r.fail("support: " + kind + ":P needs P in [0, 1], got '" + spec + "'");
     }
     p.support = code;
-    p.support_value = static_cast<float>(value);
+    p.support_value = value;
 }
 
 void parse_weights(Params & r, const std::string & name, llama_simplex_objective_params & p) {

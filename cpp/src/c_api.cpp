@@ -87,8 +87,8 @@ const char * llama_simplex_status_string(llama_simplex_status status) {
 
 llama_simplex_softmax_params llama_simplex_softmax_default_params(void) { return {1.0f, no_draw()}; }
 llama_simplex_top_k_params llama_simplex_top_k_default_params(void) { return {40, 1.0f, no_draw()}; }
-llama_simplex_top_p_params llama_simplex_top_p_default_params(void) { return {0.9f, 1.0f, false, no_draw()}; }
-llama_simplex_min_p_params llama_simplex_min_p_default_params(void) { return {0.05f, 1.0f, no_draw()}; }
+llama_simplex_top_p_params llama_simplex_top_p_default_params(void) { return {0.9, 1.0f, false, no_draw()}; }
+llama_simplex_min_p_params llama_simplex_min_p_default_params(void) { return {0.05, 1.0f, no_draw()}; }
 llama_simplex_sparsemax_params llama_simplex_sparsemax_default_params(void) { return {1.0f, no_draw()}; }
 llama_simplex_best_of_k_params llama_simplex_best_of_k_default_params(void) {
     return {8, 0.01f, 0.1f, 5, 1.0f, 8, 1.0f, no_draw()};
@@ -113,7 +113,7 @@ llama_simplex_status llama_simplex_top_k(const llama_simplex_top_k_params * p, l
 
 llama_simplex_status llama_simplex_top_p(const llama_simplex_top_p_params * p, llama_sampler ** out) {
     return build(p, out, [p] {
-        if (!(p->p >= 0.0f && p->p <= 1.0f)) return "p: must be in [0, 1], got " + num(p->p);
+        if (!(p->p >= 0.0 && p->p <= 1.0)) return "p: must be in [0, 1], got " + num(p->p);
         return check_temperature(p->temperature);
     }, [p] {
         return make_top_p(p->p, p->temperature, p->order_by_temperature ? NucleusOrder::temperature : NucleusOrder::model);
@@ -122,7 +122,7 @@ llama_simplex_status llama_simplex_top_p(const llama_simplex_top_p_params * p, l
 
 llama_simplex_status llama_simplex_min_p(const llama_simplex_min_p_params * p, llama_sampler ** out) {
     return build(p, out, [p] {
-        if (!(p->p_min >= 0.0f && p->p_min <= 1.0f)) return "p_min: must be in [0, 1], got " + num(p->p_min);
+        if (!(p->p_min >= 0.0 && p->p_min <= 1.0)) return "p_min: must be in [0, 1], got " + num(p->p_min);
         return check_temperature(p->temperature);
     }, [p] { return make_min_p(p->p_min, p->temperature); }, p ? &p->draw : nullptr);
 }
@@ -159,7 +159,7 @@ llama_simplex_status llama_simplex_best_of_k(const llama_simplex_best_of_k_param
 }
 
 llama_simplex_objective_params llama_simplex_objective_default_params(void) {
-    return {1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 8, 0, 8, 0, 0.0f, 1.0f, 1.0f, 5, 1.0f, 1e-6f, no_draw()};
+    return {1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 8, 0, 8, 0, 0.0, 1.0f, 1.0f, 5, 1.0f, 1e-6f, no_draw()};
 }
 
 llama_simplex_power_params llama_simplex_power_default_params(void) {
@@ -178,8 +178,8 @@ llama_simplex_status llama_simplex_objective(const llama_simplex_objective_param
         if (p->weights < 0 || p->weights > 2) return "weights: must be 0 (top-m), 1 (rank) or 2 (gap), got " + std::to_string(p->weights);
         if (p->m < 1) return "m: must be >= 1, got " + std::to_string(p->m);
         if (p->support < 0 || p->support > 3) return "support: must be 0..3 (full, top-k, top-p, min-p), got " + std::to_string(p->support);
-        if (p->support == 1 && !(p->support_value >= 1.0f)) return "support_value: top-k needs k >= 1, got " + num(p->support_value);
-        if ((p->support == 2 || p->support == 3) && !(p->support_value >= 0.0f && p->support_value <= 1.0f)) {
+        if (p->support == 1 && !(p->support_value >= 1.0)) return "support_value: top-k needs k >= 1, got " + num(p->support_value);
+        if ((p->support == 2 || p->support == 3) && !(p->support_value >= 0.0 && p->support_value <= 1.0)) {
             return "support_value: must be in [0, 1] for top-p / min-p, got " + num(p->support_value);
         }
         if (!finite_at_least(p->temperature, 0.0f, true)) return "temperature: must be finite and > 0, got " + num(p->temperature);

@@ -140,8 +140,12 @@ Generator::Generator(llama_context * ctx, llama_sampler * sampler, std::vector<l
 }
 
 void Generator::prefill() {
-    llama_memory_clear(llama_get_memory(ctx_), true);
     llama_sampler_reset(sampler_);
+    decode_prompt();
+}
+
+void Generator::decode_prompt() {
+    llama_memory_clear(llama_get_memory(ctx_), true);
     const int32_t n_batch = static_cast<int32_t>(llama_n_batch(ctx_));
     for (size_t i = 0; i < prompt_.size(); i += static_cast<size_t>(n_batch)) {
         const int32_t n = static_cast<int32_t>(std::min<size_t>(n_batch, prompt_.size() - i));
@@ -153,20 +157,41 @@ void Generator::prefill() {
 }
 
 void Generator::resync() {
-    // Same batches as prefill() for the prompt, then the generated tokens in
-    // one batch: the context again holds exactly prompt + tokens so far.
-    llama_memory_clear(llama_get_memory(ctx_), true);
-    std::vector<llama_token> seq(prompt_);
-    seq.insert(seq.end(), tokens_.begin(), tokens_.end());
-    const int32_t n_batch = static_cast<int32_t>(llama_n_batch(ctx_));
-    for (size_t i = 0; i < seq.size(); i += static_cast<size_t>(n_batch)) {
-        const int32_t n = static_cast<int32_t>(std::min<size_t>(n_batch, seq.size() - i));
-        if (llama_decode(ctx_, llama_batch_get_one(seq.data() + i, n)) != 0) {
-            throw std::runtime_error("llama_decode failed while decoding the generation again");
-        }
+    // The same decode calls as the first time (the prompt in n_batch chunks,
+    // then one call per token), so the cache and the logits are bit for bit
+    // what they were: llama.cpp's numerics depend on the batch shapes.
+    decode_prompt();
+    for (llama_token t : tokens_) {
+        decode_one(t);
     }
-    n_past_ = static_cast<int32_t>(seq.size());
     stale_ = false;
+}
+
+bool Generator::suspend() {
+    if (ctx_ == nullptr || !started_ || done_ || stale_ || !saved_state_.empty() ||
+        llama_memory_seq_pos_max(llama_get_memory(ctx_), 0) != n_past_ - 1) {
+        return false;
+    }
+    const float * logits = llama_get_logits_ith(ctx_, -1);
+    if (logits == nullptr) {
+        return false;
+    }
+    saved_logits_.assign(logits, logits + cur_.size());
+    saved_state_.resize(llama_state_seq_get_size(ctx_, 0));
+    if (llama_state_seq_get_data(ctx_, saved_state_.data(), saved_state_.size(), 0) != saved_state_.size()) {
+        saved_state_.clear();
+        return false;
+    }
+    return true;
+}
+
+bool Generator::restore() {
+    llama_memory_clear(llama_get_memory(ctx_), true);
+    const bool ok = llama_state_seq_set_data(ctx_, saved_state_.data(), saved_state_.size(), 0) == saved_state_.size() &&
+                    llama_memory_seq_pos_max(llama_get_memory(ctx_), 0) == n_past_ - 1;
+    std::vector<uint8_t>().swap(saved_state_);
+    stale_ = false;
+    return ok;
 }
 
 void Generator::stop(const std::string & reason) {
@@ -220,10 +245,20 @@ bool Generator::next(Step & out) {
 
     // Another user of the context (another generation, llama_cpp itself)
     // may have replaced its memory since the last step.
-    if (stale_ || llama_memory_seq_pos_max(llama_get_memory(ctx_), 0) != n_past_ - 1) {
+    const float * logits = nullptr;
+    if (!saved_state_.empty()) {
+        if (restore()) {
+            logits = saved_logits_.data();
+        } else {
+            resync();
+        }
+    } else if (stale_ || llama_memory_seq_pos_max(llama_get_memory(ctx_), 0) != n_past_ - 1) {
         resync();
     }
-    const float * logits = llama_get_logits_ith(ctx_, -1);
+    if (logits == nullptr) {
+        std::vector<float>().swap(saved_logits_);
+        logits = llama_get_logits_ith(ctx_, -1);
+    }
     if (logits == nullptr) {
         throw std::runtime_error("the context returned no logits");
     }

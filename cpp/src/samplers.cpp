@@ -5,9 +5,10 @@
 #include "vec_math.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
-#include <limits>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 
@@ -79,10 +80,10 @@ struct TopK : Sampler<TopK> {
 };
 
 struct TopP : Sampler<TopP> {
-    float        p;
+    double       p;
     float        temperature;
     NucleusOrder order;
-    TopP(float p_, float t, NucleusOrder o) : p(p_), temperature(t), order(o) {}
+    TopP(double p_, float t, NucleusOrder o) : p(p_), temperature(t), order(o) {}
     const char * name() const override { return order == NucleusOrder::model ? "simplex-top-p" : "simplex-top-p-llama"; }
     Outcome run(llama_token_data_array * c, bool & sorted) override {
         sorted = temperature <= 0.0f;  // the nucleus comes from a selection, not a sort
@@ -91,9 +92,9 @@ struct TopP : Sampler<TopP> {
 };
 
 struct MinP : Sampler<MinP> {
-    float p_min;
-    float temperature;
-    MinP(float p, float t) : p_min(p), temperature(t) {}
+    double p_min;
+    float  temperature;
+    MinP(double p, float t) : p_min(p), temperature(t) {}
     const char * name() const override { return "simplex-min-p"; }
     Outcome run(llama_token_data_array * c, bool & sorted) override {
         sorted = false;
@@ -156,11 +157,14 @@ struct ObjectiveSampler : Sampler<ObjectiveSampler> {
         // the logits at any temperature): bring them to the front, best first.
         const size_t n_cov = std::min<size_t>(static_cast<size_t>(std::max(params.m, 0)), n);
         bring_to_front(d, s.data(), n, n_cov, ws);
-        const float r_mul = 1.0f / params.reference_temperature;
+        // In double: 1/T of a subnormal float T overflows float.
+        const double r_mul = 1.0 / static_cast<double>(params.reference_temperature);
         w.resize(n_cov);
-        for (size_t i = 0; i < n_cov; ++i) w[i] = coverage_weight(params.weights, i, (s[0] - s[i]) * r_mul);
+        for (size_t i = 0; i < n_cov; ++i) {
+            w[i] = coverage_weight(params.weights, i, static_cast<float>((static_cast<double>(s[0]) - s[i]) * r_mul));
+        }
         // s holds the support's logits (up to a shift); s and log r are affine in them.
-        const float s_mul = 1.0f / params.temperature;
+        const double s_mul = 1.0 / static_cast<double>(params.temperature);
         if (params.objective.w_l2 == 0.0f) {
             // Writes q and log q straight into the candidates' p and logit.
             static_assert(sizeof(llama_token_data) == 3 * sizeof(float), "llama_token_data layout");
@@ -171,11 +175,20 @@ struct ObjectiveSampler : Sampler<ObjectiveSampler> {
         q.resize(n);
         log_q.resize(n);
         log_r.resize(n);
-        const float hi = s[0] * r_mul;  // the best token comes first
-        const double z = vec::exp_shifted(s.data(), q.data(), n, r_mul, hi);
-        const float log_z = hi + static_cast<float>(std::log(z));
-        for (size_t i = 0; i < n; ++i) log_r[i] = s[i] * r_mul - log_z;
-        for (size_t i = 0; i < n; ++i) s[i] *= s_mul;
+        // Shifted by the best logit (it comes first), in double, as in the kernels.
+        const double s0 = s[0];
+        double z = 0.0;
+        for (size_t i = 0; i < n; ++i) {
+            const double d = (static_cast<double>(s[i]) - s0) * r_mul;
+            log_r[i] = static_cast<float>(d);
+            z += std::exp(d);
+        }
+        const float log_z = static_cast<float>(std::log(z));
+        for (size_t i = 0; i < n; ++i) log_r[i] -= log_z;
+        // A score below -FLT_MAX is as good as -inf (q = 0 after any step) but keeps the solver's sums finite.
+        for (size_t i = 0; i < n; ++i) {
+            s[i] = std::max(static_cast<float>((static_cast<double>(s[i]) - s0) * s_mul), -FLT_MAX);
+        }
         w.resize(n, 0.0f);
         last = solve_simplex(s.data(), log_r.data(), w.data(), n, params.objective, params.solver, q.data(),
                              log_q.data(), solver_ws);
@@ -285,7 +298,8 @@ struct PowerChain : SamplerBase {
         float hi = -INFINITY;
         for (size_t i = 0; i < c->size; ++i) {
             const float l = c->data[i].logit;
-            if (l != l || l == INFINITY) return {Status::nan_logit, 0, 0.0f};
+            if (l != l) return {Status::nan_logit, 0, 0.0f};
+            if (l == INFINITY) return {Status::inf_logit, 0, 0.0f};
             if (l > -INFINITY) {
                 ++n_finite;
                 hi = l > hi ? l : hi;
@@ -327,15 +341,26 @@ const char * iface_name(const llama_sampler * smpl) {
 // True when p over cur[0..n) is a distribution a draw can use: every value
 // finite and >= 0, and a positive, finite total.
 bool is_distribution(const llama_token_data * cur, size_t n) {
-    double total = 0.0;
-    for (size_t i = 0; i < n; ++i) {
-        const float p = cur[i].p;
-        if (!(p >= 0.0f && p <= std::numeric_limits<float>::max())) {  // NaN fails both
-            return false;
+    // Branch-free over the whole support (it runs on every apply): NaN fails
+    // both comparisons; four partial sums let the compiler vectorise.
+    constexpr float big = std::numeric_limits<float>::max();
+    bool ok = true;
+    float total[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        for (size_t j = 0; j < 4; ++j) {
+            const float p = cur[i + j].p;
+            ok &= (p >= 0.0f) & (p <= big);
+            total[j] += p;
         }
-        total += p;
     }
-    return total > 0.0 && std::isfinite(total);
+    for (; i < n; ++i) {
+        const float p = cur[i].p;
+        ok &= (p >= 0.0f) & (p <= big);
+        total[0] += p;
+    }
+    const float sum = (total[0] + total[1]) + (total[2] + total[3]);
+    return ok && sum > 0.0f && sum <= big;
 }
 
 void iface_apply(llama_sampler * smpl, llama_token_data_array * cur_p) {
@@ -419,8 +444,8 @@ llama_sampler * wrap(SamplerBase * s) {
 llama_sampler * make_greedy()                                            { return wrap(new Greedy()); }
 llama_sampler * make_softmax(float temperature)                          { return wrap(new Softmax(temperature)); }
 llama_sampler * make_top_k(int32_t k, float temperature)                 { return wrap(new TopK(k, temperature)); }
-llama_sampler * make_top_p(float p, float temperature, NucleusOrder o)   { return wrap(new TopP(p, temperature, o)); }
-llama_sampler * make_min_p(float p_min, float temperature)               { return wrap(new MinP(p_min, temperature)); }
+llama_sampler * make_top_p(double p, float temperature, NucleusOrder o)  { return wrap(new TopP(p, temperature, o)); }
+llama_sampler * make_min_p(double p_min, float temperature)              { return wrap(new MinP(p_min, temperature)); }
 llama_sampler * make_sparsemax(float temperature)                        { return wrap(new Sparsemax(temperature)); }
 llama_sampler * make_dist(uint32_t seed)                                 { return wrap(new Dist(seed)); }
 llama_sampler * make_objective(const ObjectiveParams & params)           { return wrap(new ObjectiveSampler(params)); }

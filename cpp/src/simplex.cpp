@@ -17,6 +17,7 @@ const char * status_message(Status status) {
         case Status::no_history:    return "no history: feed the prompt to the sampler through accept() first";
         case Status::failed:        return "decoding the rollouts failed (context too small?)";
         case Status::invalid_q:     return "q is not a distribution (non-finite or zero mass): the parameters are degenerate for these logits";
+        case Status::inf_logit:     return "a logit is +inf: there is no distribution to compute";
     }
     return "unknown status";
 }
@@ -32,6 +33,61 @@ struct Scan {
 };
 
 constexpr float FLOAT_MAX = std::numeric_limits<float>::max();
+
+// Which bad value a rejected array holds (NaN wins over +inf); the fast
+// passes only know that some logit is not <= FLOAT_MAX.
+Status bad_logit(const llama_token_data * cur, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+        if (cur[i].logit != cur[i].logit) return Status::nan_logit;
+    }
+    return Status::inf_logit;
+}
+
+// The exponents x = (logit - max) / T of a softmax or sparsemax at
+// temperature T > 0, taken in shifted coordinates: logit / T - max / T
+// cancels catastrophically once |max| / T is about 1e7 times the gap (and is
+// inf - inf once they overflow). For T a normal float up to 2^64 the gap is
+// taken in float and multiplied by 1/T (finite there, and a float gap that
+// overflows means x < -87 anyway); a subnormal T (1/T overflows float) or a
+// huge one takes the slower double path, which no usual temperature does.
+struct Scale {
+    float  max;
+    float  mul;
+    double inv;
+    bool   wide;
+    Scale(float max_logit, float temperature)
+        : max(max_logit),
+          mul(1.0f / temperature),
+          inv(1.0 / static_cast<double>(temperature)),
+          wide(!(temperature >= std::numeric_limits<float>::min() && temperature <= 0x1p64f)) {}
+    // The two ways of computing x, as small values (kept in registers in loops).
+    struct Narrow {
+        float max, mul;
+        float operator()(float l) const { return (l - max) * mul; }
+    };
+    struct Exact {
+        double max, inv;
+        float operator()(float l) const { return static_cast<float>((static_cast<double>(l) - max) * inv); }
+    };
+    float exact(float l) const { return Exact{max, inv}(l); }
+    // Calls f with the function logit -> x, chosen once.
+    template <typename F>
+    decltype(auto) with(F && f) const {
+        if (wide) return f(Exact{max, inv});
+        return f(Narrow{max, mul});
+    }
+};
+
+// e[i] = exp(x_i) for the logits z[0..m); returns Σ e (>= 1: the maximum
+// gives 1). On the double path z is rewritten to the exponents and sc to the
+// identity, so that (z - sc.max) * sc.mul is x_i afterwards on both paths.
+double exp_scaled(float * z, float * e, size_t m, Scale & sc) {
+    if (sc.wide) {
+        for (size_t i = 0; i < m; ++i) z[i] = sc.exact(z[i]);
+        sc = Scale(0.0f, 1.0f);
+    }
+    return vec::exp_gap(z, e, m, sc.mul, sc.max);
+}
 
 // One read-only pass that validates the input before anything is written; it
 // also copies the logits into `gather` when given (contiguous, for SIMD).
@@ -59,9 +115,8 @@ Scan scan(const llama_token_data * cur, size_t n, float * gather = nullptr) {
             bad |= !(l <= FLOAT_MAX);
         }
     }
-    // NaN (or +inf, which has no finite softmax either) is reported as NaN.
     if (bad) {
-        return {Status::nan_logit, hi, n_finite};
+        return {bad_logit(cur, n), hi, n_finite};
     }
     if (n_finite == 0) {
         return {Status::empty_support, hi, 0};
@@ -127,7 +182,7 @@ Scan scan_top(const llama_token_data * cur, size_t n, size_t k, Workspace & ws) 
     };
     visit_not_below(n, bar, [&](size_t i) { return cur[i].logit; }, visit);
     if (bad) {
-        return {Status::nan_logit, NEG_INF, 0};
+        return {bad_logit(cur, n), NEG_INF, 0};
     }
     if (heap.empty()) {
         return {Status::empty_support, NEG_INF, 0};
@@ -143,11 +198,11 @@ size_t drop_impossible(llama_token_data * cur, size_t n, size_t n_finite) {
     return std::partition(cur, cur + n, [](const llama_token_data & t) { return t.logit > NEG_INF; }) - cur;
 }
 
-// q = softmax(logit / T) over cur[0..m): writes p = q and logit = log q.
-// `z` may already hold the logits of cur[0..m) (from scan), else pass null.
+// q = softmax(logit / T) over cur[0..m) (T > 0, max_logit their maximum):
+// writes p = q and logit = log q. `z` may already hold the logits of
+// cur[0..m) (from scan; it is overwritten), else pass null.
 void normalise(llama_token_data * cur, size_t m, float temperature, float max_logit, Workspace & ws,
-               const float * z = nullptr) {
-    const float mul = 1.0f / temperature;
+               float * z = nullptr) {
     auto & buf = ws.values;
     if (z == nullptr) {
         buf.resize(2 * m);
@@ -159,13 +214,14 @@ void normalise(llama_token_data * cur, size_t m, float temperature, float max_lo
         buf.resize(2 * m);  // z points into buf's first half: reallocation would move it
     }
     float * e = buf.data() + m;
-    const float zmax = max_logit * mul;
-    const double sum = vec::exp_shifted(z, e, m, mul, zmax);
+    Scale sc(max_logit, temperature);
+    const double sum = exp_scaled(z, e, m, sc);
     const float inv = static_cast<float>(1.0 / sum);
-    const float log_norm = zmax + static_cast<float>(std::log(sum));
+    const float log_norm = static_cast<float>(std::log(sum));
+    const float mx = sc.max, mul = sc.mul;
     for (size_t i = 0; i < m; ++i) {
         cur[i].p     = e[i] * inv;
-        cur[i].logit = z[i] * mul - log_norm;
+        cur[i].logit = (z[i] - mx) * mul - log_norm;
     }
 }
 
@@ -276,7 +332,7 @@ Outcome greedy(llama_token_data * cur, size_t n, Workspace & /*ws*/) {
     // As in scan_top: SIMD counts per block of 64, scalar work only where needed.
     visit_not_below(n, best, [&](size_t i) { return cur[i].logit; }, visit);
     if (bad) {
-        return {Status::nan_logit, 0};
+        return {bad_logit(cur, n), 0};
     }
     if (at == n) {
         return {Status::empty_support, 0};
@@ -326,34 +382,36 @@ Outcome top_k(llama_token_data * cur, size_t n, int32_t k, float temperature, Wo
     return {Status::ok, m};
 }
 
-Outcome top_p(llama_token_data * cur, size_t n, float p, float temperature, NucleusOrder order, Workspace & ws) {
+Outcome top_p(llama_token_data * cur, size_t n, double p, float temperature, NucleusOrder order, Workspace & ws) {
     ws.values.resize(2 * n);
     const Scan s = scan(cur, n, ws.values.data());
     if (s.status != Status::ok) {
         return {s.status, 0};
     }
-    if (p >= 1.0f) {  // the whole simplex: nothing to select
+    if (p >= 1.0) {  // the whole simplex: nothing to select
         if (temperature <= 0.0f) {
             return greedy(cur, n, ws);
         }
         return normalise_finite(cur, n, s, temperature, ws);
     }
-    // The distribution that chooses the nucleus: softmax(logit * mul), written into p.
-    const float mul = (order == NucleusOrder::temperature && temperature > 0.0f) ? 1.0f / temperature : 1.0f;
+    // The distribution that chooses the nucleus, softmax(logit / t), with t
+    // = 1 or T: its unnormalised weights go into p, and the nucleus is the
+    // first prefix whose weight reaches p * norm, compared in double.
+    const float t = (order == NucleusOrder::temperature && temperature > 0.0f) ? temperature : 1.0f;
     const size_t m_finite = drop_impossible(cur, n, s.n_finite);
     float * z = ws.values.data();
     if (m_finite != n) {
         for (size_t i = 0; i < m_finite; ++i) z[i] = cur[i].logit;
     }
-    const double norm = vec::exp_shifted(z, z + m_finite, m_finite, mul, s.max_logit * mul);
-    const float inv = static_cast<float>(1.0 / norm);
+    Scale sc(s.max_logit, t);
+    const double target = p * exp_scaled(z, z + m_finite, m_finite, sc);
     for (size_t i = 0; i < m_finite; ++i) {
-        cur[i].p = z[m_finite + i] * inv;
+        cur[i].p = z[m_finite + i];
     }
 
     // Weighted quickselect for the smallest prefix, in the order (logit desc,
-    // id asc), whose mass reaches p: O(n) expected, no sort. Invariant:
-    // cur[0, lo) ranks before everything in [lo, m_finite), with mass `above` < p;
+    // id asc), whose mass reaches the target: O(n) expected, no sort. Invariant:
+    // cur[0, lo) ranks before everything in [lo, m_finite), with mass `above` < target;
     // everything in [hi, m_finite) ranks after [lo, hi).
     size_t lo = 0, hi = m_finite;
     double above = 0.0;
@@ -367,16 +425,21 @@ Outcome top_p(llama_token_data * cur, size_t n, float p, float temperature, Nucl
         const size_t m = static_cast<size_t>(mid - cur);
         double mass = 0.0;
         for (size_t i = lo; i < m; ++i) mass += cur[i].p;
-        if (m > lo && above + mass >= p) {
+        if (m > lo && above + mass >= target) {
             hi = m;  // the first token to reach p is among the better ones
         } else {
             std::swap(cur[m], cur[hi - 1]);  // the pivot joins the nucleus, right after them
             above += mass + pivot.p;
             lo = m + 1;
-            if (above >= p) {
+            if (above >= target) {
                 hi = lo;
             }
         }
+    }
+    if (lo == m_finite) {
+        // Never reached: only rounding of the sums (p within ~1e-10 of 1) does
+        // that. The minimal nucleus is then every token of positive weight.
+        lo = std::partition(cur, cur + m_finite, [](const llama_token_data & c) { return c.p > 0.0f; }) - cur;
     }
     const size_t support = std::max<size_t>(lo, 1);
     if (temperature <= 0.0f) {
@@ -386,13 +449,25 @@ Outcome top_p(llama_token_data * cur, size_t n, float p, float temperature, Nucl
     return {Status::ok, support};
 }
 
-Outcome min_p(llama_token_data * cur, size_t n, float p_min, float temperature, Workspace & ws) {
+Outcome min_p(llama_token_data * cur, size_t n, double p_min, float temperature, Workspace & ws) {
     const Scan s = scan(cur, n);
     if (s.status != Status::ok) {
         return {s.status, 0};
     }
-    // p(v) >= p_min * max p  <=>  logit(v) >= max logit + log p_min (llama.cpp's test, in float).
-    const float cut = std::max(s.max_logit + std::log(p_min), std::nextafter(NEG_INF, 0.0f));
+    // p(v) >= p_min * max p  <=>  logit(v) - max logit >= log p_min, decided
+    // in double (a float max + log p_min is rounded at the logits' scale).
+    // The test is monotone in the logit, so it is the float comparison
+    // logit >= cut with cut the smallest float passing it (found next to the
+    // rounded value); p_min = 0 keeps every finite logit.
+    const double hi = s.max_logit;
+    float cut = -FLOAT_MAX;
+    if (p_min > 0.0) {
+        const double log_p = std::log(p_min);
+        auto passes = [hi, log_p](float c) { return static_cast<double>(c) - hi >= log_p; };
+        cut = std::max(static_cast<float>(hi + log_p), -FLOAT_MAX);
+        while (!passes(cut)) cut = std::nextafter(cut, FLOAT_MAX);  // ends at max logit at the latest
+        while (cut > -FLOAT_MAX && passes(std::nextafter(cut, NEG_INF))) cut = std::nextafter(cut, NEG_INF);
+    }
     size_t m = std::partition(cur, cur + n, [cut](const llama_token_data & t) { return t.logit >= cut; }) - cur;
     if (m == 0) {  // rounding: the best token always qualifies
         return greedy(cur, n, ws);
@@ -443,32 +518,37 @@ Outcome sparsemax(llama_token_data * cur, size_t n, float temperature, Workspace
     if (s.status != Status::ok) {
         return {s.status, 0};
     }
-    // tau >= max z - 1, so only those candidates can be in the support.
-    const float mul = 1.0f / temperature;
-    const float zmax = s.max_logit * mul;
-    auto & z = ws.values;
-    z.clear();
-    for (size_t i = 0; i < n; ++i) {
-        const float v = cur[i].logit * mul;
-        if (v > zmax - 1.0f) {
-            z.push_back(v);
+    // In shifted coordinates z = (logit - max) / T <= 0, whose maximum is 0
+    // (sparsemax is shift-invariant): tau >= -1, so only candidates with
+    // z > -1 can be in the support, and z keeps its precision at any scale.
+    const Scale sc(s.max_logit, temperature);
+    // One pass over the array moves those candidates to the front; the
+    // support is then chosen among them.
+    return sc.with([&](auto z_of) {
+        const size_t c = std::partition(cur, cur + n, [z_of](const llama_token_data & t) {
+            return z_of(t.logit) > -1.0f;
+        }) - cur;
+        auto & z = ws.values;
+        z.resize(c);
+        for (size_t i = 0; i < c; ++i) {
+            z[i] = z_of(cur[i].logit);
         }
-    }
-    const float tau = sparsemax_threshold(z.data(), z.size());
-    const size_t m = std::partition(cur, cur + n, [mul, tau](const llama_token_data & t) {
-        return t.logit * mul > tau;
-    }) - cur;
-    double total = 0.0;
-    for (size_t i = 0; i < m; ++i) {
-        total += cur[i].logit * mul - tau;
-    }
-    // Rounding in tau leaves the sum within a few ulp of 1; renormalise exactly.
-    for (size_t i = 0; i < m; ++i) {
-        const float q = static_cast<float>((cur[i].logit * mul - tau) / total);
-        cur[i].p = q;
-        cur[i].logit = std::log(q);
-    }
-    return {Status::ok, m};
+        const float tau = sparsemax_threshold(z.data(), c);
+        const size_t m = std::partition(cur, cur + c, [z_of, tau](const llama_token_data & t) {
+            return z_of(t.logit) > tau;
+        }) - cur;
+        double total = 0.0;
+        for (size_t i = 0; i < m; ++i) {
+            total += z_of(cur[i].logit) - tau;
+        }
+        // Rounding in tau leaves the sum within a few ulp of 1; renormalise exactly.
+        for (size_t i = 0; i < m; ++i) {
+            const float q = static_cast<float>((z_of(cur[i].logit) - tau) / total);
+            cur[i].p = q;
+            cur[i].logit = std::log(q);
+        }
+        return Outcome{Status::ok, m};
+    });
 }
 
 uint64_t next_random(uint64_t & state) {

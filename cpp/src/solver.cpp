@@ -72,10 +72,12 @@ SolveResult solve_simplex(const float * s, const float * log_r, const float * w,
                           SolverWorkspace & ws) {
     auto & theta = ws.theta;
     theta.resize(n);
-    const float lam_ent = o.lambda * o.w_entropy;
-    const float lam_kl  = o.lambda * o.w_kl;
-    const float lam_l2  = o.lambda * o.w_l2;
-    const float cov     = o.lambda * o.beta;
+    // Products of the weights in double: two small floats (or two large
+    // ones) would underflow (overflow) in float.
+    const double lam_ent = static_cast<double>(o.lambda) * o.w_entropy;
+    const double lam_kl  = static_cast<double>(o.lambda) * o.w_kl;
+    const double lam_l2  = static_cast<double>(o.lambda) * o.w_l2;
+    const double cov     = static_cast<double>(o.lambda) * o.beta;
 
     auto fallback = [&](int32_t steps) {
         if (!normalise_log(log_r, q, log_q, n)) {  // r itself is unusable: uniform
@@ -94,13 +96,21 @@ SolveResult solve_simplex(const float * s, const float * log_r, const float * w,
     if (!any_live) return fallback(0);
 
     // Closed forms: with entropy and KL terms only, q ∝ r^a_kl exp(s/λ) to the power 1/(a_ent + a_kl).
-    const bool smooth_only = cov == 0.0f || w == nullptr;
-    if (smooth_only && lam_l2 == 0.0f) {
-        const float entropic = lam_ent + lam_kl;
-        if (entropic > 0.0f) {
+    const bool smooth_only = cov == 0.0 || w == nullptr;
+    if (smooth_only && lam_l2 == 0.0) {
+        const double entropic = lam_ent + lam_kl;
+        if (entropic > 0.0) {
+            // theta in double, shifted by its maximum before it becomes a
+            // float: a small entropic weight makes |theta| overflow float.
+            auto & th = ws.dbl;
+            th.resize(n);
+            double hi = -std::numeric_limits<double>::infinity();
             for (size_t i = 0; i < n; ++i) {
-                theta[i] = log_r[i] == NEG_INF ? NEG_INF : (s[i] + lam_kl * log_r[i]) / entropic;
+                th[i] = log_r[i] == NEG_INF ? -std::numeric_limits<double>::infinity()
+                                            : (s[i] + lam_kl * log_r[i]) / entropic;
+                hi = std::max(hi, th[i]);
             }
+            for (size_t i = 0; i < n; ++i) theta[i] = static_cast<float>(th[i] - hi);
         } else {
             // λ = 0: a linear programme; all mass on the best score in the
             // support, lowest index on ties.
@@ -211,7 +221,7 @@ SolveResult solve_simplex(const float * s, const float * log_r, const float * w,
         const double f_new = value(th_new, ln_new, q_new);
         // A step that lowers the (concave) objective was too long: halve it
         // and try again; the attempt counts against the step budget.
-        if (f_new < f_cur - ACCEPT_SLACK * (1.0 + std::fabs(f_cur))) {
+        if (!(f_new >= f_cur - ACCEPT_SLACK * (1.0 + std::fabs(f_cur)))) {  // NaN too
             step_size *= 0.5;
             continue;
         }
@@ -230,18 +240,42 @@ SolveResult solve_simplex(const float * s, const float * log_r, const float * w,
 
 namespace {
 
-// Σ exp(a x_i + c) and Σ x_i exp(a x_i + c) over x[0..n) (a x + c <= 0),
-// vectorised: float lanes within blocks of 1024, double across blocks.
-void exp_moments(const float * x, size_t n, float a, float c, double & sum, double & first) {
+// The affine iterates are evaluated per token as (x - xr) a + c with xr the
+// end of the range where (x - xr) a <= 0 and c <= 0: two terms of one sign,
+// so no cancellation between large numbers, whatever the scale of x and a.
+// In float when a is a normal float of moderate size (then a float gap that
+// overflows means an exponent far below -87 anyway); otherwise (a from a
+// subnormal temperature or lam, or a huge one) per token in double.
+bool float_slope(double a) {
+    const double m = std::fabs(a);
+    return m == 0.0 || (m >= 0x1p-64 && m <= static_cast<double>(std::numeric_limits<float>::max()));
+}
+
+// Σ e_i and Σ (x_i - xr) e_i over x[0..n), e_i = exp((x_i - xr) a + c),
+// vectorised on the float path: float lanes within blocks of 1024, double across blocks.
+void exp_moments(const float * x, size_t n, float xr, double a, double c, double & sum, double & first) {
     double s0 = 0.0, s1 = 0.0;
+    if (!float_slope(a)) {
+        for (size_t i = 0; i < n; ++i) {
+            const double d = static_cast<double>(x[i]) - xr;
+            const double e = vec::exp_nonpositive(static_cast<float>(std::min(d * a + c, 0.0)));
+            s0 += e;
+            s1 += e * d;
+        }
+        sum = s0;
+        first = s1;
+        return;
+    }
+    const float af = static_cast<float>(a), cf = static_cast<float>(c);
     for (size_t b = 0; b < n; b += 1024) {
         const size_t e_end = std::min(n, b + 1024);
         float f0 = 0.0f, f1 = 0.0f;
 #pragma omp simd reduction(+ : f0, f1)
         for (size_t i = b; i < e_end; ++i) {
-            const float e = vec::exp_nonpositive(a * x[i] + c);
+            const float d = x[i] - xr;
+            const float e = vec::exp_nonpositive(d * af + cf);
             f0 += e;
-            f1 += e * x[i];
+            f1 += e * d;
         }
         s0 += f0;
         s1 += f1;
@@ -250,12 +284,21 @@ void exp_moments(const float * x, size_t n, float a, float c, double & sum, doub
     first = s1;
 }
 
-// log q = a x + c and q = exp(log q) (a x + c <= 0), vectorised; a free
-// function so that the compiler sees plain pointers, not captured references.
-void emit_affine(const float * x, size_t n, float a, float c, float * q, float * log_q, size_t stride) {
+// log q = (x - xr) a + c and q = exp(log q), vectorised on the float path; a
+// free function so that the compiler sees plain pointers, not captured references.
+void emit_affine(const float * x, size_t n, float xr, double a, double c, float * q, float * log_q, size_t stride) {
+    if (!float_slope(a)) {
+        for (size_t i = 0; i < n; ++i) {
+            const float lq = static_cast<float>((static_cast<double>(x[i]) - xr) * a + c);
+            log_q[i * stride] = lq;
+            q[i * stride] = vec::exp_nonpositive(std::min(lq, 0.0f));
+        }
+        return;
+    }
+    const float af = static_cast<float>(a), cf = static_cast<float>(c);
 #pragma omp simd
     for (size_t i = 0; i < n; ++i) {
-        const float lq = a * x[i] + c;
+        const float lq = (x[i] - xr) * af + cf;
         log_q[i * stride] = lq;
         q[i * stride] = vec::exp_nonpositive(std::min(lq, 0.0f));
     }
@@ -263,7 +306,7 @@ void emit_affine(const float * x, size_t n, float a, float c, float * q, float *
 
 }  // namespace
 
-SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov, size_t n_cov, float s_mul, float r_mul,
+SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov, size_t n_cov, double s_mul, double r_mul,
                                  const Objective & o, const SolverOptions & opt, float * q, float * log_q,
                                  size_t stride, SolverWorkspace & ws) {
     const double lam_ent = static_cast<double>(o.lambda) * o.w_entropy;
@@ -293,24 +336,37 @@ SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov,
         }
         return {SolveStatus::fallback, 0, std::numeric_limits<double>::quiet_NaN()};
     }
-    // log r = x r_mul - log_zr, where log_zr is the normaliser of the initial
+    // Everything below is in shifted coordinates x~ = x - max x: the problem
+    // is invariant under a shift of x (s moves by a constant, log r not at
+    // all), and products of a large slope with large logits never meet.
+    const double xs = xmax;
+    auto tilde = [xs](float v) { return static_cast<double>(v) - xs; };
+    // The end of the uncovered range where (x - xr) a <= 0.
+    auto ref = [&](double a) { return a >= 0.0 ? xu_max : xu_min; };
+    // log r = x~ r_mul - log_zr, where log_zr is the normaliser of the initial
     // state (q0 = r); computed there rather than in a pass of its own.
     double log_zr = 0.0;
-    // Writes q and log q for the state (alpha, kappa on uncovered; theta_c on covered), normaliser L.
-    auto emit = [&](double alpha, double kappa, const double * theta_c, double big_norm) {
-        const float a = static_cast<float>(alpha);
-        const float c = static_cast<float>(kappa - big_norm);
+    // A state's normaliser L = shift + log z (shift: its largest theta), the
+    // uncovered mass and first moment (in x~). log q = (theta - shift) - log z,
+    // in that order: theta - L would lose log z once |theta| is large.
+    struct Norm { double big_norm, shift, log_z, mass_u, moment_u; bool ok; };
+    auto log_q_of = [](double theta, const Norm & nm) { return (theta - nm.shift) - nm.log_z; };
+    // Writes q and log q for the state (alpha, kappa on uncovered; theta_c on covered).
+    auto emit = [&](double alpha, double kappa, const double * theta_c, const Norm & nm) {
         for (size_t i = 0; i < n_cov; ++i) {
-            log_q[i * stride] = static_cast<float>(theta_c[i] - big_norm);
+            log_q[i * stride] = static_cast<float>(log_q_of(theta_c[i], nm));
             q[i * stride] = std::exp(log_q[i * stride]);
         }
-        emit_affine(xu, nu, a, c, q + n_cov * stride, log_q + n_cov * stride, stride);
+        if (nu == 0) return;
+        const float xr = ref(alpha);
+        emit_affine(xu, nu, xr, alpha, log_q_of(alpha * tilde(xr) + kappa, nm), q + n_cov * stride,
+                    log_q + n_cov * stride, stride);
     };
 
-    // State: uncovered theta_v = alpha x_v + kappa; covered theta_c explicit.
+    // State: uncovered theta_v = alpha x~_v + kappa; covered theta_c explicit.
     std::vector<double> theta_c(n_cov), theta_c_new(n_cov), q_c(n_cov), g_c(n_cov);
     double alpha = r_mul, kappa = 0.0;
-    for (size_t i = 0; i < n_cov; ++i) theta_c[i] = static_cast<double>(x[i]) * r_mul;
+    for (size_t i = 0; i < n_cov; ++i) theta_c[i] = tilde(x[i]) * r_mul;
 
     // Uncovered tokens with a (xu_max - x) > 88 have exp(...) < e^-87, which
     // exp_nonpositive makes exactly 0: leave them out of the sums. As the
@@ -319,7 +375,7 @@ SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov,
     auto & active = ws.trial;
     float active_cut = -NEG_INF;  // active holds {x in xu : x >= active_cut}; +inf: not built
     auto active_for = [&](double a, const float *& ptr, size_t & len) {
-        const float cut = a > 0.0 ? xu_max - static_cast<float>(88.0 / a) : NEG_INF;
+        const float cut = a > 0.0 ? static_cast<float>(xu_max - 88.0 / a) : NEG_INF;
         if (!(cut > xu_min)) {  // everyone counts: use xu itself
             ptr = xu;
             len = nu;
@@ -349,39 +405,40 @@ SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov,
         len = active.size();
     };
 
-    // Normalises a state; returns L = log Σ exp(theta) and the uncovered mass and first moment.
-    struct Norm { double big_norm, mass_u, moment_u; bool ok; };
+    // Normalises a state (see Norm).
     auto normalise_state = [&](double a, double k, const std::vector<double> & tc, std::vector<double> & qc) {
-        double shift = (a >= 0 ? a * xu_max : a * xu_min) + k;
-        if (nu == 0) shift = NEG_INF;
+        const float xr = ref(a);
+        const double top_u = nu > 0 ? a * tilde(xr) + k : -INFINITY;  // the largest uncovered theta
+        double shift = top_u;
         for (double t : tc) shift = std::max(shift, t);
         double su = 0.0, eu = 0.0;
         if (nu > 0) {
             const float * ptr = nullptr;
             size_t len = 0;
             active_for(a, ptr, len);
-            exp_moments(ptr, len, static_cast<float>(a), static_cast<float>(k - shift), su, eu);
+            exp_moments(ptr, len, xr, a, top_u - shift, su, eu);
+            eu += tilde(xr) * su;  // Σ (x - xr) e  ->  Σ x~ e
         }
         double z = su;
         for (size_t i = 0; i < n_cov; ++i) {
             qc[i] = std::exp(tc[i] - shift);
             z += qc[i];
         }
-        if (!(z > 0.0) || !std::isfinite(z)) return Norm{0, 0, 0, false};
+        if (!(z > 0.0) || !std::isfinite(z)) return Norm{0, 0, 0, 0, 0, false};
         for (double & v : qc) v /= z;
-        return Norm{shift + std::log(z), su / z, eu / z, true};
+        return Norm{shift + std::log(z), shift, std::log(z), su / z, eu / z, true};
     };
     // Σ_v q_v (s_v - Λ log q_v + λ_kl log r_v) + cov Σ_c w_c (1 - (1 - q_c)^K): the objective
     // (its uncovered part equals <q, g> there). Also fills the uncovered gradient's slope/intercept.
     auto evaluate = [&](double a, double k, const std::vector<double> & tc, const std::vector<double> & qc,
                         const Norm & nm, double & slope, double & icpt) {
         slope = s_mul - big_l * a + lam_kl * r_mul;
-        icpt = -big_l * (k - nm.big_norm) - lam_kl * log_zr;
+        icpt = -big_l * log_q_of(k, nm) - lam_kl * log_zr;
         double f = slope * nm.moment_u + icpt * nm.mass_u;
         for (size_t i = 0; i < n_cov; ++i) {
-            const double lq = tc[i] - nm.big_norm;
-            const double lr = static_cast<double>(x[i]) * r_mul - log_zr;
-            f += qc[i] * (x[i] * static_cast<double>(s_mul) - big_l * lq + lam_kl * lr);
+            const double lq = log_q_of(tc[i], nm);
+            const double lr = tilde(x[i]) * r_mul - log_zr;
+            f += qc[i] * (tilde(x[i]) * s_mul - big_l * lq + lam_kl * lr);
             f += cov * w_cov[i] * (1.0 - std::pow(std::max(0.0, 1.0 - qc[i]), o.k_samples));
         }
         return f;
@@ -401,10 +458,10 @@ SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov,
         {
             const double a = (s_mul + lam_kl * r_mul) / big_l;
             std::vector<double> tc(n_cov), qc(n_cov);
-            for (size_t i = 0; i < n_cov; ++i) tc[i] = a * x[i];
+            for (size_t i = 0; i < n_cov; ++i) tc[i] = a * tilde(x[i]);
             const Norm nm = normalise_state(a, 0.0, tc, qc);
             if (!nm.ok) return {SolveStatus::fallback, 0, std::numeric_limits<double>::quiet_NaN()};
-            emit(a, 0.0, tc.data(), nm.big_norm);
+            emit(a, 0.0, tc.data(), nm);
             return {SolveStatus::closed_form, 0, 0.0};
         }
     }
@@ -419,13 +476,13 @@ SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov,
     int32_t step = 0;
     std::vector<double> q_c_new(n_cov);
     for (;; ++step) {
-        // Gradient: uncovered g = slope x + icpt; covered explicit.
-        double gmax = nu > 0 ? (slope >= 0 ? slope * xu_max : slope * xu_min) + icpt : -INFINITY;
+        // Gradient: uncovered g = slope x~ + icpt; covered explicit.
+        double gmax = nu > 0 ? slope * tilde(slope >= 0 ? xu_max : xu_min) + icpt : -INFINITY;
         double inner = slope * nm.moment_u + icpt * nm.mass_u;
         for (size_t i = 0; i < n_cov; ++i) {
-            const double lq = theta_c[i] - nm.big_norm;
-            const double lr = static_cast<double>(x[i]) * r_mul - log_zr;
-            g_c[i] = x[i] * static_cast<double>(s_mul) - big_l * lq + lam_kl * lr +
+            const double lq = log_q_of(theta_c[i], nm);
+            const double lr = tilde(x[i]) * r_mul - log_zr;
+            g_c[i] = tilde(x[i]) * s_mul - big_l * lq + lam_kl * lr +
                      cov * w_cov[i] * o.k_samples * std::pow(std::max(0.0, 1.0 - q_c[i]), o.k_samples - 1);
             gmax = std::max(gmax, g_c[i]);
             inner += q_c[i] * g_c[i];
@@ -442,8 +499,8 @@ SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov,
         if (!nm_new.ok) return {SolveStatus::fallback, step, std::numeric_limits<double>::quiet_NaN()};
         double slope_new, icpt_new;
         const double f_new = evaluate(alpha_new, kappa_new, theta_c_new, q_c_new, nm_new, slope_new, icpt_new);
-        if (f_new < f_cur - ACCEPT_SLACK * (1.0 + std::fabs(f_cur))) {
-            step_size *= 0.5;  // too long a step: halve it; the attempt counts
+        if (!(f_new >= f_cur - ACCEPT_SLACK * (1.0 + std::fabs(f_cur)))) {
+            step_size *= 0.5;  // too long a step (or a NaN value): halve it; the attempt counts
             continue;
         }
         alpha = alpha_new;
@@ -455,7 +512,7 @@ SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov,
         slope = slope_new;
         icpt = icpt_new;
     }
-    emit(alpha, kappa, theta_c.data(), nm.big_norm);
+    emit(alpha, kappa, theta_c.data(), nm);
     gap = std::max(gap, 0.0);
     return {gap < opt.tol ? SolveStatus::converged : SolveStatus::budget, step, gap};
 }

@@ -33,27 +33,44 @@ inline float exp_nonpositive(float x) {
     return y * scale * keep;
 }
 
-// out[i] = exp(in[i] * mul - shift); returns the sum (double accumulation in
-// independent lanes, so the order of the inputs barely matters).
-inline double exp_shifted(const float * in, float * out, size_t n, float mul, float shift) {
-    for (size_t i = 0; i < n; ++i) {
-        out[i] = exp_nonpositive(in[i] * mul - shift);
-    }
+// Σ x[i] in double, accumulated in independent lanes (so the order of the
+// inputs barely matters, and the loop vectorises).
+inline double sum(const float * x, size_t n) {
     double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         for (int j = 0; j < 8; ++j) {
-            acc[j] += out[i + j];
+            acc[j] += x[i + j];
         }
     }
-    double sum = 0;
+    double total = 0;
     for (; i < n; ++i) {
-        sum += out[i];
+        total += x[i];
     }
     for (double a : acc) {
-        sum += a;
+        total += a;
     }
-    return sum;
+    return total;
+}
+
+// out[i] = exp(in[i] * mul - shift); returns the sum.
+inline double exp_shifted(const float * in, float * out, size_t n, float mul, float shift) {
+    for (size_t i = 0; i < n; ++i) {
+        out[i] = exp_nonpositive(in[i] * mul - shift);
+    }
+    return sum(out, n);
+}
+
+// out[i] = exp((in[i] - max) * mul) for in[i] <= max; returns the sum. The
+// gap is taken before scaling: in * mul - max * mul would lose it to rounding
+// once |max| * mul is large (about 1e7 times the gap), and give inf - inf =
+// NaN when mul or in * mul overflows. mul * 0 is 0 for the maximum itself,
+// so mul may be any finite value.
+inline double exp_gap(const float * in, float * out, size_t n, float mul, float max) {
+    for (size_t i = 0; i < n; ++i) {
+        out[i] = exp_nonpositive((in[i] - max) * mul);
+    }
+    return sum(out, n);
 }
 
 }  // namespace llama_simplex::vec

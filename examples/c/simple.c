@@ -41,6 +41,13 @@ int main(int argc, char ** argv) {
     }
     struct llama_sampler * chain = llama_sampler_chain_init(llama_sampler_chain_default_params());
     llama_sampler_chain_add(chain, top_p);  /* the chain owns it now */
+    /* Whatever the chain holds, make it select a token on every apply (here
+     * top-p already draws; a chain without a draw would get a seeded dist):
+     * llama_sampler_sample() aborts on a chain that selects nothing. */
+    if (llama_simplex_ensure_draw(chain, 42) != LLAMA_SIMPLEX_OK) {
+        fprintf(stderr, "%s\n", llama_simplex_last_error());
+        return 1;
+    }
 
     llama_token prompt[256];
     const int n_prompt = llama_tokenize(vocab, argv[2], (int) strlen(argv[2]), prompt, 256, true, false);
@@ -50,7 +57,8 @@ int main(int argc, char ** argv) {
     for (int i = 0; i < n_tokens; ++i) {
         if (llama_decode(ctx, batch) != 0) break;
         llama_token tok = llama_sampler_sample(chain, ctx, -1);
-        if (llama_simplex_sampler_status(chain) != 0) { fprintf(stderr, "sampler failed\n"); break; }
+        const int32_t status = llama_simplex_sampler_status(chain);
+        if (status != 0) { fprintf(stderr, "sampler failed: %s\n", llama_simplex_sampler_status_string(status)); break; }
         if (llama_vocab_is_eog(vocab, tok)) break;
         char piece[64];
         const int n = llama_token_to_piece(vocab, tok, piece, sizeof piece, 0, false);

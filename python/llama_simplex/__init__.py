@@ -6,7 +6,7 @@ import llama_cpp as _llama_cpp  # noqa: F401  (loads libllama before our extensi
 from . import _core, kernels
 from .generation import Generation, generate, load_model
 from . import integration
-from .integration import create_completion, to_llama_cpp, use_sampler
+from .integration import SamplingError, create_chat_completion, create_completion, to_llama_cpp, use_sampler
 from .models import ModelNotFoundError, resolve_model
 from .multi_sample import Samples, sample_k
 from .power import BlockPowerSampler, MCMCPowerSampler, PowerSampler, power_weights
@@ -18,6 +18,6 @@ __version__ = "0.1.0"
 __all__ = [
     "BestOfK", "Objective", "Samples", "sample_k", "PowerSampler", "BlockPowerSampler", "MCMCPowerSampler", "power_weights",
     "Chain", "Dist", "Generation", "Greedy", "MinP", "ModelNotFoundError", "SAMPLERS", "Sampler", "Softmax",
-    "Sparsemax", "TopK", "TopP", "create_completion", "generate", "kernels", "load_model", "resolve_model",
+    "SamplingError", "Sparsemax", "TopK", "TopP", "create_chat_completion", "create_completion", "generate", "kernels", "load_model", "resolve_model",
     "sampler_from_name", "to_llama_cpp", "use_sampler",
 ]

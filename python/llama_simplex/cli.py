@@ -129,7 +129,34 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--n-ctx", type=int, default=2048)
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8000)
+    limits = _server_limits()
+    srv.add_argument("--max-body-bytes", type=int, default=limits.max_body_bytes,
+                     help=f"largest request body; larger gets HTTP 413 (default {limits.max_body_bytes})")
+    srv.add_argument("--read-timeout", type=float, default=limits.read_timeout,
+                     help=f"seconds a client has to send its request, and for each write of a response; a body "
+                          f"not sent in time gets HTTP 408 (default {limits.read_timeout})")
+    srv.add_argument("--max-steps", type=int, default=limits.max_steps,
+                     help=f"most mirror-ascent steps per token of objective and bok (default {limits.max_steps})")
+    srv.add_argument("--max-horizon", type=int, default=limits.max_horizon,
+                     help=f"longest power rollout (default {limits.max_horizon})")
+    srv.add_argument("--max-rollout-cells", type=int, default=limits.max_rollout_cells,
+                     help=f"most power rollout-context cells, candidates*rollouts*(horizon+1) "
+                          f"(default {limits.max_rollout_cells})")
+    srv.add_argument("--max-rollout-tokens", type=int, default=limits.max_rollout_tokens,
+                     help=f"most power rollout tokens per request, max_tokens*candidates*rollouts*horizon "
+                          f"(default {limits.max_rollout_tokens})")
+    srv.add_argument("--reuse-prefix", action="store_true",
+                     help="let seeded requests reuse the previous prompt's KV prefix: faster, but an answer may "
+                          "then depend on earlier requests (default: a seeded request decodes its prompt afresh)")
     return parser
+
+
+def _server_limits(args: Optional[argparse.Namespace] = None):
+    """The server's Limits: the defaults, or those given on the command line."""
+    from .server import Limits
+    if args is None:
+        return Limits()
+    return Limits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Limits)})
 
 
 def _load(args: argparse.Namespace):
@@ -263,7 +290,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
-    serve(_load(args), args.host, args.port)
+    limits = _server_limits(args)  # checked before the model loads
+    serve(_load(args), args.host, args.port, limits=limits, reuse_prefix=args.reuse_prefix)
     return 0
 
 

@@ -32,6 +32,8 @@ def load_model(model: Optional[Union[str, os.PathLike]] = None, *, n_ctx: int = 
     -1 puts every layer on the GPU when llama.cpp was built with CUDA or Metal
     (unlike llama_cpp.Llama's default of 0) and changes nothing on a CPU build.
     Other keyword arguments go to ``llama_cpp.Llama`` and give a fresh, uncached object."""
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"model must be a path to a GGUF file (str or os.PathLike) or None, got {type(model).__name__}")
     n_ctx = v.integer("n_ctx", n_ctx, low=16, limit=v.INT32_MAX)
     n_gpu_layers = v.integer("n_gpu_layers", n_gpu_layers, low=-1, limit=v.INT32_MAX)
     path = resolve_model(model)
@@ -100,7 +102,7 @@ class _ContextUse:
 
     def __init__(self, llm: llama_cpp.Llama) -> None:
         self.lock = threading.RLock()
-        self.owner: Optional[object] = None
+        self.owner: "Optional[weakref.ReferenceType[Generation]]" = None  # whose tokens the context holds
         self.closed = False
         self.live: "weakref.WeakSet[Generation]" = weakref.WeakSet()
         stack = getattr(llm, "_stack", None)
@@ -127,11 +129,14 @@ class Generation:
 
     It keeps the Llama, the native sampler and the decode loop alive. Several
     generations may be live on one Llama and be advanced in any order (also
-    from several threads; each step holds the Llama): one resumed after
-    another generation, or llama_cpp itself, used the context decodes its
-    prompt and tokens so far again first, so its tokens are what it would
-    produce alone. After ``llm.close()``, a generation that had not finished
-    raises RuntimeError when advanced; a finished one still reads.
+    from several threads; each step holds the Llama): when another generation
+    takes the context, this one's KV cells and logits are saved and restored
+    exactly when it resumes, so its tokens are those it would produce alone.
+    If llama_cpp itself used the context in between, it decodes its prompt
+    and tokens so far again with the same decode calls as the first time
+    (the same tokens, at the cost of one decode per token so far). After
+    ``llm.close()``, a generation that had not finished raises RuntimeError
+    when advanced; a finished one still reads.
     """
 
     def __init__(self, llm: llama_cpp.Llama, generator: _core.Generator, native: _core.NativeSampler,
@@ -141,7 +146,6 @@ class Generation:
         self._native = native
         self._use = _context_use(llm)
         self._use.live.add(self)
-        self._key = object()  # marks the context as holding this generation's tokens
         self.seed = seed
         self.sampler = sampler
 
@@ -152,11 +156,17 @@ class Generation:
             self._generator.detach()
             raise RuntimeError(f"llm: the Llama was closed before this generation finished "
                                f"({len(self._generator.tokens)} tokens so far); it cannot continue")
-        # llama_cpp's own calls leave n_tokens > 0 (generate() resets it to 0).
-        if self._use.owner is not self._key or self._llm.n_tokens != 0:
-            self._generator.mark_stale()
-            self._llm.reset()  # llama_cpp must not reuse a prefix of what we leave
-            self._use.owner = self._key
+        owner = self._use.owner() if self._use.owner is not None else None
+        if owner is self and self._llm.n_tokens == 0:
+            return
+        # llama_cpp's own calls leave n_tokens > 0 (we keep it at 0): then the
+        # cache holds neither generation. Otherwise the one it holds saves
+        # its state, restored exactly when it resumes.
+        if owner is not None and self._llm.n_tokens == 0:
+            owner._generator.suspend()
+        self._generator.mark_stale()  # a suspended generation restores instead
+        self._llm.reset()  # llama_cpp must not reuse a prefix of what we leave
+        self._use.owner = weakref.ref(self)
 
     def _step(self) -> Optional[Tuple[int, str]]:
         """One step of the loop: (token, new text), token -1 when only held-back text is left; None at the end."""
@@ -190,27 +200,29 @@ class Generation:
 
     def stop(self) -> "Generation":
         """Ends the generation where it is (finish_reason 'stopped')."""
-        self._generator.stop("stopped")
+        with self._use.lock:
+            self._generator.stop("stopped")
         return self
 
     @property
     def text(self) -> str:
         """The whole generated text (runs the generation to its end)."""
-        self.wait()
-        return self._generator.text.decode("utf-8", errors="replace")
+        with self._use.lock:  # not while another thread steps this generation
+            return self.wait()._generator.text.decode("utf-8", errors="replace")
 
     @property
     def tokens(self) -> List[int]:
         """The generated token ids (runs the generation to its end)."""
-        self.wait()
-        return list(self._generator.tokens)
+        with self._use.lock:
+            return list(self.wait()._generator.tokens)
 
     @property
     def finish_reason(self) -> str:
         """'stop' (end of generation or a stop string), 'length', 'callback'
         (the callback returned False), 'stopped' (:meth:`stop`), 'error', or
         '' while running."""
-        return self._generator.finish_reason
+        with self._use.lock:
+            return self._generator.finish_reason
 
     @property
     def n_prompt_tokens(self) -> int:
@@ -237,6 +249,9 @@ class FinishedGeneration(Generation):
 
     def wait(self) -> "Generation":
         return self
+
+    def stop(self) -> "Generation":
+        return self  # already finished
 
     @property
     def text(self) -> str:

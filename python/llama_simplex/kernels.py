@@ -4,7 +4,16 @@ Each returns ``(q, support)``: q is a float32 distribution over the whole
 vocabulary with exact zeros outside the support, and support the token ids
 where q may be positive, in the order the kernel left them (sorted by
 decreasing q for greedy, top-k and top-p). They run the same C++ code as the
-samplers. NaN logits, or no finite logit, raise ValueError.
+samplers. NaN or +inf logits, or no finite logit, raise ValueError.
+
+Every kernel computes in shifted coordinates ((logits - max) / temperature),
+so q is finite and sums to 1 at any logit scale and for every temperature > 0
+down to the smallest float32 subnormal (1.4e-45; temperatures are float32s,
+so a smaller positive one is a ValueError). As temperature -> 0 q tends to
+the one-hot on the argmax; exactly tied maxima share the mass equally at
+every temperature > 0 (among those the support keeps: top-k and top-p keep
+lower ids first), and temperature 0 is greedy (the lowest id). top-p's p and
+min-p's p_min are used in double precision.
 """
 
 from __future__ import annotations
@@ -27,8 +36,17 @@ if TYPE_CHECKING:
 Result = Tuple[npt.NDArray[np.float32], npt.NDArray[np.int32]]
 
 
+def _array(name: str, x: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """x as contiguous float32; a scalar or None is refused, not made a 1-element array."""
+    try:
+        a = np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name} must be a 1-D array of numbers, got {type(x).__name__} ({e})") from None
+    return np.ascontiguousarray(a) if a.ndim else a
+
+
 def _logits(logits: npt.ArrayLike) -> npt.NDArray[np.float32]:
-    a = np.ascontiguousarray(logits, dtype=np.float32)
+    a = _array("logits", logits)
     if a.ndim != 1 or a.size == 0:
         raise ValueError(f"logits must be a non-empty 1-D array, got shape {a.shape}")
     return a
@@ -41,13 +59,13 @@ def greedy(logits: npt.ArrayLike) -> Result:
 
 def softmax(logits: npt.ArrayLike, *, temperature: float = 1.0) -> Result:
     """softmax(logits / temperature); temperature 0 is greedy."""
-    return _core.softmax(_logits(logits), v.real("temperature", temperature, low=0.0))
+    return _core.softmax(_logits(logits), v.real32("temperature", temperature, low=0.0))
 
 
 def top_k(logits: npt.ArrayLike, *, k: int, temperature: float = 1.0) -> Result:
     """softmax(logits / temperature) over the k highest logits (k = 0: all)."""
     return _core.top_k(_logits(logits), v.integer("k", k, low=0, limit=v.INT32_MAX),
-                       v.real("temperature", temperature, low=0.0))
+                       v.real32("temperature", temperature, low=0.0))
 
 
 def top_p(logits: npt.ArrayLike, *, p: float, temperature: float = 1.0, order: str = "model") -> Result:
@@ -55,18 +73,18 @@ def top_p(logits: npt.ArrayLike, *, p: float, temperature: float = 1.0, order: s
     with ``order="temperature"``), then softmax(logits / temperature) over it."""
     o = v.choice("order", order, ("model", "temperature"))
     return _core.top_p(_logits(logits), v.real("p", p, low=0.0, high=1.0),
-                       v.real("temperature", temperature, low=0.0), getattr(_core.NucleusOrder, o))
+                       v.real32("temperature", temperature, low=0.0), getattr(_core.NucleusOrder, o))
 
 
 def min_p(logits: npt.ArrayLike, *, p_min: float, temperature: float = 1.0) -> Result:
     """softmax(logits / temperature) over {v : p(v) >= p_min * max p}."""
     return _core.min_p(_logits(logits), v.real("p_min", p_min, low=0.0, high=1.0),
-                       v.real("temperature", temperature, low=0.0))
+                       v.real32("temperature", temperature, low=0.0))
 
 
 def sparsemax(logits: npt.ArrayLike, *, temperature: float = 1.0) -> Result:
     """[logits / temperature - tau]_+ with tau making it sum to 1 (O(V) expected)."""
-    return _core.sparsemax(_logits(logits), v.real("temperature", temperature, low=0.0))
+    return _core.sparsemax(_logits(logits), v.real32("temperature", temperature, low=0.0))
 
 
 @dataclass(frozen=True)
@@ -84,17 +102,17 @@ class Solution:
 
 def _objective(lam: float, entropy: float, kl: float, l2: float, beta: float, k_samples: int) -> "_core.Objective":
     o = _core.Objective()
-    o.lam = v.real("lam", lam, low=0.0)
-    o.w_entropy = v.real("entropy", entropy, low=0.0)
-    o.w_kl = v.real("kl", kl, low=0.0)
-    o.w_l2 = v.real("l2", l2, low=0.0)
-    o.beta = v.real("beta", beta, low=0.0)
+    o.lam = v.real32("lam", lam, low=0.0)
+    o.w_entropy = v.real32("entropy", entropy, low=0.0)
+    o.w_kl = v.real32("kl", kl, low=0.0)
+    o.w_l2 = v.real32("l2", l2, low=0.0)
+    o.beta = v.real32("beta", beta, low=0.0)
     o.k_samples = v.integer("k_samples", k_samples, low=1, limit=v.INT32_MAX)
     return o
 
 
 def _vector(name: str, x: npt.ArrayLike, n: Optional[int] = None) -> npt.NDArray[np.float32]:
-    a = np.ascontiguousarray(x, dtype=np.float32)
+    a = _array(name, x)
     if a.ndim != 1 or a.size == 0 or (n is not None and a.size != n):
         raise ValueError(f"{name} must be a non-empty 1-D array" + (f" of length {n}" if n else "") + f", got shape {a.shape}")
     return a
@@ -119,8 +137,8 @@ def solve(s: npt.ArrayLike, log_r: npt.ArrayLike, w: Optional[npt.ArrayLike] = N
         raise ValueError("w must be >= 0 everywhere")
     opt = _core.SolverOptions()
     opt.max_steps = v.integer("steps", steps, low=0, limit=v.INT32_MAX)
-    opt.step = v.real("step_size", step_size, low=0.0, low_open=True)
-    opt.tol = v.real("tol", tol, low=0.0)
+    opt.step = v.real32("step_size", step_size, low=0.0, low_open=True)
+    opt.tol = v.real32("tol", tol, low=0.0)
     q, n_steps, gap, status = _core.solve_simplex(s_, r_, w_, _objective(lam, entropy, kl, l2, beta, k_samples), opt)
     return Solution(q, n_steps, gap, status.name)
 
@@ -128,18 +146,30 @@ def solve(s: npt.ArrayLike, log_r: npt.ArrayLike, w: Optional[npt.ArrayLike] = N
 def gradient(s: npt.ArrayLike, log_r: npt.ArrayLike, q: npt.ArrayLike, w: Optional[npt.ArrayLike] = None, *,
              lam: float, entropy: float = 0.0, kl: float = 1.0, l2: float = 0.0, beta: float = 0.0,
              k_samples: int = 8) -> npt.NDArray[np.float32]:
-    """The objective's gradient g at q (what the KKT conditions are stated in)."""
+    """The objective's gradient g at q (what the KKT conditions are stated in).
+
+    q must be a distribution over the candidates: finite, >= 0, summing to 1
+    within n float32 roundings (n * 2**-24); ValueError otherwise."""
     s_ = _vector("s", s)
+    q_ = _vector("q", q, s_.size)
+    total = float(np.sum(q_, dtype=np.float64))
+    if not np.all(q_ >= 0) or not np.all(np.isfinite(q_)) or abs(total - 1.0) > q_.size * 2.0**-24:
+        raise ValueError(f"q must be a distribution (finite, >= 0, summing to 1 within {q_.size} * 2**-24), "
+                         f"got sum {total!r}" + (" with NaN, inf or negative entries" if not np.all(q_ >= 0) or
+                                                 not np.all(np.isfinite(q_)) else ""))
     return _core.simplex_gradient(s_, _vector("log_r", log_r, s_.size), None if w is None else _vector("w", w, s_.size),
-                                  _objective(lam, entropy, kl, l2, beta, k_samples), _vector("q", q, s_.size))
+                                  _objective(lam, entropy, kl, l2, beta, k_samples), q_)
 
 
 def coverage_weights(log_r: npt.ArrayLike, *, kind: str = "top-m", m: int = 8) -> npt.NDArray[np.float32]:
     """Coverage weights on the top-m tokens of r: 'top-m' (1), 'rank'
-    (1 / (1 + rank)) or 'gap' (r_v / max r); 0 elsewhere."""
+    (1 / (1 + rank)) or 'gap' (r_v / max r); 0 elsewhere. log_r must not
+    contain NaN or +inf (ValueError); -inf entries get weight 0."""
+    r_ = _vector("log_r", log_r)
+    if np.any(np.isnan(r_)) or np.any(r_ == np.inf):
+        raise ValueError("log_r must not contain NaN or +inf (the logits of the reference distribution)")
     k = {"top-m": "top_m", "rank": "rank", "gap": "gap"}[v.choice("kind", kind, ("top-m", "rank", "gap"))]
-    return _core.coverage_weights(_vector("log_r", log_r), getattr(_core.CoverageWeights, k),
-                                  v.integer("m", m, low=1, limit=v.INT32_MAX))
+    return _core.coverage_weights(r_, getattr(_core.CoverageWeights, k), v.integer("m", m, low=1, limit=v.INT32_MAX))
 
 
 def decode(logits: npt.ArrayLike, sampler: "Sampler") -> Result:

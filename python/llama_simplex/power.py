@@ -111,7 +111,7 @@ class PowerSampler(Sampler):
         max_tokens = v.integer("max_tokens", max_tokens, low=0, high=2**31 - 1)
         if n_ctx is None:
             n_ctx, _ = _core.power_context_shape(model_address(llm), self.params_native(), int(llm.n_ctx()), 0, UBATCH)
-        native = _core.make_power_chain_sampler(model_address(llm), v.integer("n_ctx", n_ctx, low=1, limit=v.UINT32_MAX),
+        native = _core.make_power_chain_sampler(model_address(llm), v.integer("n_ctx", n_ctx, low=1, high=2**32 - 1),
                                                 self.alpha, self.candidates, self.rollouts, self.horizon,
                                                 self.jackknife, rollout_seed, max_tokens)
         if seed is not None:

@@ -81,7 +81,7 @@ class Softmax(Sampler):
     name: ClassVar[str] = "softmax"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "temperature", v.real("temperature", self.temperature, low=0.0))
+        object.__setattr__(self, "temperature", v.real32("temperature", self.temperature, low=0.0))
 
     def _make(self) -> _core.NativeSampler:
         return _core.make_softmax(self.temperature)
@@ -100,7 +100,7 @@ class TopK(Sampler):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "k", v.integer("k", self.k, low=0, limit=v.INT32_MAX))
-        object.__setattr__(self, "temperature", v.real("temperature", self.temperature, low=0.0))
+        object.__setattr__(self, "temperature", v.real32("temperature", self.temperature, low=0.0))
 
     def _make(self) -> _core.NativeSampler:
         return _core.make_top_k(self.k, self.temperature)
@@ -124,7 +124,7 @@ class TopP(Sampler):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "p", v.real("p", self.p, low=0.0, high=1.0))
-        object.__setattr__(self, "temperature", v.real("temperature", self.temperature, low=0.0))
+        object.__setattr__(self, "temperature", v.real32("temperature", self.temperature, low=0.0))
         object.__setattr__(self, "order", v.choice("order", self.order, ("model", "temperature")))
 
     def _make(self) -> _core.NativeSampler:
@@ -141,7 +141,7 @@ class MinP(Sampler):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "p_min", v.real("p_min", self.p_min, low=0.0, high=1.0))
-        object.__setattr__(self, "temperature", v.real("temperature", self.temperature, low=0.0))
+        object.__setattr__(self, "temperature", v.real32("temperature", self.temperature, low=0.0))
 
     def _make(self) -> _core.NativeSampler:
         return _core.make_min_p(self.p_min, self.temperature)
@@ -157,7 +157,7 @@ class Sparsemax(Sampler):
     name: ClassVar[str] = "sparsemax"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "temperature", v.real("temperature", self.temperature, low=0.0))
+        object.__setattr__(self, "temperature", v.real32("temperature", self.temperature, low=0.0))
 
     def _make(self) -> _core.NativeSampler:
         return _core.make_sparsemax(self.temperature)
@@ -200,6 +200,15 @@ class Objective(Sampler):
     optimality gap max g - <q, g> < tol; steps is in [0, 1000] (each step
     is O(vocabulary), with l2 a sort). support: 'full', 'top-k:K',
     'top-p:P' or 'min-p:P' (chosen by softmax(logits)).
+
+    Ranges: lam, entropy, kl, l2, beta, tol >= 0 and temperature,
+    reference_temperature, step_size > 0, each a float32 (at most 3.4e38,
+    and 0 or at least 1.4e-45 in magnitude; otherwise ValueError). Every
+    value in range gives a finite q on the simplex: the closed forms are
+    computed in shifted coordinates and equal their limits at the extremes
+    (lam -> 0 or temperature -> 0: the argmax of the scores, equal mass on
+    exactly tied maxima; lam = 0 exactly: the lowest id among them;
+    entropy -> inf: uniform; kl -> inf: r).
     """
 
     lam: float = 1.0
@@ -222,13 +231,13 @@ class Objective(Sampler):
         def put(name: str, value: Any) -> None:
             object.__setattr__(self, name, value)
         for name in ("lam", "entropy", "kl", "l2", "beta", "tol"):
-            put(name, v.real(name, getattr(self, name), low=0.0))
+            put(name, v.real32(name, getattr(self, name), low=0.0))
         put("k_samples", v.integer("k_samples", self.k_samples, low=1, high=1_000_000))
         put("m", v.integer("m", self.m, low=1, high=1_000_000))
         put("steps", v.integer("steps", self.steps, low=0, high=v.MAX_STEPS))
-        put("step_size", v.real("step_size", self.step_size, low=0.0, low_open=True))
-        put("temperature", v.real("temperature", self.temperature, low=0.0, low_open=True))
-        put("reference_temperature", v.real("reference_temperature", self.reference_temperature, low=0.0, low_open=True))
+        put("step_size", v.real32("step_size", self.step_size, low=0.0, low_open=True))
+        put("temperature", v.real32("temperature", self.temperature, low=0.0, low_open=True))
+        put("reference_temperature", v.real32("reference_temperature", self.reference_temperature, low=0.0, low_open=True))
         put("weights", v.choice("weights", self.weights, tuple(_WEIGHTS)))
         _support(self.support)
 
@@ -265,7 +274,8 @@ class BestOfK(Sampler):
     ``paper-0.05`` (0.05, 0.5). Not stated by the paper, our defaults: K = 8,
     weights 1 on the top m = 8 tokens of p, step_size 1.0, s = logits/T with
     p at temperature 1, support the full vocabulary. Without the coverage
-    term (beta = 0) q ∝ p·exp(s/lam): a strong sharpening.
+    term (beta = 0) q ∝ p·exp(s/lam): a strong sharpening. Parameter
+    ranges and extremes as in :class:`Objective`.
     """
 
     k_samples: int = 8

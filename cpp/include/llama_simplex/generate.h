@@ -36,8 +36,13 @@ class Generator {
 
     // Ends the generation now with `reason` as its finish reason (no-op once done).
     void stop(const std::string & reason);
-    // Another user of the context may have changed its memory: the next step
-    // decodes the prompt and the tokens so far again before sampling.
+    // Another generation is about to use the context: saves this one's KV
+    // cells and last logits, restored bit for bit at its next step (false,
+    // and nothing saved, when the context does not hold this generation).
+    bool suspend();
+    // Another user of the context may have changed its memory: unless it
+    // was suspended, the next step decodes the prompt and the tokens so far
+    // again, with the same decode calls as the first time (one per token).
     void mark_stale() { stale_ = true; }
     // The context is about to be freed: later steps throw instead of using it.
     void detach() { ctx_ = nullptr; }
@@ -50,7 +55,9 @@ class Generator {
 
   private:
     void prefill();
+    void decode_prompt();
     void resync();
+    bool restore();
     void decode_one(llama_token token);
     std::string take_text(bool final);
 
@@ -68,6 +75,8 @@ class Generator {
     bool                          started_ = false;
     bool                          done_ = false;
     bool                          stale_ = false;
+    std::vector<uint8_t>          saved_state_;   // this sequence's KV cells while suspended
+    std::vector<float>            saved_logits_;  // the logits the next step samples from
     std::string                   finish_reason_;
 };
 

@@ -48,9 +48,14 @@ struct llama_simplex_draw_params {
 struct llama_simplex_softmax_params   { float temperature; struct llama_simplex_draw_params draw; };
 struct llama_simplex_top_k_params     { int32_t k; float temperature; struct llama_simplex_draw_params draw; };
 /* order_by_temperature = false: the nucleus is chosen by softmax(logits) (the paper);
- * true: by softmax(logits / temperature), as llama.cpp's temp -> top_p chain. */
-struct llama_simplex_top_p_params     { float p; float temperature; bool order_by_temperature; struct llama_simplex_draw_params draw; };
-struct llama_simplex_min_p_params     { float p_min; float temperature; struct llama_simplex_draw_params draw; };
+ * true: by softmax(logits / temperature), as llama.cpp's temp -> top_p chain.
+ * p and p_min are doubles: the nucleus boundary and the min-p threshold are
+ * decided in double precision (a float 0.3 is above 3 tenths).
+ * Every temperature > 0, down to the smallest subnormal float, gives the
+ * distribution at that temperature (computed in shifted coordinates: it
+ * tends to the argmax, with equal mass on exactly tied maxima); 0 is greedy. */
+struct llama_simplex_top_p_params     { double p; float temperature; bool order_by_temperature; struct llama_simplex_draw_params draw; };
+struct llama_simplex_min_p_params     { double p_min; float temperature; struct llama_simplex_draw_params draw; };
 struct llama_simplex_sparsemax_params { float temperature; struct llama_simplex_draw_params draw; };
 /* Best-of-K: q* = argmax <q, logits/T> - lam KL(q || p) + lam beta U_K(q), `steps` mirror-ascent steps. */
 struct llama_simplex_best_of_k_params {
@@ -74,7 +79,7 @@ struct llama_simplex_objective_params {
     int32_t weights;                         /* 0 */
     int32_t m;                               /* 8 */
     int32_t support;                         /* 0 */
-    float   support_value;                   /* 0 */
+    double  support_value;                   /* 0 (a double: see top_p) */
     float   temperature, reference_temperature; /* 1, 1 */
     int32_t steps;                           /* 5, at most LLAMA_SIMPLEX_MAX_STEPS */
     float   step_size, tol;                  /* 1, 1e-6 */
@@ -122,9 +127,9 @@ llama_simplex_status llama_simplex_power    (const struct llama_simplex_power_pa
  * prompt through accept()), 4 the rollouts failed (their context is too small
  * for the sequence), 5 the q the sampler computed is not a distribution (a
  * non-finite value or no positive mass: parameters degenerate for these
- * logits). The candidates are then left as given (for 5: one candidate with
- * p = 1), with a valid `selected` so llama.cpp never aborts: after a non-zero
- * status, do not use the token. */
+ * logits), 6 a logit is +inf (and none is NaN). The candidates are then left
+ * as given (for 5: one candidate with p = 1), with a valid `selected` so
+ * llama.cpp never aborts: after a non-zero status, do not use the token. */
 int32_t llama_simplex_sampler_status(const struct llama_sampler * smpl);
 /* What a status of llama_simplex_sampler_status() means ("ok" for 0). */
 const char * llama_simplex_sampler_status_string(int32_t status);

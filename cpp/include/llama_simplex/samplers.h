@@ -15,8 +15,8 @@ namespace llama_simplex {
 llama_sampler * make_greedy();
 llama_sampler * make_softmax(float temperature);
 llama_sampler * make_top_k(int32_t k, float temperature);
-llama_sampler * make_top_p(float p, float temperature, NucleusOrder order);
-llama_sampler * make_min_p(float p_min, float temperature);
+llama_sampler * make_top_p(double p, float temperature, NucleusOrder order);
+llama_sampler * make_min_p(double p_min, float temperature);
 llama_sampler * make_sparsemax(float temperature);
 // Which closed-form decoder chooses the support of a composite objective.
 enum class SupportKind : int { full = 0, top_k = 1, top_p = 2, min_p = 3 };
@@ -29,7 +29,7 @@ struct ObjectiveParams {
     CoverageWeights weights = CoverageWeights::top_m;
     int32_t         m = 8;                      // coverage weights live on the top-M tokens of r
     SupportKind     support = SupportKind::full;
-    float           support_value = 0.0f;       // k, p or p_min of the support decoder
+    double          support_value = 0.0;        // k, p or p_min of the support decoder (p in double: see top_p)
     float           temperature = 1.0f;         // s = logits / temperature
     float           reference_temperature = 1.0f;  // r = softmax(logits / reference_temperature)
 };

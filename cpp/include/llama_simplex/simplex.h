@@ -21,6 +21,7 @@ enum class Status : int {
     no_history    = 3,  // a sampler that needs the sequence so far was given none
     failed        = 4,  // decoding failed (a rollout context could not be made or used)
     invalid_q     = 5,  // the q a sampler wrote is not finite or has no positive mass
+    inf_logit     = 6,  // a logit is +inf (and none is NaN): softmax(+inf) has no finite value
 };
 
 const char * status_message(Status status);
@@ -61,11 +62,21 @@ Outcome gather_finite(llama_token_data * cur, size_t n, float * x, Workspace & w
 void bring_to_front(llama_token_data * cur, float * x, size_t n, size_t m, Workspace & ws);
 
 // On error the array is left exactly as it was given.
+//
+// Every kernel computes in shifted coordinates, (logit - max logit) / T, so q
+// is finite and sums to 1 at any scale of the logits and for every T > 0 down
+// to the smallest subnormal float (T = 0 is greedy). As T -> 0 the answer
+// tends to the one-hot on the argmax; with several exactly tied maxima, each
+// T > 0 gives them equal mass (softmax of equal values), split among the tied
+// maxima that the support keeps (top-k and top-p keep the lower ids first),
+// and sparsemax splits equally among them too. Only T = 0 (greedy) breaks a
+// tie, to the lowest id. The top-p nucleus and the min-p threshold are decided
+// in double precision, which is why p and p_min are doubles.
 Outcome greedy   (llama_token_data * cur, size_t n, Workspace & ws);
 Outcome softmax  (llama_token_data * cur, size_t n, float temperature, Workspace & ws);
 Outcome top_k    (llama_token_data * cur, size_t n, int32_t k, float temperature, Workspace & ws);
-Outcome top_p    (llama_token_data * cur, size_t n, float p, float temperature, NucleusOrder order, Workspace & ws);
-Outcome min_p    (llama_token_data * cur, size_t n, float p_min, float temperature, Workspace & ws);
+Outcome top_p    (llama_token_data * cur, size_t n, double p, float temperature, NucleusOrder order, Workspace & ws);
+Outcome min_p    (llama_token_data * cur, size_t n, double p_min, float temperature, Workspace & ws);
 Outcome sparsemax(llama_token_data * cur, size_t n, float temperature, Workspace & ws);
 
 // The sparsemax threshold tau of z (sum_i max(z_i - tau, 0) = 1), found by

@@ -68,7 +68,10 @@ SolveResult solve_simplex(const float * s, const float * log_r, const float * w,
 // passes per array, with the same iterates as solve_simplex in exact
 // arithmetic. Writes q and log q for all n candidates, entry i at
 // q[i * stride] (stride 3 writes straight into llama_token_data's p and logit).
-SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov, size_t n_cov, float s_mul, float r_mul,
+// Computed in shifted coordinates (x - max x) with double scalars, so any
+// float parameters (subnormal or huge temperatures, lam, weights) give a
+// finite q on the simplex; s_mul and r_mul are doubles for that reason.
+SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov, size_t n_cov, double s_mul, double r_mul,
                                  const Objective & objective, const SolverOptions & options, float * q, float * log_q,
                                  size_t stride, SolverWorkspace & ws);
 

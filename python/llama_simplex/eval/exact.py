@@ -71,6 +71,114 @@ class Completions:
         """The law of token-wise sampling from softmax(α·ℓ_t) (temperature 1/α)."""
         return np.exp(self._law(lambda lp: _log_softmax(alpha * lp)))
 
+    def power_top_k(self, alpha: float, k: int) -> np.ndarray:
+        """The law of token-level power sampling with exact futures (M → ∞)
+        whose candidates are the k most likely tokens of p_t (ties: lower id):
+        at each prefix, v ∝ p(v)^α·ζ(v) over those k, ζ(v) = Σ_y p(y | v)^α
+        over v's completions (1 when v ends the output). With k = |V| it is π;
+        with fewer candidates, tokens of π-mass outside the top k are lost."""
+        z: Dict[Outcome, float] = {}  # Σ over completions of the prefix of p(completion | prefix)^α
+        for prefix in sorted(self.next_lp, key=len, reverse=True):
+            lp = self.next_lp[prefix]
+            ends = len(prefix) + 1 == self.length
+            z[prefix] = sum(np.exp(alpha * lp[v]) * (1.0 if v == self.eos or ends else z[prefix + (v,)])
+                            for v in range(lp.size))
+
+        def step(prefix: Outcome) -> np.ndarray:
+            lp = self.next_lp[prefix]
+            ends = len(prefix) + 1 == self.length
+            top = sorted(range(lp.size), key=lambda v: (-lp[v], v))[:k]
+            w = np.zeros(lp.size)
+            for v in top:
+                w[v] = np.exp(alpha * lp[v]) * (1.0 if v == self.eos or ends else z[prefix + (v,)])
+            with np.errstate(divide="ignore"):  # log 0 = -inf: outside the candidates
+                return np.log(w / w.sum())
+        logs = {prefix: step(prefix) for prefix in self.next_lp}
+        return np.exp([sum(logs[o[:i]][o[i]] for i in range(len(o))) for o in self.outcomes])
+
+    def best_of_samples(self, alpha: float, samples: int, reps: int = 100_000, seed: int = 0) -> Tuple[np.ndarray, float]:
+        """The law of drawing `samples` outputs from p, merging identical ones
+        and choosing one ∝ p^α (block power sampling when the whole output is
+        its tail: fewer tokens than a block), by Monte Carlo over `reps` sample
+        sets (each set's exact choice law averaged, fixed seed); with the
+        estimate's error: ½ Σ 3 standard errors (bounds its TV error with
+        high probability)."""
+        logp = self.logp()
+        base = np.exp(logp - logp.max())
+        base /= base.sum()
+        w = np.exp(alpha * (logp - logp.max()))
+        rng = np.random.default_rng(seed)
+        draws = np.sort(rng.choice(base.size, size=(reps, samples), p=base), axis=1)
+        c = w[draws]
+        c[:, 1:][draws[:, 1:] == draws[:, :-1]] = 0.0  # an output drawn twice is one candidate
+        c /= c.sum(axis=1, keepdims=True)
+        law, sq = np.zeros(base.size), np.zeros(base.size)
+        np.add.at(law, draws, c)
+        np.add.at(sq, draws, c * c)
+        law /= reps
+        se = np.sqrt(np.maximum(sq / reps - law ** 2, 0.0) / reps)
+        return law, 0.5 * float(3 * se.sum())
+
+    def _states(self, t: int) -> List[Outcome]:
+        """The sequences of exactly t tokens, or fewer ending in eos (t <= length)."""
+        out: List[Outcome] = []
+        for prefix, lp in self.next_lp.items():
+            if len(prefix) < t:
+                out += [prefix + (v,) for v in range(lp.size) if v == self.eos or len(prefix) + 1 == t]
+        return sorted(out)
+
+    def mcmc_law(self, alpha: float, stages: int = 16, steps: int = 10) -> np.ndarray:
+        """The exact law of the MCMC power sampler (mcmc.cpp, [MCMC]) after its
+        stages: each stage extends the state from q = softmax(α·ℓ) to the
+        stage's length, then `steps` Metropolis-Hastings moves resample the
+        suffix after a uniform position from q and accept with probability
+        min(1, (p(x')/p(x))^α q(x)/q(x') · |x|/|x'|). Computed by propagating
+        the state's law through the chain's transition matrices."""
+        lse = {prefix: float(np.log(np.exp(alpha * lp - (alpha * lp).max()).sum()) + (alpha * lp).max())
+               for prefix, lp in self.next_lp.items()}
+
+        def q_of(z: Outcome) -> float:  # log q(z), token-wise from softmax(α·ℓ)
+            return sum(alpha * self.next_lp[z[:j]][z[j]] - lse[z[:j]] for j in range(len(z)))
+
+        def scores(states: List[Outcome]) -> Tuple[np.ndarray, np.ndarray]:
+            # log q(z) and S(z) = α log p(z) - log q(z) = Σ_j log Σ_v p(v | z_<j)^α
+            return (np.array([q_of(z) for z in states]),
+                    np.array([sum(lse[z[:j]] for j in range(len(z))) for z in states]))
+
+        def extensions(states: List[Outcome], prefix: Outcome) -> slice:
+            import bisect
+            return slice(bisect.bisect_left(states, prefix), bisect.bisect_left(states, prefix + (1 << 30,)))
+
+        stage_len = -(-self.length // stages)
+        law: Dict[Outcome, float] = {(): 1.0}
+        target, stage = 0, 0
+        while stage < stages and target < self.length:
+            target = min(target + stage_len, self.length)
+            stage += 1
+            states = self._states(target)
+            log_q, s = scores(states)
+            where = {z: i for i, z in enumerate(states)}
+            v = np.zeros(len(states))
+            for x, px in law.items():  # extend from q (an ended state stays)
+                if x and x[-1] == self.eos:
+                    v[where[x]] += px
+                    continue
+                sl = extensions(states, x)
+                v[sl] += px * np.exp(log_q[sl] - q_of(x))
+            lens = np.array([len(z) for z in states], dtype=np.float64)
+            move = np.zeros((len(states), len(states)))
+            for a, x in enumerate(states):
+                for i in range(len(x)):
+                    sl = extensions(states, x[:i])
+                    prop = np.exp(log_q[sl] - q_of(x[:i]))  # q of the new suffix given the kept prefix
+                    acc = np.minimum(1.0, np.exp(s[sl] - s[a] + np.log(len(x)) - np.log(lens[sl])))
+                    move[a, sl] += prop * acc / len(x)
+                move[a, a] += 1.0 - move[a].sum()
+            for _ in range(steps):
+                v = v @ move
+            law = {z: float(p) for z, p in zip(states, v) if p > 0}
+        return np.array([law.get(o, 0.0) for o in self.outcomes])
+
     def outcome(self, tokens: Sequence[int]) -> Outcome:
         """The outcome of a generation of at most `length` tokens that stops at
         end-of-sequence without returning it."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 import llama_cpp
+import numpy as np
 
 from ..power import BlockPowerSampler, MCMCPowerSampler, PowerSampler
 from ..report import save_figure, write_results
@@ -39,23 +40,55 @@ def samplers_at_presets(alpha: float) -> List[Tuple[str, Sampler]]:
     return out
 
 
+def algorithm_law(space: exact.Completions, sampler: Sampler) -> Tuple[np.ndarray, float, str]:
+    """The exact law of what the sampler's algorithm draws with unlimited
+    draws of its own randomness, where that differs from π by design, with
+    the error of its computation and what it is:
+    - PowerSampler: exact futures (M → ∞) over its K candidates (π when K
+      covers π's tokens; the rollouts' finite-M bias is what remains);
+    - BlockPowerSampler with outputs shorter than a block: the whole output is
+      its tail, one of L_tail base samples chosen ∝ p^α (Monte Carlo, error
+      bound given);
+    - MCMCPowerSampler: the chain's law after its stages and steps (exact)."""
+    alpha = sampler.alpha
+    if isinstance(sampler, PowerSampler):
+        return space.power_top_k(alpha, sampler.candidates), 0.0, f"exact futures over the top {sampler.candidates}"
+    if isinstance(sampler, BlockPowerSampler):
+        if space.length > sampler.block:
+            raise ValueError(f"block: the exact law is computed for outputs within one block ({sampler.block} tokens), "
+                             f"got {space.length}")
+        law, err = space.best_of_samples(alpha, sampler.tail_samples)
+        return law, err, f"best of {sampler.tail_samples} base samples by p^α"
+    if isinstance(sampler, MCMCPowerSampler):
+        return space.mcmc_law(alpha, sampler.stages, sampler.steps), 0.0, \
+            f"the chain after {sampler.stages} stages x {sampler.steps} steps"
+    raise TypeError(f"sampler: no exact law for {type(sampler).__name__}")
+
+
 def measure(llm: llama_cpp.Llama, space: exact.Completions, alpha: float, samples: int,
             cache: PointCache, key_prefix: str) -> List[Dict]:
-    """One row per sampler at its presets: TV to π of `samples` draws, the
-    exact sampler's noise quantile at that N, mean rollout tokens and seconds
-    per draw."""
+    """One row per sampler at its presets: TV to π of `samples` draws beside
+    the exact sampler's noise quantile at that N; the exact law of the
+    sampler's algorithm (algorithm_law), its TV to π (the bias by design) and
+    the draws' TV to it beside its own noise quantile (plus its computation's
+    error); mean rollout tokens and seconds per draw."""
     pi = space.power(alpha)
     noise = exact.tv_noise_quantile(pi, samples, QUANTILE)
     rows = []
     for label, sampler in samplers_at_presets(alpha):
         key = f"{key_prefix} {label} alpha={alpha} T={space.length} N={samples}"
+        ref, ref_err, ref_what = algorithm_law(space, sampler)
 
-        def compute(sampler=sampler, key=key) -> Dict:
+        def compute(sampler=sampler, key=key, ref=ref) -> Dict:
             law, stats = exact.empirical(llm, sampler, space, samples, label=key)
-            return dict(tv=exact.tv(law, pi), rollout_tokens=stats.get("rollout_tokens", stats.get("decoded_tokens", 0.0)),
+            return dict(tv=exact.tv(law, pi), tv_to_algorithm=exact.tv(law, ref),
+                        rollout_tokens=stats.get("rollout_tokens", stats.get("decoded_tokens", 0.0)),
                         seconds=stats["seconds_per_draw"])
         point = cache.get(key, compute)
-        rows.append(dict(sampler=label, noise=noise, within_noise=point["tv"] <= noise, **point))
+        ref_noise = exact.tv_noise_quantile(ref, samples, QUANTILE) + ref_err
+        rows.append(dict(sampler=label, noise=noise, within_noise=point["tv"] <= noise, algorithm=ref_what,
+                         algorithm_tv_to_pi=exact.tv(ref, pi), algorithm_noise=ref_noise,
+                         matches_algorithm=point["tv_to_algorithm"] <= ref_noise, **point))
     return rows
 
 
@@ -85,15 +118,25 @@ def run(models: Sequence[str], out_dir: Path, alpha: float = 4.0, samples: int =
              f"{samples} draws per sampler (seeds 0..{samples - 1}), prompt {list(prompt)}. *noise*: the "
              f"{QUANTILE:.0%} quantile of the TV an exact sampler of π gets with the same number of draws; a TV "
              f"above it is the sampler's bias. Presets as in `power.py` (their horizons exceed the "
-             f"{length - 1} tokens left after the first).", ""]
+             f"{length - 1} tokens left after the first). *Its algorithm's exact law*: what the sampler draws "
+             f"with unlimited draws of its own randomness (power: exact futures over its K candidates; block "
+             f"power, whose {length}-token outputs are shorter than a block: the best of L_tail base samples by "
+             f"p^α; MCMC: the chain after its stages and steps), computed exactly (block: Monte Carlo, its error "
+             f"added to the noise); its TV to π is the bias by design, and the draws' TV to it checks the "
+             f"implementation.", "",
+             f"Command: `llama-simplex eval exactness --model {','.join(r['model'] for r in results)} "
+             f"--alpha {alpha:g} --samples {samples}` (the models: `python models/tiny_gguf.py tiny16-s1.gguf "
+             f"--n-vocab 16 --seed 1`, and so on).", ""]
     for r in results:
         lines += [f"## {r['model']} (vocabulary {r['n_vocab']}, {r['outcomes']} outcomes)", "",
                   f"Token-wise low-temperature sampling (T = 1/α) is at exact TV {r['tv_lowtemp_to_pi']:.3f} from π.",
-                  "", "| sampler | TV to π | noise (q99) | within noise | rollout (MCMC: proposal) tokens per draw | ms per draw |",
-                  "|---|---:|---:|:---:|---:|---:|"]
+                  "", "| sampler | TV to π | noise (q99) | within noise | its algorithm's exact law: TV to π "
+                  "| draws' TV to that law (noise) | rollout (MCMC: proposal) tokens per draw | ms per draw |",
+                  "|---|---:|---:|:---:|---:|---:|---:|---:|"]
         for s in r["samplers"]:
             lines.append(f"| {s['sampler']} | {s['tv']:.3f} | {s['noise']:.3f} | {'yes' if s['within_noise'] else 'no'} "
-                         f"| {s['rollout_tokens']:.0f} | {1000 * s['seconds']:.1f} |")
+                         f"| {s['algorithm_tv_to_pi']:.3f} ({s['algorithm']}) | {s['tv_to_algorithm']:.3f} "
+                         f"({s['algorithm_noise']:.3f}) | {s['rollout_tokens']:.0f} | {1000 * s['seconds']:.1f} |")
         lines.append("")
     save_figure(out_dir / "exactness.png", lambda ax: _draw(ax, result), figsize=(9, 4.5))
     return write_results(out_dir, "exactness", result, lines)
