@@ -49,6 +49,8 @@ assert set(PARAMS) == set(SAMPLERS)
 # to inf / 0), subnormal.
 BAD_FLOAT = ["0.5", True, None, [], {}, [0.5], 1e39, -1e39, 1e-50, 1e-40]
 # Values no int32 parameter may take: wrong types, beyond int32 / int64.
+# p and p_min are doubles in the C API: only wrong types and values outside [0, 1].
+BAD_DOUBLE = BAD_FLOAT[:6]
 BAD_INT = [2.5, 5.0, "5", True, None, [], 2 ** 31, -2 ** 31 - 1, 2 ** 63, 2 ** 64 - 1, 2 ** 64, 1e30]
 BAD_UINT = [-1, 2 ** 32, 2 ** 64 - 1, 2.5, "5", True, None]
 BAD_STRING = [5, True, None, [], {}, ""]
@@ -57,7 +59,7 @@ BAD: Dict[str, List[Any]] = {
     "temperature": BAD_FLOAT + [-1.0, -1e-3, -1e30],
     "positive": BAD_FLOAT + [0, -1.0, -1e30],
     "nonneg": BAD_FLOAT + [-1.0, -1e-3],
-    "prob": BAD_FLOAT + [-0.1, 1.5, 2, -1e30],
+    "prob": BAD_DOUBLE + [-0.1, 1.5, 2, -1e30, 1e39, -1e-300],
     "k": BAD_INT + [-1],
     "count": BAD_INT + [0, -1],
     "steps": BAD_INT + [-1, 1001, 10 ** 6, 2 ** 31 - 1],
@@ -127,6 +129,8 @@ def _cases() -> List[Tuple[str, Any, List[str]]]:
                              b'{"prompt": "x", "samplers": ["softmax"], "sampler_params": {"softmax": '
                              b'{"temperature": Infinity}}}', b"\xff\xfe", b'{"prompt": "x"} trailing']):
         add(f"malformed_json[{i}]", raw, "parse error")
+    add("number_overflow", b'{"prompt": "x", "samplers": ["simplex_top_p"], "sampler_params": '
+                           b'{"simplex_top_p": {"p": 1e400}}}', "number overflow", "1e400")
     return cases
 
 
