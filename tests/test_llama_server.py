@@ -2,8 +2,11 @@
 built by scripts/build_server.sh), end to end over loopback on a generated
 tiny model: every sampler on /completion and /v1/chat/completions, streaming
 and not, seeded reproducibility, HTTP 400 for bad names and parameters with the
-server serving afterwards, command-line defaults, and 4 parallel clients x 20
-requests on 4 slots."""
+server serving afterwards (also the requests that used to kill it or hold a
+slot: power rollout contexts that cannot work, huge solver step counts),
+degenerate temperatures (the greedy answer or an error, never junk),
+command-line defaults, and 4 parallel clients x 20 requests on 4 slots.
+The table-driven corpus of bad requests is test_fuzz_llama_server.py."""
 
 from __future__ import annotations
 
