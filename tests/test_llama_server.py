@@ -177,6 +177,19 @@ def test_degenerate_temperatures_never_answer_junk(server, name, params):
     assert server.alive(), server.read_log()
 
 
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_every_token_banned_fails_through_the_error_path(server, name):
+    """A logit_bias that bans the whole vocabulary leaves our sampler no
+    candidate: the request fails with the reason (llama.cpp's dist would
+    otherwise pick from nothing), and the server serves the next request.
+    (A regression guard: main's wrapper already did this.)"""
+    status, _, data = completion(server.port, name, logit_bias=[[i, False] for i in range(64)])
+    assert status >= 400, data
+    assert "no candidate has a finite logit" in error_message(data)
+    assert server.alive(), server.read_log()
+    assert completion(server.port, "greedy")[0] == 200
+
+
 def test_parallel_clients_get_their_own_answers(server):
     """4 clients x 20 requests at once on 4 slots, with distinct prompts, seeds
     and samplers: every answer equals the one the same request gets alone.
