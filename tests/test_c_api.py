@@ -133,7 +133,7 @@ class ObjectiveParams(ctypes.Structure):
 class PowerParams(ctypes.Structure):
     _fields_ = [("alpha", ctypes.c_float), ("candidates", ctypes.c_int32), ("rollouts", ctypes.c_int32),
                 ("horizon", ctypes.c_int32), ("jackknife", ctypes.c_bool), ("n_ctx", ctypes.c_uint32),
-                ("rollout_seed", ctypes.c_uint32), ("draw", DrawParams)]
+                ("rollout_seed", ctypes.c_uint32), ("max_tokens", ctypes.c_int32), ("draw", DrawParams)]
 
 
 def test_objective_and_power_constructors(lib, tiny_llm):
@@ -167,6 +167,44 @@ def test_objective_and_power_constructors(lib, tiny_llm):
     assert lib.llama_simplex_power(ctypes.byref(pw), model, ctypes.byref(out)) == 0
     native = ls._core.adopt_sampler(out.value)
     assert native.name == "simplex-power"
+
+
+def test_power_length_limit_through_the_c_api(lib, tiny_llm):
+    """max_tokens (what llama-server's `n_predict` should be) reaches the C
+    sampler: with one token left there is no future, so its weights are p^α
+    over the K candidates; without a limit the rollouts change them. A
+    negative limit is refused by name."""
+    import llama_cpp
+    import numpy as np
+    lib.llama_simplex_power_default_params.restype = PowerParams
+    model = ctypes.c_void_p(ctypes.cast(tiny_llm.model, ctypes.c_void_p).value)
+    prompt = tiny_llm.tokenize(b"abc abc")
+    tiny_llm.reset()
+    tiny_llm.eval(prompt)
+    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(tiny_llm.ctx, -1),
+                                   shape=(tiny_llm.n_vocab(),)).copy()
+
+    def weights(max_tokens):
+        pw = lib.llama_simplex_power_default_params()
+        assert pw.max_tokens == 0
+        pw.candidates, pw.rollouts, pw.horizon, pw.n_ctx, pw.max_tokens = 6, 4, 8, 1024, max_tokens
+        out = ctypes.c_void_p()
+        status = lib.llama_simplex_power(ctypes.byref(pw), model, ctypes.byref(out))
+        if status != 0:
+            return status, lib.llama_simplex_last_error()
+        native = ls._core.adopt_sampler(out.value)
+        for t in prompt:
+            native.accept(t)
+        ids, _lg, p, _sel, _sorted = native.apply(logits)
+        return np.asarray(ids), np.asarray(p, np.float64)
+
+    ids, p = weights(1)
+    q = np.exp(4.0 * (logits[ids].astype(np.float64) - logits.max()))
+    np.testing.assert_allclose(p, q / q.sum(), rtol=1e-5)
+    ids_free, p_free = weights(0)
+    assert set(ids_free) == set(ids) and np.abs(p_free - p).max() > 1e-3
+    status, error = weights(-1)
+    assert status == 1 and b"max_tokens: must be >= 0 (0: no limit), got -1" in error
 
 
 class SoftmaxParams(ctypes.Structure):

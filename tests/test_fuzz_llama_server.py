@@ -41,7 +41,8 @@ PARAMS: Dict[str, Dict[str, str]] = {
                   "weights": "weights", "support": "support", "entropy": "nonneg", "kl": "nonneg",
                   "l2": "nonneg", "reference_temperature": "positive"},
     "power": {"preset": "power_preset", "alpha": "positive", "candidates": "byte", "rollouts": "byte",
-              "horizon": "horizon", "jackknife": "bool", "n_ctx": "n_ctx", "rollout_seed": "uint"},
+              "horizon": "horizon", "jackknife": "bool", "n_ctx": "n_ctx", "rollout_seed": "uint",
+              "max_tokens": "k"},
 }
 assert set(PARAMS) == set(SAMPLERS)
 

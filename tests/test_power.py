@@ -383,3 +383,21 @@ def test_power_sampler_through_llama_cpp_create_completion(tiny_llm, tiny_text):
     c = "".join(ch["choices"][0]["text"] for ch in
                 ls.create_completion(tiny_llm, tiny_text, s, seed=2, max_tokens=6, stream=True))
     assert a == b == c and len(a) > 0
+
+
+def test_create_completion_gives_the_power_sampler_its_length_limit(tiny_llm, tiny_text, monkeypatch):
+    """create_completion passes its max_tokens to the chain sampler, so the
+    rollouts stop where the completion must (0, no limit, only when llama_cpp
+    runs to the end of the context)."""
+    seen = []
+    native = ls.PowerSampler.native
+
+    def spy(self, seed=None, **kw):
+        seen.append(kw.get("max_tokens"))
+        return native(self, seed, **kw)
+
+    monkeypatch.setattr(ls.PowerSampler, "native", spy)
+    s = ls.PowerSampler(alpha=3.0, candidates=4, rollouts=3, horizon=3)
+    ls.create_completion(tiny_llm, tiny_text, s, seed=2, max_tokens=5)
+    list(ls.create_completion(tiny_llm, tiny_text, s, seed=2, max_tokens=4, stream=True))
+    assert seen == [5, 4]

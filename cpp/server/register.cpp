@@ -341,6 +341,7 @@ llama_sampler * make_power(const llama_model * model, const std::string & text, 
         r.read("jackknife", p.jackknife);
         r.read("n_ctx", p.n_ctx);
         r.read("rollout_seed", p.rollout_seed);
+        r.read("max_tokens", p.max_tokens);
     }, [model](const llama_simplex_power_params * p, llama_sampler ** s) {
         // The rollouts only read the model; the C API takes it non-const like llama.cpp's.
         return llama_simplex_power(p, const_cast<llama_model *>(model), s);

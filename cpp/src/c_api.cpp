@@ -164,7 +164,7 @@ llama_simplex_objective_params llama_simplex_objective_default_params(void) {
 
 llama_simplex_power_params llama_simplex_power_default_params(void) {
     // n_ctx: the paper preset's rollouts take 4,169 cells; the rest holds the sequence.
-    return {4.0f, 8, 8, 64, true, 8192, 0, no_draw()};
+    return {4.0f, 8, 8, 64, true, 8192, 0, 0, no_draw()};
 }
 
 llama_simplex_status llama_simplex_objective(const llama_simplex_objective_params * p, llama_sampler ** out) {
@@ -214,10 +214,11 @@ llama_simplex_status llama_simplex_power(const llama_simplex_power_params * p, l
         if (p->rollouts < 1 || p->rollouts > 255) return "rollouts: must be in [1, 255], got " + std::to_string(p->rollouts);
         if (p->horizon < 0) return "horizon: must be >= 0, got " + std::to_string(p->horizon);
         if (p->n_ctx < 64) return "n_ctx: must be >= 64, got " + std::to_string(p->n_ctx);
+        if (p->max_tokens < 0) return "max_tokens: must be >= 0 (0: no limit), got " + std::to_string(p->max_tokens);
         return "";
     }, [p, model] {
         return make_power_chain_sampler(model, p->n_ctx, p->alpha, p->candidates, p->rollouts, p->horizon,
-                                        p->jackknife, p->rollout_seed);
+                                        p->jackknife, p->rollout_seed, p->max_tokens);
     }, p ? &p->draw : nullptr);
 }
 

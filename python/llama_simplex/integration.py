@@ -143,19 +143,20 @@ class _Guard:
             raise SamplingError(self.error)
 
 
-def power_native(llm: llama_cpp.Llama, sampler: Any, seed: Optional[int]) -> _core.NativeSampler:
+def power_native(llm: llama_cpp.Llama, sampler: Any, seed: Optional[int], max_tokens: int = 0) -> _core.NativeSampler:
     """A PowerSampler's native sampler on `llm`: its rollouts need the model and
     a context of their own, whose default size (one C++ formula) is what they
-    need after llm's whole context."""
-    return sampler.native(seed, llm=llm)
+    need after llm's whole context. max_tokens (0: none): the completion's
+    length limit, where the rollouts stop as the completion must."""
+    return sampler.native(seed, llm=llm, max_tokens=max_tokens)
 
 
 def _chain_for(llm: llama_cpp.Llama, sampler: Sampler, seed: int, history: Optional[List[int]],
-               guard: _Guard) -> "_internals.LlamaSampler":
+               guard: _Guard, max_tokens: int) -> "_internals.LlamaSampler":
     chain = _internals.LlamaSampler()
     from .power import PowerSampler
     if isinstance(sampler, PowerSampler):
-        native = power_native(llm, sampler, seed)
+        native = power_native(llm, sampler, seed, max_tokens)
         for t in history or []:
             native.accept(t)
     else:
@@ -219,13 +220,13 @@ def use_sampler(llm: llama_cpp.Llama, sampler: Sampler, *, seed: Optional[int] =
     seed = secrets.randbelow(SEED_MAX + 1) if seed is None else v.integer("seed", seed, low=0, high=SEED_MAX)
     from .power import PowerSampler
     needs_history = isinstance(sampler, PowerSampler)
-    state: Dict[str, Any] = {"history": history, "guard": None}
+    state: Dict[str, Any] = {"history": history, "guard": None, "max_tokens": 0}
     original = llm.create_completion
 
     def init_sampler(*args: Any, **kwargs: Any) -> "_internals.LlamaSampler":
         guard = _Guard(llm, sampler.name or type(sampler).__name__, on_token)
         state["guard"] = guard
-        return _chain_for(llm, sampler, seed, state["history"], guard)
+        return _chain_for(llm, sampler, seed, state["history"], guard, state["max_tokens"])
 
     def completion(*args: Any, **kwargs: Any) -> Any:
         call = _COMPLETION_SIGNATURE.bind(llm, *args, **kwargs)
@@ -233,7 +234,9 @@ def use_sampler(llm: llama_cpp.Llama, sampler: Sampler, *, seed: Optional[int] =
         a = call.arguments
         tokens = _prompt_tokens(llm, a["prompt"])
         max_tokens = a["max_tokens"]
-        _check_room(llm, len(tokens), max_tokens if max_tokens is not None and max_tokens > 0 else None)
+        limited = max_tokens is not None and max_tokens > 0
+        _check_room(llm, len(tokens), max_tokens if limited else None)
+        state["max_tokens"] = max_tokens if limited else 0
         if needs_history and history is None:
             # Decode exactly the ids the sampler learns.
             state["history"] = tokens

@@ -88,9 +88,11 @@ struct llama_simplex_objective_params {
 /* Token-level power sampling for any chain: learns the sequence through
  * accept() (feed it the prompt), rolls out in a context of its own (n_ctx
  * cells) on `model`; reduces the candidates to the K best with p = the
- * power-sampling weights. Its rollouts run the full horizon H at every token
- * (the chain does not know max_tokens), so the law of the last H tokens of an
- * output is not exactly π; llama_simplex.generate() caps them. */
+ * power-sampling weights. With max_tokens > 0 (the output's length limit,
+ * counted from the first apply) its rollouts stop where the output must, so
+ * the law of the last tokens is π's; with 0 (no limit known) they run the
+ * full horizon H at every token, and the last H tokens of an output that ends
+ * at a length limit are not exactly π's. */
 struct llama_simplex_power_params {
     float   alpha;      /* 4 */
     int32_t candidates; /* K, 8 */
@@ -99,6 +101,7 @@ struct llama_simplex_power_params {
     bool    jackknife;  /* true */
     uint32_t n_ctx;     /* 8192; at least what K, M, H need (checked: INVALID_ARGUMENT) */
     uint32_t rollout_seed; /* 0 */
+    int32_t max_tokens; /* 0: no limit known; else the output length limit (rollouts stop there) */
     struct llama_simplex_draw_params draw;
 };
 
