@@ -1,4 +1,4 @@
-"""Best-of-K (MATH.md §2) through the native llama_sampler: parameters, the
+"""Best-of-K (docs/math.md §2) through the native llama_sampler: parameters, the
 closed form without coverage, agreement with ls.kernels.solve, a statistical
 coverage test, and generation on the tiny model.
 

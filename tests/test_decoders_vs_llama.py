@@ -7,7 +7,7 @@
 3. The differences we intend, named and tested.
 4. Our NativeSampler inside a llama.cpp chain.
 
-Intended differences from llama.cpp (MATH.md §1):
+Intended differences from llama.cpp (docs/math.md §1):
 - Tokens with logit -inf are never in our support (q = 0 and they are dropped);
   llama.cpp keeps them with p = 0 until a truncation sampler removes them.
 - Ties at a top-k / top-p boundary: we keep the lower token ids; llama.cpp's

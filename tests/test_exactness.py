@@ -1,5 +1,5 @@
 """Every sequence-level sampler at each of its presets against the exact
-target π ∝ p^α, at the settings users run (MATH.md §6): α = 4, 3-token
+target π ∝ p^α, at the settings users run (docs/math.md §5): α = 4, 3-token
 outputs, horizons longer than the tokens left, tiny enumerable models on
 which π is far from token-wise low-temperature sampling.
 

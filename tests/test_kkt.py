@@ -1,4 +1,4 @@
-"""Property tests: every simplex decoder solves its problem of MATH.md §1.
+"""Property tests: every simplex decoder solves its problem of docs/math.md §1.
 
 For random logits (ties, -inf entries, scales from 1e-3 to 1e3) each kernel's
 q must lie on the simplex, vanish outside its support, have the support the

@@ -1,4 +1,4 @@
-"""Power sampling (MATH.md §4): the weights and jackknife as pure functions,
+"""Power sampling (docs/math.md §4): the weights and jackknife as pure functions,
 and the sampler against the exact target π(x) ∝ p(x)^α enumerated on tiny
 generated models."""
 

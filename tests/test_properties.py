@@ -213,7 +213,7 @@ def test_sparsemax(case):
 
 
 def objective_ref(x, lam, ent, kl, t, t_ref):
-    """Closed form of MATH.md §3 without coverage or l2: q ∝ exp((s + lam kl log r) / (lam (ent + kl)))."""
+    """Closed form of docs/math.md §3 without coverage or l2: q ∝ exp((s + lam kl log r) / (lam (ent + kl)))."""
     xd = x.astype(np.float64) - float(x.max())
     s = xd / t
     lr = xd / t_ref
@@ -246,7 +246,7 @@ def test_objective_closed_form(case, lam, ent, kl, t_ref):
 
 
 def best_of_k_ref(x, lam, beta, k_samples, m, t, steps, step_size=1.0, tol=1e-6):
-    """Entropy-mirror ascent of MATH.md §2 in float64: q0 = p = softmax(logits),
+    """Entropy-mirror ascent of docs/math.md §2 in float64: q0 = p = softmax(logits),
     s = logits / t, weights 1 on the top m of p, a step that lowers the
     objective halved (and counted)."""
     xd = x.astype(np.float64) - float(x.max())

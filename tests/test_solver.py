@@ -1,5 +1,5 @@
 """The composite simplex solver (ls.kernels.solve / gradient / coverage_weights)
-against independent float64 computations (MATH.md §1-§3).
+against independent float64 computations (docs/math.md §1-§3).
 
 Objective (on the given candidates, r = exp(log_r)):
 
@@ -318,7 +318,7 @@ def test_closed_forms(entropy, kl, lam):
 
 
 def test_bok_closed_form_beta_zero():
-    """BoK without coverage (MATH.md §2): q ∝ r exp(s/lam) to 1e-6 (abs)."""
+    """BoK without coverage (docs/math.md §2): q ∝ r exp(s/lam) to 1e-6 (abs)."""
     for n, seed in PROBLEMS:
         s, log_r, w = problem(n, seed)
         sol = ls.kernels.solve(s, log_r, w, lam=0.5, beta=0.0)

@@ -3,7 +3,7 @@
 Each next-token candidate (the K most likely tokens) is weighted by
 p(v)^α · ζ̂(v), where ζ̂(v) is a Monte Carlo estimate, from M rollouts of at
 most H tokens drawn from the model at temperature 1, of E[p(future)^(α-1)];
-a jackknife removes the O(1/M) bias of the ratio (MATH.md §4). The rollouts
+a jackknife removes the O(1/M) bias of the ratio (docs/math.md §4). The rollouts
 run in C++ on forked sequences of one unified KV cache: the prefix is never
 copied or re-decoded, and all rollouts of a wave advance in one llama_decode.
 """

@@ -186,7 +186,7 @@ _WEIGHTS = {"top-m": "top_m", "rank": "rank", "gap": "gap"}
 
 @dataclass(frozen=True)
 class Objective(Sampler):
-    """A decoder written as an objective (MATH.md §3): on the support,
+    """A decoder written as an objective (docs/math.md §3): on the support,
 
         q* = argmax_q <q, logits/temperature>
                       - lam [entropy·Σ q log q + kl·KL(q‖r) + l2·½‖q‖²] + lam·beta·U_K(q)

@@ -1,4 +1,4 @@
-// The MCMC baseline of power sampling [MCMC] (Karan & Du, MATH.md §4):
+// The MCMC baseline of power sampling [MCMC] (Karan & Du, docs/math.md §4):
 // generate in stages; extend each stage from the low-temperature proposal
 // q = softmax(α·logits), then run Metropolis-Hastings steps that resample the
 // suffix after a random position from q and accept with probability

@@ -1,4 +1,4 @@
-// Power sampling [POWER] (MATH.md §4): draw from π(x) ∝ p(x)^α over whole
+// Power sampling [POWER] (docs/math.md §4): draw from π(x) ∝ p(x)^α over whole
 // sequences by weighting each next-token candidate with a Monte Carlo
 // estimate of its future, ζ(v) = E_{y ~ p(·|x, v)} [p(y)^(α-1)], from rollouts
 // that run on forked KV-cache sequences (RolloutEngine).

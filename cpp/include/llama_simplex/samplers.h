@@ -21,8 +21,8 @@ llama_sampler * make_sparsemax(float temperature);
 // Which closed-form decoder chooses the support of a composite objective.
 enum class SupportKind : int { full = 0, top_k = 1, top_p = 2, min_p = 3 };
 
-// A composite simplex objective (MATH.md §3) as a sampler; Best-of-K is the
-// case a_kl = 1, a_ent = a_l2 = 0, beta > 0 (MATH.md §2).
+// A composite simplex objective (docs/math.md §3) as a sampler; Best-of-K is the
+// case a_kl = 1, a_ent = a_l2 = 0, beta > 0 (docs/math.md §2).
 struct ObjectiveParams {
     Objective       objective;
     SolverOptions   solver;
@@ -37,7 +37,7 @@ llama_sampler * make_objective(const ObjectiveParams & params);
 // The last solve of an objective sampler (steps, gap, status); false if smpl is not one.
 bool last_solve(const llama_sampler * smpl, SolveResult & out);
 
-// Token-level power sampling as a llama_sampler for any chain (MATH.md §4):
+// Token-level power sampling as a llama_sampler for any chain (docs/math.md §4):
 // it learns the sequence through accept() (prompt tokens included, as
 // llama-server feeds them) and runs its rollouts in a context of its own on
 // `model` (n_ctx cells, unified KV cache), reduced to the K candidates with

@@ -1,4 +1,4 @@
-// Closed-form decoders of the simplex framework (MATH.md §1) as pure kernels
+// Closed-form decoders of the simplex framework (docs/math.md §1) as pure kernels
 // over llama.cpp candidate arrays. No model, no context, no global state: each
 // kernel reads logits, reorders the array so that the support comes first,
 // writes q into `p` and log q into `logit` for the support, and returns the

@@ -1,4 +1,4 @@
-// The composite simplex objective (MATH.md §2-3) and its mirror-ascent solver,
+// The composite simplex objective (docs/math.md §2-3) and its mirror-ascent solver,
 // as a pure function over arrays:
 //
 //   max_q  <q, s> - λ [a_ent Σ q log q + a_kl KL(q ‖ r) + a_l2 ½‖q‖²] + λβ U_K(q)
@@ -22,7 +22,7 @@ struct Objective {
     float   w_entropy  = 0.0f;   // a_ent: negative entropy Σ q log q
     float   w_kl       = 1.0f;   // a_kl: KL(q ‖ r), r the reference distribution
     float   w_l2       = 0.0f;   // a_l2: ½‖q‖²
-    float   beta       = 0.0f;   // β: coverage weight is λβ (MATH.md's β̄)
+    float   beta       = 0.0f;   // β: coverage weight is λβ (docs/math.md's β̄)
     int32_t k_samples  = 8;      // K of U_K: the number of draws the pipeline takes
 };
 
