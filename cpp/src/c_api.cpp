@@ -1,5 +1,6 @@
-// The flat C API over the samplers (llama_simplex.h): parameter checks with
-// messages that name the parameter, and no exception ever crosses into C.
+// The flat C API over the samplers (llama_simplex.h): defaults and parameter
+// checks come from the sampler table (specs.h), with messages that name the
+// parameter and its range; no exception ever crosses into C.
 #include "llama_simplex/llama_simplex.h"
 
 #include <cmath>
@@ -9,6 +10,7 @@
 #include <utility>
 
 #include "llama_simplex/samplers.h"
+#include "llama_simplex/specs.h"
 
 using namespace llama_simplex;
 
@@ -19,17 +21,6 @@ thread_local std::string last_error;
 llama_simplex_status fail(llama_simplex_status status, const std::string & message) {
     last_error = message;
     return status;
-}
-
-bool finite_at_least(float v, float lo, bool open) {
-    return std::isfinite(v) && (open ? v > lo : v >= lo);
-}
-
-std::string num(double v) {
-    std::string s = std::to_string(v);
-    s.erase(s.find_last_not_of('0') + 1);
-    if (!s.empty() && s.back() == '.') s.pop_back();
-    return s;
 }
 
 // Wraps construction: NULL checks, the range check given, allocation failures.
@@ -56,16 +47,23 @@ llama_simplex_status build(const void * params, llama_sampler ** out, Check chec
     return LLAMA_SIMPLEX_OK;
 }
 
-std::string check_temperature(float t) {
-    return finite_at_least(t, 0.0f, false) ? "" : "temperature: must be finite and >= 0, got " + num(t);
-}
-
 llama_simplex_draw_params no_draw() { return {false, 0}; }
 
-// Bounds the work of one apply: each step is O(vocabulary) (with l2, a sort).
-std::string check_steps(int32_t steps) {
-    if (steps >= 0 && steps <= LLAMA_SIMPLEX_MAX_STEPS) return "";
-    return "steps: must be in [0, " + std::to_string(LLAMA_SIMPLEX_MAX_STEPS) + "], got " + std::to_string(steps);
+const SamplerSpec & spec_of(const char * name) { return *find_sampler_spec(name); }
+
+// A C parameter struct holding the table's defaults.
+template <typename P>
+P table_defaults(const char * sampler) {
+    P p{};
+    fill_c_defaults(spec_of(sampler), &p);
+    p.draw = no_draw();
+    return p;
+}
+
+// build() with the table's checks of `sampler`'s C struct.
+template <typename P, typename Make>
+llama_simplex_status build_checked(const char * sampler, const P * p, llama_sampler ** out, Make make) {
+    return build(p, out, [sampler, p] { return check_c_struct(spec_of(sampler), p); }, make, p ? &p->draw : nullptr);
 }
 
 }  // namespace
@@ -85,14 +83,15 @@ const char * llama_simplex_status_string(llama_simplex_status status) {
     return "unknown status";
 }
 
-llama_simplex_softmax_params llama_simplex_softmax_default_params(void) { return {1.0f, no_draw()}; }
-llama_simplex_top_k_params llama_simplex_top_k_default_params(void) { return {40, 1.0f, no_draw()}; }
-llama_simplex_top_p_params llama_simplex_top_p_default_params(void) { return {0.9, 1.0f, false, no_draw()}; }
-llama_simplex_min_p_params llama_simplex_min_p_default_params(void) { return {0.05, 1.0f, no_draw()}; }
-llama_simplex_sparsemax_params llama_simplex_sparsemax_default_params(void) { return {1.0f, no_draw()}; }
-llama_simplex_best_of_k_params llama_simplex_best_of_k_default_params(void) {
-    return {8, 0.01f, 0.1f, 5, 1.0f, 8, 1.0f, no_draw()};
-}
+llama_simplex_softmax_params llama_simplex_softmax_default_params(void) { return table_defaults<llama_simplex_softmax_params>("softmax"); }
+llama_simplex_top_k_params llama_simplex_top_k_default_params(void) { return table_defaults<llama_simplex_top_k_params>("top_k"); }
+llama_simplex_top_p_params llama_simplex_top_p_default_params(void) { return table_defaults<llama_simplex_top_p_params>("top_p"); }
+llama_simplex_min_p_params llama_simplex_min_p_default_params(void) { return table_defaults<llama_simplex_min_p_params>("min_p"); }
+llama_simplex_sparsemax_params llama_simplex_sparsemax_default_params(void) { return table_defaults<llama_simplex_sparsemax_params>("sparsemax"); }
+llama_simplex_best_of_k_params llama_simplex_best_of_k_default_params(void) { return table_defaults<llama_simplex_best_of_k_params>("best_of_k"); }
+llama_simplex_objective_params llama_simplex_objective_default_params(void) { return table_defaults<llama_simplex_objective_params>("objective"); }
+// n_ctx (table default 8192): the paper preset's rollouts take 4,169 cells; the rest holds the sequence.
+llama_simplex_power_params llama_simplex_power_default_params(void) { return table_defaults<llama_simplex_power_params>("power"); }
 
 llama_simplex_status llama_simplex_greedy(llama_sampler ** out) {
     static const int dummy = 0;
@@ -100,96 +99,42 @@ llama_simplex_status llama_simplex_greedy(llama_sampler ** out) {
 }
 
 llama_simplex_status llama_simplex_softmax(const llama_simplex_softmax_params * p, llama_sampler ** out) {
-    return build(p, out, [p] { return check_temperature(p->temperature); },
-                 [p] { return make_softmax(p->temperature); }, p ? &p->draw : nullptr);
+    return build_checked("softmax", p, out, [p] { return make_softmax(p->temperature); });
 }
 
 llama_simplex_status llama_simplex_top_k(const llama_simplex_top_k_params * p, llama_sampler ** out) {
-    return build(p, out, [p] {
-        if (p->k < 0) return "k: must be >= 0 (0 keeps every token), got " + std::to_string(p->k);
-        return check_temperature(p->temperature);
-    }, [p] { return make_top_k(p->k, p->temperature); }, p ? &p->draw : nullptr);
+    return build_checked("top_k", p, out, [p] { return make_top_k(p->k, p->temperature); });
 }
 
 llama_simplex_status llama_simplex_top_p(const llama_simplex_top_p_params * p, llama_sampler ** out) {
-    return build(p, out, [p] {
-        if (!(p->p >= 0.0 && p->p <= 1.0)) return "p: must be in [0, 1], got " + num(p->p);
-        return check_temperature(p->temperature);
-    }, [p] {
+    return build_checked("top_p", p, out, [p] {
         return make_top_p(p->p, p->temperature, p->order_by_temperature ? NucleusOrder::temperature : NucleusOrder::model);
-    }, p ? &p->draw : nullptr);
+    });
 }
 
 llama_simplex_status llama_simplex_min_p(const llama_simplex_min_p_params * p, llama_sampler ** out) {
-    return build(p, out, [p] {
-        if (!(p->p_min >= 0.0 && p->p_min <= 1.0)) return "p_min: must be in [0, 1], got " + num(p->p_min);
-        return check_temperature(p->temperature);
-    }, [p] { return make_min_p(p->p_min, p->temperature); }, p ? &p->draw : nullptr);
+    return build_checked("min_p", p, out, [p] { return make_min_p(p->p_min, p->temperature); });
 }
 
 llama_simplex_status llama_simplex_sparsemax(const llama_simplex_sparsemax_params * p, llama_sampler ** out) {
-    return build(p, out, [p] { return check_temperature(p->temperature); },
-                 [p] { return make_sparsemax(p->temperature); }, p ? &p->draw : nullptr);
+    return build_checked("sparsemax", p, out, [p] { return make_sparsemax(p->temperature); });
 }
 
 llama_simplex_status llama_simplex_best_of_k(const llama_simplex_best_of_k_params * p, llama_sampler ** out) {
-    return build(p, out, [p]() -> std::string {
-        if (p->k_samples < 1) return "k_samples: must be >= 1, got " + std::to_string(p->k_samples);
-        if (!finite_at_least(p->beta, 0.0f, false)) return "beta: must be finite and >= 0, got " + num(p->beta);
-        if (!finite_at_least(p->lam, 0.0f, false)) return "lam: must be finite and >= 0, got " + num(p->lam);
-        if (!check_steps(p->steps).empty()) return check_steps(p->steps);
-        if (!finite_at_least(p->step_size, 0.0f, true)) return "step_size: must be finite and > 0, got " + num(p->step_size);
-        if (p->m < 1) return "m: must be >= 1, got " + std::to_string(p->m);
-        if (!finite_at_least(p->temperature, 0.0f, true)) {
-            return "temperature: must be finite and > 0, got " + num(p->temperature);
-        }
-        return "";
-    }, [p] {
+    return build_checked("best_of_k", p, out, [p] {
+        // The objective with the KL anchor; what its C struct lacks keeps the objective's defaults.
+        const auto d = llama_simplex_objective_default_params();
         ObjectiveParams o;
-        o.objective.lambda = p->lam;
-        o.objective.w_kl = 1.0f;
-        o.objective.beta = p->beta;
-        o.objective.k_samples = p->k_samples;
-        o.solver.max_steps = p->steps;
-        o.solver.step = p->step_size;
+        o.objective = {p->lam, 0.0f, 1.0f, 0.0f, p->beta, p->k_samples};
+        o.solver = {p->steps, p->step_size, d.tol};
         o.m = p->m;
         o.temperature = p->temperature;
         return make_objective(o);
-    }, p ? &p->draw : nullptr);
-}
-
-llama_simplex_objective_params llama_simplex_objective_default_params(void) {
-    return {1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 8, 0, 8, 0, 0.0, 1.0f, 1.0f, 5, 1.0f, 1e-6f, no_draw()};
-}
-
-llama_simplex_power_params llama_simplex_power_default_params(void) {
-    // n_ctx: the paper preset's rollouts take 4,169 cells; the rest holds the sequence.
-    return {4.0f, 8, 8, 64, true, 8192, 0, 0, no_draw()};
+    });
 }
 
 llama_simplex_status llama_simplex_objective(const llama_simplex_objective_params * p, llama_sampler ** out) {
-    return build(p, out, [p]() -> std::string {
-        const std::pair<const char *, float> nonneg[] = {{"lam", p->lam}, {"entropy", p->entropy}, {"kl", p->kl},
-                                                         {"l2", p->l2}, {"beta", p->beta}, {"tol", p->tol}};
-        for (const auto & [name, v] : nonneg) {
-            if (!finite_at_least(v, 0.0f, false)) return std::string(name) + ": must be finite and >= 0, got " + num(v);
-        }
-        if (p->k_samples < 1) return "k_samples: must be >= 1, got " + std::to_string(p->k_samples);
-        if (p->weights < 0 || p->weights > 2) return "weights: must be 0 (top-m), 1 (rank) or 2 (gap), got " + std::to_string(p->weights);
-        if (p->m < 1) return "m: must be >= 1, got " + std::to_string(p->m);
-        if (p->support < 0 || p->support > 3) return "support: must be 0..3 (full, top-k, top-p, min-p), got " + std::to_string(p->support);
-        if (p->support == 1 && !(p->support_value >= 1.0)) return "support_value: top-k needs k >= 1, got " + num(p->support_value);
-        if ((p->support == 2 || p->support == 3) && !(p->support_value >= 0.0 && p->support_value <= 1.0)) {
-            return "support_value: must be in [0, 1] for top-p / min-p, got " + num(p->support_value);
-        }
-        if (!finite_at_least(p->temperature, 0.0f, true)) return "temperature: must be finite and > 0, got " + num(p->temperature);
-        if (!finite_at_least(p->reference_temperature, 0.0f, true)) {
-            return "reference_temperature: must be finite and > 0, got " + num(p->reference_temperature);
-        }
-        if (!check_steps(p->steps).empty()) return check_steps(p->steps);
-        if (!finite_at_least(p->step_size, 0.0f, true)) return "step_size: must be finite and > 0, got " + num(p->step_size);
-        return "";
-    }, [p] {
+    return build_checked("objective", p, out, [p] {
         ObjectiveParams o;
         o.objective = {p->lam, p->entropy, p->kl, p->l2, p->beta, p->k_samples};
         o.solver = {p->steps, p->step_size, p->tol};
@@ -200,7 +145,7 @@ llama_simplex_status llama_simplex_objective(const llama_simplex_objective_param
         o.temperature = p->temperature;
         o.reference_temperature = p->reference_temperature;
         return make_objective(o);
-    }, p ? &p->draw : nullptr);
+    });
 }
 
 llama_simplex_status llama_simplex_power(const llama_simplex_power_params * p, llama_model * model, llama_sampler ** out) {
@@ -208,18 +153,10 @@ llama_simplex_status llama_simplex_power(const llama_simplex_power_params * p, l
         *out = nullptr;
         return fail(LLAMA_SIMPLEX_NULL_ARGUMENT, "model: must not be NULL (the rollouts run on it)");
     }
-    return build(p, out, [p]() -> std::string {
-        if (!finite_at_least(p->alpha, 0.0f, true)) return "alpha: must be finite and > 0, got " + num(p->alpha);
-        if (p->candidates < 1 || p->candidates > 255) return "candidates: must be in [1, 255], got " + std::to_string(p->candidates);
-        if (p->rollouts < 1 || p->rollouts > 255) return "rollouts: must be in [1, 255], got " + std::to_string(p->rollouts);
-        if (p->horizon < 0) return "horizon: must be >= 0, got " + std::to_string(p->horizon);
-        if (p->n_ctx < 64) return "n_ctx: must be >= 64, got " + std::to_string(p->n_ctx);
-        if (p->max_tokens < 0) return "max_tokens: must be >= 0 (0: no limit), got " + std::to_string(p->max_tokens);
-        return "";
-    }, [p, model] {
+    return build_checked("power", p, out, [p, model] {
         return make_power_chain_sampler(model, p->n_ctx, p->alpha, p->candidates, p->rollouts, p->horizon,
                                         p->jackknife, p->rollout_seed, p->max_tokens);
-    }, p ? &p->draw : nullptr);
+    });
 }
 
 int32_t llama_simplex_sampler_status(const llama_sampler * smpl) {

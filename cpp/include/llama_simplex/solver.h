@@ -18,7 +18,7 @@
 namespace llama_simplex {
 
 struct Objective {
-    float   lambda     = 0.1f;   // λ: weight of the regularisers (a temperature)
+    float   lambda     = 1.0f;   // λ: weight of the regularisers (a temperature); the table's objective default (specs.cpp)
     float   w_entropy  = 0.0f;   // a_ent: negative entropy Σ q log q
     float   w_kl       = 1.0f;   // a_kl: KL(q ‖ r), r the reference distribution
     float   w_l2       = 0.0f;   // a_l2: ½‖q‖²

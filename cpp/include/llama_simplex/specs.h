@@ -1,0 +1,98 @@
+// One declarative description per sampler (issue 11): its canonical name and
+// aliases, each parameter's type, default, range and one-line doc, and its
+// presets. The C API's *_default_params() and its one validator, llama-server's
+// JSON reader and _core.sampler_specs() (Python, `llama-simplex samplers`, the
+// parity test) are all read from this table: adding a parameter is one entry.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace llama_simplex {
+
+enum class ParamType {
+    f32,      // a float32: finite, and 0 or at least the smallest subnormal in magnitude
+    f64,      // a finite double
+    i32,      // an int32
+    u32,      // a uint32
+    boolean,
+    choice,   // one of `choices` by name; the C struct holds its index (or, for two choices, a bool)
+    support,  // 'full', 'top-k:K', 'top-p:P' or 'min-p:P'; the C struct holds (support, support_value)
+};
+
+// Which surfaces take a parameter (a bit set).
+enum Surface : unsigned {
+    SURFACE_C      = 1u << 0,  // a field of the sampler's C parameter struct (llama_simplex.h)
+    SURFACE_SERVER = 1u << 1,  // a key of llama-server's sampler_params
+    SURFACE_PYTHON = 1u << 2,  // a field of the Python sampler class
+    SURFACE_ALL    = SURFACE_C | SURFACE_SERVER | SURFACE_PYTHON,
+};
+
+struct ParamSpec {
+    const char * name;
+    ParamType    type;
+    double       def;              // choice: the default's index; support: unused (def_text)
+    double       lo, hi;           // the allowed range; an end at the C type's limit is "unbounded"
+    bool         lo_open, hi_open;
+    const char * doc;              // one line
+    const char * note;             // a special value's meaning, quoted in range errors ("" if none)
+    unsigned     surfaces;
+    std::vector<const char *> choices;  // choice: the names, in index order
+    const char * def_text;         // choice/support: the default as text
+    // The C struct field (null when the parameter is not on the sampler's C struct).
+    void   (*set)(void * c_struct, double value);
+    double (*get)(const void * c_struct);
+    // support only: the C struct's (support, support_value) pair.
+    void (*set_support)(void * c_struct, int32_t code, double value);
+    void (*get_support)(const void * c_struct, int32_t & code, double & value);
+};
+
+struct PresetSpec {
+    const char * name;
+    std::vector<std::pair<const char *, double>> values;
+    const char * doc;
+};
+
+struct SamplerSpec {
+    const char * name;                  // canonical: one name on every surface
+    std::vector<const char *> aliases;  // accepted everywhere the name is
+    const char * server_name;           // the name llama-server registers (null: not in llama-server);
+                                        // it is the canonical name unless llama.cpp owns that name
+    const char * llama_name;            // the native sampler's llama_sampler_name() (null: not a chain sampler)
+    const char * doc;
+    std::vector<ParamSpec>  params;
+    std::vector<PresetSpec> presets;
+    // Parameters fixed when this sampler is built through another's C struct (best_of_k
+    // is the objective with kl = 1, entropy = 0, l2 = 0): llama-server's route.
+    const char * built_as;              // null: its own C struct
+    std::vector<std::pair<const char *, double>> fixed;
+};
+
+// Every sampler, in the order `llama-simplex samplers` lists them.
+const std::vector<SamplerSpec> & sampler_specs();
+// By canonical name or alias; null if none.
+const SamplerSpec * find_sampler_spec(std::string_view name);
+const ParamSpec * find_param(const SamplerSpec & spec, std::string_view name);
+
+// The one range check: "" if `value` is allowed, else
+// "<name>: must be <range>[ (<note>)], got <value>".
+std::string check_param(const ParamSpec & p, double value);
+// The allowed range as the messages say it: "in [0, 1]", ">= 0", "finite and > 0".
+std::string describe_range(const ParamSpec & p);
+// A number as the messages print it (no trailing zeros).
+std::string format_number(double v);
+
+// Checks every C-struct parameter of `spec` in `c_struct` (its C parameter struct):
+// "" or the first failure's message.
+std::string check_c_struct(const SamplerSpec & spec, const void * c_struct);
+// Writes the table's defaults into a C parameter struct.
+void fill_c_defaults(const SamplerSpec & spec, void * c_struct);
+
+// support: parses 'full', 'top-k:K', 'top-p:P', 'min-p:P' into (code 0..3, value);
+// "" or the reason it is refused. format_support is the inverse.
+std::string parse_support(const std::string & text, int32_t & code, double & value);
+std::string format_support(int32_t code, double value);
+
+}  // namespace llama_simplex
