@@ -47,8 +47,9 @@ PARAMS: Dict[str, Dict[str, str]] = {
 assert set(PARAMS) == set(SAMPLERS)
 
 # Values no float parameter may take: wrong types, beyond float32 (were rounded
-# to inf / 0), subnormal.
-BAD_FLOAT = ["0.5", True, None, [], {}, [0.5], 1e39, -1e39, 1e-50, 1e-40]
+# to inf / 0), below the smallest subnormal float32 (1.4e-45; a subnormal such as
+# 1e-40 is taken, as by Python and the C API).
+BAD_FLOAT = ["0.5", True, None, [], {}, [0.5], 1e39, -1e39, 1e-50, 1e-46]
 # Values no int32 parameter may take: wrong types, beyond int32 / int64.
 # p and p_min are doubles in the C API: only wrong types and values outside [0, 1].
 BAD_DOUBLE = BAD_FLOAT[:6]

@@ -158,6 +158,19 @@ def test_seed_range_ends_are_accepted(server):
 
 
 @pytest.mark.parametrize("name, params", [
+    ("power", {"preset": "cpu-small", "horizon": 2}),   # was 400: only 'paper' (Python has both)
+    ("power", {"preset": "paper", "candidates": 2, "rollouts": 2, "horizon": 2}),
+    ("best_of_k", {"preset": "paper-0.02", "weights": "rank", "support": "top-k:5"}),
+    ("softmax", {"temperature": 1e-40}),   # was 400: a subnormal float32, taken by Python and the C API
+])
+def test_every_preset_and_float32_python_takes_is_accepted(server, name, params):
+    """llama-server's reader is the sampler table's: every preset Python
+    accepts, and every float32 value, is accepted here too."""
+    status, _, data = completion(server.port, name, seed=1, sampler_params={name: params})
+    assert status == 200, data
+
+
+@pytest.mark.parametrize("name, params", [
     ("sparsemax", {"temperature": 1e-9}),   # was HTTP 200 with junk tokens (NaN q)
     ("softmax", {"temperature": 1e-20}),
     ("simplex_top_k", {"k": 5, "temperature": 1e-20}),

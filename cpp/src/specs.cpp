@@ -386,4 +386,140 @@ std::string format_support(int32_t code, double value) {
     return std::string(kinds[code]) + ":" + format_number(value);
 }
 
+const SamplerSpec & c_target(const SamplerSpec & spec) {
+    return spec.built_as != nullptr ? *find_sampler_spec(spec.built_as) : spec;
+}
+
+namespace {
+
+std::string quoted_list(const std::vector<const char *> & names) {
+    std::string s;
+    for (size_t i = 0; i < names.size(); ++i) s += (i ? ", " : "") + std::string("'") + names[i] + "'";
+    return s;
+}
+
+bool is_number(const ParamValue & v) {
+    return v.kind == ParamValue::integer || v.kind == ParamValue::unsigned_integer || v.kind == ParamValue::real;
+}
+
+double as_double(const ParamValue & v) {
+    return v.kind == ParamValue::integer ? double(v.i) : v.kind == ParamValue::unsigned_integer ? double(v.u) : v.d;
+}
+
+// The value as the parameter's C type holds it: a value that type cannot hold is
+// refused, never rounded to 0 / inf or wrapped around. "" or the reason.
+std::string typed(const ParamSpec & p, const ParamValue & v, double & out) {
+    const std::string name = p.name;
+    switch (p.type) {
+        case ParamType::f32: {
+            if (!is_number(v)) return name + ": must be a number, got " + v.text;
+            const double x = as_double(v);
+            // as Python's real32: |x| <= FLT_MAX, and 0 or at least the smallest subnormal
+            if (!(std::fabs(x) <= FLT_MAX) || (x != 0.0 && std::fabs(x) < double(std::numeric_limits<float>::denorm_min()))) {
+                return name + ": must be a number within the 32-bit float range (|x| in [1.4e-45, 3.4e38] or 0), got " + v.text;
+            }
+            out = double(float(x));
+            return "";
+        }
+        case ParamType::f64:
+            if (!is_number(v)) return name + ": must be a number, got " + v.text;
+            out = as_double(v);
+            if (!std::isfinite(out)) return name + ": must be a finite number, got " + v.text;
+            return "";
+        case ParamType::i32:
+        case ParamType::u32: {
+            const int64_t lo = p.type == ParamType::i32 ? INT32_MIN : 0;
+            const int64_t hi = p.type == ParamType::i32 ? INT32_MAX : UINT32_MAX;
+            const bool ok = v.kind == ParamValue::integer && v.i >= lo && v.i <= hi;
+            if (!ok) {
+                return name + ": must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + v.text;
+            }
+            out = double(v.i);
+            return "";
+        }
+        case ParamType::boolean:
+            if (v.kind != ParamValue::boolean) return name + ": must be true or false, got " + v.text;
+            out = v.b ? 1.0 : 0.0;
+            return "";
+        case ParamType::choice:
+            if (v.kind == ParamValue::string) {
+                for (size_t i = 0; i < p.choices.size(); ++i) {
+                    if (v.s == p.choices[i]) {
+                        out = double(i);
+                        return "";
+                    }
+                }
+            }
+            return name + ": must be one of " + quoted_list(p.choices) + ", got " + v.text;
+        case ParamType::support:
+            return "";  // parsed by the caller (two fields)
+    }
+    return name + ": unknown type";
+}
+
+void write(const SamplerSpec & target, const char * name, double value, void * c_struct) {
+    const ParamSpec * t = find_param(target, name);
+    if (t != nullptr && t->set != nullptr) t->set(c_struct, value);
+}
+
+}  // namespace
+
+std::string read_params(const SamplerSpec & spec, const std::vector<std::pair<std::string, ParamValue>> & given,
+                        void * c_struct, unsigned surface) {
+    const SamplerSpec & target = c_target(spec);
+    if (&target != &spec) {  // the spec's own defaults and fixed values over the target's
+        for (const ParamSpec & p : spec.params) {
+            if (!(p.surfaces & surface)) continue;
+            if (p.type == ParamType::support) {
+                const ParamSpec * t = find_param(target, p.name);
+                if (t != nullptr && t->set_support != nullptr) t->set_support(c_struct, 0, 0.0);
+            } else {
+                write(target, p.name, p.def, c_struct);
+            }
+        }
+        for (const auto & [name, value] : spec.fixed) write(target, name, value, c_struct);
+    }
+    std::vector<const char *> allowed;
+    if (!spec.presets.empty()) allowed.push_back("preset");
+    for (const ParamSpec & p : spec.params) {
+        if (p.surfaces & surface) allowed.push_back(p.name);
+    }
+    // the preset first: the keys given with it override its values
+    for (const auto & [key, v] : given) {
+        if (key != "preset" || spec.presets.empty()) continue;
+        std::vector<const char *> names;
+        for (const PresetSpec & ps : spec.presets) names.push_back(ps.name);
+        const PresetSpec * found = nullptr;
+        for (const PresetSpec & ps : spec.presets) {
+            if (v.kind == ParamValue::string && v.s == ps.name) found = &ps;
+        }
+        if (found == nullptr) return "preset: must be one of " + quoted_list(names) + ", got " + v.text;
+        for (const auto & [name, value] : found->values) write(target, name, value, c_struct);
+    }
+    for (const auto & [key, v] : given) {
+        if (key == "preset" && !spec.presets.empty()) continue;
+        const ParamSpec * p = find_param(spec, key);
+        if (p == nullptr || !(p->surfaces & surface)) {
+            std::string names;
+            for (const char * a : allowed) names += (names.empty() ? "" : ", ") + std::string(a);
+            return "unknown parameter '" + key + "' (allowed: " + (names.empty() ? "none" : names) + ")";
+        }
+        const ParamSpec * t = find_param(target, key);
+        if (p->type == ParamType::support) {
+            if (v.kind != ParamValue::string) return std::string(p->name) + ": must be a string, got " + v.text;
+            int32_t code = 0;
+            double value = 0.0;
+            const std::string why = parse_support(v.s, code, value);
+            if (!why.empty()) return why;
+            if (t != nullptr && t->set_support != nullptr) t->set_support(c_struct, code, value);
+            continue;
+        }
+        double x = 0.0;
+        const std::string why = typed(*p, v, x);
+        if (!why.empty()) return why;
+        if (t != nullptr && t->set != nullptr) t->set(c_struct, x);
+    }
+    return "";
+}
+
 }  // namespace llama_simplex

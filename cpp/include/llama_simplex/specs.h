@@ -95,4 +95,26 @@ void fill_c_defaults(const SamplerSpec & spec, void * c_struct);
 std::string parse_support(const std::string & text, int32_t & code, double & value);
 std::string format_support(int32_t code, double value);
 
+// One value of a sampler_params entry, typed as the JSON (or Python) value was.
+struct ParamValue {
+    enum Kind { integer, unsigned_integer, real, boolean, string, other } kind = other;
+    int64_t     i = 0;      // integer
+    uint64_t    u = 0;      // unsigned_integer (beyond INT64_MAX)
+    double      d = 0.0;    // real
+    bool        b = false;  // boolean
+    std::string s;          // string
+    std::string text;       // the value as written, for messages
+};
+
+// llama-server's reader of one sampler's parameters (also _core.read_sampler_params):
+// the keys a sampler takes on `surface`, their types, its presets, from the table.
+// Writes into `c_struct`, the C struct of spec.built_as (or of spec), which holds
+// the defaults the caller wants for what is not given; a preset applies before
+// the keys given with it. Returns "" or the message naming the parameter; the
+// ranges are left to check_c_struct (the C API's one check).
+std::string read_params(const SamplerSpec & spec, const std::vector<std::pair<std::string, ParamValue>> & given,
+                        void * c_struct, unsigned surface = SURFACE_SERVER);
+// The spec whose C struct a sampler is built through (itself, or built_as).
+const SamplerSpec & c_target(const SamplerSpec & spec);
+
 }  // namespace llama_simplex
