@@ -19,6 +19,7 @@
 #include "llama_simplex/samplers.h"
 #include "llama_simplex/simplex.h"
 #include "llama_simplex/solver.h"
+#include "llama_simplex/specs.h"
 
 namespace py = pybind11;
 using namespace llama_simplex;
@@ -124,6 +125,88 @@ py::tuple run_power_binding(py::object progress, Run run) {
 
 NativeSampler * ptr_sampler(uintptr_t address) {
     return new NativeSampler(reinterpret_cast<llama_sampler *>(address));
+}
+
+
+const char * type_name(ParamType t) {
+    switch (t) {
+        case ParamType::f32: return "f32";
+        case ParamType::f64: return "f64";
+        case ParamType::i32: return "i32";
+        case ParamType::u32: return "u32";
+        case ParamType::boolean: return "bool";
+        case ParamType::choice: return "choice";
+        case ParamType::support: return "support";
+    }
+    return "?";
+}
+
+// A table value as Python holds it: int, float, bool or the choice's / support's text.
+py::object py_value(const ParamSpec & p, double v) {
+    switch (p.type) {
+        case ParamType::i32:
+        case ParamType::u32: return py::int_(static_cast<int64_t>(v));
+        case ParamType::boolean: return py::bool_(v != 0.0);
+        case ParamType::choice: return py::str(p.choices.at(static_cast<size_t>(v)));
+        case ParamType::support: return py::str(p.def_text);
+        default: return py::float_(v);
+    }
+}
+
+py::dict spec_dict(const SamplerSpec & s) {
+    py::list params;
+    for (const ParamSpec & p : s.params) {
+        py::list surfaces;
+        if (p.surfaces & SURFACE_C) surfaces.append("c");
+        if (p.surfaces & SURFACE_SERVER) surfaces.append("server");
+        if (p.surfaces & SURFACE_PYTHON) surfaces.append("python");
+        py::dict d;
+        d["name"] = p.name;
+        d["type"] = type_name(p.type);
+        d["default"] = py_value(p, p.def);
+        d["low"] = p.lo, d["high"] = p.hi, d["low_open"] = p.lo_open, d["high_open"] = p.hi_open;
+        d["range"] = describe_range(p);
+        d["doc"] = p.doc, d["note"] = p.note;
+        d["surfaces"] = surfaces;
+        d["choices"] = p.choices;
+        params.append(d);
+    }
+    py::list presets;
+    for (const PresetSpec & ps : s.presets) {
+        py::dict values;
+        for (const auto & [name, value] : ps.values) values[name] = py_value(*find_param(s, name), value);
+        py::dict d;
+        d["name"] = ps.name, d["values"] = values, d["doc"] = ps.doc;
+        presets.append(d);
+    }
+    py::dict d;
+    d["name"] = s.name;
+    d["aliases"] = s.aliases;
+    d["server_name"] = s.server_name ? py::object(py::str(s.server_name)) : py::none();
+    d["llama_name"] = s.llama_name ? py::object(py::str(s.llama_name)) : py::none();
+    d["doc"] = s.doc;
+    d["params"] = params;
+    d["presets"] = presets;
+    return d;
+}
+
+ParamValue param_value(const py::handle & v) {
+    ParamValue p;
+    p.text = py::str(py::repr(v));
+    if (py::isinstance<py::bool_>(v)) {
+        p.kind = ParamValue::boolean, p.b = v.cast<bool>();
+    } else if (py::isinstance<py::int_>(v)) {
+        try {
+            p.kind = ParamValue::integer, p.i = v.cast<int64_t>();
+        } catch (const py::cast_error &) {
+            p.kind = ParamValue::other;  // beyond int64: no parameter's type holds it
+        }
+    } else if (py::isinstance<py::float_>(v)) {
+        p.kind = ParamValue::real, p.d = v.cast<double>();
+    } else if (py::isinstance<py::str>(v)) {
+        p.kind = ParamValue::string, p.s = v.cast<std::string>();
+    }
+    return p;
 }
 
 }  // namespace
@@ -272,6 +355,43 @@ PYBIND11_MODULE(_core, m) {
             }
             return py::make_tuple(ids, lg, p, cur_p.selected, cur_p.sorted);
         }, py::arg("logits"));
+
+    // The sampler table (specs.h): every surface's names, parameters and presets.
+    m.def("sampler_specs", [] {
+        py::list out;
+        for (const SamplerSpec & s : sampler_specs()) out.append(spec_dict(s));
+        return out;
+    });
+    // llama-server's reader of one sampler's parameters, then the C API's check
+    // (what a request's sampler_params goes through): the values the C struct
+    // gets, by parameter; ValueError with the message llama-server answers.
+    m.def("read_sampler_params", [](const std::string & name, const py::dict & params) {
+        const SamplerSpec * spec = find_sampler_spec(name);
+        if (spec == nullptr || spec->server_name == nullptr) throw py::value_error("no llama-server sampler '" + name + "'");
+        std::vector<std::pair<std::string, ParamValue>> given;
+        for (const auto & [k, v] : params) given.emplace_back(py::str(k), param_value(v));
+        const SamplerSpec & target = c_target(*spec);
+        alignas(std::max_align_t) unsigned char c_struct[512] = {};
+        fill_c_defaults(target, c_struct);
+        std::string why = read_params(*spec, given, c_struct);
+        if (why.empty()) why = check_c_struct(target, c_struct);
+        if (!why.empty()) throw py::value_error("sampler '" + std::string(spec->server_name) + "': " + why);
+        py::dict out;
+        for (const ParamSpec & p : spec->params) {
+            if (!(p.surfaces & SURFACE_SERVER)) continue;
+            const ParamSpec * t = find_param(target, p.name);
+            if (t == nullptr) continue;
+            if (t->get_support != nullptr) {
+                int32_t code = 0;
+                double value = 0.0;
+                t->get_support(c_struct, code, value);
+                out[p.name] = format_support(code, value);
+            } else if (t->get != nullptr) {
+                out[p.name] = py_value(*t, t->get(c_struct));
+            }
+        }
+        return out;
+    }, py::arg("name"), py::arg("params"));
 
     m.def("make_greedy", [] { return new NativeSampler(make_greedy()); });
     m.def("make_softmax", [](float t) { return new NativeSampler(make_softmax(t)); }, py::arg("temperature"));
