@@ -4,6 +4,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <stdexcept>
 
@@ -74,7 +75,7 @@ ParamSpec choice(const char * name, int def, std::vector<const char *> choices, 
 }
 
 const std::vector<const char *> WEIGHTS = {"top-m", "rank", "gap"};
-const char * const SUPPORT_DOC = "the support: 'full', 'top-k:K', 'top-p:P' or 'min-p:P' (chosen by softmax(logits))";
+const char * const SUPPORT_DOC = "the tokens q may use, chosen by softmax(logits): all, or a top-k / top-p / min-p set";
 
 void set_objective_support(void * s, int32_t code, double value) {
     static_cast<llama_simplex_objective_params *>(s)->support = code;
@@ -383,7 +384,13 @@ std::string parse_support(const std::string & text, int32_t & code, double & val
 std::string format_support(int32_t code, double value) {
     static const char * const kinds[] = {"full", "top-k", "top-p", "min-p"};
     if (code <= 0 || code > 3) return "full";
-    return std::string(kinds[code]) + ":" + format_number(value);
+    // the shortest text that reads back as the same double
+    char buf[64];
+    for (int digits : {9, 15, 17}) {
+        std::snprintf(buf, sizeof buf, "%.*g", digits, value);
+        if (std::strtod(buf, nullptr) == value) break;
+    }
+    return std::string(kinds[code]) + ":" + buf;
 }
 
 const SamplerSpec & c_target(const SamplerSpec & spec) {

@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
+from . import _core
 from .models import ModelNotFoundError
 from .power import BlockPowerSampler, PowerSampler
 from .samplers import SAMPLERS, BestOfK, sampler_from_name
@@ -296,12 +297,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_samplers(_: argparse.Namespace) -> int:
-    for name, cls in SAMPLERS.items():
-        params = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls)) or "(no parameters)"
-        doc = (cls.__doc__ or "").strip().splitlines()[0]
-        print(f"{name:10s} {params}\n{'':10s} {doc}")
-    print(f"\nbok presets (beta, lam): " + ", ".join(f"{k} {v}" for k, v in BestOfK.PRESETS.items()))
-    print("power presets: " + ", ".join(f"{k} {v}" for k, v in PowerSampler.PRESETS.items()))
+    """Lists the sampler table (``_core.sampler_specs()``): what every surface takes."""
+    for spec in _core.sampler_specs():
+        aliases = f" (also: {', '.join(spec['aliases'])})" if spec["aliases"] else ""
+        server = f"; llama-server: {spec['server_name']}" if spec["server_name"] else ""
+        print(f"{spec['name']}{aliases}{server}\n    {spec['doc']}")
+        for p in spec["params"]:
+            where = "" if len(p["surfaces"]) == 3 else f" [{', '.join(p['surfaces'])} only]"
+            note = f" ({p['note']})" if p["note"] else ""
+            allowed = "one of " + ", ".join(map(repr, p["choices"])) if p["type"] == "choice" else p["range"]
+            print(f"    {p['name']}={p['default']!r}  {p['type']} {allowed}{note}: {p['doc']}{where}")
+        for preset in spec["presets"]:
+            values = ", ".join(f"{k}={v!r}" for k, v in preset["values"].items())
+            print(f"    preset {preset['name']}: {values} ({preset['doc']})")
     return 0
 
 

@@ -77,7 +77,7 @@ class PowerSampler(Sampler):
     }
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "alpha", v.real("alpha", self.alpha, low=0.0, low_open=True))
+        object.__setattr__(self, "alpha", v.real32("alpha", self.alpha, low=0.0, low_open=True))
         object.__setattr__(self, "candidates", v.integer("candidates", self.candidates, low=1, high=255))
         object.__setattr__(self, "rollouts", v.integer("rollouts", self.rollouts, low=1, high=255))
         object.__setattr__(self, "horizon", v.integer("horizon", self.horizon, low=0, high=100_000))
@@ -149,7 +149,7 @@ class MCMCPowerSampler(Sampler):
     name: ClassVar[str] = "mcmc"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "alpha", v.real("alpha", self.alpha, low=0.0, low_open=True))
+        object.__setattr__(self, "alpha", v.real32("alpha", self.alpha, low=0.0, low_open=True))
         object.__setattr__(self, "stages", v.integer("stages", self.stages, low=1, high=100_000))
         object.__setattr__(self, "steps", v.integer("steps", self.steps, low=0, high=1_000_000))
 
@@ -191,7 +191,7 @@ class BlockPowerSampler(Sampler):
     }
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "alpha", v.real("alpha", self.alpha, low=0.0, low_open=True))
+        object.__setattr__(self, "alpha", v.real32("alpha", self.alpha, low=0.0, low_open=True))
         for name, hi in (("block", 100_000), ("samples", 128), ("candidates", 128), ("rollouts", 254),
                          ("tail_samples", 128)):
             object.__setattr__(self, name, v.integer(name, getattr(self, name), low=1, high=hi))

@@ -170,8 +170,8 @@ def _support(spec: str) -> Tuple["_core.SupportKind", float]:
     kind, _, value = str(spec).partition(":")
     try:
         if kind == "top-k":
-            # support_value is a float32: k up to 2**24 is exact.
-            return _core.SupportKind.top_k, float(v.integer("support top-k", int(value), low=1, high=2**24))
+            # support_value is a double (C and C++): every int32 k is exact.
+            return _core.SupportKind.top_k, float(v.integer("support top-k", int(value), low=1, high=v.INT32_MAX))
         if kind == "top-p":
             return _core.SupportKind.top_p, v.real("support top-p", float(value), low=0.0, high=1.0)
         if kind == "min-p":
@@ -374,10 +374,22 @@ SAMPLERS: Dict[str, type] = {
 }
 
 
+def _python_name(name: str) -> str:
+    """The key of :data:`SAMPLERS` for a canonical name or alias of the sampler
+    table (``_core.sampler_specs()``), e.g. 'best_of_k' or 'bok' -> 'bok'."""
+    for spec in _core.sampler_specs():
+        names = (spec["name"], *spec["aliases"])
+        if name in names:
+            return next((n for n in names if n in SAMPLERS), name)
+    return name
+
+
 def sampler_from_name(name: str, **params: Any) -> Sampler:
-    """Builds a decoder from its name (see :data:`SAMPLERS`) and keyword parameters."""
-    if name == "power" and "power" not in SAMPLERS:
-        from . import power  # registers PowerSampler  # noqa: F401
+    """Builds a decoder from its name or any alias (see :data:`SAMPLERS` and
+    ``llama-simplex samplers``) and keyword parameters."""
+    if name not in SAMPLERS:
+        from . import power  # registers the sequence-level samplers  # noqa: F401
+    name = _python_name(name)
     v.choice("sampler", name, tuple(SAMPLERS))
     cls = SAMPLERS[name]
     known = {f.name for f in dataclasses.fields(cls)}
