@@ -69,11 +69,11 @@ SAMPLER_SPECS: Dict[type, Dict[str, Tuple[str, Any]]] = {
     ls.Sparsemax: {"temperature": TEMP0},
     ls.Dist: {"seed": SEED},
     ls.Objective: {"lam": NONNEG, "entropy": NONNEG, "kl": NONNEG, "l2": NONNEG, "beta": NONNEG, "tol": NONNEG,
-                   "k_samples": ("int", (1, 1_000_000)), "m": ("int", (1, 1_000_000)),
+                   "k_samples": ("int", (1, INT32_MAX)), "m": ("int", (1, INT32_MAX)),
                    "steps": ("int", (0, 1000)), "step_size": POS, "temperature": POS,
                    "reference_temperature": POS},
-    ls.BestOfK: {"k_samples": ("int", (1, 1_000_000)), "beta": NONNEG, "lam": NONNEG, "steps": ("int", (0, 1000)),
-                 "step_size": POS, "m": ("int", (1, 1_000_000)), "temperature": POS, "tol": NONNEG},
+    ls.BestOfK: {"k_samples": ("int", (1, INT32_MAX)), "beta": NONNEG, "lam": NONNEG, "steps": ("int", (0, 1000)),
+                 "step_size": POS, "m": ("int", (1, INT32_MAX)), "temperature": POS, "tol": NONNEG},
 }
 CHOICES: Dict[type, Dict[str, Tuple[str, ...]]] = {
     ls.TopP: {"order": ("model", "temperature")},

@@ -148,14 +148,14 @@ std::vector<SamplerSpec> build_table() {
     // llama-server builds it through the objective's struct and so takes them all.
     t.push_back({"best_of_k", {"bok", "best-of-k", "simplex-best-of-k"}, "best_of_k", "simplex-best-of-k",
                  "Best-of-K [SIMPLEX 4.3]: argmax <q, logits/T> - lam KL(q || p) + lam beta U_K(q)",
-                 {c_param<&BK::k_samples>("k_samples", 8, {1, 1000000}, "K, the number of draws the coverage term counts"),
+                 {c_param<&BK::k_samples>("k_samples", 8, {1, I32}, "K, the number of draws the coverage term counts"),
                   c_param<&BK::beta>("beta", 0.01, NONNEG, "weight of the coverage term U_K"),
                   c_param<&BK::lam>("lam", 0.1, NONNEG, "lambda, weight of the KL anchor (a temperature)"),
                   c_param<&BK::steps>("steps", 5, {0, LLAMA_SIMPLEX_MAX_STEPS}, "J, mirror-ascent steps per token"),
                   c_param<&BK::step_size>("step_size", 1.0, POSITIVE, "the mirror-ascent step size"),
                   choice("weights", 0, WEIGHTS, "coverage weights on the top-m tokens of p: 1, 1/(1+rank) or p/max p",
                          PY | SV),
-                  c_param<&BK::m>("m", 8, {1, 1000000}, "the coverage term covers the top-m tokens of p"),
+                  c_param<&BK::m>("m", 8, {1, I32}, "the coverage term covers the top-m tokens of p"),
                   support_param(PY | SV, false),
                   temperature_of<BK>(true, "s = logits / temperature (p stays at temperature 1)"),
                   param("tol", ParamType::f32, 1e-6, NONNEG, "stop when the optimality gap is below tol", PY | SV)},
@@ -171,9 +171,9 @@ std::vector<SamplerSpec> build_table() {
                   c_param<&OB::kl>("kl", 1.0, NONNEG, "weight of KL(q || r), r = softmax(logits / reference_temperature)"),
                   c_param<&OB::l2>("l2", 0.0, NONNEG, "weight of |q|^2 / 2"),
                   c_param<&OB::beta>("beta", 0.0, NONNEG, "weight of the coverage term U_K"),
-                  c_param<&OB::k_samples>("k_samples", 8, {1, 1000000}, "K, the number of draws the coverage term counts"),
+                  c_param<&OB::k_samples>("k_samples", 8, {1, I32}, "K, the number of draws the coverage term counts"),
                   c_choice<&OB::weights>("weights", 0, WEIGHTS, "coverage weights on the top-m tokens of r: 1, 1/(1+rank) or r/max r"),
-                  c_param<&OB::m>("m", 8, {1, 1000000}, "the coverage term covers the top-m tokens of r"),
+                  c_param<&OB::m>("m", 8, {1, I32}, "the coverage term covers the top-m tokens of r"),
                   support_param(SURFACE_ALL, true),
                   c_param<&OB::temperature>("temperature", 1.0, POSITIVE, "s = logits / temperature"),
                   c_param<&OB::reference_temperature>("reference_temperature", 1.0, POSITIVE,
@@ -268,7 +268,8 @@ const ParamSpec * find_param(const SamplerSpec & spec, std::string_view name) {
 
 std::string format_number(double v) {
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%.9g", v);
+    // an integer (int32 / uint32 parameters) in full; a real to float precision
+    std::snprintf(buf, sizeof buf, v == std::floor(v) && std::fabs(v) < 1e15 ? "%.0f" : "%.9g", v);
     return buf;
 }
 

@@ -75,3 +75,26 @@ def real32(name: str, value: object, *, low: float | None = None, high: float | 
         raise ValueError(f"{name} must be {zero}at least {FLOAT32_TRUE_MIN!r} in magnitude (the smallest float32), "
                          f"got {value!r}")
     return value
+
+
+def check_param(p: dict, value: object) -> object:
+    """`value` checked against a parameter of the sampler table
+    (``_core.sampler_specs()``): its type, and its range with the messages
+    above; returns it as the type holds it. A range end at the C type's limit
+    is that type's limit, not a range."""
+    name, kind = p["name"], p["type"]
+    if kind in ("f32", "f64"):
+        high = p["high"] if math.isfinite(p["high"]) else None
+        check = real32 if kind == "f32" else real
+        return check(name, value, low=p["low"], high=high, low_open=p["low_open"])
+    if kind in ("i32", "u32"):
+        limit = INT32_MAX if kind == "i32" else UINT32_MAX
+        high = None if p["high"] >= limit else int(p["high"])
+        return integer(name, value, low=int(p["low"]), high=high, limit=limit)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+        return value
+    if kind == "choice":
+        return choice(name, value, tuple(p["choices"]))
+    raise ValueError(f"{name}: no Python check for a parameter of type {kind!r}")

@@ -26,6 +26,50 @@ __all__ = [
 SEED_MAX = 2**32 - 2  # 2**32 - 1 is llama.cpp's "pick a random seed"
 
 
+_SPECS: Dict[str, Dict[str, Any]] = {s["name"]: s for s in _core.sampler_specs()}
+_PY_TYPES = {"f32": float, "f64": float, "i32": int, "u32": int, "bool": bool, "choice": str, "support": str}
+
+
+def _from_table(table_name: str) -> Any:
+    """Class decorator: a frozen dataclass whose fields (names, types, defaults
+    and order), checks and parameter docs are the sampler table's
+    (cpp/src/specs.cpp) entry `table_name`, and its presets, so that they are
+    written once for every surface. A ``_check`` method the class defines runs
+    after the table's checks (the checks between parameters)."""
+    def wrap(cls: type) -> type:
+        spec = _SPECS[table_name]
+        params = [p for p in spec["params"] if "python" in p["surfaces"]]
+        own = dict(cls.__dict__.get("__annotations__", {}))
+        cls.__annotations__ = {**{p["name"]: _PY_TYPES[p["type"]] for p in params}, **own}
+        for p in params:
+            setattr(cls, p["name"], p["default"])
+        cls.SPEC = spec
+        if spec["presets"]:
+            cls.PRESETS = {ps["name"]: dict(ps["values"]) for ps in spec["presets"]}
+        lines = [f"    {p['name']} = {p['default']!r} ("
+                 + ("one of " + ", ".join(map(repr, p["choices"])) if p["type"] == "choice" else p["range"])
+                 + (f"; {p['note']}" if p["note"] else "") + f"): {p['doc']}" for p in params]
+        lines += [f"    preset {ps['name']}: {ps['doc']}" for ps in spec["presets"]]
+        if lines:
+            cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n\n    Parameters (the sampler table, " \
+                f"``{spec['name']}``):\n\n" + "\n".join(lines) + "\n"
+        extra = cls.__dict__.get("_check")
+
+        def __post_init__(self: Any) -> None:
+            for p in params:
+                value = getattr(self, p["name"])
+                if p["type"] == "support":
+                    _support(value)
+                else:
+                    object.__setattr__(self, p["name"], v.check_param(p, value))
+            if extra is not None:
+                extra(self)
+
+        cls.__post_init__ = __post_init__
+        return dataclass(frozen=True)(cls)
+    return wrap
+
+
 class Sampler:
     """Base class: a decoder that can become a native llama.cpp sampler."""
 
@@ -60,7 +104,7 @@ class Sampler:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
 
 
-@dataclass(frozen=True)
+@_from_table("greedy")
 class Greedy(Sampler):
     """All mass on the highest logit (λ = 0); ties go to the lowest token id."""
 
@@ -70,43 +114,33 @@ class Greedy(Sampler):
         return _core.make_greedy()
 
 
-@dataclass(frozen=True)
+@_from_table("softmax")
 class Softmax(Sampler):
     """q = softmax(logits / temperature) (negative-entropy regulariser, λ = temperature).
 
     temperature = 0 is greedy decoding.
     """
 
-    temperature: float = 1.0
     name: ClassVar[str] = "softmax"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "temperature", v.real32("temperature", self.temperature, low=0.0))
 
     def _make(self) -> _core.NativeSampler:
         return _core.make_softmax(self.temperature)
 
 
-@dataclass(frozen=True)
+@_from_table("top_k")
 class TopK(Sampler):
     """softmax(logits / temperature) over the k highest logits (lower id wins ties).
 
     k = 0 keeps every token, as in llama.cpp.
     """
 
-    k: int = 40
-    temperature: float = 1.0
     name: ClassVar[str] = "top-k"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "k", v.integer("k", self.k, low=0, limit=v.INT32_MAX))
-        object.__setattr__(self, "temperature", v.real32("temperature", self.temperature, low=0.0))
 
     def _make(self) -> _core.NativeSampler:
         return _core.make_top_k(self.k, self.temperature)
 
 
-@dataclass(frozen=True)
+@_from_table("top_p")
 class TopP(Sampler):
     """Nucleus sampling: softmax(logits / temperature) over the smallest set of
     tokens, taken in order of probability, whose mass reaches p.
@@ -117,47 +151,29 @@ class TopP(Sampler):
     is chosen by softmax(logits / temperature).
     """
 
-    p: float = 0.9
-    temperature: float = 1.0
-    order: str = "model"
     name: ClassVar[str] = "top-p"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "p", v.real("p", self.p, low=0.0, high=1.0))
-        object.__setattr__(self, "temperature", v.real32("temperature", self.temperature, low=0.0))
-        object.__setattr__(self, "order", v.choice("order", self.order, ("model", "temperature")))
 
     def _make(self) -> _core.NativeSampler:
         return _core.make_top_p(self.p, self.temperature, getattr(_core.NucleusOrder, self.order))
 
 
-@dataclass(frozen=True)
+@_from_table("min_p")
 class MinP(Sampler):
     """softmax(logits / temperature) over {v : p(v) >= p_min * max p}, p = softmax(logits)."""
 
-    p_min: float = 0.05
-    temperature: float = 1.0
     name: ClassVar[str] = "min-p"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "p_min", v.real("p_min", self.p_min, low=0.0, high=1.0))
-        object.__setattr__(self, "temperature", v.real32("temperature", self.temperature, low=0.0))
 
     def _make(self) -> _core.NativeSampler:
         return _core.make_min_p(self.p_min, self.temperature)
 
 
-@dataclass(frozen=True)
+@_from_table("sparsemax")
 class Sparsemax(Sampler):
     """Euclidean projection of logits / temperature onto the simplex:
     q = [logits / temperature - tau]_+ (½‖q‖² regulariser), with exact zeros.
     """
 
-    temperature: float = 1.0
     name: ClassVar[str] = "sparsemax"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "temperature", v.real32("temperature", self.temperature, low=0.0))
 
     def _make(self) -> _core.NativeSampler:
         return _core.make_sparsemax(self.temperature)
@@ -184,7 +200,7 @@ def _support(spec: str) -> Tuple["_core.SupportKind", float]:
 _WEIGHTS = {"top-m": "top_m", "rank": "rank", "gap": "gap"}
 
 
-@dataclass(frozen=True)
+@_from_table("objective")
 class Objective(Sampler):
     """A decoder written as an objective (docs/math.md §3): on the support,
 
@@ -211,35 +227,7 @@ class Objective(Sampler):
     entropy -> inf: uniform; kl -> inf: r).
     """
 
-    lam: float = 1.0
-    entropy: float = 0.0
-    kl: float = 1.0
-    l2: float = 0.0
-    beta: float = 0.0
-    k_samples: int = 8
-    weights: str = "top-m"
-    m: int = 8
-    support: str = "full"
-    temperature: float = 1.0
-    reference_temperature: float = 1.0
-    steps: int = 5
-    step_size: float = 1.0
-    tol: float = 1e-6
     name: ClassVar[str] = "objective"
-
-    def __post_init__(self) -> None:
-        def put(name: str, value: Any) -> None:
-            object.__setattr__(self, name, value)
-        for name in ("lam", "entropy", "kl", "l2", "beta", "tol"):
-            put(name, v.real32(name, getattr(self, name), low=0.0))
-        put("k_samples", v.integer("k_samples", self.k_samples, low=1, high=1_000_000))
-        put("m", v.integer("m", self.m, low=1, high=1_000_000))
-        put("steps", v.integer("steps", self.steps, low=0, high=v.MAX_STEPS))
-        put("step_size", v.real32("step_size", self.step_size, low=0.0, low_open=True))
-        put("temperature", v.real32("temperature", self.temperature, low=0.0, low_open=True))
-        put("reference_temperature", v.real32("reference_temperature", self.reference_temperature, low=0.0, low_open=True))
-        put("weights", v.choice("weights", self.weights, tuple(_WEIGHTS)))
-        _support(self.support)
 
     def params_native(self) -> "_core.ObjectiveParams":
         """The parameters as the C++ struct."""
@@ -260,7 +248,7 @@ class Objective(Sampler):
         return _core.make_objective(self.params_native())
 
 
-@dataclass(frozen=True)
+@_from_table("best_of_k")
 class BestOfK(Sampler):
     """Best-of-K [SIMPLEX §4.3]: for pipelines that draw K samples and then
     vote, rerank or verify. Per token,
@@ -278,32 +266,13 @@ class BestOfK(Sampler):
     ranges and extremes as in :class:`Objective`.
     """
 
-    k_samples: int = 8
-    beta: float = 0.01
-    lam: float = 0.1
-    steps: int = 5
-    step_size: float = 1.0
-    weights: str = "top-m"
-    m: int = 8
-    support: str = "full"
-    temperature: float = 1.0
-    tol: float = 1e-6
     name: ClassVar[str] = "bok"
-
-    PRESETS: ClassVar[Dict[str, Tuple[float, float]]] = {
-        "paper-0.01": (0.01, 0.1),
-        "paper-0.02": (0.02, 0.2),
-        "paper-0.05": (0.05, 0.5),
-    }
-
-    def __post_init__(self) -> None:
-        self.objective()  # validates every parameter
+    PRESETS: ClassVar[Dict[str, Dict[str, Any]]]  # the table's: name -> {parameter: value}
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "BestOfK":
         """One of the paper's (beta, lam) settings, other parameters as given."""
-        beta, lam = cls.PRESETS[v.choice("preset", name, tuple(cls.PRESETS))]
-        return cls(**{"beta": beta, "lam": lam, **overrides})
+        return cls(**{**cls.PRESETS[v.choice("preset", name, tuple(cls.PRESETS))], **overrides})
 
     def objective(self) -> Objective:
         """The same decoder as a general :class:`Objective`."""
@@ -315,7 +284,7 @@ class BestOfK(Sampler):
         return self.objective()._make()
 
 
-@dataclass(frozen=True)
+@_from_table("dist")
 class Dist(Sampler):
     """Final draw from softmax(logits) of what the chain left, with a seeded RNG.
 
@@ -326,11 +295,7 @@ class Dist(Sampler):
     ``seed``, which then decides the draws.
     """
 
-    seed: int = 0
     name: ClassVar[str] = "dist"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "seed", v.integer("seed", self.seed, low=0, high=SEED_MAX))
 
     def _make(self) -> _core.NativeSampler:
         return _core.make_dist(self.seed)
