@@ -216,11 +216,12 @@ SparsemaxParams = SoftmaxParams  # the same layout
 
 class TopPParams(ctypes.Structure):
     _fields_ = [("p", ctypes.c_double), ("temperature", ctypes.c_float), ("order_by_temperature", ctypes.c_bool),
-                ("draw", DrawParams)]
+                ("min_keep", ctypes.c_int32), ("draw", DrawParams)]
 
 
 class MinPParams(ctypes.Structure):
-    _fields_ = [("p_min", ctypes.c_double), ("temperature", ctypes.c_float), ("draw", DrawParams)]
+    _fields_ = [("p_min", ctypes.c_double), ("temperature", ctypes.c_float), ("min_keep", ctypes.c_int32),
+                ("draw", DrawParams)]
 
 
 SUBNORMAL = 1.401298464324817e-45  # the smallest positive float32

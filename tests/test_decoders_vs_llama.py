@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 llama_cpp = pytest.importorskip("llama_cpp")
+import llama_simplex as ls  # noqa: E402
 from llama_simplex import _core  # noqa: E402
 
 MODEL = _core.NucleusOrder.model
@@ -628,3 +629,33 @@ def test_native_sampler_in_llama_chain(make, kernel, kind):
     assert np.array_equal(np.sort(res.ids), np.sort(support))
     assert res.selected_id in set(support.tolist())
     assert_probs(full_q(len(logits), res.ids, res.p), q)
+
+
+MIN_KEEP_CASES = [  # (decoder, its parameter, min_keep, what llama.cpp keeps)
+    ("top_p", 0.0, 3, [0.4 / 0.9, 0.3 / 0.9, 0.2 / 0.9]),
+    ("top_p", 0.7, 3, [0.4 / 0.9, 0.3 / 0.9, 0.2 / 0.9]),
+    ("top_p", 0.7, 1, [0.4 / 0.7, 0.3 / 0.7]),
+    ("top_p", 0.8, 2, [0.4 / 0.9, 0.3 / 0.9, 0.2 / 0.9]),
+    ("top_p", 0.0, 9, [0.4, 0.3, 0.2, 0.1]),
+    ("min_p", 1.0, 2, [0.4 / 0.7, 0.3 / 0.7]),
+    ("min_p", 0.76, 3, [0.4 / 0.9, 0.3 / 0.9, 0.2 / 0.9]),
+    ("min_p", 0.26, 1, [0.2 / 0.9, 0.3 / 0.9, 0.4 / 0.9]),  # llama.cpp leaves these unsorted
+    ("min_p", 0.26, 4, [0.4, 0.3, 0.2, 0.1]),
+]
+
+
+@pytest.mark.parametrize("kind,value,min_keep,expected", MIN_KEEP_CASES)
+def test_min_keep_as_llama_cpp(kind, value, min_keep, expected):
+    """min_keep (a table parameter of top_p and min_p): at least min_keep
+    tokens stay, as in llama.cpp's top_p / min_p, in both nucleus orders (at
+    temperature 1 they are one); the table's default 0 changes nothing."""
+    init = llama_cpp.llama_sampler_init_top_p if kind == "top_p" else llama_cpp.llama_sampler_init_min_p
+    want = upstream_expectation(PROBS, expected, [init(value, min_keep)])
+    cls = ls.TopP if kind == "top_p" else ls.MinP
+    first = "p" if kind == "top_p" else "p_min"
+    if min_keep <= 1:
+        assert cls.min_keep == 0  # the default: as without the parameter
+        check_sampler(cls(**{first: value}).native(), PROBS, want)
+    for order in ("model", "temperature") if kind == "top_p" else ("model",):
+        extra = {"order": order} if kind == "top_p" else {}
+        check_sampler(cls(**{first: value, "min_keep": min_keep, **extra}).native(), PROBS, want)

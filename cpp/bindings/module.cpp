@@ -396,9 +396,10 @@ PYBIND11_MODULE(_core, m) {
     m.def("make_greedy", [] { return new NativeSampler(make_greedy()); });
     m.def("make_softmax", [](float t) { return new NativeSampler(make_softmax(t)); }, py::arg("temperature"));
     m.def("make_top_k", [](int32_t k, float t) { return new NativeSampler(make_top_k(k, t)); }, py::arg("k"), py::arg("temperature"));
-    m.def("make_top_p", [](double p, float t, NucleusOrder o) { return new NativeSampler(make_top_p(p, t, o)); },
-          py::arg("p"), py::arg("temperature"), py::arg("order"));
-    m.def("make_min_p", [](double p, float t) { return new NativeSampler(make_min_p(p, t)); }, py::arg("p_min"), py::arg("temperature"));
+    m.def("make_top_p", [](double p, float t, NucleusOrder o, int32_t mk) { return new NativeSampler(make_top_p(p, t, o, mk)); },
+          py::arg("p"), py::arg("temperature"), py::arg("order"), py::arg("min_keep") = 0);
+    m.def("make_min_p", [](double p, float t, int32_t mk) { return new NativeSampler(make_min_p(p, t, mk)); },
+          py::arg("p_min"), py::arg("temperature"), py::arg("min_keep") = 0);
     m.def("make_sparsemax", [](float t) { return new NativeSampler(make_sparsemax(t)); }, py::arg("temperature"));
     m.def("make_objective", [](const ObjectiveParams & p) { return new NativeSampler(make_objective(p)); }, py::arg("params"));
     m.def("make_power_chain_sampler", [](uintptr_t model, uint32_t n_ctx, double alpha, int32_t candidates,

@@ -79,26 +79,50 @@ struct TopK : Sampler<TopK> {
     }
 };
 
+// llama.cpp's min_keep for the truncation decoders: at least min_keep tokens
+// stay in the support. Their supports are prefixes of the (logit desc, id asc)
+// order, so a support of fewer tokens widens to top-k with k = min_keep (q =
+// softmax(logits / T) over it). The input is kept aside only when min_keep > 1
+// (every decoder keeps at least one token): the default costs nothing. At
+// temperature 0 q is greedy whatever the support.
+template <typename Decode>
+Outcome keep_at_least(int32_t min_keep, float temperature, llama_token_data_array * c, bool & sorted, Workspace & ws,
+                      std::vector<llama_token_data> & input, Decode decode) {
+    if (min_keep <= 1 || temperature <= 0.0f) return decode();
+    input.assign(c->data, c->data + c->size);
+    const Outcome o = decode();
+    if (o.status != Status::ok || o.support >= static_cast<size_t>(min_keep)) return o;
+    std::copy(input.begin(), input.end(), c->data);
+    sorted = true;
+    return top_k(c->data, c->size, min_keep, temperature, ws);
+}
+
 struct TopP : Sampler<TopP> {
     double       p;
     float        temperature;
     NucleusOrder order;
-    TopP(double p_, float t, NucleusOrder o) : p(p_), temperature(t), order(o) {}
+    int32_t      min_keep;
+    std::vector<llama_token_data> input;
+    TopP(double p_, float t, NucleusOrder o, int32_t mk) : p(p_), temperature(t), order(o), min_keep(mk) {}
     const char * name() const override { return order == NucleusOrder::model ? "simplex-top-p" : "simplex-top-p-llama"; }
     Outcome run(llama_token_data_array * c, bool & sorted) override {
         sorted = temperature <= 0.0f;  // the nucleus comes from a selection, not a sort
-        return top_p(c->data, c->size, p, temperature, order, ws);
+        return keep_at_least(min_keep, temperature, c, sorted, ws, input,
+                             [&] { return top_p(c->data, c->size, p, temperature, order, ws); });
     }
 };
 
 struct MinP : Sampler<MinP> {
-    double p_min;
-    float  temperature;
-    MinP(double p, float t) : p_min(p), temperature(t) {}
+    double  p_min;
+    float   temperature;
+    int32_t min_keep;
+    std::vector<llama_token_data> input;
+    MinP(double p, float t, int32_t mk) : p_min(p), temperature(t), min_keep(mk) {}
     const char * name() const override { return "simplex-min-p"; }
     Outcome run(llama_token_data_array * c, bool & sorted) override {
         sorted = false;
-        return min_p(c->data, c->size, p_min, temperature, ws);
+        return keep_at_least(min_keep, temperature, c, sorted, ws, input,
+                             [&] { return min_p(c->data, c->size, p_min, temperature, ws); });
     }
 };
 
@@ -444,8 +468,12 @@ llama_sampler * wrap(SamplerBase * s) {
 llama_sampler * make_greedy()                                            { return wrap(new Greedy()); }
 llama_sampler * make_softmax(float temperature)                          { return wrap(new Softmax(temperature)); }
 llama_sampler * make_top_k(int32_t k, float temperature)                 { return wrap(new TopK(k, temperature)); }
-llama_sampler * make_top_p(double p, float temperature, NucleusOrder o)  { return wrap(new TopP(p, temperature, o)); }
-llama_sampler * make_min_p(double p_min, float temperature)              { return wrap(new MinP(p_min, temperature)); }
+llama_sampler * make_top_p(double p, float temperature, NucleusOrder o, int32_t min_keep) {
+    return wrap(new TopP(p, temperature, o, min_keep));
+}
+llama_sampler * make_min_p(double p_min, float temperature, int32_t min_keep) {
+    return wrap(new MinP(p_min, temperature, min_keep));
+}
 llama_sampler * make_sparsemax(float temperature)                        { return wrap(new Sparsemax(temperature)); }
 llama_sampler * make_dist(uint32_t seed)                                 { return wrap(new Dist(seed)); }
 llama_sampler * make_objective(const ObjectiveParams & params)           { return wrap(new ObjectiveSampler(params)); }

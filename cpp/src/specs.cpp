@@ -132,12 +132,14 @@ std::vector<SamplerSpec> build_table() {
                   temperature_of<TP>(false, T_DOC),
                   c_choice<&TP::order_by_temperature>("order", 0, {"model", "temperature"},
                                                       "the nucleus is chosen by softmax(logits) ('model', the paper) "
-                                                      "or softmax(logits / temperature) (llama.cpp's temp -> top_p)")},
+                                                      "or softmax(logits / temperature) (llama.cpp's temp -> top_p)"),
+                  c_param<&TP::min_keep>("min_keep", 0, {0, I32}, "at least this many tokens stay in the support, as llama.cpp's")},
                  {}, nullptr, {}});
     t.push_back({"min_p", {"min-p", "simplex_min_p"}, "simplex_min_p", "simplex-min-p",
                  "softmax(logits / temperature) over {v : p(v) >= p_min max p}, p = softmax(logits)",
                  {c_param<&MP::p_min>("p_min", 0.05, {0, 1}, "the threshold relative to the top probability (a double)"),
-                  temperature_of<MP>(false, T_DOC)},
+                  temperature_of<MP>(false, T_DOC),
+                  c_param<&MP::min_keep>("min_keep", 0, {0, I32}, "at least this many tokens stay in the support, as llama.cpp's")},
                  {}, nullptr, {}});
     t.push_back({"sparsemax", {}, "sparsemax", "simplex-sparsemax",
                  "Euclidean projection of logits / temperature onto the simplex (exact zeros)",

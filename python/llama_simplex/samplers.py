@@ -154,7 +154,7 @@ class TopP(Sampler):
     name: ClassVar[str] = "top-p"
 
     def _make(self) -> _core.NativeSampler:
-        return _core.make_top_p(self.p, self.temperature, getattr(_core.NucleusOrder, self.order))
+        return _core.make_top_p(self.p, self.temperature, getattr(_core.NucleusOrder, self.order), self.min_keep)
 
 
 @_from_table("min_p")
@@ -164,7 +164,7 @@ class MinP(Sampler):
     name: ClassVar[str] = "min-p"
 
     def _make(self) -> _core.NativeSampler:
-        return _core.make_min_p(self.p_min, self.temperature)
+        return _core.make_min_p(self.p_min, self.temperature, self.min_keep)
 
 
 @_from_table("sparsemax")

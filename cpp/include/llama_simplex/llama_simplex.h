@@ -54,8 +54,9 @@ struct llama_simplex_top_k_params     { int32_t k; float temperature; struct lla
  * Every temperature > 0, down to the smallest subnormal float, gives the
  * distribution at that temperature (computed in shifted coordinates: it
  * tends to the argmax, with equal mass on exactly tied maxima); 0 is greedy. */
-struct llama_simplex_top_p_params     { double p; float temperature; bool order_by_temperature; struct llama_simplex_draw_params draw; };
-struct llama_simplex_min_p_params     { double p_min; float temperature; struct llama_simplex_draw_params draw; };
+/* min_keep: at least this many tokens stay in the support, as llama.cpp's (default 0). */
+struct llama_simplex_top_p_params     { double p; float temperature; bool order_by_temperature; int32_t min_keep; struct llama_simplex_draw_params draw; };
+struct llama_simplex_min_p_params     { double p_min; float temperature; int32_t min_keep; struct llama_simplex_draw_params draw; };
 struct llama_simplex_sparsemax_params { float temperature; struct llama_simplex_draw_params draw; };
 /* Best-of-K: q* = argmax <q, logits/T> - lam KL(q || p) + lam beta U_K(q), `steps` mirror-ascent steps. */
 struct llama_simplex_best_of_k_params {

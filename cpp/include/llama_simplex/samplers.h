@@ -15,8 +15,9 @@ namespace llama_simplex {
 llama_sampler * make_greedy();
 llama_sampler * make_softmax(float temperature);
 llama_sampler * make_top_k(int32_t k, float temperature);
-llama_sampler * make_top_p(double p, float temperature, NucleusOrder order);
-llama_sampler * make_min_p(double p_min, float temperature);
+// min_keep: at least this many tokens stay in the support (llama.cpp's min_keep; 0 or 1: no effect).
+llama_sampler * make_top_p(double p, float temperature, NucleusOrder order, int32_t min_keep = 0);
+llama_sampler * make_min_p(double p_min, float temperature, int32_t min_keep = 0);
 llama_sampler * make_sparsemax(float temperature);
 // Which closed-form decoder chooses the support of a composite objective.
 enum class SupportKind : int { full = 0, top_k = 1, top_p = 2, min_p = 3 };
