@@ -39,7 +39,7 @@ def test_constructors_name_the_parameter_and_range(make, words):
 
 def test_samplers_are_plain_keyword_records():
     s = ls.TopP(p=0.8, temperature=0.5)
-    assert s.params() == {"p": 0.8, "temperature": 0.5, "order": "model"}
+    assert s.params() == {"p": 0.8, "temperature": 0.5, "order": "model", "min_keep": 0}
     assert s == ls.sampler_from_name("top-p", p=0.8, temperature=0.5)
     chain = ls.Chain(ls.TopK(k=10), ls.Chain(ls.MinP(p_min=0.1), ls.Softmax(0.7)))
     assert [type(m).__name__ for m in chain] == ["TopK", "MinP", "Softmax"]
