@@ -269,3 +269,19 @@ def test_cli_samplers_lists_the_table(capsys):
             assert (", ".join(map(repr, p["choices"])) if p["type"] == "choice" else p["range"]) in out
         for preset in spec["presets"]:
             assert preset["name"] in out
+
+
+def test_cli_takes_every_name_alias_and_preset():
+    """`--sampler` takes every canonical name and alias of the table (but dist,
+    not a decoder) and `--preset` every preset of the sampler it belongs to."""
+    parser = cli._parser()
+    for spec in SPECS:
+        if spec["name"] == "dist":
+            continue
+        for name in (spec["name"], *spec["aliases"]):
+            args = parser.parse_args(["generate", "--sampler", name, "x"])
+            assert type(cli._sampler_from_args(args)) is type(ls.sampler_from_name(spec["name"]))
+        for preset in spec["presets"]:
+            args = parser.parse_args(["generate", "--sampler", spec["name"], "--preset", preset["name"], "x"])
+            built = cli._sampler_from_args(args)
+            assert all(getattr(built, k) == v for k, v in preset["values"].items()), (spec["name"], preset["name"])

@@ -11,8 +11,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from . import _core
 from .models import ModelNotFoundError
-from .power import BlockPowerSampler, PowerSampler
-from .samplers import SAMPLERS, BestOfK, sampler_from_name
+from . import power  # noqa: F401  (its samplers join SAMPLERS: the --sampler choices)
+from .samplers import SAMPLERS, python_name, sampler_from_name
 
 DEFAULT_PROMPT = "The three most important ideas in probability theory are"
 COMPARED = ("greedy", "softmax", "top-k", "top-p", "min-p", "sparsemax")
@@ -37,9 +37,14 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_sampler_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sampler", default="softmax", choices=sorted(SAMPLERS), help="decoder (default softmax)")
-    p.add_argument("--preset", default=None, choices=sorted({*BestOfK.PRESETS, *PowerSampler.PRESETS}),
-                   help="bok: the paper's (beta, lam) settings; power, block-power: 'paper' or 'cpu-small'")
+    # every name and alias of the sampler table that Python runs by name, and every preset
+    specs = [s for s in _core.sampler_specs() if any(n in SAMPLERS for n in (s["name"], *s["aliases"]))]
+    names = sorted({n for s in specs for n in (s["name"], *s["aliases"])})
+    presets = sorted({ps["name"] for s in specs for ps in s["presets"]})
+    with_presets = ", ".join(s["name"] for s in specs if s["presets"])
+    p.add_argument("--sampler", default="softmax", choices=names, help="decoder (default softmax)")
+    p.add_argument("--preset", default=None, choices=presets,
+                   help=f"a preset of {with_presets} (see `llama-simplex samplers`)")
     for name, f in _sampler_params().items():
         kind = type(f.default)
         flag = f"--{name.replace('_', '-')}"
@@ -55,9 +60,11 @@ def _add_sampler_args(p: argparse.ArgumentParser) -> None:
 def _sampler_from_args(args: argparse.Namespace):
     given = {k[len("param_"):]: v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
     if args.preset is not None:
-        owner = {"bok": BestOfK, "power": PowerSampler, "block-power": BlockPowerSampler}.get(args.sampler)
-        if owner is None:
-            raise ValueError(f"--preset applies to --sampler bok, power or block-power, not {args.sampler!r}")
+        owner = SAMPLERS[python_name(args.sampler)]
+        if not getattr(owner, "PRESETS", None):
+            names = [python_name(s["name"]) for s in _core.sampler_specs() if s["presets"]]
+            raise ValueError(f"--preset applies to --sampler {', '.join(names[:-1])} or {names[-1]}, "
+                             f"not {args.sampler!r}")
         return owner.preset(args.preset, **given)
     return sampler_from_name(args.sampler, **given)
 

@@ -339,9 +339,11 @@ SAMPLERS: Dict[str, type] = {
 }
 
 
-def _python_name(name: str) -> str:
+def python_name(name: str) -> str:
     """The key of :data:`SAMPLERS` for a canonical name or alias of the sampler
     table (``_core.sampler_specs()``), e.g. 'best_of_k' or 'bok' -> 'bok'."""
+    if name not in SAMPLERS:
+        from . import power  # registers the sequence-level samplers  # noqa: F401
     for spec in _core.sampler_specs():
         names = (spec["name"], *spec["aliases"])
         if name in names:
@@ -352,9 +354,7 @@ def _python_name(name: str) -> str:
 def sampler_from_name(name: str, **params: Any) -> Sampler:
     """Builds a decoder from its name or any alias (see :data:`SAMPLERS` and
     ``llama-simplex samplers``) and keyword parameters."""
-    if name not in SAMPLERS:
-        from . import power  # registers the sequence-level samplers  # noqa: F401
-    name = _python_name(name)
+    name = python_name(name)
     v.choice("sampler", name, tuple(SAMPLERS))
     cls = SAMPLERS[name]
     known = {f.name for f in dataclasses.fields(cls)}
