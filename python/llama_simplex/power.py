@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from . import _core
 from . import _validate as v
-from .samplers import SAMPLERS, Sampler
+from .samplers import SAMPLERS, Sampler, from_table
 
 __all__ = ["PowerSampler", "BlockPowerSampler", "MCMCPowerSampler", "power_weights", "PowerResult"]
 
@@ -44,7 +44,7 @@ def power_weights(log_p: npt.ArrayLike, loglik: npt.ArrayLike, *, alpha: float, 
     return _core.power_weights(lp, ll, v.real("alpha", alpha, low=0.0, low_open=True), bool(jackknife))
 
 
-@dataclass(frozen=True)
+@from_table("power")
 class PowerSampler(Sampler):
     """Token-level power sampling (Algorithm 1 of [POWER]).
 
@@ -64,27 +64,8 @@ class PowerSampler(Sampler):
     Runs through :func:`llama_simplex.generate` (not inside a foreign chain).
     """
 
-    alpha: float = 4.0
-    candidates: int = 8
-    rollouts: int = 8
-    horizon: int = 64
-    jackknife: bool = True
-    low_temperature_last: bool = True
     name: ClassVar[str] = "power"
-    PRESETS: ClassVar[Dict[str, Dict[str, Any]]] = {
-        "paper": dict(alpha=4.0, candidates=8, rollouts=8, horizon=64),
-        "cpu-small": dict(alpha=4.0, candidates=4, rollouts=4, horizon=16),
-    }
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "alpha", v.real32("alpha", self.alpha, low=0.0, low_open=True))
-        object.__setattr__(self, "candidates", v.integer("candidates", self.candidates, low=1, high=255))
-        object.__setattr__(self, "rollouts", v.integer("rollouts", self.rollouts, low=1, high=255))
-        object.__setattr__(self, "horizon", v.integer("horizon", self.horizon, low=0, high=100_000))
-        if not isinstance(self.jackknife, bool):
-            raise TypeError(f"jackknife must be a bool, got {type(self.jackknife).__name__}")
-        if not isinstance(self.low_temperature_last, bool):
-            raise TypeError(f"low_temperature_last must be a bool, got {type(self.low_temperature_last).__name__}")
+    PRESETS: ClassVar[Dict[str, Dict[str, Any]]]  # the table's: name -> {parameter: value}
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "PowerSampler":
@@ -134,7 +115,7 @@ class PowerSampler(Sampler):
         return _core.power_context_shape(model_address(llm), params, n_prompt, max_tokens, UBATCH)
 
 
-@dataclass(frozen=True)
+@from_table("mcmc")
 class MCMCPowerSampler(Sampler):
     """The MCMC baseline of power sampling [MCMC] (Karan & Du): the output is
     generated in ``stages`` stages, each extended from the low-temperature
@@ -143,15 +124,7 @@ class MCMCPowerSampler(Sampler):
     from q and accept with probability min(1, (p(x')/p(x))^α · q(x)/q(x')).
     The paper's setting: 16 stages, 10 steps. Runs through generate()."""
 
-    alpha: float = 4.0
-    stages: int = 16
-    steps: int = 10
     name: ClassVar[str] = "mcmc"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "alpha", v.real32("alpha", self.alpha, low=0.0, low_open=True))
-        object.__setattr__(self, "stages", v.integer("stages", self.stages, low=1, high=100_000))
-        object.__setattr__(self, "steps", v.integer("steps", self.steps, low=0, high=1_000_000))
 
     def native(self, seed: Optional[int] = None) -> _core.NativeSampler:
         raise NotImplementedError("MCMCPowerSampler runs through llama_simplex.generate(), not inside a chain")
@@ -162,7 +135,7 @@ class MCMCPowerSampler(Sampler):
         return p
 
 
-@dataclass(frozen=True)
+@from_table("block_power")
 class BlockPowerSampler(Sampler):
     """Block-level power sampling (Algorithm 2 of [POWER], used in the paper's
     experiments): each step emits a block of ``block`` tokens. ``samples``
@@ -176,28 +149,11 @@ class BlockPowerSampler(Sampler):
     not stated in the paper) and ``cpu-small`` (α = 4, B = 8, L = 8, K = 4,
     M = 4, H = 16)."""
 
-    alpha: float = 4.0
-    block: int = 192
-    samples: int = 16
-    candidates: int = 8
-    rollouts: int = 8
-    horizon: int = 192
-    tail_samples: int = 16
-    jackknife: bool = True
     name: ClassVar[str] = "block-power"
-    PRESETS: ClassVar[Dict[str, Dict[str, Any]]] = {
-        "paper": dict(alpha=4.0, block=192, samples=16, candidates=8, rollouts=8, horizon=192, tail_samples=16),
-        "cpu-small": dict(alpha=4.0, block=8, samples=8, candidates=4, rollouts=4, horizon=16, tail_samples=8),
-    }
+    PRESETS: ClassVar[Dict[str, Dict[str, Any]]]  # the table's: name -> {parameter: value}
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "alpha", v.real32("alpha", self.alpha, low=0.0, low_open=True))
-        for name, hi in (("block", 100_000), ("samples", 128), ("candidates", 128), ("rollouts", 254),
-                         ("tail_samples", 128)):
-            object.__setattr__(self, name, v.integer(name, getattr(self, name), low=1, high=hi))
-        object.__setattr__(self, "horizon", v.integer("horizon", self.horizon, low=0, high=100_000))
-        if not isinstance(self.jackknife, bool):
-            raise TypeError(f"jackknife must be a bool, got {type(self.jackknife).__name__}")
+    def _check(self) -> None:
+        """The limit between parameters (after the table's checks of each)."""
         if 1 + max(self.samples, self.tail_samples) + self.rollouts > 256:
             raise ValueError(f"samples + rollouts must be <= 255 (llama.cpp's 256 sequences, one for the prefix); "
                              f"got {max(self.samples, self.tail_samples)} + {self.rollouts}")

@@ -30,7 +30,7 @@ _SPECS: Dict[str, Dict[str, Any]] = {s["name"]: s for s in _core.sampler_specs()
 _PY_TYPES = {"f32": float, "f64": float, "i32": int, "u32": int, "bool": bool, "choice": str, "support": str}
 
 
-def _from_table(table_name: str) -> Any:
+def from_table(table_name: str) -> Any:
     """Class decorator: a frozen dataclass whose fields (names, types, defaults
     and order), checks and parameter docs are the sampler table's
     (cpp/src/specs.cpp) entry `table_name`, and its presets, so that they are
@@ -104,7 +104,7 @@ class Sampler:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
 
 
-@_from_table("greedy")
+@from_table("greedy")
 class Greedy(Sampler):
     """All mass on the highest logit (λ = 0); ties go to the lowest token id."""
 
@@ -114,7 +114,7 @@ class Greedy(Sampler):
         return _core.make_greedy()
 
 
-@_from_table("softmax")
+@from_table("softmax")
 class Softmax(Sampler):
     """q = softmax(logits / temperature) (negative-entropy regulariser, λ = temperature).
 
@@ -127,7 +127,7 @@ class Softmax(Sampler):
         return _core.make_softmax(self.temperature)
 
 
-@_from_table("top_k")
+@from_table("top_k")
 class TopK(Sampler):
     """softmax(logits / temperature) over the k highest logits (lower id wins ties).
 
@@ -140,7 +140,7 @@ class TopK(Sampler):
         return _core.make_top_k(self.k, self.temperature)
 
 
-@_from_table("top_p")
+@from_table("top_p")
 class TopP(Sampler):
     """Nucleus sampling: softmax(logits / temperature) over the smallest set of
     tokens, taken in order of probability, whose mass reaches p.
@@ -157,7 +157,7 @@ class TopP(Sampler):
         return _core.make_top_p(self.p, self.temperature, getattr(_core.NucleusOrder, self.order), self.min_keep)
 
 
-@_from_table("min_p")
+@from_table("min_p")
 class MinP(Sampler):
     """softmax(logits / temperature) over {v : p(v) >= p_min * max p}, p = softmax(logits)."""
 
@@ -167,7 +167,7 @@ class MinP(Sampler):
         return _core.make_min_p(self.p_min, self.temperature, self.min_keep)
 
 
-@_from_table("sparsemax")
+@from_table("sparsemax")
 class Sparsemax(Sampler):
     """Euclidean projection of logits / temperature onto the simplex:
     q = [logits / temperature - tau]_+ (½‖q‖² regulariser), with exact zeros.
@@ -200,7 +200,7 @@ def _support(spec: str) -> Tuple["_core.SupportKind", float]:
 _WEIGHTS = {"top-m": "top_m", "rank": "rank", "gap": "gap"}
 
 
-@_from_table("objective")
+@from_table("objective")
 class Objective(Sampler):
     """A decoder written as an objective (docs/math.md §3): on the support,
 
@@ -248,7 +248,7 @@ class Objective(Sampler):
         return _core.make_objective(self.params_native())
 
 
-@_from_table("best_of_k")
+@from_table("best_of_k")
 class BestOfK(Sampler):
     """Best-of-K [SIMPLEX §4.3]: for pipelines that draw K samples and then
     vote, rerank or verify. Per token,
@@ -284,7 +284,7 @@ class BestOfK(Sampler):
         return self.objective()._make()
 
 
-@_from_table("dist")
+@from_table("dist")
 class Dist(Sampler):
     """Final draw from softmax(logits) of what the chain left, with a seeded RNG.
 
