@@ -11,7 +11,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from .models import ModelNotFoundError
 from .power import BlockPowerSampler, PowerSampler
-from .samplers import SAMPLERS, BestOfK, sampler_from_name
+from .registry import SAMPLERS, sampler_from_name
+from .samplers import BestOfK
 
 DEFAULT_PROMPT = "The three most important ideas in probability theory are"
 COMPARED = ("greedy", "softmax", "top-k", "top-p", "min-p", "sparsemax")
@@ -160,7 +161,7 @@ def _server_limits(args: Optional[argparse.Namespace] = None):
 
 
 def _load(args: argparse.Namespace):
-    from .generation import load_model
+    from .handles import load_model
     return load_model(args.model, n_ctx=args.n_ctx)
 
 
