@@ -47,6 +47,10 @@ class Generation:
         self.seed = seed
         self.sampler = sampler
 
+    def _detach(self) -> None:
+        """Cuts the decode loop from the context (the Llama is being closed)."""
+        self._generator.detach()
+
     def _claim(self) -> None:
         """Before a step, with the lock held: refuse a closed Llama, and have the
         loop decode again if another user replaced the context's memory."""

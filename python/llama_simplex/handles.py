@@ -113,7 +113,7 @@ class _ContextUse:
         with self.lock:  # waits for a step in progress in another thread
             self.closed = True
             for generation in list(self.live):
-                generation._generator.detach()
+                generation._detach()
 
 
 def context_use(llm: llama_cpp.Llama) -> _ContextUse:
