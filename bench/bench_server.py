@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from http_client import post, wait_healthy  # noqa: E402
+from http_client import add_llama_server_args, default_model, llama_server, post  # noqa: E402
 
 BASELINE = ("top_k (llama.cpp)", {"samplers": ["top_k", "temperature"], "top_k": 40, "temperature": 1.0})
 CASES = [
@@ -34,23 +33,13 @@ CASES = [
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--server", default=str(ROOT / "build" / "llama-server" / "bin" / "llama-server"))
-    ap.add_argument("--model", default=None, help="GGUF path (default: Gemma 3 270M from its PyPI package)")
+    add_llama_server_args(ap, ROOT, 8095)
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--power-tokens", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--port", type=int, default=8095)
-    ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args(argv)
-    if args.model is None:
-        from llama_simplex.models import resolve_model
-        args.model = str(resolve_model(None))
-    proc = subprocess.Popen([args.server, "-m", args.model, "--host", "127.0.0.1", "--port", str(args.port),
-                             "-np", "1", "-c", "2048", "--no-webui"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        if not wait_healthy(args.port, proc, timeout=120):
-            raise SystemExit(f"{args.server} did not start on port {args.port}")
+    args.model = default_model(args.model)
+    with llama_server(args.server, args.model, args.port, ["-np", "1", "-c", "2048"]):
         prompt = "The history of the printing press begins"
 
         def rate(extra: dict, n: int, seed: int) -> float:
@@ -72,9 +61,6 @@ def main(argv=None) -> int:
             print(f"{name:24s} {n:3d} tokens: {o:7.2f} tok/s, top-k {b:7.2f} tok/s, ratio {o / b:.3f}", flush=True)
         if args.json:
             Path(args.json).write_text(json.dumps(dict(model=args.model, rows=rows), indent=1))
-    finally:
-        proc.terminate()
-        proc.wait()
     return 0
 
 

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from http_client import in_parallel, post, wait_healthy  # noqa: E402
+from http_client import add_llama_server_args, default_model, in_parallel, llama_server, post  # noqa: E402
 
 CHAINS = [
     ("top_k 40 + temperature 1 (llama.cpp)", {"samplers": ["top_k", "temperature"], "top_k": 40, "temperature": 1.0}),
@@ -32,25 +31,16 @@ PROMPTS = ["The history of the printing press begins", "Once upon a time", "The 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--server", default=str(ROOT / "build" / "llama-server" / "bin" / "llama-server"))
-    ap.add_argument("--model", default=None, help="GGUF path (default: Gemma 3 270M from its PyPI package)")
+    add_llama_server_args(ap, ROOT, 8096)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--requests", type=int, default=5)
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--port", type=int, default=8096)
-    ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args(argv)
-    if args.model is None:
-        from llama_simplex.models import resolve_model
-        args.model = str(resolve_model(None))
-    proc = subprocess.Popen([args.server, "-m", args.model, "--host", "127.0.0.1", "--port", str(args.port),
-                             "-np", str(args.clients), "-c", str(2048 * args.clients), "-t", str(args.threads),
-                             "--no-webui"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args.model = default_model(args.model)
     rows = []
-    try:
-        if not wait_healthy(args.port, proc, timeout=120):
-            raise SystemExit(f"{args.server} did not start on port {args.port}")
+    with llama_server(args.server, args.model, args.port,
+                      ["-np", str(args.clients), "-c", str(2048 * args.clients), "-t", str(args.threads)]):
         for name, chain in CHAINS:
             def body(c: int, i: int) -> dict:
                 return {"prompt": PROMPTS[(c + i) % len(PROMPTS)], "n_predict": args.tokens,
@@ -79,9 +69,6 @@ def main(argv=None) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(dict(model=args.model, clients=args.clients,
                                                        tokens=args.tokens, rows=rows), indent=1))
-    finally:
-        proc.terminate()
-        proc.wait()
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import http.client
 import json
 import socket
@@ -11,7 +13,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 
 def post(port: int, path: str, body: Any, timeout: float = 60) -> Tuple[int, Optional[str], bytes]:
@@ -122,3 +124,34 @@ def raw_request(port: int, data: bytes, timeout: float = 30, pause: float = 0.0,
 def error_message(data: bytes) -> str:
     """The message of an OpenAI-format error body."""
     return json.loads(data)["error"]["message"]
+
+
+@contextlib.contextmanager
+def llama_server(binary: str, model: str, port: int, args: Sequence[str] = (), timeout: float = 120) -> Iterator[subprocess.Popen]:
+    """llama-server on 127.0.0.1:`port` serving `model` (extra command-line
+    `args`), healthy on entry and terminated on exit; SystemExit if it does not start."""
+    proc = subprocess.Popen([binary, "-m", model, "--host", "127.0.0.1", "--port", str(port), "--no-webui", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if not wait_healthy(port, proc, timeout=timeout):
+            raise SystemExit(f"{binary} did not start on port {port}")
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def add_llama_server_args(ap: argparse.ArgumentParser, root: Path, port: int) -> None:
+    """The command-line options every llama-server benchmark takes."""
+    ap.add_argument("--server", default=str(root / "build" / "llama-server" / "bin" / "llama-server"))
+    ap.add_argument("--model", default=None, help="GGUF path (default: Gemma 3 270M from its PyPI package)")
+    ap.add_argument("--port", type=int, default=port)
+    ap.add_argument("--json", default=None, help="write the results here")
+
+
+def default_model(model: Optional[str]) -> str:
+    """`model`, or the default model's path (Gemma 3 270M from its PyPI package)."""
+    if model is not None:
+        return model
+    from llama_simplex.models import resolve_model
+    return str(resolve_model(None))

@@ -154,72 +154,37 @@ llama_token sample_logprob(const float * logits, int32_t n_vocab, uint64_t & rng
     return static_cast<llama_token>(pick_at);
 }
 
-// Rollouts for the candidates: candidate c is token cand[c] at position at[c]
-// on top of sequence source[c] (whose cells end at at[c] - 1). Fills
-// loglik[c * M + r] with the log-likelihood of rollout r of candidate c, in
-// waves of per_wave candidates on sequences first_seq, first_seq + 1, ...
-// With naive = true each rollout re-decodes the whole prefix (history, with
-// source 0) in its own sequence instead of forking: the baseline that
-// forking is measured against.
-void run_rollouts(RolloutEngine & engine, const llama_vocab * vocab, const std::vector<llama_token> & cand,
-                  const std::vector<llama_seq_id> & source, const std::vector<llama_pos> & at,
-                  const PowerParams & pp, int32_t per_wave, llama_seq_id first_seq, bool stop_at_eog, uint64_t & rng,
-                  std::vector<double> & loglik, PowerStats & stats, bool naive,
-                  const std::vector<llama_token> & history, std::vector<float> & scratch) {
-    const size_t k = cand.size();
+namespace {
+
+// One rollout: candidate `cand` of the wave, rollout `r`, on sequence `seq`,
+// whose next token is drawn from logits row `row` of the last decode, or is
+// `first` when that was drawn already (after a re-prefill).
+struct Lane { size_t cand; size_t r; llama_seq_id seq; size_t row; bool live; llama_token first; };
+
+// What both rollout paths share: the candidates in waves of per_wave on
+// sequences first_seq, first_seq + 1, ...; `start` puts a wave's candidates
+// in place (lanes ready to draw their first token, next_seq advanced), then
+// every live lane draws and decodes up to pp.horizon tokens, one batched
+// decode per step, adding each token's log-probability to loglik[c * M + r].
+template <typename Start>
+void rollout_waves(RolloutEngine & engine, const llama_vocab * vocab, const std::vector<llama_pos> & at,
+                   size_t k, const PowerParams & pp, int32_t per_wave, llama_seq_id first_seq, bool stop_at_eog,
+                   uint64_t & rng, std::vector<double> & loglik, PowerStats & stats, std::vector<float> & scratch,
+                   Start && start) {
     const int32_t m = pp.rollouts;
     const int32_t n_vocab = engine.n_vocab();
-    struct Lane { size_t cand; size_t r; llama_seq_id seq; size_t row; bool live; llama_token first; };
+    std::vector<Lane> lanes;
+    std::vector<llama_seq_id> s_ids;
+    std::vector<llama_token> s_tok;
+    std::vector<llama_pos> s_pos;
+    std::vector<size_t> live_idx;
     for (size_t w0 = 0; w0 < k; w0 += static_cast<size_t>(per_wave)) {
         const size_t w1 = std::min(k, w0 + static_cast<size_t>(per_wave));
-        std::vector<Lane> lanes;
+        lanes.clear();
         llama_seq_id next_seq = first_seq;
-        if (!naive) {
-            // Each candidate token is decoded once, shared by its M rollout sequences.
-            std::vector<llama_token> toks;
-            std::vector<llama_pos> pos;
-            std::vector<std::vector<llama_seq_id>> seqs;
-            for (size_t c = w0; c < w1; ++c) {
-                if (stop_at_eog && llama_vocab_is_eog(vocab, cand[c])) continue;  // no future: ζ = 1
-                std::vector<llama_seq_id> ids;
-                for (int32_t r = 0; r < m; ++r) {
-                    engine.fork_range(source[c], next_seq, 0, at[c]);
-                    ids.push_back(next_seq);
-                    lanes.push_back({c, static_cast<size_t>(r), next_seq, toks.size(), true, LLAMA_TOKEN_NULL});
-                    ++next_seq;
-                }
-                toks.push_back(cand[c]);
-                pos.push_back(at[c]);
-                seqs.push_back(std::move(ids));
-            }
-            if (toks.empty()) continue;
-            engine.step_shared(toks.data(), pos.data(), seqs);
-            ++stats.decode_calls;
-        } else {
-            // Baseline: every rollout prefills prefix + candidate on its own.
-            std::vector<llama_token> prefix = history;
-            for (size_t c = w0; c < w1; ++c) {
-                if (stop_at_eog && llama_vocab_is_eog(vocab, cand[c])) continue;
-                prefix.resize(history.size());
-                prefix.push_back(cand[c]);
-                for (int32_t r = 0; r < m; ++r) {
-                    engine.extend(next_seq, prefix.data(), prefix.size(), 0);
-                    ++stats.decode_calls;
-                    double lp = 0.0;
-                    const llama_token y = pp.horizon > 0 ? sample_logprob(engine.logits(0), n_vocab, rng, scratch, lp)
-                                                         : LLAMA_TOKEN_NULL;
-                    lanes.push_back({c, static_cast<size_t>(r), next_seq, 0, true, y});
-                    if (pp.horizon > 0) loglik[c * static_cast<size_t>(m) + static_cast<size_t>(r)] += lp;
-                    ++next_seq;
-                }
-            }
-            if (lanes.empty()) continue;
-        }
+        start(w0, w1, next_seq, lanes);
+        if (lanes.empty()) continue;
         stats.rollouts += static_cast<int64_t>(lanes.size());
-        std::vector<llama_seq_id> s_ids;
-        std::vector<llama_token> s_tok;
-        std::vector<llama_pos> s_pos;
-        std::vector<size_t> live_idx;
         for (int32_t h = 0; h < pp.horizon; ++h) {
             s_ids.clear();
             s_tok.clear();
@@ -228,10 +193,9 @@ void run_rollouts(RolloutEngine & engine, const llama_vocab * vocab, const std::
             for (size_t i = 0; i < lanes.size(); ++i) {
                 Lane & ln = lanes[i];
                 if (!ln.live) continue;
-                llama_token y;
-                if (h == 0 && naive) {
-                    y = ln.first;  // drawn right after its prefill
-                } else {
+                llama_token y = ln.first;
+                ln.first = LLAMA_TOKEN_NULL;
+                if (y == LLAMA_TOKEN_NULL) {
                     double lp;
                     y = sample_logprob(engine.logits(ln.row), n_vocab, rng, scratch, lp);
                     loglik[ln.cand * static_cast<size_t>(m) + ln.r] += lp;
@@ -258,6 +222,95 @@ void run_rollouts(RolloutEngine & engine, const llama_vocab * vocab, const std::
         for (llama_seq_id sq = first_seq; sq < next_seq; ++sq) engine.drop(sq);
     }
 }
+
+}  // namespace
+
+// Rollouts for the candidates: candidate c is token cand[c] at position at[c]
+// on top of sequence source[c] (whose cells end at at[c] - 1). Each rollout
+// sequence forks the prefix's cells, and each candidate token is decoded
+// once, shared by its M rollout sequences.
+void run_rollouts(RolloutEngine & engine, const llama_vocab * vocab, const std::vector<llama_token> & cand,
+                  const std::vector<llama_seq_id> & source, const std::vector<llama_pos> & at,
+                  const PowerParams & pp, int32_t per_wave, llama_seq_id first_seq, bool stop_at_eog, uint64_t & rng,
+                  std::vector<double> & loglik, PowerStats & stats, std::vector<float> & scratch) {
+    std::vector<llama_token> toks;
+    std::vector<llama_pos> pos;
+    std::vector<std::vector<llama_seq_id>> seqs;
+    auto start = [&](size_t w0, size_t w1, llama_seq_id & next_seq, std::vector<Lane> & lanes) {
+        toks.clear();
+        pos.clear();
+        seqs.clear();
+        for (size_t c = w0; c < w1; ++c) {
+            if (stop_at_eog && llama_vocab_is_eog(vocab, cand[c])) continue;  // no future: ζ = 1
+            std::vector<llama_seq_id> ids;
+            for (int32_t r = 0; r < pp.rollouts; ++r) {
+                engine.fork_range(source[c], next_seq, 0, at[c]);
+                ids.push_back(next_seq);
+                lanes.push_back({c, static_cast<size_t>(r), next_seq, toks.size(), true, LLAMA_TOKEN_NULL});
+                ++next_seq;
+            }
+            toks.push_back(cand[c]);
+            pos.push_back(at[c]);
+            seqs.push_back(std::move(ids));
+        }
+        if (toks.empty()) return;
+        engine.step_shared(toks.data(), pos.data(), seqs);
+        ++stats.decode_calls;
+    };
+    rollout_waves(engine, vocab, at, cand.size(), pp, per_wave, first_seq, stop_at_eog, rng, loglik, stats, scratch,
+                  start);
+}
+
+// The benchmark baseline of run_rollouts with every candidate on top of
+// `history` (at history.size()): each rollout decodes history + candidate
+// again in a sequence of its own instead of forking the prefix's cells.
+void run_rollouts_reprefill(RolloutEngine & engine, const llama_vocab * vocab, const std::vector<llama_token> & cand,
+                            const std::vector<llama_token> & history, const PowerParams & pp, int32_t per_wave,
+                            llama_seq_id first_seq, bool stop_at_eog, uint64_t & rng, std::vector<double> & loglik,
+                            PowerStats & stats, std::vector<float> & scratch) {
+    const int32_t n_vocab = engine.n_vocab();
+    const std::vector<llama_pos> at(cand.size(), static_cast<llama_pos>(history.size()));
+    std::vector<llama_token> prefix = history;
+    auto start = [&](size_t w0, size_t w1, llama_seq_id & next_seq, std::vector<Lane> & lanes) {
+        for (size_t c = w0; c < w1; ++c) {
+            if (stop_at_eog && llama_vocab_is_eog(vocab, cand[c])) continue;
+            prefix.resize(history.size());
+            prefix.push_back(cand[c]);
+            for (int32_t r = 0; r < pp.rollouts; ++r) {
+                engine.extend(next_seq, prefix.data(), prefix.size(), 0);
+                ++stats.decode_calls;
+                // Its logits are overwritten by the next prefill: draw the first token now.
+                double lp = 0.0;
+                const llama_token y = pp.horizon > 0 ? sample_logprob(engine.logits(0), n_vocab, rng, scratch, lp)
+                                                     : LLAMA_TOKEN_NULL;
+                lanes.push_back({c, static_cast<size_t>(r), next_seq, 0, true, y});
+                if (pp.horizon > 0) loglik[c * static_cast<size_t>(pp.rollouts) + static_cast<size_t>(r)] += lp;
+                ++next_seq;
+            }
+        }
+    };
+    rollout_waves(engine, vocab, at, cand.size(), pp, per_wave, first_seq, stop_at_eog, rng, loglik, stats, scratch,
+                  start);
+}
+
+namespace {
+
+// The rollouts of one token-level step, every candidate on top of sequence 0
+// (which holds `history`): forked, or the baseline when the params ask for it.
+void step_rollouts(RolloutEngine & engine, const llama_vocab * vocab, const std::vector<llama_token> & cand,
+                   const std::vector<llama_token> & history, const PowerParams & pp, int32_t per_wave,
+                   bool stop_at_eog, uint64_t & rng, std::vector<double> & loglik, PowerStats & stats,
+                   std::vector<float> & scratch) {
+    if (pp.naive_reprefill) {
+        run_rollouts_reprefill(engine, vocab, cand, history, pp, per_wave, 1, stop_at_eog, rng, loglik, stats, scratch);
+        return;
+    }
+    run_rollouts(engine, vocab, cand, std::vector<llama_seq_id>(cand.size(), 0),
+                 std::vector<llama_pos>(cand.size(), static_cast<llama_pos>(history.size())), pp, per_wave, 1,
+                 stop_at_eog, rng, loglik, stats, scratch);
+}
+
+}  // namespace
 
 RolloutShape power_context_shape(const PowerParams & pp, int64_t n_prompt, int64_t max_tokens) {
     if (pp.candidates < 1) throw std::invalid_argument("candidates: must be >= 1");
@@ -377,8 +430,7 @@ std::vector<llama_token> power_generate(llama_context * ctx, const std::vector<l
         const bool futures = step.horizon > 0;
 
         if (futures) {
-            run_rollouts(engine, vocab, cand, std::vector<llama_seq_id>(k, 0), std::vector<llama_pos>(k, n_past), step,
-                         per_wave, 1, stop_at_eog, rng, loglik, stats, pp.naive_reprefill, history, scratch);
+            step_rollouts(engine, vocab, cand, history, step, per_wave, stop_at_eog, rng, loglik, stats, scratch);
         }
         std::vector<double> w(k);
         std::string why;
@@ -441,7 +493,6 @@ std::vector<llama_token> block_power_generate(llama_context * ctx, const std::ve
     llama_pos n_past = static_cast<llama_pos>(prompt.size());
     std::vector<float> base(static_cast<size_t>(n_vocab)), scratch;
     std::vector<llama_token> out;
-    const std::vector<llama_token> no_history;
     bool finished = false;
 
     while (!finished && static_cast<int32_t>(out.size()) < max_tokens) {
@@ -522,7 +573,7 @@ std::vector<llama_token> block_power_generate(llama_context * ctx, const std::ve
                 rp.horizon = future;
                 std::vector<double> ll(cand.size() * static_cast<size_t>(bp.rollouts), 0.0);
                 run_rollouts(engine, vocab, cand, src, at, rp, per_wave, 1 + n_samples, stop_at_eog, rng, ll, stats,
-                             false, no_history, scratch);
+                             scratch);
                 for (size_t j = 0; j < with_future.size(); ++j) {
                     std::copy(ll.begin() + static_cast<std::ptrdiff_t>(j * bp.rollouts),
                               ll.begin() + static_cast<std::ptrdiff_t>((j + 1) * bp.rollouts),
@@ -578,9 +629,7 @@ float rollout_prefix_probe(llama_context * ctx, const std::vector<llama_token> &
             uint64_t rng = seed;
             const int32_t per_wave = std::max(1, std::min<int32_t>(static_cast<int32_t>(cand.size()),
                                                                     (engine.n_seq_max() - 1) / pp.rollouts));
-            run_rollouts(engine, vocab, cand, std::vector<llama_seq_id>(cand.size(), 0),
-                         std::vector<llama_pos>(cand.size(), n_past), pp, per_wave, 1, false, rng, loglik, stats,
-                         pp.naive_reprefill, prompt, scratch);
+            step_rollouts(engine, vocab, cand, prompt, pp, per_wave, false, rng, loglik, stats, scratch);
         }
         engine.extend(0, &next, 1, n_past);
         const float * l = engine.logits(0);

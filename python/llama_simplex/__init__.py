@@ -10,14 +10,15 @@ from .integration import SamplingError, create_chat_completion, create_completio
 from .models import ModelNotFoundError, resolve_model
 from .multi_sample import Samples, sample_k
 from .power import BlockPowerSampler, MCMCPowerSampler, PowerSampler, power_weights
-from .samplers import (SAMPLERS, BestOfK, Chain, Dist, Greedy, MinP, Objective, Sampler, Softmax, Sparsemax, TopK,
-                       TopP, sampler_from_name)
+from .registry import SAMPLERS, sampler_from_name
+from .samplers import BestOfK, Chain, Dist, Greedy, MinP, Objective, Sampler, Softmax, Sparsemax, TopK, TopP
+from .sequence import SequenceSampler
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BestOfK", "Objective", "Samples", "sample_k", "PowerSampler", "BlockPowerSampler", "MCMCPowerSampler", "power_weights",
-    "Chain", "Dist", "Generation", "Greedy", "MinP", "ModelNotFoundError", "SAMPLERS", "Sampler", "Softmax",
+    "Chain", "Dist", "Generation", "Greedy", "MinP", "ModelNotFoundError", "SAMPLERS", "Sampler", "SequenceSampler", "Softmax",
     "SamplingError", "Sparsemax", "TopK", "TopP", "create_chat_completion", "create_completion", "generate", "kernels", "load_model", "resolve_model",
     "sampler_from_name", "to_llama_cpp", "use_sampler",
 ]

@@ -11,8 +11,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from . import _core
 from .models import ModelNotFoundError
-from . import power  # noqa: F401  (its samplers join SAMPLERS: the --sampler choices)
-from .samplers import SAMPLERS, python_name, sampler_from_name
+from .registry import SAMPLERS, python_name, sampler_from_name
 
 DEFAULT_PROMPT = "The three most important ideas in probability theory are"
 COMPARED = ("greedy", "softmax", "top-k", "top-p", "min-p", "sparsemax")
@@ -168,7 +167,7 @@ def _server_limits(args: Optional[argparse.Namespace] = None):
 
 
 def _load(args: argparse.Namespace):
-    from .generation import load_model
+    from .handles import load_model
     return load_model(args.model, n_ctx=args.n_ctx)
 
 

@@ -34,7 +34,9 @@ from llama_cpp import _internals
 
 from . import _core
 from . import _validate as v
+from .handles import model_address
 from .samplers import SEED_MAX, Sampler
+from .sequence import SequenceSampler
 
 __all__ = ["create_completion", "create_chat_completion", "use_sampler", "to_llama_cpp", "SamplingError"]
 
@@ -143,20 +145,20 @@ class _Guard:
             raise SamplingError(self.error)
 
 
-def power_native(llm: llama_cpp.Llama, sampler: Any, seed: Optional[int], max_tokens: int = 0) -> _core.NativeSampler:
-    """A PowerSampler's native sampler on `llm`: its rollouts need the model and
-    a context of their own, whose default size (one C++ formula) is what they
-    need after llm's whole context. max_tokens (0: none): the completion's
-    length limit, where the rollouts stop as the completion must."""
-    return sampler.native(seed, llm=llm, max_tokens=max_tokens)
+def _in_chain(sampler: Sampler) -> bool:
+    """Whether `sampler` is a sequence-level sampler that runs inside a chain
+    given the model (its rollouts need it), learning the sequence through accept()."""
+    return isinstance(sampler, SequenceSampler) and sampler.in_chain
 
 
 def _chain_for(llm: llama_cpp.Llama, sampler: Sampler, seed: int, history: Optional[List[int]],
                guard: _Guard, max_tokens: int) -> "_internals.LlamaSampler":
     chain = _internals.LlamaSampler()
-    from .power import PowerSampler
-    if isinstance(sampler, PowerSampler):
-        native = power_native(llm, sampler, seed, max_tokens)
+    if _in_chain(sampler):
+        # Its rollouts run on llm's model in a context of their own, sized
+        # (one C++ formula) for llm's whole context; they stop at max_tokens
+        # (0: none), where the completion must.
+        native = sampler.native(seed, llm=llm, max_tokens=max_tokens)
         for t in history or []:
             native.accept(t)
     else:
@@ -170,7 +172,6 @@ def _chain_for(llm: llama_cpp.Llama, sampler: Sampler, seed: int, history: Optio
 
 
 def _prompt_tokens_bytes(llm: llama_cpp.Llama, text: Union[str, bytes], add_bos: bool, special: bool) -> List[int]:
-    from .generation import model_address
     return list(_core.tokenize(model_address(llm), text, add_bos, special))
 
 
@@ -218,8 +219,7 @@ def use_sampler(llm: llama_cpp.Llama, sampler: Sampler, *, seed: Optional[int] =
     elif not isinstance(reuse_prefix, bool):
         raise TypeError(f"reuse_prefix must be a bool, got {type(reuse_prefix).__name__}")
     seed = secrets.randbelow(SEED_MAX + 1) if seed is None else v.integer("seed", seed, low=0, high=SEED_MAX)
-    from .power import PowerSampler
-    needs_history = isinstance(sampler, PowerSampler)
+    needs_history = _in_chain(sampler)
     state: Dict[str, Any] = {"history": history, "guard": None, "max_tokens": 0}
     original = llm.create_completion
 

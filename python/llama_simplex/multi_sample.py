@@ -13,8 +13,10 @@ import llama_cpp
 
 from . import _core
 from . import _validate as v
-from .generation import LlamaLike, _context_use, prepare, rollout_context
+from .generation import prepare
+from .handles import LlamaLike, context_use, rollout_context
 from .samplers import SEED_MAX, Sampler, Softmax
+from .sequence import SequenceSampler
 
 __all__ = ["sample_k", "Samples", "sequence_seed"]
 
@@ -88,8 +90,7 @@ def sample_k(
     """
     k = v.integer("k", k, low=1, high=256)
     llm, tokens, sampler, max_tokens, seed, stops = prepare(llm, prompt, sampler, max_tokens, seed, stop, add_special)
-    from .power import BlockPowerSampler, MCMCPowerSampler, PowerSampler
-    if isinstance(sampler, (PowerSampler, BlockPowerSampler, MCMCPowerSampler)):
+    if isinstance(sampler, SequenceSampler):
         raise TypeError(f"sampler: {type(sampler).__name__} runs through generate(), not sample_k")
     cells = len(tokens) + k * max_tokens
     train = llama_cpp.llama_model_n_ctx_train(llm.model)
@@ -99,7 +100,7 @@ def sample_k(
     natives = [sampler.native(seed=sequence_seed(seed, i)) for i in range(k)]
     # The rollout context is cached on llm, one at a time: hold the Llama so
     # that no other call replaces (frees) it while this one decodes.
-    with _context_use(llm).lock:
+    with context_use(llm).lock:
         ctx = rollout_context(llm, max(256, -(-cells // 256) * 256), k)
         toks, texts, logliks, finish = _core.sample_k(ctx, tokens, natives, max_tokens, stops)
     return Samples([t.decode("utf-8", errors="replace") for t in texts], [list(t) for t in toks],

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
-from typing import Any, ClassVar, Dict, List, Optional, Sequence
+from typing import Any, ClassVar, Dict, Optional, Sequence
 
 import llama_cpp
 import numpy as np
@@ -21,9 +20,18 @@ import numpy.typing as npt
 
 from . import _core
 from . import _validate as v
-from .samplers import SAMPLERS, Sampler, from_table
+from .handles import model_address, rollout_context
+from .samplers import from_table
+from .sequence import RolloutCost, SequenceResult, SequenceSampler
 
-__all__ = ["PowerSampler", "BlockPowerSampler", "MCMCPowerSampler", "power_weights", "PowerResult"]
+__all__ = ["PowerSampler", "BlockPowerSampler", "MCMCPowerSampler", "power_weights", "PowerResult", "run_power"]
+
+# Rollout batches are computed in slices of this many tokens: it bounds the
+# compute buffer (a vocabulary-wide row of logits per token in a slice).
+UBATCH = 32
+
+# The result of every sequence-level sampler (its name before they shared a base).
+PowerResult = SequenceResult
 
 
 def power_weights(log_p: npt.ArrayLike, loglik: npt.ArrayLike, *, alpha: float, jackknife: bool = True) -> np.ndarray:
@@ -45,7 +53,7 @@ def power_weights(log_p: npt.ArrayLike, loglik: npt.ArrayLike, *, alpha: float, 
 
 
 @from_table("power")
-class PowerSampler(Sampler):
+class PowerSampler(SequenceSampler):
     """Token-level power sampling (Algorithm 1 of [POWER]).
 
     alpha: the power α (> 0; 1 is ordinary sampling, the paper uses 4);
@@ -65,6 +73,7 @@ class PowerSampler(Sampler):
     """
 
     name: ClassVar[str] = "power"
+    in_chain: ClassVar[bool] = True  # native(seed, llm=...) is a chain member (form (a))
     PRESETS: ClassVar[Dict[str, Dict[str, Any]]]  # the table's: name -> {parameter: value}
 
     @classmethod
@@ -87,7 +96,6 @@ class PowerSampler(Sampler):
         if llm is None:
             raise NotImplementedError("PowerSampler needs the model for its rollouts: native(llm=...), or run it "
                                       "through llama_simplex.generate()")
-        from .generation import model_address
         rollout_seed = 0 if seed is None else v.integer("seed", seed, low=0, high=2**32 - 2)
         max_tokens = v.integer("max_tokens", max_tokens, low=0, high=2**31 - 1)
         if n_ctx is None:
@@ -109,14 +117,39 @@ class PowerSampler(Sampler):
         """(n_ctx, n_seq) of the rollout context this sampler needs on `llm`'s
         model, checked against the model and the memory available (ValueError
         naming max_tokens, horizon otherwise)."""
-        from .generation import model_address
         params = self.params_native()
         params.naive_reprefill = naive
         return _core.power_context_shape(model_address(llm), params, n_prompt, max_tokens, UBATCH)
 
+    def rollout_cost(self) -> RolloutCost:
+        return RolloutCost(self.horizon, self.candidates * self.rollouts * (self.horizon + 1),
+                           "candidates·rollouts·(horizon+1)", self.candidates * self.rollouts * self.horizon,
+                           "candidates·rollouts·horizon")
+
+    def run(self, llm: llama_cpp.Llama, prompt_tokens: Sequence[int], max_tokens: int, seed: int,
+            progress: bool) -> SequenceResult:
+        """Runs in a rollout context of its own on the model, whose rollouts fork the prefix's cells."""
+        return self._run(llm, prompt_tokens, max_tokens, seed, progress, naive=False)
+
+    def run_reprefill(self, llm: llama_cpp.Llama, prompt_tokens: Sequence[int], max_tokens: int, seed: int,
+                      progress: bool) -> SequenceResult:
+        """The benchmark baseline of :meth:`run`: every rollout decodes the
+        prefix again instead of forking it (the same draws, more work)."""
+        return self._run(llm, prompt_tokens, max_tokens, seed, progress, naive=True)
+
+    def _run(self, llm: llama_cpp.Llama, prompt: Sequence[int], max_tokens: int, seed: int, progress: bool,
+             naive: bool) -> SequenceResult:
+        ctx = rollout_context(llm, *self.context_size(llm, len(prompt), max_tokens, naive=naive), UBATCH)
+        t0 = time.perf_counter()
+        params = self.params_native()
+        params.naive_reprefill = naive
+        tokens, stats = _core.power_generate(ctx, list(prompt), params, max_tokens, seed, True,
+                                             _reporter("power", max_tokens, t0) if progress else None)
+        return _finish(tokens, stats, t0, progress)
+
 
 @from_table("mcmc")
-class MCMCPowerSampler(Sampler):
+class MCMCPowerSampler(SequenceSampler):
     """The MCMC baseline of power sampling [MCMC] (Karan & Du): the output is
     generated in ``stages`` stages, each extended from the low-temperature
     proposal q = softmax(α·logits) and followed by ``steps`` Metropolis-
@@ -126,17 +159,29 @@ class MCMCPowerSampler(Sampler):
 
     name: ClassVar[str] = "mcmc"
 
-    def native(self, seed: Optional[int] = None) -> _core.NativeSampler:
-        raise NotImplementedError("MCMCPowerSampler runs through llama_simplex.generate(), not inside a chain")
-
     def params_native(self) -> "_core.McmcParams":
         p = _core.McmcParams()
         p.alpha, p.stages, p.steps = self.alpha, self.stages, self.steps
         return p
 
+    def run(self, llm: llama_cpp.Llama, prompt_tokens: Sequence[int], max_tokens: int, seed: int,
+            progress: bool) -> SequenceResult:
+        n_ctx, n_seq = _core.mcmc_context_shape(model_address(llm), len(prompt_tokens), max_tokens, UBATCH)
+        ctx = rollout_context(llm, n_ctx, n_seq, UBATCH)
+        t0 = time.perf_counter()
+
+        def report(done: int, proposals: int, accepted: int) -> bool:
+            print(f"\r[mcmc] {done}/{max_tokens} tokens, {proposals} proposals, "
+                  f"{accepted / max(proposals, 1):.0%} accepted", end="", file=sys.stderr, flush=True)
+            return True
+
+        tokens, stats = _core.mcmc_power_generate(ctx, list(prompt_tokens), self.params_native(), max_tokens, seed,
+                                                  True, report if progress else None)
+        return _finish(tokens, stats, t0, progress)
+
 
 @from_table("block_power")
-class BlockPowerSampler(Sampler):
+class BlockPowerSampler(SequenceSampler):
     """Block-level power sampling (Algorithm 2 of [POWER], used in the paper's
     experiments): each step emits a block of ``block`` tokens. ``samples``
     candidate blocks are drawn from the model (temperature 1), identical ones
@@ -162,9 +207,6 @@ class BlockPowerSampler(Sampler):
     def preset(cls, name: str, **overrides: Any) -> "BlockPowerSampler":
         return cls(**{**cls.PRESETS[v.choice("preset", name, tuple(cls.PRESETS))], **overrides})
 
-    def native(self, seed: Optional[int] = None) -> _core.NativeSampler:
-        raise NotImplementedError("BlockPowerSampler runs through llama_simplex.generate(), not inside a chain")
-
     def params_native(self) -> "_core.BlockParams":
         p = _core.BlockParams()
         for name in ("alpha", "block", "samples", "candidates", "rollouts", "horizon", "tail_samples", "jackknife"):
@@ -174,74 +216,33 @@ class BlockPowerSampler(Sampler):
     def context_size(self, llm: llama_cpp.Llama, n_prompt: int, max_tokens: int) -> tuple:
         """(n_ctx, n_seq) of the rollout context this sampler needs on `llm`'s
         model, checked as :meth:`PowerSampler.context_size` does."""
-        from .generation import model_address
         return _core.block_context_shape(model_address(llm), self.params_native(), n_prompt, max_tokens, UBATCH)
 
-
-SAMPLERS[PowerSampler.name] = PowerSampler
-SAMPLERS[BlockPowerSampler.name] = BlockPowerSampler
-SAMPLERS[MCMCPowerSampler.name] = MCMCPowerSampler
-
-
-@dataclass
-class PowerResult:
-    tokens: List[int]
-    stats: Dict[str, int]
-    seconds: float
-
-
-# Rollout batches are computed in slices of this many tokens: it bounds the
-# compute buffer (a vocabulary-wide row of logits per token in a slice).
-UBATCH = 32
-
-
-def run_power(llm: llama_cpp.Llama, prompt: Sequence[int], sampler: Sampler, max_tokens: int,
-              seed: int, progress: bool, naive: bool = False) -> PowerResult:
-    """Runs power sampling in a rollout context of its own on the model.
-    naive=True is the benchmark baseline that re-decodes the prefix for every
-    rollout instead of forking it."""
-    from .generation import rollout_context
-    if isinstance(sampler, MCMCPowerSampler):
-        return _run_mcmc(llm, prompt, sampler, max_tokens, seed, progress)
-    if isinstance(sampler, BlockPowerSampler):
-        n_ctx, n_seq = sampler.context_size(llm, len(prompt), max_tokens)
-        ctx = rollout_context(llm, n_ctx, n_seq, UBATCH)
+    def run(self, llm: llama_cpp.Llama, prompt_tokens: Sequence[int], max_tokens: int, seed: int,
+            progress: bool) -> SequenceResult:
+        ctx = rollout_context(llm, *self.context_size(llm, len(prompt_tokens), max_tokens), UBATCH)
         t0 = time.perf_counter()
-        report = _reporter("block-power", max_tokens, t0) if progress else None
-        tokens, stats = _core.block_power_generate(ctx, list(prompt), sampler.params_native(), max_tokens, seed, True,
-                                                   report)
-        if progress:
-            print(file=sys.stderr)
-        return PowerResult(list(tokens), dict(stats), time.perf_counter() - t0)
-    n_ctx, n_seq = sampler.context_size(llm, len(prompt), max_tokens, naive=naive)
-    ctx = rollout_context(llm, n_ctx, n_seq, UBATCH)
-    t0 = time.perf_counter()
-    params = sampler.params_native()
-    params.naive_reprefill = naive
-    tokens, stats = _core.power_generate(ctx, list(prompt), params, max_tokens, seed, True,
-                                         _reporter("power", max_tokens, t0) if progress else None)
+        tokens, stats = _core.block_power_generate(ctx, list(prompt_tokens), self.params_native(), max_tokens, seed,
+                                                   True, _reporter("block-power", max_tokens, t0) if progress else None)
+        return _finish(tokens, stats, t0, progress)
+
+
+def run_power(llm: llama_cpp.Llama, prompt: Sequence[int], sampler: SequenceSampler, max_tokens: int,
+              seed: int, progress: bool, naive: bool = False) -> SequenceResult:
+    """``sampler.run(...)``; naive=True (a PowerSampler only) is the benchmark
+    baseline, :meth:`PowerSampler.run_reprefill`."""
+    if naive:
+        reprefill = getattr(sampler, "run_reprefill", None)
+        if reprefill is None:
+            raise TypeError(f"naive: {type(sampler).__name__} has no re-prefill baseline (PowerSampler has)")
+        return reprefill(llm, prompt, max_tokens, seed, progress)
+    return sampler.run(llm, prompt, max_tokens, seed, progress)
+
+
+def _finish(tokens: Sequence[int], stats: Dict[str, int], t0: float, progress: bool) -> SequenceResult:
     if progress:
-        print(file=sys.stderr)
-    return PowerResult(list(tokens), dict(stats), time.perf_counter() - t0)
-
-
-def _run_mcmc(llm: llama_cpp.Llama, prompt: Sequence[int], sampler: MCMCPowerSampler, max_tokens: int,
-              seed: int, progress: bool) -> PowerResult:
-    from .generation import model_address, rollout_context
-    n_ctx, n_seq = _core.mcmc_context_shape(model_address(llm), len(prompt), max_tokens, UBATCH)
-    ctx = rollout_context(llm, n_ctx, n_seq, UBATCH)
-    t0 = time.perf_counter()
-
-    def report(done: int, proposals: int, accepted: int) -> bool:
-        print(f"\r[mcmc] {done}/{max_tokens} tokens, {proposals} proposals, "
-              f"{accepted / max(proposals, 1):.0%} accepted", end="", file=sys.stderr, flush=True)
-        return True
-
-    tokens, stats = _core.mcmc_power_generate(ctx, list(prompt), sampler.params_native(), max_tokens, seed, True,
-                                              report if progress else None)
-    if progress:
-        print(file=sys.stderr)
-    return PowerResult(list(tokens), dict(stats), time.perf_counter() - t0)
+        print(file=sys.stderr)  # ends the progress line
+    return SequenceResult(list(tokens), dict(stats), time.perf_counter() - t0)
 
 
 def _reporter(label: str, max_tokens: int, t0: float):

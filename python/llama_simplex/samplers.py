@@ -20,7 +20,6 @@ from . import _validate as v
 
 __all__ = [
     "Sampler", "Greedy", "Softmax", "TopK", "TopP", "MinP", "Sparsemax", "BestOfK", "Objective", "Dist", "Chain",
-    "SAMPLERS", "sampler_from_name",
 ]
 
 SEED_MAX = 2**32 - 2  # 2**32 - 1 is llama.cpp's "pick a random seed"
@@ -331,34 +330,3 @@ class Chain(Sampler):
 
     def _make(self) -> _core.NativeSampler:
         return _core.make_chain([s.native() for s in self.samplers])
-
-
-# Decoders selectable by name (CLI, configuration files).
-SAMPLERS: Dict[str, type] = {
-    cls.name: cls for cls in (Greedy, Softmax, TopK, TopP, MinP, Sparsemax, BestOfK, Objective)
-}
-
-
-def python_name(name: str) -> str:
-    """The key of :data:`SAMPLERS` for a canonical name or alias of the sampler
-    table (``_core.sampler_specs()``), e.g. 'best_of_k' or 'bok' -> 'bok'."""
-    if name not in SAMPLERS:
-        from . import power  # registers the sequence-level samplers  # noqa: F401
-    for spec in _core.sampler_specs():
-        names = (spec["name"], *spec["aliases"])
-        if name in names:
-            return next((n for n in names if n in SAMPLERS), name)
-    return name
-
-
-def sampler_from_name(name: str, **params: Any) -> Sampler:
-    """Builds a decoder from its name or any alias (see :data:`SAMPLERS` and
-    ``llama-simplex samplers``) and keyword parameters."""
-    name = python_name(name)
-    v.choice("sampler", name, tuple(SAMPLERS))
-    cls = SAMPLERS[name]
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(params) - known
-    if unknown:
-        raise ValueError(f"sampler {name!r} takes {sorted(known) or 'no parameters'}; got unknown {sorted(unknown)}")
-    return cls(**params)

@@ -40,10 +40,10 @@ from urllib.parse import urlsplit
 import llama_cpp
 
 from . import _validate as v
-from .integration import (LLAMA_CPP_SAMPLING, SamplingError, create_chat_completion, create_completion,
-                          power_native)
-from .power import BlockPowerSampler, MCMCPowerSampler, PowerSampler
-from .samplers import SEED_MAX, BestOfK, Chain, Objective, Sampler, Softmax, sampler_from_name
+from .integration import LLAMA_CPP_SAMPLING, SamplingError, create_chat_completion, create_completion
+from .registry import sampler_from_name
+from .samplers import SEED_MAX, BestOfK, Chain, Objective, Sampler, Softmax
+from .sequence import SequenceSampler
 
 __all__ = ["Limits", "make_server", "serve", "parse_sampler"]
 
@@ -139,7 +139,8 @@ def _one_sampler(spec: Any, where: str, limits: Limits, llm: Optional[llama_cpp.
         sampler = sampler_from_name(name, **params)
     except (TypeError, ValueError) as e:
         raise BadRequest(f"{where}: {e}") from None
-    if isinstance(sampler, (BlockPowerSampler, MCMCPowerSampler)):
+    sequence = isinstance(sampler, SequenceSampler)
+    if sequence and not sampler.in_chain:
         raise BadRequest(f"{where}: {name!r} is not served (use 'power', which runs inside llama.cpp's chain)")
     if isinstance(sampler, (Objective, BestOfK)) and sampler.steps > limits.max_steps:
         raise BadRequest(f"{where}.steps: must be in [0, {limits.max_steps}] on this server (--max-steps), "
@@ -147,20 +148,20 @@ def _one_sampler(spec: Any, where: str, limits: Limits, llm: Optional[llama_cpp.
     try:
         # Builds (and frees) the native sampler: whatever the library refuses
         # (a C range, a rollout context the model cannot hold), refuse here, before any work.
-        if isinstance(sampler, PowerSampler):
+        if sequence:
             if llm is not None:
-                power_native(llm, sampler, None)
+                sampler.native(None, llm=llm)  # its rollouts need the model
         else:
             sampler.native()
     except (TypeError, ValueError, OverflowError) as e:
         raise BadRequest(f"{where}: {e}") from None
-    if isinstance(sampler, PowerSampler):
-        if sampler.horizon > limits.max_horizon:
+    cost = sampler.rollout_cost() if sequence else None
+    if cost is not None:
+        if cost.horizon > limits.max_horizon:
             raise BadRequest(f"{where}.horizon: must be in [0, {limits.max_horizon}] on this server (--max-horizon), "
-                             f"got {sampler.horizon}")
-        cells = sampler.candidates * sampler.rollouts * (sampler.horizon + 1)
-        if cells > limits.max_rollout_cells:
-            raise BadRequest(f"{where}: candidates·rollouts·(horizon+1) = {cells} rollout-context cells; this server "
+                             f"got {cost.horizon}")
+        if cost.cells > limits.max_rollout_cells:
+            raise BadRequest(f"{where}: {cost.cells_formula} = {cost.cells} rollout-context cells; this server "
                              f"allows at most {limits.max_rollout_cells} (--max-rollout-cells)")
     return sampler
 
@@ -177,8 +178,8 @@ def parse_sampler(spec: Any, limits: Optional[Limits] = None, llm: Optional[llam
             raise BadRequest(f"sampler: a chain must hold 1 to {MAX_CHAIN} samplers, got {len(spec)}")
         members = [_one_sampler(s, f"sampler[{i}]", limits, llm) for i, s in enumerate(spec)]
         for i, s in enumerate(members):
-            if isinstance(s, PowerSampler):
-                raise BadRequest(f"sampler[{i}]: 'power' is served alone, not in a chain")
+            if isinstance(s, SequenceSampler):
+                raise BadRequest(f"sampler[{i}]: {s.name!r} is served alone, not in a chain")
         return Chain(*members)
     return _one_sampler(spec, "sampler", limits, llm)
 
@@ -252,10 +253,11 @@ def parse_request(route: str, body: Any, limits: Limits, llm: llama_cpp.Llama) -
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= n_ctx:
         raise BadRequest(f"{name}: must be an integer in [1, {n_ctx}] (and fit the context with the prompt), "
                          f"got {max_tokens!r}")
-    if isinstance(sampler, PowerSampler):
-        work = max_tokens * sampler.candidates * sampler.rollouts * sampler.horizon
+    cost = sampler.rollout_cost() if isinstance(sampler, SequenceSampler) else None
+    if cost is not None:
+        work = max_tokens * cost.tokens
         if work > limits.max_rollout_tokens:
-            raise BadRequest(f"{name}, sampler: max_tokens·candidates·rollouts·horizon = {work} rollout tokens; this "
+            raise BadRequest(f"{name}, sampler: max_tokens·{cost.tokens_formula} = {work} rollout tokens; this "
                              f"server allows at most {limits.max_rollout_tokens} per request (--max-rollout-tokens)")
     stop = body.get("stop")
     if isinstance(stop, str):

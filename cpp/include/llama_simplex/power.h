@@ -105,13 +105,21 @@ float rollout_prefix_probe(llama_context * ctx, const std::vector<llama_token> &
 class RolloutEngine;
 
 // Rollouts for candidate tokens cand[c] placed at position at[c] on top of
-// sequence source[c]: fills loglik[c * M + r] (see power.cpp). Shared by the
-// power samplers; sequences first_seq.. are used and removed again.
+// sequence source[c], each forking the prefix's cells: fills
+// loglik[c * M + r] (see power.cpp). Shared by the power samplers; sequences
+// first_seq.. are used and removed again.
 void run_rollouts(RolloutEngine & engine, const llama_vocab * vocab, const std::vector<llama_token> & cand,
                   const std::vector<llama_seq_id> & source, const std::vector<llama_pos> & at,
                   const PowerParams & pp, int32_t per_wave, llama_seq_id first_seq, bool stop_at_eog, uint64_t & rng,
-                  std::vector<double> & loglik, PowerStats & stats, bool naive,
-                  const std::vector<llama_token> & history, std::vector<float> & scratch);
+                  std::vector<double> & loglik, PowerStats & stats, std::vector<float> & scratch);
+
+// The benchmark baseline of run_rollouts (PowerParams::naive_reprefill), every
+// candidate on top of `history`: each rollout decodes history + candidate
+// again in a sequence of its own instead of forking.
+void run_rollouts_reprefill(RolloutEngine & engine, const llama_vocab * vocab, const std::vector<llama_token> & cand,
+                            const std::vector<llama_token> & history, const PowerParams & pp, int32_t per_wave,
+                            llama_seq_id first_seq, bool stop_at_eog, uint64_t & rng, std::vector<double> & loglik,
+                            PowerStats & stats, std::vector<float> & scratch);
 
 // Draws a token from softmax(logits) (temperature 1) and returns its
 // log-probability; one vectorised exp pass. scratch is resized to n_vocab.

@@ -38,7 +38,8 @@ llama_sampler * make_objective(const ObjectiveParams & params);
 // The last solve of an objective sampler (steps, gap, status); false if smpl is not one.
 bool last_solve(const llama_sampler * smpl, SolveResult & out);
 
-// Token-level power sampling as a llama_sampler for any chain (docs/math.md §4):
+// Token-level power sampling as a llama_sampler for any chain (PowerChain in
+// power_chain.cpp; docs/math.md §4):
 // it learns the sequence through accept() (prompt tokens included, as
 // llama-server feeds them) and runs its rollouts in a context of its own on
 // `model` (n_ctx cells, unified KV cache), reduced to the K candidates with

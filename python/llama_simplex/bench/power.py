@@ -19,7 +19,6 @@ import sys
 import time
 
 import llama_simplex as ls
-from llama_simplex.power import run_power
 
 TEXT = ("The lighthouse keeper climbed the spiral stairs every evening, counting the steps as his father had "
         "taught him, and watched the ships pass along the dark coast while the lamp turned above him. ")
@@ -33,7 +32,8 @@ def prompt_tokens(llm, n: int):
 
 
 def per_token(llm, prompt, sampler, tokens: int, naive: bool, seed: int = 0):
-    r = run_power(llm, prompt, sampler, tokens, seed, False, naive=naive)
+    run = sampler.run_reprefill if naive else sampler.run  # the baseline re-decodes the prefix per rollout
+    r = run(llm, prompt, tokens, seed, False)
     return r.seconds / max(1, len(r.tokens)), r
 
 

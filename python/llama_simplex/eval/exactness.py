@@ -15,7 +15,7 @@ cached in DIR/cache.json, so an interrupted run resumes.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import llama_cpp
 import numpy as np
@@ -50,19 +50,34 @@ def algorithm_law(space: exact.Completions, sampler: Sampler) -> Tuple[np.ndarra
       its tail, one of L_tail base samples chosen ∝ p^α (Monte Carlo, error
       bound given);
     - MCMCPowerSampler: the chain's law after its stages and steps (exact)."""
-    alpha = sampler.alpha
-    if isinstance(sampler, PowerSampler):
-        return space.power_top_k(alpha, sampler.candidates), 0.0, f"exact futures over the top {sampler.candidates}"
-    if isinstance(sampler, BlockPowerSampler):
-        if space.length > sampler.block:
-            raise ValueError(f"block: the exact law is computed for outputs within one block ({sampler.block} tokens), "
-                             f"got {space.length}")
-        law, err = space.best_of_samples(alpha, sampler.tail_samples)
-        return law, err, f"best of {sampler.tail_samples} base samples by p^α"
-    if isinstance(sampler, MCMCPowerSampler):
-        return space.mcmc_law(alpha, sampler.stages, sampler.steps), 0.0, \
-            f"the chain after {sampler.stages} stages x {sampler.steps} steps"
-    raise TypeError(f"sampler: no exact law for {type(sampler).__name__}")
+    law = _ALGORITHM_LAWS.get(type(sampler))
+    if law is None:
+        raise TypeError(f"sampler: no exact law for {type(sampler).__name__}")
+    return law(space, sampler)
+
+
+def _power_law(space: exact.Completions, sampler: PowerSampler) -> Tuple[np.ndarray, float, str]:
+    return (space.power_top_k(sampler.alpha, sampler.candidates), 0.0,
+            f"exact futures over the top {sampler.candidates}")
+
+
+def _block_law(space: exact.Completions, sampler: BlockPowerSampler) -> Tuple[np.ndarray, float, str]:
+    if space.length > sampler.block:
+        raise ValueError(f"block: the exact law is computed for outputs within one block ({sampler.block} tokens), "
+                         f"got {space.length}")
+    law, err = space.best_of_samples(sampler.alpha, sampler.tail_samples)
+    return law, err, f"best of {sampler.tail_samples} base samples by p^α"
+
+
+def _mcmc_law(space: exact.Completions, sampler: MCMCPowerSampler) -> Tuple[np.ndarray, float, str]:
+    return (space.mcmc_law(sampler.alpha, sampler.stages, sampler.steps), 0.0,
+            f"the chain after {sampler.stages} stages x {sampler.steps} steps")
+
+
+# Each algorithm's law is its own maths: one entry per sequence-level sampler.
+_ALGORITHM_LAWS: Dict[type, Callable[..., Tuple[np.ndarray, float, str]]] = {
+    PowerSampler: _power_law, BlockPowerSampler: _block_law, MCMCPowerSampler: _mcmc_law,
+}
 
 
 def measure(llm: llama_cpp.Llama, space: exact.Completions, alpha: float, samples: int,

@@ -18,9 +18,11 @@ from typing import Dict, List, Optional, Sequence
 import llama_cpp
 import numpy as np
 
-from ..generation import generate, load_model, model_address
+from ..generation import generate
+from ..handles import load_model, model_address
 from ..multi_sample import Samples, sample_k
 from ..power import BlockPowerSampler
+from ..sequence import SequenceSampler
 from ..samplers import BestOfK, MinP, Sampler, Softmax, Sparsemax, TopK, TopP
 from .. import _core
 from ..report import save_figure, write_results
@@ -67,7 +69,7 @@ def _base_loglik(llm: llama_cpp.Llama, ids: List[int], tokens: List[int]) -> flo
 
 def _completions(llm: llama_cpp.Llama, ids: List[int], k: int, sampler: Sampler, max_tokens: int) -> Samples:
     """k completions of `ids`: one sample_k call, or k seeded power-sampling runs."""
-    if not isinstance(sampler, BlockPowerSampler):
+    if not isinstance(sampler, SequenceSampler):
         return sample_k(llm, ids, k, sampler, max_tokens=max_tokens, seed=0, add_special=False)
     gens = [generate(llm, ids, sampler, max_tokens=max_tokens, seed=s, add_special=False, progress=False)
             for s in range(k)]

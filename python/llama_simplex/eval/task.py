@@ -39,9 +39,11 @@ from typing import Dict, List, Optional, Sequence
 
 import llama_cpp
 
-from ..generation import generate, load_model
+from ..generation import generate
+from ..handles import load_model
 from ..multi_sample import sample_k
 from ..power import BlockPowerSampler
+from ..sequence import SequenceSampler
 from ..samplers import BestOfK, MinP, Sampler, Softmax, TopK, TopP
 from .answers import CHECKERS, score
 from ..report import save_figure, write_results
@@ -114,7 +116,7 @@ OPTIONAL_SAMPLERS: Dict[str, Sampler] = {"power block paper": BlockPowerSampler.
 def _completions(llm: llama_cpp.Llama, sampler: Sampler, prompt: str, k: int, max_tokens: int,
                  stop: Sequence[str]) -> dict:
     t0 = time.perf_counter()
-    if isinstance(sampler, BlockPowerSampler):  # runs through generate: K calls, seeds 0..K-1
+    if isinstance(sampler, SequenceSampler):  # runs through generate: K calls, seeds 0..K-1
         gens = [generate(llm, prompt, sampler, max_tokens=max_tokens, seed=s, stop=list(stop), progress=False)
                 for s in range(k)]
         texts, tokens = [g.text for g in gens], sum(len(g.tokens) for g in gens)

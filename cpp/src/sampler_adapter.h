@@ -1,0 +1,52 @@
+#pragma once
+
+// The adapter between our samplers and llama.cpp's llama_sampler interface,
+// shared by every sampler of ours: the base each one derives from and wrap(),
+// which gives it llama.cpp's interface (implemented in samplers.cpp, where
+// the interface's functions live). Internal: not installed with the headers.
+
+#include <cstdint>
+#include <random>
+
+#include "llama.h"
+#include "llama_simplex/simplex.h"
+
+namespace llama_simplex {
+namespace detail {
+
+// The part every sampler of ours shares: a name, its scratch memory and the
+// outcome of its last apply. Each concrete sampler is one small struct
+// (samplers.cpp; PowerChain in power_chain.cpp).
+struct SamplerBase {
+    Status    status = Status::ok;
+    Workspace ws;
+    // A decoder may also make the final draw from the q it wrote (saving the
+    // second softmax a separate dist sampler would compute).
+    bool      draws = false;
+    uint64_t  draw_seed = 0;
+    uint64_t  rng = 0;
+
+    virtual ~SamplerBase() = default;
+    virtual const char * name() const = 0;
+    virtual SamplerBase * copy() const = 0;
+    // Runs the kernel; returns the outcome and whether the support is sorted.
+    virtual Outcome run(llama_token_data_array * cur_p, bool & sorted) = 0;
+    virtual void reset() { rng = draw_seed; }
+    virtual void accept(llama_token) {}
+    // True for a sampler whose run() sets the selection itself (Dist).
+    virtual bool selects() const { return false; }
+
+    // Seeds the final draw: a decoder then draws from its q; Dist draws anyway.
+    void draw_with(uint32_t seed) {
+        draws = !selects();
+        draw_seed = seed == LLAMA_DEFAULT_SEED ? std::random_device{}() : seed;
+        rng = draw_seed;
+    }
+};
+
+
+// A llama_sampler owning `s` (freed with it), with our interface.
+llama_sampler * wrap(SamplerBase * s);
+
+}  // namespace detail
+}  // namespace llama_simplex
