@@ -532,4 +532,22 @@ std::string read_params(const SamplerSpec & spec, const std::vector<std::pair<st
     return "";
 }
 
+std::string check_value(const ParamSpec & p, const ParamValue & v, double & out, int32_t & code, bool & type_error) {
+    code = 0;
+    switch (p.type) {
+        case ParamType::boolean: type_error = v.kind != ParamValue::boolean; break;
+        case ParamType::choice:
+        case ParamType::support: type_error = v.kind != ParamValue::string; break;
+        case ParamType::i32:
+        case ParamType::u32: type_error = v.kind != ParamValue::integer && v.kind != ParamValue::unsigned_integer; break;
+        default: type_error = !is_number(v); break;
+    }
+    if (p.type == ParamType::support) {
+        if (type_error) return std::string(p.name) + ": must be a string, got " + v.text;
+        return parse_support(v.s, code, out);
+    }
+    std::string why = typed(p, v, out);
+    return why.empty() ? check_param(p, out) : why;
+}
+
 }  // namespace llama_simplex

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from numbers import Integral, Real
 
+from . import _core
+
 # The C ranges the native code takes: a value outside is refused here, by
 # name, instead of reaching pybind11 (which would answer "incompatible
 # function arguments") or ctypes (which would silently wrap it).
@@ -77,24 +79,22 @@ def real32(name: str, value: object, *, low: float | None = None, high: float | 
     return value
 
 
-def check_param(p: dict, value: object) -> object:
-    """`value` checked against a parameter of the sampler table
-    (``_core.sampler_specs()``): its type, and its range with the messages
-    above; returns it as the type holds it. A range end at the C type's limit
-    is that type's limit, not a range."""
-    name, kind = p["name"], p["type"]
-    if kind in ("f32", "f64"):
-        high = p["high"] if math.isfinite(p["high"]) else None
-        check = real32 if kind == "f32" else real
-        return check(name, value, low=p["low"], high=high, low_open=p["low_open"])
-    if kind in ("i32", "u32"):
-        limit = INT32_MAX if kind == "i32" else UINT32_MAX
-        high = None if p["high"] >= limit else int(p["high"])
-        return integer(name, value, low=int(p["low"]), high=high, limit=limit)
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-        return value
-    if kind == "choice":
-        return choice(name, value, tuple(p["choices"]))
-    raise ValueError(f"{name}: no Python check for a parameter of type {kind!r}")
+def table_param(sampler: str, name: str, value: object) -> object:
+    """`value` of parameter `name` of `sampler` in the sampler table
+    (``_core.sampler_specs()``), checked by the table's one C++ check
+    (``_core.check_params``, the C API's and llama-server's): TypeError or
+    ValueError with the C API's message, ``name: must be <range>, got <value>``.
+    Python only hands C a Python number (a numpy scalar becomes one); returns
+    the value as the field keeps it: an int, a float (not rounded to float32),
+    a bool or a str."""
+    if not isinstance(value, bool):
+        if isinstance(value, Integral):
+            value = int(value)
+        elif isinstance(value, Real):
+            value = float(value)
+    checked = _core.check_params(sampler, {name: value})[name]
+    if isinstance(checked, float):
+        return float(value)  # type: ignore[arg-type]
+    if isinstance(checked, tuple):
+        return value  # support: the spec as given
+    return checked
