@@ -1,5 +1,10 @@
 """Parameter checks shared by every public constructor: errors name the
-parameter and the allowed range, and nothing is silently clamped."""
+parameter and the allowed range, and nothing is silently clamped.
+
+A sampler table parameter is checked once, by the table's C++ check
+(:func:`table_param`, the C API's and llama-server's); the helpers above it
+check the arguments that are not in the table (a call's max_tokens, seed,
+n_ctx, a server limit)."""
 
 from __future__ import annotations
 
@@ -13,9 +18,6 @@ from . import _core
 # function arguments") or ctypes (which would silently wrap it).
 INT32_MAX = 2**31 - 1
 UINT32_MAX = 2**32 - 1
-# The most solver steps an objective sampler may take per token (the C API's
-# LLAMA_SIMPLEX_MAX_STEPS): each step is O(vocabulary), a sort with an l2 term.
-MAX_STEPS = 1000
 
 
 def integer(name: str, value: object, *, low: int | None = None, high: int | None = None,
@@ -57,26 +59,6 @@ def _check_range(name: str, value: float, low: float | None, high: float | None)
         raise ValueError(f"{name} must be >= {low}, got {value!r}")
     if high is not None and value > high:
         raise ValueError(f"{name} must be <= {high}, got {value!r}")
-
-
-# The native code keeps most real parameters as float32: a value it cannot
-# hold would silently become inf, or 0 (a temperature of 0 is greedy).
-FLOAT32_MAX = 3.4028234663852886e38
-FLOAT32_TRUE_MIN = 1.401298464324817e-45  # the smallest positive (subnormal) float32
-
-
-def real32(name: str, value: object, *, low: float | None = None, high: float | None = None,
-           low_open: bool = False) -> float:
-    """real(), and representable as a float32: |value| <= FLOAT32_MAX, and a
-    nonzero value not below FLOAT32_TRUE_MIN in magnitude."""
-    value = real(name, value, low=low, high=high, low_open=low_open)
-    if abs(value) > FLOAT32_MAX:
-        raise ValueError(f"{name} must be at most {FLOAT32_MAX!r} in magnitude (a float32), got {value!r}")
-    if value != 0.0 and abs(value) < FLOAT32_TRUE_MIN:
-        zero = "" if low_open and low == 0.0 else "0 or "
-        raise ValueError(f"{name} must be {zero}at least {FLOAT32_TRUE_MIN!r} in magnitude (the smallest float32), "
-                         f"got {value!r}")
-    return value
 
 
 def table_param(sampler: str, name: str, value: object) -> object:
