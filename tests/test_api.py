@@ -14,19 +14,19 @@ from llama_simplex import cli, models
 
 
 @pytest.mark.parametrize("make, words", [
-    (lambda: ls.TopK(k=-1), r"k must be >= 0"),
-    (lambda: ls.TopK(k=2.5), r"k must be an integer"),
-    (lambda: ls.TopK(k=True), r"k must be an integer"),
-    (lambda: ls.TopK(temperature=-0.1), r"temperature must be >= 0"),
-    (lambda: ls.Softmax(temperature=math.nan), r"temperature must be finite"),
-    (lambda: ls.Softmax(temperature=math.inf), r"temperature must be finite"),
-    (lambda: ls.TopP(p=1.5), r"p must be in \[0.0, 1.0\]"),
-    (lambda: ls.TopP(p=-0.1), r"p must be in \[0.0, 1.0\]"),
-    (lambda: ls.TopP(order="llama"), r"order must be one of 'model', 'temperature'"),
-    (lambda: ls.MinP(p_min=2.0), r"p_min must be in \[0.0, 1.0\]"),
-    (lambda: ls.Sparsemax(temperature="hot"), r"temperature must be a number"),
-    (lambda: ls.Dist(seed=-1), r"seed must be in"),
-    (lambda: ls.Dist(seed=2**32 - 1), r"seed must be in"),
+    (lambda: ls.TopK(k=-1), r"k: must be >= 0"),
+    (lambda: ls.TopK(k=2.5), r"k: must be an integer"),
+    (lambda: ls.TopK(k=True), r"k: must be an integer"),
+    (lambda: ls.TopK(temperature=-0.1), r"temperature: must be finite and >= 0"),
+    (lambda: ls.Softmax(temperature=math.nan), r"temperature: must be finite"),
+    (lambda: ls.Softmax(temperature=math.inf), r"temperature: must be finite"),
+    (lambda: ls.TopP(p=1.5), r"p: must be in \[0, 1\]"),
+    (lambda: ls.TopP(p=-0.1), r"p: must be in \[0, 1\]"),
+    (lambda: ls.TopP(order="llama"), r"order: must be one of 'model', 'temperature'"),
+    (lambda: ls.MinP(p_min=2.0), r"p_min: must be in \[0, 1\]"),
+    (lambda: ls.Sparsemax(temperature="hot"), r"temperature: must be a number"),
+    (lambda: ls.Dist(seed=-1), r"seed: must be in"),
+    (lambda: ls.Dist(seed=2**32 - 1), r"seed: must be in"),
     (lambda: ls.Chain(), r"samplers must hold at least one"),
     (lambda: ls.Chain(ls.TopK(), "x"), r"samplers\[1\] must be a llama_simplex Sampler"),
     (lambda: ls.sampler_from_name("nope"), r"sampler must be one of"),
@@ -62,7 +62,7 @@ def test_every_named_sampler_builds_a_native_sampler(name):
 def test_kernel_wrappers_validate():
     with pytest.raises(ValueError, match="logits must be a non-empty 1-D array"):
         ls.kernels.softmax(np.zeros((2, 2)))
-    with pytest.raises(ValueError, match="k must be >= 0"):
+    with pytest.raises(ValueError, match="k: must be >= 0"):
         ls.kernels.top_k([1.0, 2.0], k=-2)
     with pytest.raises(ValueError, match="NaN"):
         ls.kernels.sparsemax([1.0, float("nan")])
@@ -107,7 +107,7 @@ def test_cli_generate_streams_and_is_seeded(tiny_model_path, capfd):
 
 def test_cli_rejects_bad_parameters(tiny_model_path, capfd):
     assert cli.main(["generate", "--model", str(tiny_model_path), "--sampler", "top-k", "--k", "-1"]) == 2
-    assert "k must be >= 0" in capfd.readouterr().err
+    assert "k: must be >= 0" in capfd.readouterr().err
     assert cli.main(["generate", "--model", str(tiny_model_path), "--sampler", "top-k", "--p", "0.5"]) == 2
     assert "unknown ['p']" in capfd.readouterr().err
     assert cli.main(["generate", "--model", "/nonexistent.gguf"]) == 2
@@ -127,12 +127,12 @@ def test_cli_compare(tiny_model_path, capfd):
 
 
 @pytest.mark.parametrize("make, words", [
-    (lambda: ls.Objective(steps=1001), r"steps must be in \[0, 1000\]"),
-    (lambda: ls.BestOfK(steps=100_000), r"steps must be in \[0, 1000\]"),
-    (lambda: ls.TopK(k=2**40), r"k must be <= 2147483647"),
-    (lambda: ls.Objective(support="top-k:99999999999"), r"support top-k must be in"),
-    (lambda: ls.kernels.top_k([1.0, 2.0], k=2**40), r"k must be <= 2147483647"),
-    (lambda: ls.kernels.coverage_weights([0.0, -1.0], m=2**40), r"m must be <= 2147483647"),
+    (lambda: ls.Objective(steps=1001), r"steps: must be in \[0, 1000\]"),
+    (lambda: ls.BestOfK(steps=100_000), r"steps: must be in \[0, 1000\]"),
+    (lambda: ls.TopK(k=2**40), r"k: must be an integer in \[0, 2147483647\]"),
+    (lambda: ls.Objective(support="top-k:99999999999"), r"support: top-k:K needs an integer K in \[1, 2147483647\]"),
+    (lambda: ls.kernels.top_k([1.0, 2.0], k=2**40), r"k: must be an integer in \[0, 2147483647\]"),
+    (lambda: ls.kernels.coverage_weights([0.0, -1.0], m=2**40), r"m: must be an integer in \[1, 2147483647\]"),
     (lambda: ls.load_model(n_ctx=2**40), r"n_ctx must be <= 2147483647"),
 ])
 def test_bounds_name_the_parameter(make, words):

@@ -109,7 +109,7 @@ def _field_cases() -> List[Case]:
         (c, {"sampler": []}, "sampler: a chain must hold 1 to 8"), (c, {"sampler": ["greedy"] * 9}, "got 9"),
         (c, {"sampler": [["greedy"]]}, "sampler[0]: must be a name"), (c, {"sampler": [None]}, "sampler[0]"),
         (c, {"sampler": ["greedy", {"name": "power"}]}, "sampler[1]: 'power' is served alone"),
-        (c, {"sampler": [{"name": "top-k", "k": -1}]}, "sampler[0]: k must be >= 0"),
+        (c, {"sampler": [{"name": "top-k", "k": -1}]}, "sampler[0]: k: must be >= 0"),
         # seed
         (c, {"seed": -1}, "seed: must be an integer"), (c, {"seed": 2**32 - 1}, "seed: must be an integer in"),
         (c, {"seed": 2**70}, "seed"), (c, {"seed": "1"}, "seed"), (c, {"seed": 1.5}, "seed"), (c, {"seed": True}, "seed"),

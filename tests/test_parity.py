@@ -285,3 +285,111 @@ def test_cli_takes_every_name_alias_and_preset():
             args = parser.parse_args(["generate", "--sampler", spec["name"], "--preset", preset["name"], "x"])
             built = cli._sampler_from_args(args)
             assert all(getattr(built, k) == v for k, v in preset["values"].items()), (spec["name"], preset["name"])
+
+
+def _out_of_range(p: Dict[str, Any]) -> Iterator[Any]:
+    """The refused probes of a numeric parameter that every C type it goes to
+    can carry (so that the C API sees the value itself, not a wrapped one)."""
+    if p["type"] not in ("f32", "f64", "i32", "u32"):
+        return
+    for value, allowed in probes(p):
+        if allowed:
+            continue
+        if p["type"] in LIMITS and not LIMITS[p["type"]][0] <= value <= LIMITS[p["type"]][1]:
+            continue
+        if p["type"] == "f32" and (abs(value) > F32_MAX or 0 < abs(value) < F32_TRUE_MIN):
+            continue
+        yield value
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s["name"])
+def test_one_message_for_an_out_of_range_value(spec, lib, tiny_llm):
+    """Issue 11: a value is checked once, by the table's one C++ check, so an
+    out-of-range value of any parameter gets the same message from the Python
+    class, the C API (llama_simplex_last_error) and llama-server's reader."""
+    name = spec["name"]
+    cls = next(c for c in CLASSES if spec_of(c) is spec)
+    model = ctypes.c_void_p(ctypes.cast(tiny_llm.model, ctypes.c_void_p).value) if name == "power" else None
+    compared = 0
+    for p in spec["params"]:
+        for value in _out_of_range(p):
+            messages = {}
+            if "python" in p["surfaces"]:
+                with pytest.raises(ValueError) as e:
+                    cls(**{**CONTEXT.get((name, p["name"]), {}), p["name"]: value})
+                messages["python"] = str(e.value)
+            if "c" in p["surfaces"] and name in C_STRUCTS:
+                c = getattr(lib, f"llama_simplex_{name}_default_params")()
+                if name == "power":
+                    c.candidates, c.rollouts, c.horizon, c.n_ctx = 2, 2, 2, 4096
+                setattr(c, C_FIELDS.get(p["name"], (p["name"],))[0], value)
+                assert _c_build(lib, name, c, model) == 1, (name, p["name"], value)
+                messages["c"] = lib.llama_simplex_last_error().decode()
+            if "server" in p["surfaces"] and spec["server_name"]:
+                prefix = f"sampler '{spec['server_name']}': "
+                with pytest.raises(ValueError) as e:
+                    _core.read_sampler_params(spec["server_name"], {p["name"]: value})
+                assert str(e.value).startswith(prefix), str(e.value)
+                messages["server"] = str(e.value)[len(prefix):]
+            assert len(set(messages.values())) == 1, (name, p["name"], value, messages)
+            assert next(iter(messages.values())).startswith(f"{p['name']}: must be {p['range']}"), messages
+            compared += len(messages) > 1
+    if any(_out_of_range(p) for p in spec["params"] if len(p["surfaces"]) > 1):
+        assert compared, name
+
+
+def _status(e: BaseException) -> int:
+    return getattr(e, "status", getattr(e, "code", 0))
+
+
+def test_serve_takes_every_name_alias_and_preset():
+    """`serve`'s reader of a request's sampler (server.parse_sampler, no HTTP
+    needed): every canonical name and alias builds the table's class (a
+    sequence sampler that does not run inside llama.cpp's chain is refused
+    with a 400 saying so), and every preset builds the values it names."""
+    from llama_simplex import server
+    big = server.Limits(max_steps=1000, max_horizon=1 << 20, max_rollout_cells=1 << 40)
+    for spec in SPECS:
+        if spec["name"] == "dist":
+            continue  # not a decoder selectable by name
+        cls = next(c for c in CLASSES if spec_of(c) is spec)
+        for name in (spec["name"], *spec["aliases"]):
+            if getattr(cls, "in_chain", True):
+                assert type(server.parse_sampler(name, big)) is cls, name
+                assert type(server.parse_sampler({"name": name}, big)) is cls, name
+            else:
+                with pytest.raises(server.BadRequest, match="is not served") as e:
+                    server.parse_sampler(name, big)
+                assert 400 <= _status(e.value) < 500
+        for preset in spec["presets"]:
+            if not getattr(cls, "in_chain", True):
+                continue
+            built = server.parse_sampler({"name": spec["name"], "preset": preset["name"]}, big)
+            for k, v in preset["values"].items():
+                assert getattr(built, k) == v, (spec["name"], preset["name"], k)
+        if spec["presets"] and getattr(cls, "in_chain", True):
+            with pytest.raises(server.BadRequest, match="preset") as e:
+                server.parse_sampler({"name": spec["name"], "preset": "bogus"}, big)
+            assert 400 <= _status(e.value) < 500
+
+
+def test_serve_refuses_every_out_of_range_value():
+    """`serve` refuses an out-of-range value of every parameter with a
+    400-class error naming the parameter and its range."""
+    from llama_simplex import server
+    big = server.Limits(max_steps=1000, max_horizon=1 << 20, max_rollout_cells=1 << 40)
+    for spec in SPECS:
+        cls = next(c for c in CLASSES if spec_of(c) is spec)
+        if spec["name"] == "dist" or not getattr(cls, "in_chain", True):
+            continue
+        for p in params_on(spec, "python"):
+            for value, allowed in probes(p):
+                if allowed:
+                    continue
+                request = {"name": spec["name"], **CONTEXT.get((spec["name"], p["name"]), {}), p["name"]: value}
+                with pytest.raises(server.BadRequest) as e:
+                    server.parse_sampler(request, big)
+                assert 400 <= _status(e.value) < 500
+                assert f"{p['name']}" in str(e.value), (spec["name"], p["name"], value, str(e.value))
+                if p["type"] in ("f32", "f64", "i32", "u32") and value in list(_out_of_range(p)):
+                    assert f"{p['name']}: must be {p['range']}" in str(e.value), str(e.value)

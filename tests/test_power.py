@@ -266,7 +266,7 @@ def test_cli_power(tiny_model_path, capfd):
     second = capfd.readouterr()
     assert second.out == first.out and "[power]" not in second.err
     assert cli.main(["generate", "--model", str(tiny_model_path), "--sampler", "power", "--rollouts", "0"]) == 2
-    assert "rollouts must be" in capfd.readouterr().err
+    assert "rollouts: must be" in capfd.readouterr().err
 
 
 def test_sample_k_rejects_power(tiny_llm, tiny_text):

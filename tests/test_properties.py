@@ -433,10 +433,10 @@ def test_objective_limits():
                                          ("temperature", 1e-300), ("reference_temperature", 1e-46),
                                          ("entropy", 1e-50), ("l2", 4e38), ("step_size", 1e-46)])
 def test_objective_values_outside_float32_are_refused_by_name(name, value):
-    with pytest.raises(ValueError, match=rf"^{name} must be .*float32"):
+    with pytest.raises(ValueError, match=rf"^{name}: must be .*float32"):
         ls.Objective(**{name: value})
     if name in ("lam", "beta", "temperature"):
-        with pytest.raises(ValueError, match=rf"^{name} must be"):
+        with pytest.raises(ValueError, match=rf"^{name}: must be"):
             ls.BestOfK(**{name: value})
 
 
@@ -446,7 +446,7 @@ def test_objective_values_outside_float32_are_refused_by_name(name, value):
 def test_temperatures_a_float32_cannot_hold_are_refused(make):
     """main turned 1e-300 into 0 (greedy) and 1e300 into inf, silently."""
     for t in (1e-300, 1e300):
-        with pytest.raises(ValueError, match="^temperature must be"):
+        with pytest.raises(ValueError, match="^temperature: must be"):
             make(temperature=t)
     make(temperature=SUBNORMAL)  # the smallest float32 is fine
 

@@ -199,7 +199,9 @@ ParamValue param_value(const py::handle & v) {
         try {
             p.kind = ParamValue::integer, p.i = v.cast<int64_t>();
         } catch (const py::cast_error &) {
-            p.kind = ParamValue::other;  // beyond int64: no parameter's type holds it
+            // beyond int64: an integer no parameter's type holds, refused as out of range
+            if (v.cast<py::int_>() < py::int_(0)) p.kind = ParamValue::integer, p.i = INT64_MIN;
+            else p.kind = ParamValue::unsigned_integer, p.u = UINT64_MAX;
         }
     } else if (py::isinstance<py::float_>(v)) {
         p.kind = ParamValue::real, p.d = v.cast<double>();
@@ -389,6 +391,30 @@ PYBIND11_MODULE(_core, m) {
             } else if (t->get != nullptr) {
                 out[p.name] = py_value(*t, t->get(c_struct));
             }
+        }
+        return out;
+    }, py::arg("name"), py::arg("params"));
+
+    // The one check of parameter values (specs.h check_value), what Python's
+    // constructors call: by parameter, the value as the C struct holds it
+    // (support: (kind, value)); TypeError / ValueError with the C API's message.
+    m.def("check_params", [](const std::string & name, const py::dict & params) {
+        const SamplerSpec * spec = find_sampler_spec(name);
+        if (spec == nullptr) throw py::value_error("no sampler '" + name + "' in the table");
+        py::dict out;
+        for (const auto & [k, v] : params) {
+            const std::string key = py::str(k);
+            const ParamSpec * p = find_param(*spec, key);
+            if (p == nullptr) throw py::value_error("unknown parameter '" + key + "' of sampler '" + spec->name + "'");
+            double value = 0.0;
+            int32_t code = 0;
+            bool type_error = false;
+            const std::string why = check_value(*p, param_value(v), value, code, type_error);
+            if (!why.empty()) {
+                if (type_error) throw py::type_error(why);
+                throw py::value_error(why);
+            }
+            out[k] = p->type == ParamType::support ? py::object(py::make_tuple(code, value)) : py_value(*p, value);
         }
         return out;
     }, py::arg("name"), py::arg("params"));

@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cctype>
 #include <cstdint>
 #include <map>
 #include <stdexcept>
@@ -182,14 +183,30 @@ const std::map<std::string, common_sampler_factory> & factories() {
     return f;
 }
 
-// Every sampler the table puts in llama-server, under its server name; one
-// without a C constructor above fails the registration.
+// The registry's spelling of a name (it reads '-' as '_' and ignores case), so that
+// two spellings of one name are seen as one.
+std::string registry_key(std::string name) {
+    for (char & c : name) c = c == '-' ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return name;
+}
+
+// Every sampler the table puts in llama-server, under its server name, and under each
+// declared alias that is another name: not a spelling of the server name (registered
+// already), nor of a canonical name llama.cpp owns (its own sampler answers to it:
+// 'top-k' is llama.cpp's top_k). One without a C constructor above fails the registration.
 [[maybe_unused]] const bool registered = [] {
     bool ok = true;
     for (const SamplerSpec & spec : sampler_specs()) {
         if (spec.server_name == nullptr) continue;
         const auto it = factories().find(spec.name);
         ok &= it != factories().end() && common_sampler_register(spec.server_name, it->second);
+        if (it == factories().end()) continue;
+        const std::string owned_by_llama = registry_key(spec.name) != registry_key(spec.server_name) ? registry_key(spec.name) : "";
+        for (const char * alias : spec.aliases) {
+            const std::string key = registry_key(alias);
+            if (key == owned_by_llama || !common_sampler_registered_name(key).empty()) continue;
+            ok &= common_sampler_register(alias, it->second);
+        }
     }
     return ok;
 }();

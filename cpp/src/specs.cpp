@@ -424,28 +424,36 @@ std::string typed(const ParamSpec & p, const ParamValue & v, double & out) {
         case ParamType::f32: {
             if (!is_number(v)) return name + ": must be a number, got " + v.text;
             const double x = as_double(v);
-            // as Python's real32: |x| <= FLT_MAX, and 0 or at least the smallest subnormal
-            if (!(std::fabs(x) <= FLT_MAX) || (x != 0.0 && std::fabs(x) < double(std::numeric_limits<float>::denorm_min()))) {
-                return name + ": must be a number within the 32-bit float range (|x| in [1.4e-45, 3.4e38] or 0), got " + v.text;
+            // a finite value a float32 holds: |x| <= FLT_MAX, and 0 or at least the smallest
+            // subnormal (inf and NaN go on to check_param, which says "finite", as the C API does)
+            if (std::isfinite(x) && (std::fabs(x) > FLT_MAX || (x != 0.0 && std::fabs(x) < double(std::numeric_limits<float>::denorm_min())))) {
+                return name + ": must be a number a float32 holds (0, or |x| in [1.4e-45, 3.4e38]), got " + v.text;
             }
             out = double(float(x));
             return "";
         }
         case ParamType::f64:
             if (!is_number(v)) return name + ": must be a number, got " + v.text;
-            out = as_double(v);
-            if (!std::isfinite(out)) return name + ": must be a finite number, got " + v.text;
+            out = as_double(v);  // inf and NaN: check_param says "finite", as the C API does
             return "";
         case ParamType::i32:
         case ParamType::u32: {
             const int64_t lo = p.type == ParamType::i32 ? INT32_MIN : 0;
             const int64_t hi = p.type == ParamType::i32 ? INT32_MAX : UINT32_MAX;
-            const bool ok = v.kind == ParamValue::integer && v.i >= lo && v.i <= hi;
-            if (!ok) {
-                return name + ": must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + v.text;
+            if (v.kind == ParamValue::integer && v.i >= lo && v.i <= hi) {
+                out = double(v.i);
+                return "";
             }
-            out = double(v.i);
-            return "";
+            const bool integral = v.kind == ParamValue::integer || v.kind == ParamValue::unsigned_integer;
+            if (integral && p.hi < double(hi)) {  // beyond the C type, so beyond the range: check_param's message
+                return name + ": must be " + describe_range(p) + (*p.note ? std::string(" (") + p.note + ")" : "") +
+                       ", got " + v.text;
+            }
+            // not an integer, or beyond the C type where the range has no upper end: the type's end is the range's
+            return name + ": must be an integer " +
+                   (p.hi < double(hi) ? describe_range(p)
+                                      : "in [" + format_number(std::max(p.lo, double(lo))) + ", " + std::to_string(hi) + "]") +
+                   ", got " + v.text;
         }
         case ParamType::boolean:
             if (v.kind != ParamValue::boolean) return name + ": must be true or false, got " + v.text;
@@ -530,6 +538,24 @@ std::string read_params(const SamplerSpec & spec, const std::vector<std::pair<st
         if (t != nullptr && t->set != nullptr) t->set(c_struct, x);
     }
     return "";
+}
+
+std::string check_value(const ParamSpec & p, const ParamValue & v, double & out, int32_t & code, bool & type_error) {
+    code = 0;
+    switch (p.type) {
+        case ParamType::boolean: type_error = v.kind != ParamValue::boolean; break;
+        case ParamType::choice:
+        case ParamType::support: type_error = v.kind != ParamValue::string; break;
+        case ParamType::i32:
+        case ParamType::u32: type_error = v.kind != ParamValue::integer && v.kind != ParamValue::unsigned_integer; break;
+        default: type_error = !is_number(v); break;
+    }
+    if (p.type == ParamType::support) {
+        if (type_error) return std::string(p.name) + ": must be a string, got " + v.text;
+        return parse_support(v.s, code, out);
+    }
+    std::string why = typed(p, v, out);
+    return why.empty() ? check_param(p, out) : why;
 }
 
 }  // namespace llama_simplex

@@ -1,19 +1,23 @@
 """Parameter checks shared by every public constructor: errors name the
-parameter and the allowed range, and nothing is silently clamped."""
+parameter and the allowed range, and nothing is silently clamped.
+
+A sampler table parameter is checked once, by the table's C++ check
+(:func:`table_param`, the C API's and llama-server's); the helpers above it
+check the arguments that are not in the table (a call's max_tokens, seed,
+n_ctx, a server limit)."""
 
 from __future__ import annotations
 
 import math
 from numbers import Integral, Real
 
+from . import _core
+
 # The C ranges the native code takes: a value outside is refused here, by
 # name, instead of reaching pybind11 (which would answer "incompatible
 # function arguments") or ctypes (which would silently wrap it).
 INT32_MAX = 2**31 - 1
 UINT32_MAX = 2**32 - 1
-# The most solver steps an objective sampler may take per token (the C API's
-# LLAMA_SIMPLEX_MAX_STEPS): each step is O(vocabulary), a sort with an l2 term.
-MAX_STEPS = 1000
 
 
 def integer(name: str, value: object, *, low: int | None = None, high: int | None = None,
@@ -57,44 +61,22 @@ def _check_range(name: str, value: float, low: float | None, high: float | None)
         raise ValueError(f"{name} must be <= {high}, got {value!r}")
 
 
-# The native code keeps most real parameters as float32: a value it cannot
-# hold would silently become inf, or 0 (a temperature of 0 is greedy).
-FLOAT32_MAX = 3.4028234663852886e38
-FLOAT32_TRUE_MIN = 1.401298464324817e-45  # the smallest positive (subnormal) float32
-
-
-def real32(name: str, value: object, *, low: float | None = None, high: float | None = None,
-           low_open: bool = False) -> float:
-    """real(), and representable as a float32: |value| <= FLOAT32_MAX, and a
-    nonzero value not below FLOAT32_TRUE_MIN in magnitude."""
-    value = real(name, value, low=low, high=high, low_open=low_open)
-    if abs(value) > FLOAT32_MAX:
-        raise ValueError(f"{name} must be at most {FLOAT32_MAX!r} in magnitude (a float32), got {value!r}")
-    if value != 0.0 and abs(value) < FLOAT32_TRUE_MIN:
-        zero = "" if low_open and low == 0.0 else "0 or "
-        raise ValueError(f"{name} must be {zero}at least {FLOAT32_TRUE_MIN!r} in magnitude (the smallest float32), "
-                         f"got {value!r}")
-    return value
-
-
-def check_param(p: dict, value: object) -> object:
-    """`value` checked against a parameter of the sampler table
-    (``_core.sampler_specs()``): its type, and its range with the messages
-    above; returns it as the type holds it. A range end at the C type's limit
-    is that type's limit, not a range."""
-    name, kind = p["name"], p["type"]
-    if kind in ("f32", "f64"):
-        high = p["high"] if math.isfinite(p["high"]) else None
-        check = real32 if kind == "f32" else real
-        return check(name, value, low=p["low"], high=high, low_open=p["low_open"])
-    if kind in ("i32", "u32"):
-        limit = INT32_MAX if kind == "i32" else UINT32_MAX
-        high = None if p["high"] >= limit else int(p["high"])
-        return integer(name, value, low=int(p["low"]), high=high, limit=limit)
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-        return value
-    if kind == "choice":
-        return choice(name, value, tuple(p["choices"]))
-    raise ValueError(f"{name}: no Python check for a parameter of type {kind!r}")
+def table_param(sampler: str, name: str, value: object) -> object:
+    """`value` of parameter `name` of `sampler` in the sampler table
+    (``_core.sampler_specs()``), checked by the table's one C++ check
+    (``_core.check_params``, the C API's and llama-server's): TypeError or
+    ValueError with the C API's message, ``name: must be <range>, got <value>``.
+    Python only hands C a Python number (a numpy scalar becomes one); returns
+    the value as the field keeps it: an int, a float (not rounded to float32),
+    a bool or a str."""
+    if not isinstance(value, bool):
+        if isinstance(value, Integral):
+            value = int(value)
+        elif isinstance(value, Real):
+            value = float(value)
+    checked = _core.check_params(sampler, {name: value})[name]
+    if isinstance(checked, float):
+        return float(value)  # type: ignore[arg-type]
+    if isinstance(checked, tuple):
+        return value  # support: the spec as given
+    return checked

@@ -59,32 +59,31 @@ def greedy(logits: npt.ArrayLike) -> Result:
 
 def softmax(logits: npt.ArrayLike, *, temperature: float = 1.0) -> Result:
     """softmax(logits / temperature); temperature 0 is greedy."""
-    return _core.softmax(_logits(logits), v.real32("temperature", temperature, low=0.0))
+    return _core.softmax(_logits(logits), v.table_param("softmax", "temperature", temperature))
 
 
 def top_k(logits: npt.ArrayLike, *, k: int, temperature: float = 1.0) -> Result:
     """softmax(logits / temperature) over the k highest logits (k = 0: all)."""
-    return _core.top_k(_logits(logits), v.integer("k", k, low=0, limit=v.INT32_MAX),
-                       v.real32("temperature", temperature, low=0.0))
+    return _core.top_k(_logits(logits), v.table_param("top_k", "k", k), v.table_param("top_k", "temperature", temperature))
 
 
 def top_p(logits: npt.ArrayLike, *, p: float, temperature: float = 1.0, order: str = "model") -> Result:
     """Nucleus of mass p (chosen by softmax(logits), or by softmax(logits / T)
     with ``order="temperature"``), then softmax(logits / temperature) over it."""
-    o = v.choice("order", order, ("model", "temperature"))
-    return _core.top_p(_logits(logits), v.real("p", p, low=0.0, high=1.0),
-                       v.real32("temperature", temperature, low=0.0), getattr(_core.NucleusOrder, o))
+    o = v.table_param("top_p", "order", order)
+    return _core.top_p(_logits(logits), v.table_param("top_p", "p", p), v.table_param("top_p", "temperature", temperature),
+                       getattr(_core.NucleusOrder, o))
 
 
 def min_p(logits: npt.ArrayLike, *, p_min: float, temperature: float = 1.0) -> Result:
     """softmax(logits / temperature) over {v : p(v) >= p_min * max p}."""
-    return _core.min_p(_logits(logits), v.real("p_min", p_min, low=0.0, high=1.0),
-                       v.real32("temperature", temperature, low=0.0))
+    return _core.min_p(_logits(logits), v.table_param("min_p", "p_min", p_min),
+                       v.table_param("min_p", "temperature", temperature))
 
 
 def sparsemax(logits: npt.ArrayLike, *, temperature: float = 1.0) -> Result:
     """[logits / temperature - tau]_+ with tau making it sum to 1 (O(V) expected)."""
-    return _core.sparsemax(_logits(logits), v.real32("temperature", temperature, low=0.0))
+    return _core.sparsemax(_logits(logits), v.table_param("sparsemax", "temperature", temperature))
 
 
 @dataclass(frozen=True)
@@ -102,12 +101,13 @@ class Solution:
 
 def _objective(lam: float, entropy: float, kl: float, l2: float, beta: float, k_samples: int) -> "_core.Objective":
     o = _core.Objective()
-    o.lam = v.real32("lam", lam, low=0.0)
-    o.w_entropy = v.real32("entropy", entropy, low=0.0)
-    o.w_kl = v.real32("kl", kl, low=0.0)
-    o.w_l2 = v.real32("l2", l2, low=0.0)
-    o.beta = v.real32("beta", beta, low=0.0)
-    o.k_samples = v.integer("k_samples", k_samples, low=1, limit=v.INT32_MAX)
+    # the objective sampler's parameters: checked by the sampler table's one check
+    o.lam = v.table_param("objective", "lam", lam)
+    o.w_entropy = v.table_param("objective", "entropy", entropy)
+    o.w_kl = v.table_param("objective", "kl", kl)
+    o.w_l2 = v.table_param("objective", "l2", l2)
+    o.beta = v.table_param("objective", "beta", beta)
+    o.k_samples = v.table_param("objective", "k_samples", k_samples)
     return o
 
 
@@ -136,9 +136,10 @@ def solve(s: npt.ArrayLike, log_r: npt.ArrayLike, w: Optional[npt.ArrayLike] = N
     if w_ is not None and np.any(~(w_ >= 0)):
         raise ValueError("w must be >= 0 everywhere")
     opt = _core.SolverOptions()
+    # steps: the solver itself takes more than the sampler's per-token budget (the table's 1000)
     opt.max_steps = v.integer("steps", steps, low=0, limit=v.INT32_MAX)
-    opt.step = v.real32("step_size", step_size, low=0.0, low_open=True)
-    opt.tol = v.real32("tol", tol, low=0.0)
+    opt.step = v.table_param("objective", "step_size", step_size)
+    opt.tol = v.table_param("objective", "tol", tol)
     q, n_steps, gap, status = _core.solve_simplex(s_, r_, w_, _objective(lam, entropy, kl, l2, beta, k_samples), opt)
     return Solution(q, n_steps, gap, status.name)
 
@@ -169,7 +170,7 @@ def coverage_weights(log_r: npt.ArrayLike, *, kind: str = "top-m", m: int = 8) -
     if np.any(np.isnan(r_)) or np.any(r_ == np.inf):
         raise ValueError("log_r must not contain NaN or +inf (the logits of the reference distribution)")
     k = {"top-m": "top_m", "rank": "rank", "gap": "gap"}[v.choice("kind", kind, ("top-m", "rank", "gap"))]
-    return _core.coverage_weights(r_, getattr(_core.CoverageWeights, k), v.integer("m", m, low=1, limit=v.INT32_MAX))
+    return _core.coverage_weights(r_, getattr(_core.CoverageWeights, k), v.table_param("objective", "m", m))
 
 
 def decode(logits: npt.ArrayLike, sampler: "Sampler") -> Result:

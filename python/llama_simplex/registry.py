@@ -33,10 +33,15 @@ def python_name(name: str) -> str:
 
 def sampler_from_name(name: str, **params: Any) -> Sampler:
     """Builds a decoder from its name or any alias (see :data:`SAMPLERS` and
-    ``llama-simplex samplers``) and keyword parameters."""
+    ``llama-simplex samplers``) and keyword parameters; ``preset=`` names one
+    of its presets (the keywords given with it override the preset's values),
+    as llama-server's sampler_params take it."""
     name = python_name(name)
     v.choice("sampler", name, tuple(SAMPLERS))
     cls = SAMPLERS[name]
+    if "preset" in params and getattr(cls, "PRESETS", None):
+        preset = params.pop("preset")
+        return cls.preset(preset, **params)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(params) - known
     if unknown:

@@ -56,11 +56,7 @@ def from_table(table_name: str) -> Any:
 
         def __post_init__(self: Any) -> None:
             for p in params:
-                value = getattr(self, p["name"])
-                if p["type"] == "support":
-                    _support(value)
-                else:
-                    object.__setattr__(self, p["name"], v.check_param(p, value))
+                object.__setattr__(self, p["name"], v.table_param(spec["name"], p["name"], getattr(self, p["name"])))
             if extra is not None:
                 extra(self)
 
@@ -179,21 +175,10 @@ class Sparsemax(Sampler):
 
 
 def _support(spec: str) -> Tuple["_core.SupportKind", float]:
-    """Parses a support spec: 'full', 'top-k:K', 'top-p:P' or 'min-p:P'."""
-    if spec == "full":
-        return _core.SupportKind.full, 0.0
-    kind, _, value = str(spec).partition(":")
-    try:
-        if kind == "top-k":
-            # support_value is a double (C and C++): every int32 k is exact.
-            return _core.SupportKind.top_k, float(v.integer("support top-k", int(value), low=1, high=v.INT32_MAX))
-        if kind == "top-p":
-            return _core.SupportKind.top_p, v.real("support top-p", float(value), low=0.0, high=1.0)
-        if kind == "min-p":
-            return _core.SupportKind.min_p, v.real("support min-p", float(value), low=0.0, high=1.0)
-    except ValueError as e:
-        raise ValueError(f"support {spec!r}: {e}") from None
-    raise ValueError(f"support must be 'full', 'top-k:K', 'top-p:P' or 'min-p:P'; got {spec!r}")
+    """A support spec ('full', 'top-k:K', 'top-p:P' or 'min-p:P') as the C
+    struct holds it, parsed by the table's one check (specs.cpp parse_support)."""
+    code, value = _core.check_params("objective", {"support": spec})["support"]
+    return _core.SupportKind(code), value
 
 
 _WEIGHTS = {"top-m": "top_m", "rank": "rank", "gap": "gap"}

@@ -114,6 +114,13 @@ struct ParamValue {
 // ranges are left to check_c_struct (the C API's one check).
 std::string read_params(const SamplerSpec & spec, const std::vector<std::pair<std::string, ParamValue>> & given,
                         void * c_struct, unsigned surface = SURFACE_SERVER);
+// The one check of one given value of a parameter (Python's constructors go through
+// it, as llama-server's reader and the C API do): its type as read_params takes it,
+// then its range (check_param). Writes what the C struct would hold into `out`
+// (support: `code` and `out`). "" or the message; `type_error` tells a value of the
+// wrong kind (a string for a number, a bool or a real for an integer) from one the
+// type holds but the range refuses (an integer too large for the C type is the latter).
+std::string check_value(const ParamSpec & p, const ParamValue & v, double & out, int32_t & code, bool & type_error);
 // The spec whose C struct a sampler is built through (itself, or built_as).
 const SamplerSpec & c_target(const SamplerSpec & spec);
 
