@@ -137,21 +137,17 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8000)
     limits = _server_limits()
-    srv.add_argument("--max-body-bytes", type=int, default=limits.max_body_bytes,
-                     help=f"largest request body; larger gets HTTP 413 (default {limits.max_body_bytes})")
-    srv.add_argument("--read-timeout", type=float, default=limits.read_timeout,
-                     help=f"seconds a client has to send its request, and for each write of a response; a body "
-                          f"not sent in time gets HTTP 408 (default {limits.read_timeout})")
-    srv.add_argument("--max-steps", type=int, default=limits.max_steps,
-                     help=f"most mirror-ascent steps per token of objective and bok (default {limits.max_steps})")
-    srv.add_argument("--max-horizon", type=int, default=limits.max_horizon,
-                     help=f"longest power rollout (default {limits.max_horizon})")
-    srv.add_argument("--max-rollout-cells", type=int, default=limits.max_rollout_cells,
-                     help=f"most power rollout-context cells, candidates*rollouts*(horizon+1) "
-                          f"(default {limits.max_rollout_cells})")
-    srv.add_argument("--max-rollout-tokens", type=int, default=limits.max_rollout_tokens,
-                     help=f"most power rollout tokens per request, max_tokens*candidates*rollouts*horizon "
-                          f"(default {limits.max_rollout_tokens})")
+    for field, kind, what in (
+        ("max_body_bytes", int, "largest request body; larger gets HTTP 413"),
+        ("read_timeout", float, "seconds a client has to send its request, and for each write of a response; "
+                                "a body not sent in time gets HTTP 408"),
+        ("max_steps", int, "most mirror-ascent steps per token of objective and bok"),
+        ("max_horizon", int, "longest power rollout"),
+        ("max_rollout_cells", int, "most power rollout-context cells, candidates*rollouts*(horizon+1)"),
+        ("max_rollout_tokens", int, "most power rollout tokens per request, max_tokens*candidates*rollouts*horizon"),
+    ):
+        default = getattr(limits, field)
+        srv.add_argument("--" + field.replace("_", "-"), type=kind, default=default, help=f"{what} (default {default})")
     srv.add_argument("--reuse-prefix", action="store_true",
                      help="let seeded requests reuse the previous prompt's KV prefix: faster, but an answer may "
                           "then depend on earlier requests (default: a seeded request decodes its prompt afresh)")
