@@ -27,13 +27,13 @@ import time
 import numpy as np
 
 CASES = {
-    "softmax T=0.8": lambda c, ls: c.make_softmax(0.8),
-    "top-k 40 T=0.8": lambda c, ls: c.make_top_k(40, 0.8),
-    "top-p 0.9 model": lambda c, ls: c.make_top_p(0.9, 1.0, c.NucleusOrder.model),
-    "top-p 0.9 T=0.8 temp": lambda c, ls: c.make_top_p(0.9, 0.8, c.NucleusOrder.temperature),
-    "min-p 0.05": lambda c, ls: c.make_min_p(0.05, 1.0),
-    "sparsemax T=1": lambda c, ls: c.make_sparsemax(1.0),
-    "greedy": lambda c, ls: c.make_greedy(),
+    "softmax T=0.8": lambda c, ls: c.make_sampler("softmax", {"temperature": 0.8}),
+    "top-k 40 T=0.8": lambda c, ls: c.make_sampler("top_k", {"k": 40, "temperature": 0.8}),
+    "top-p 0.9 model": lambda c, ls: c.make_sampler("top_p", {"p": 0.9, "temperature": 1.0, "order": "model"}),
+    "top-p 0.9 T=0.8 temp": lambda c, ls: c.make_sampler("top_p", {"p": 0.9, "temperature": 0.8, "order": "temperature"}),
+    "min-p 0.05": lambda c, ls: c.make_sampler("min_p", {"p_min": 0.05, "temperature": 1.0}),
+    "sparsemax T=1": lambda c, ls: c.make_sampler("sparsemax", {"temperature": 1.0}),
+    "greedy": lambda c, ls: c.make_sampler("greedy", {}),
     "best-of-k paper-0.01": lambda c, ls: ls.BestOfK.preset("paper-0.01").native(),
 }
 

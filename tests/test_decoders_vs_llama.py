@@ -160,7 +160,7 @@ TEMP_CASES = [
 def test_upstream_temp(probs, expected, temp):
     want = upstream_expectation(probs, expected, [llama_cpp.llama_sampler_init_temp(temp)])
     check_ours(*_core.softmax(upstream_logits(probs), temp), want)
-    check_sampler(_core.make_softmax(temp), probs, want)
+    check_sampler(_core.make_sampler("softmax", {"temperature": temp}), probs, want)
 
 
 TOP_K_CASES = [
@@ -175,7 +175,7 @@ TOP_K_CASES = [
 def test_upstream_top_k(probs, expected, k):
     want = upstream_expectation(probs, expected, [llama_cpp.llama_sampler_init_top_k(k)])
     check_ours(*_core.top_k(upstream_logits(probs), k, 1.0), want)
-    check_sampler(_core.make_top_k(k, 1.0), probs, want)
+    check_sampler(_core.make_sampler("top_k", {"k": k, "temperature": 1.0}), probs, want)
 
 
 TOP_P_CASES = [
@@ -192,7 +192,7 @@ def test_upstream_top_p(probs, expected, p, order):
     # With temperature 1 both nucleus orders are llama.cpp's top-p.
     want = upstream_expectation(probs, expected, [llama_cpp.llama_sampler_init_top_p(p, 0)])
     check_ours(*_core.top_p(upstream_logits(probs), p, 1.0, order), want)
-    check_sampler(_core.make_top_p(p, 1.0, order), probs, want)
+    check_sampler(_core.make_sampler("top_p", {"p": p, "temperature": 1.0, "order": order.name}), probs, want)
 
 
 MIN_P_CASES = [
@@ -212,7 +212,11 @@ MIN_P_CASES = [
 def test_upstream_min_p(probs, expected, p_min):
     want = upstream_expectation(probs, expected, [llama_cpp.llama_sampler_init_min_p(p_min, 0)])
     check_ours(*_core.min_p(upstream_logits(probs), p_min, 1.0), want)
-    check_sampler(_core.make_min_p(p_min, 1.0), probs, want)
+    if p_min > 1.0:  # the kernel takes llama.cpp's case; the validated constructor (every surface's) refuses it
+        with pytest.raises(ValueError, match=r"p_min: must be in \[0, 1\], got 1.05"):
+            _core.make_sampler("min_p", {"p_min": p_min, "temperature": 1.0})
+        return
+    check_sampler(_core.make_sampler("min_p", {"p_min": p_min, "temperature": 1.0}), probs, want)
 
 
 def sample_dist(sampler, logits) -> int:
@@ -288,11 +292,11 @@ QUEUE_CASES = [
 
 def make_queue_sampler(s: str, top_k: int, top_p: float, min_p: float):
     if s == "k":
-        return _core.make_top_k(top_k, 1.0)
+        return _core.make_sampler("top_k", {"k": top_k, "temperature": 1.0})
     if s == "p":
-        return _core.make_top_p(top_p, 1.0, MODEL)
+        return _core.make_sampler("top_p", {"p": top_p, "temperature": 1.0, "order": "model"})
     if s == "m":
-        return _core.make_min_p(min_p, 1.0)
+        return _core.make_sampler("min_p", {"p_min": min_p, "temperature": 1.0})
     raise AssertionError(s)
 
 
@@ -604,13 +608,13 @@ def test_difference_neg_inf_never_in_support():
 # --------------------------------------------------------------------------
 
 OURS_IN_CHAIN = [
-    ("greedy", lambda: _core.make_greedy(), lambda l: _core.greedy(l)),
-    ("softmax", lambda: _core.make_softmax(0.7), lambda l: _core.softmax(l, 0.7)),
-    ("top_k", lambda: _core.make_top_k(40, 0.8), lambda l: _core.top_k(l, 40, 0.8)),
-    ("top_p_model", lambda: _core.make_top_p(0.9, 0.7, MODEL), lambda l: _core.top_p(l, 0.9, 0.7, MODEL)),
-    ("top_p_temp", lambda: _core.make_top_p(0.9, 0.7, TEMPERATURE), lambda l: _core.top_p(l, 0.9, 0.7, TEMPERATURE)),
-    ("min_p", lambda: _core.make_min_p(0.05, 1.3), lambda l: _core.min_p(l, 0.05, 1.3)),
-    ("sparsemax", lambda: _core.make_sparsemax(0.5), lambda l: _core.sparsemax(l, 0.5)),
+    ("greedy", lambda: _core.make_sampler("greedy", {}), lambda l: _core.greedy(l)),
+    ("softmax", lambda: _core.make_sampler("softmax", {"temperature": 0.7}), lambda l: _core.softmax(l, 0.7)),
+    ("top_k", lambda: _core.make_sampler("top_k", {"k": 40, "temperature": 0.8}), lambda l: _core.top_k(l, 40, 0.8)),
+    ("top_p_model", lambda: _core.make_sampler("top_p", {"p": 0.9, "temperature": 0.7, "order": "model"}), lambda l: _core.top_p(l, 0.9, 0.7, MODEL)),
+    ("top_p_temp", lambda: _core.make_sampler("top_p", {"p": 0.9, "temperature": 0.7, "order": "temperature"}), lambda l: _core.top_p(l, 0.9, 0.7, TEMPERATURE)),
+    ("min_p", lambda: _core.make_sampler("min_p", {"p_min": 0.05, "temperature": 1.3}), lambda l: _core.min_p(l, 0.05, 1.3)),
+    ("sparsemax", lambda: _core.make_sampler("sparsemax", {"temperature": 0.5}), lambda l: _core.sparsemax(l, 0.5)),
 ]
 
 

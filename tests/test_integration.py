@@ -42,7 +42,7 @@ def test_create_completion_restores_llama(tiny_llm, tiny_text):
 def test_native_sampler_inside_a_llama_cpp_chain():
     # A chain made by llama_cpp owns our sampler and runs it with its own dist.
     chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-    ours = _core.make_top_k(3, 1.0)
+    ours = _core.make_sampler("top_k", {"k": 3, "temperature": 1.0})
     llama_cpp.llama_sampler_chain_add(chain, ctypes.cast(ctypes.c_void_p(ours.release()), llama_cpp.llama_sampler_p_ctypes))
     llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_dist(0))
     logits = np.array([0.1, 2.0, 1.0, 3.0, -1.0], dtype=np.float32)
@@ -114,7 +114,7 @@ def test_a_sampler_that_selects_nothing_raises_instead_of_aborting(tiny_model_pa
         class NoDraw(ls.Sampler):
             name = "no-draw"
             def native(self, seed=None):
-                return _core.make_softmax(1.0)  # q, and no selection
+                return ls.Softmax(temperature=1.0).native()  # q, and no selection (no seed)
 
         llm = llama_cpp.Llama(model_path={str(tiny_model_path)!r}, n_ctx=64, verbose=False)
         for stream in (False, True):

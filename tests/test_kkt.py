@@ -282,13 +282,13 @@ def test_zero_temperature_is_greedy(logits, name):
 # --------------------------------------------------------------------------
 
 SAMPLERS = {
-    "greedy": (lambda: _core.make_greedy(), lambda l: _core.greedy(l)),
-    "softmax": (lambda: _core.make_softmax(0.7), lambda l: _core.softmax(l, 0.7)),
-    "top_k": (lambda: _core.make_top_k(7, 1.3), lambda l: _core.top_k(l, 7, 1.3)),
-    "top_p": (lambda: _core.make_top_p(0.8, 0.7, MODEL), lambda l: _core.top_p(l, 0.8, 0.7, MODEL)),
-    "top_p_t": (lambda: _core.make_top_p(0.8, 0.7, TEMPERATURE), lambda l: _core.top_p(l, 0.8, 0.7, TEMPERATURE)),
-    "min_p": (lambda: _core.make_min_p(0.1, 1.0), lambda l: _core.min_p(l, 0.1, 1.0)),
-    "sparsemax": (lambda: _core.make_sparsemax(1.0), lambda l: _core.sparsemax(l, 1.0)),
+    "greedy": (lambda: _core.make_sampler("greedy", {}), lambda l: _core.greedy(l)),
+    "softmax": (lambda: _core.make_sampler("softmax", {"temperature": 0.7}), lambda l: _core.softmax(l, 0.7)),
+    "top_k": (lambda: _core.make_sampler("top_k", {"k": 7, "temperature": 1.3}), lambda l: _core.top_k(l, 7, 1.3)),
+    "top_p": (lambda: _core.make_sampler("top_p", {"p": 0.8, "temperature": 0.7, "order": "model"}), lambda l: _core.top_p(l, 0.8, 0.7, MODEL)),
+    "top_p_t": (lambda: _core.make_sampler("top_p", {"p": 0.8, "temperature": 0.7, "order": "temperature"}), lambda l: _core.top_p(l, 0.8, 0.7, TEMPERATURE)),
+    "min_p": (lambda: _core.make_sampler("min_p", {"p_min": 0.1, "temperature": 1.0}), lambda l: _core.min_p(l, 0.1, 1.0)),
+    "sparsemax": (lambda: _core.make_sampler("sparsemax", {"temperature": 1.0}), lambda l: _core.sparsemax(l, 1.0)),
 }
 
 

@@ -268,16 +268,6 @@ PYBIND11_MODULE(_core, m) {
         .def_readwrite("max_steps", &SolverOptions::max_steps)
         .def_readwrite("step", &SolverOptions::step)
         .def_readwrite("tol", &SolverOptions::tol);
-    py::class_<ObjectiveParams>(m, "ObjectiveParams")
-        .def(py::init<>())
-        .def_readwrite("objective", &ObjectiveParams::objective)
-        .def_readwrite("solver", &ObjectiveParams::solver)
-        .def_readwrite("weights", &ObjectiveParams::weights)
-        .def_readwrite("m", &ObjectiveParams::m)
-        .def_readwrite("support", &ObjectiveParams::support)
-        .def_readwrite("support_value", &ObjectiveParams::support_value)
-        .def_readwrite("temperature", &ObjectiveParams::temperature)
-        .def_readwrite("reference_temperature", &ObjectiveParams::reference_temperature);
 
     // The solver on arrays over the candidates: returns (q, steps, gap, status).
     m.def("solve_simplex", [](const FloatArray & s, const FloatArray & log_r, std::optional<FloatArray> w,
@@ -419,15 +409,19 @@ PYBIND11_MODULE(_core, m) {
         return out;
     }, py::arg("name"), py::arg("params"));
 
-    m.def("make_greedy", [] { return new NativeSampler(make_greedy()); });
-    m.def("make_softmax", [](float t) { return new NativeSampler(make_softmax(t)); }, py::arg("temperature"));
-    m.def("make_top_k", [](int32_t k, float t) { return new NativeSampler(make_top_k(k, t)); }, py::arg("k"), py::arg("temperature"));
-    m.def("make_top_p", [](double p, float t, NucleusOrder o, int32_t mk) { return new NativeSampler(make_top_p(p, t, o, mk)); },
-          py::arg("p"), py::arg("temperature"), py::arg("order"), py::arg("min_keep") = 0);
-    m.def("make_min_p", [](double p, float t, int32_t mk) { return new NativeSampler(make_min_p(p, t, mk)); },
-          py::arg("p_min"), py::arg("temperature"), py::arg("min_keep") = 0);
-    m.def("make_sparsemax", [](float t) { return new NativeSampler(make_sparsemax(t)); }, py::arg("temperature"));
-    m.def("make_objective", [](const ObjectiveParams & p) { return new NativeSampler(make_objective(p)); }, py::arg("params"));
+    // The one constructor of a sampler without a model (specs.h make_sampler), what
+    // llama-server's registry calls: the C struct's defaults, the given Python-surface
+    // parameters over them through the table, the C API's check and constructor.
+    m.def("make_sampler", [](const std::string & name, const py::dict & params) {
+        const SamplerSpec * spec = find_sampler_spec(name);
+        if (spec == nullptr) throw py::value_error("no sampler '" + name + "' in the table");
+        std::vector<std::pair<std::string, ParamValue>> given;
+        for (const auto & [k, v] : params) given.emplace_back(py::str(k), param_value(v));
+        llama_sampler * s = nullptr;
+        const std::string why = make_sampler(*spec, given, SURFACE_PYTHON, &s);
+        if (!why.empty()) throw py::value_error(why);
+        return new NativeSampler(s);
+    }, py::arg("name"), py::arg("params") = py::dict());
     m.def("make_power_chain_sampler", [](uintptr_t model, uint32_t n_ctx, double alpha, int32_t candidates,
                                          int32_t rollouts, int32_t horizon, bool jackknife, uint32_t seed,
                                          int32_t max_tokens) {

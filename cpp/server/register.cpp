@@ -18,11 +18,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <cctype>
 #include <cstdint>
-#include <map>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -116,12 +118,8 @@ llama_sampler * wrap_throwing(llama_sampler * inner) {
     return llama_sampler_init(&throwing_iface, new Throwing{inner});
 }
 
-// Reads a sampler's parameters (the table's reader) over the C struct's
-// defaults, then builds it through the C API, whose message names the
-// parameter out of range.
-template <typename P, typename Make>
-llama_sampler * build(const char * name, const std::string & text, P p, Make make) {
-    const SamplerSpec & spec = *find_sampler_spec(name);
+// A request's sampler_params as the table's reader takes them; fails unless a JSON object.
+std::vector<std::pair<std::string, ParamValue>> given_of(const SamplerSpec & spec, const std::string & text) {
     json j;
     try {
         j = json::parse(text);
@@ -131,56 +129,51 @@ llama_sampler * build(const char * name, const std::string & text, P p, Make mak
     if (!j.is_object()) fail(spec, "parameters must be a JSON object");
     std::vector<std::pair<std::string, ParamValue>> given;
     for (const auto & [key, value] : j.items()) given.emplace_back(key, value_of(value));
-    const std::string why = read_params(spec, given, &p);
-    if (!why.empty()) fail(spec, why);
+    return given;
+}
+
+// A sampler without a model, the table's I-th: the table's one constructor (specs.h
+// make_sampler: the C struct's defaults, the reader, the C API constructor), as Python's.
+// By index because the registry takes plain function pointers.
+template <size_t I>
+llama_sampler * table_factory(const llama_model *, const std::string & t, uint32_t) {
+    const SamplerSpec & spec = sampler_specs()[I];
     llama_sampler * s = nullptr;
-    if (make(&p, &s) != LLAMA_SIMPLEX_OK) fail(spec, llama_simplex_last_error());
+    const std::string why = make_sampler(spec, given_of(spec, t), SURFACE_SERVER, &s);
+    if (!why.empty()) fail(spec, why);
     return wrap_throwing(s);
 }
 
-struct NoParams {};
+constexpr size_t MAX_TABLE = 32;  // more samplers than this fail the registration below
 
-// The C constructor of each sampler llama-server takes (the table's server_name):
-// only the C side binding, the parameters are the table's.
-const std::map<std::string, common_sampler_factory> & factories() {
-    static const std::map<std::string, common_sampler_factory> f = {
-        {"greedy", [](const llama_model *, const std::string & t, uint32_t) {
-             return build("greedy", t, NoParams{}, [](const NoParams *, llama_sampler ** s) { return llama_simplex_greedy(s); });
-         }},
-        {"softmax", [](const llama_model *, const std::string & t, uint32_t) {
-             return build("softmax", t, llama_simplex_softmax_default_params(), llama_simplex_softmax);
-         }},
-        {"top_k", [](const llama_model *, const std::string & t, uint32_t) {
-             return build("top_k", t, llama_simplex_top_k_default_params(), llama_simplex_top_k);
-         }},
-        {"top_p", [](const llama_model *, const std::string & t, uint32_t) {
-             return build("top_p", t, llama_simplex_top_p_default_params(), llama_simplex_top_p);
-         }},
-        {"min_p", [](const llama_model *, const std::string & t, uint32_t) {
-             return build("min_p", t, llama_simplex_min_p_default_params(), llama_simplex_min_p);
-         }},
-        {"sparsemax", [](const llama_model *, const std::string & t, uint32_t) {
-             return build("sparsemax", t, llama_simplex_sparsemax_default_params(), llama_simplex_sparsemax);
-         }},
-        // through the objective's struct (the table's built_as), which carries weights, support, tol
-        {"best_of_k", [](const llama_model *, const std::string & t, uint32_t) {
-             return build("best_of_k", t, llama_simplex_objective_default_params(), llama_simplex_objective);
-         }},
-        {"objective", [](const llama_model *, const std::string & t, uint32_t) {
-             return build("objective", t, llama_simplex_objective_default_params(), llama_simplex_objective);
-         }},
-        // The rollouts run in a context of the sampler's own on the server's model; the
-        // prompt reaches it through accept(). The request's seed seeds the rollouts.
-        {"power", [](const llama_model * model, const std::string & t, uint32_t seed) {
-             auto p = llama_simplex_power_default_params();
-             p.rollout_seed = seed;
-             return build("power", t, p, [model](const llama_simplex_power_params * p, llama_sampler ** s) {
-                 // The rollouts only read the model; the C API takes it non-const like llama.cpp's.
-                 return llama_simplex_power(p, const_cast<llama_model *>(model), s);
-             });
-         }},
-    };
-    return f;
+template <size_t... I>
+constexpr std::array<common_sampler_factory, sizeof...(I)> table_factories(std::index_sequence<I...>) {
+    return {table_factory<I>...};
+}
+
+// Power runs its rollouts in a context of the sampler's own on the server's model; the
+// prompt reaches it through accept(). The request's seed seeds the rollouts.
+llama_sampler * make_power(const llama_model * model, const std::string & t, uint32_t seed) {
+    const SamplerSpec & spec = *find_sampler_spec("power");
+    auto p = llama_simplex_power_default_params();
+    p.rollout_seed = seed;
+    const std::string why = read_params(spec, given_of(spec, t), &p);
+    if (!why.empty()) fail(spec, why);
+    llama_sampler * s = nullptr;
+    // The rollouts only read the model; the C API takes it non-const like llama.cpp's.
+    if (llama_simplex_power(&p, const_cast<llama_model *>(model), &s) != LLAMA_SIMPLEX_OK) {
+        fail(spec, llama_simplex_last_error());
+    }
+    return wrap_throwing(s);
+}
+
+// The C constructor of a sampler llama-server takes (the table's server_name); null if none.
+common_sampler_factory factory(const SamplerSpec & spec) {
+    static constexpr auto by_index = table_factories(std::make_index_sequence<MAX_TABLE>{});
+    const size_t i = size_t(&spec - sampler_specs().data());
+    if (has_c_constructor(spec)) return i < MAX_TABLE ? by_index[i] : nullptr;
+    if (std::string_view(spec.name) == "power") return make_power;
+    return nullptr;
 }
 
 // The registry's spelling of a name (it reads '-' as '_' and ignores case), so that
@@ -198,14 +191,14 @@ std::string registry_key(std::string name) {
     bool ok = true;
     for (const SamplerSpec & spec : sampler_specs()) {
         if (spec.server_name == nullptr) continue;
-        const auto it = factories().find(spec.name);
-        ok &= it != factories().end() && common_sampler_register(spec.server_name, it->second);
-        if (it == factories().end()) continue;
+        const common_sampler_factory make = factory(spec);
+        ok &= make && common_sampler_register(spec.server_name, make);
+        if (!make) continue;
         const std::string owned_by_llama = registry_key(spec.name) != registry_key(spec.server_name) ? registry_key(spec.name) : "";
         for (const char * alias : spec.aliases) {
             const std::string key = registry_key(alias);
             if (key == owned_by_llama || !common_sampler_registered_name(key).empty()) continue;
-            ok &= common_sampler_register(alias, it->second);
+            ok &= common_sampler_register(alias, make);
         }
     }
     return ok;

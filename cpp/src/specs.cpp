@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 
@@ -556,6 +557,60 @@ std::string check_value(const ParamSpec & p, const ParamValue & v, double & out,
     }
     std::string why = typed(p, v, out);
     return why.empty() ? check_param(p, out) : why;
+}
+
+namespace {
+
+// The C API constructor of each sampler built from its C struct alone, by the name of
+// the spec whose struct it takes (c_target): the one map llama-server and Python use.
+using CConstructor = llama_simplex_status (*)(const void * c_struct, llama_sampler ** out);
+
+template <typename P, llama_simplex_status (*Make)(const P *, llama_sampler **)>
+llama_simplex_status c_make(const void * c_struct, llama_sampler ** out) {
+    return Make(static_cast<const P *>(c_struct), out);
+}
+
+llama_simplex_status c_greedy(const void *, llama_sampler ** out) { return llama_simplex_greedy(out); }
+
+CConstructor c_constructor(const SamplerSpec & target) {
+    static const std::pair<const char *, CConstructor> map[] = {
+        {"greedy", c_greedy},
+        {"softmax", c_make<llama_simplex_softmax_params, llama_simplex_softmax>},
+        {"top_k", c_make<llama_simplex_top_k_params, llama_simplex_top_k>},
+        {"top_p", c_make<llama_simplex_top_p_params, llama_simplex_top_p>},
+        {"min_p", c_make<llama_simplex_min_p_params, llama_simplex_min_p>},
+        {"sparsemax", c_make<llama_simplex_sparsemax_params, llama_simplex_sparsemax>},
+        {"objective", c_make<llama_simplex_objective_params, llama_simplex_objective>},
+    };
+    for (const auto & [name, make] : map) {
+        if (std::strcmp(name, target.name) == 0) return make;
+    }
+    return nullptr;
+}
+
+}  // namespace
+
+bool has_c_constructor(const SamplerSpec & spec) { return c_constructor(c_target(spec)) != nullptr; }
+
+std::string make_sampler(const SamplerSpec & spec, const std::vector<std::pair<std::string, ParamValue>> & given,
+                         unsigned surface, llama_sampler ** out) {
+    *out = nullptr;
+    const SamplerSpec & target = c_target(spec);
+    const CConstructor make = c_constructor(target);
+    if (make == nullptr) return std::string("sampler '") + spec.name + "' is not built from its C struct alone";
+    union {  // any of the C structs the map above takes
+        llama_simplex_softmax_params   softmax;
+        llama_simplex_top_k_params     top_k;
+        llama_simplex_top_p_params     top_p;
+        llama_simplex_min_p_params     min_p;
+        llama_simplex_sparsemax_params sparsemax;
+        llama_simplex_objective_params objective;
+    } c_struct{};
+    fill_c_defaults(target, &c_struct);
+    const std::string why = read_params(spec, given, &c_struct, surface);
+    if (!why.empty()) return why;
+    if (make(&c_struct, out) != LLAMA_SIMPLEX_OK) return llama_simplex_last_error();
+    return "";
 }
 
 }  // namespace llama_simplex

@@ -71,7 +71,9 @@ class Sampler:
     name: ClassVar[str] = ""
 
     def _make(self) -> _core.NativeSampler:
-        raise NotImplementedError
+        # The one constructor every surface uses (llama-server's too): the C struct's
+        # defaults, these parameters over them through the sampler table, the C API's check.
+        return _core.make_sampler(self.SPEC["name"], self.params())  # type: ignore[attr-defined]
 
     def native(self, seed: Optional[int] = None) -> _core.NativeSampler:
         """A new native llama_sampler with these parameters (owned by the caller).
@@ -105,9 +107,6 @@ class Greedy(Sampler):
 
     name: ClassVar[str] = "greedy"
 
-    def _make(self) -> _core.NativeSampler:
-        return _core.make_greedy()
-
 
 @from_table("softmax")
 class Softmax(Sampler):
@@ -118,9 +117,6 @@ class Softmax(Sampler):
 
     name: ClassVar[str] = "softmax"
 
-    def _make(self) -> _core.NativeSampler:
-        return _core.make_softmax(self.temperature)
-
 
 @from_table("top_k")
 class TopK(Sampler):
@@ -130,9 +126,6 @@ class TopK(Sampler):
     """
 
     name: ClassVar[str] = "top-k"
-
-    def _make(self) -> _core.NativeSampler:
-        return _core.make_top_k(self.k, self.temperature)
 
 
 @from_table("top_p")
@@ -148,18 +141,12 @@ class TopP(Sampler):
 
     name: ClassVar[str] = "top-p"
 
-    def _make(self) -> _core.NativeSampler:
-        return _core.make_top_p(self.p, self.temperature, getattr(_core.NucleusOrder, self.order), self.min_keep)
-
 
 @from_table("min_p")
 class MinP(Sampler):
     """softmax(logits / temperature) over {v : p(v) >= p_min * max p}, p = softmax(logits)."""
 
     name: ClassVar[str] = "min-p"
-
-    def _make(self) -> _core.NativeSampler:
-        return _core.make_min_p(self.p_min, self.temperature, self.min_keep)
 
 
 @from_table("sparsemax")
@@ -169,19 +156,6 @@ class Sparsemax(Sampler):
     """
 
     name: ClassVar[str] = "sparsemax"
-
-    def _make(self) -> _core.NativeSampler:
-        return _core.make_sparsemax(self.temperature)
-
-
-def _support(spec: str) -> Tuple["_core.SupportKind", float]:
-    """A support spec ('full', 'top-k:K', 'top-p:P' or 'min-p:P') as the C
-    struct holds it, parsed by the table's one check (specs.cpp parse_support)."""
-    code, value = _core.check_params("objective", {"support": spec})["support"]
-    return _core.SupportKind(code), value
-
-
-_WEIGHTS = {"top-m": "top_m", "rank": "rank", "gap": "gap"}
 
 
 @from_table("objective")
@@ -212,24 +186,6 @@ class Objective(Sampler):
     """
 
     name: ClassVar[str] = "objective"
-
-    def params_native(self) -> "_core.ObjectiveParams":
-        """The parameters as the C++ struct."""
-        p = _core.ObjectiveParams()
-        o = _core.Objective()
-        o.lam, o.w_entropy, o.w_kl, o.w_l2, o.beta, o.k_samples = (
-            self.lam, self.entropy, self.kl, self.l2, self.beta, self.k_samples)
-        opt = _core.SolverOptions()
-        opt.max_steps, opt.step, opt.tol = self.steps, self.step_size, self.tol
-        p.objective, p.solver = o, opt
-        p.weights = getattr(_core.CoverageWeights, _WEIGHTS[self.weights])
-        p.m = self.m
-        p.support, p.support_value = _support(self.support)
-        p.temperature, p.reference_temperature = self.temperature, self.reference_temperature
-        return p
-
-    def _make(self) -> _core.NativeSampler:
-        return _core.make_objective(self.params_native())
 
 
 @from_table("best_of_k")
@@ -263,9 +219,6 @@ class BestOfK(Sampler):
         return Objective(lam=self.lam, kl=1.0, beta=self.beta, k_samples=self.k_samples, weights=self.weights,
                          m=self.m, support=self.support, temperature=self.temperature, steps=self.steps,
                          step_size=self.step_size, tol=self.tol)
-
-    def _make(self) -> _core.NativeSampler:
-        return self.objective()._make()
 
 
 @from_table("dist")

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+struct llama_sampler;
+
 namespace llama_simplex {
 
 enum class ParamType {
@@ -123,5 +125,14 @@ std::string read_params(const SamplerSpec & spec, const std::vector<std::pair<st
 std::string check_value(const ParamSpec & p, const ParamValue & v, double & out, int32_t & code, bool & type_error);
 // The spec whose C struct a sampler is built through (itself, or built_as).
 const SamplerSpec & c_target(const SamplerSpec & spec);
+
+// Builds a sampler that needs no model (greedy, the closed forms, best_of_k, objective)
+// the one way every surface does: the C struct of c_target(spec) gets its defaults, then
+// read_params writes `given` (keys of `surface`) over them, then the C API constructor
+// checks it (check_c_struct) and builds it. "" and *out set, or the message naming the
+// parameter. Whether `spec` has such a constructor: has_c_constructor.
+std::string make_sampler(const SamplerSpec & spec, const std::vector<std::pair<std::string, ParamValue>> & given,
+                         unsigned surface, llama_sampler ** out);
+bool has_c_constructor(const SamplerSpec & spec);
 
 }  // namespace llama_simplex

@@ -36,8 +36,6 @@ import llama_cpp
 import llama_simplex as ls
 from llama_simplex import _core
 
-MODEL = _core.NucleusOrder.model
-TEMPERATURE = _core.NucleusOrder.temperature
 
 # llama_token_data as numpy sees it: {int32 id; float logit; float p}.
 TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
@@ -310,41 +308,41 @@ def build_cases(seed: int):
     ld = llama_cpp
     return [
         dict(name="temperature", params="T=0.8", target=TARGET_VS_LLAMA, kind="set",
-             ours=lambda: fused(_core.make_softmax(0.8), seed),
+             ours=lambda: fused(_core.make_sampler("softmax", {"temperature": 0.8}), seed),
              llama=lambda: [ld.llama_sampler_init_temp(0.8), ld.llama_sampler_init_dist(seed)],
              ref=lambda x, u: np_temperature(x, 0.8, u),
              llama_desc="temp(0.8) + dist"),
         dict(name="top-k", params="k=40, T=0.8", target=TARGET_VS_LLAMA, kind="set",
-             ours=lambda: fused(_core.make_top_k(40, 0.8), seed),
+             ours=lambda: fused(_core.make_sampler("top_k", {"k": 40, "temperature": 0.8}), seed),
              llama=lambda: [ld.llama_sampler_init_top_k(40), ld.llama_sampler_init_temp(0.8),
                             ld.llama_sampler_init_dist(seed)],
              ref=lambda x, u: np_top_k(x, 40, 0.8, u),
              llama_desc="top_k(40) + temp(0.8) + dist"),
         dict(name="top-p (model order)", params="p=0.9, T=1", target=TARGET_VS_LLAMA, kind="top_p",
              top_p=0.9, chooser_t=1.0,
-             ours=lambda: fused(_core.make_top_p(0.9, 1.0, MODEL), seed),
+             ours=lambda: fused(_core.make_sampler("top_p", {"p": 0.9, "temperature": 1.0, "order": "model"}), seed),
              llama=lambda: [ld.llama_sampler_init_top_p(0.9, 1), ld.llama_sampler_init_dist(seed)],
              ref=lambda x, u: np_top_p(x, 0.9, 1.0, "model", u),
              llama_desc="top_p(0.9, 1) + dist"),
         dict(name="top-p (temperature order)", params="p=0.9, T=0.8", target=TARGET_VS_LLAMA, kind="top_p",
              top_p=0.9, chooser_t=0.8,
-             ours=lambda: fused(_core.make_top_p(0.9, 0.8, TEMPERATURE), seed),
+             ours=lambda: fused(_core.make_sampler("top_p", {"p": 0.9, "temperature": 0.8, "order": "temperature"}), seed),
              llama=lambda: [ld.llama_sampler_init_temp(0.8), ld.llama_sampler_init_top_p(0.9, 1),
                             ld.llama_sampler_init_dist(seed)],
              ref=lambda x, u: np_top_p(x, 0.9, 0.8, "temperature", u),
              llama_desc="temp(0.8) + top_p(0.9, 1) + dist"),
         dict(name="min-p", params="p_min=0.05, T=1", target=TARGET_VS_LLAMA, kind="set",
-             ours=lambda: fused(_core.make_min_p(0.05, 1.0), seed),
+             ours=lambda: fused(_core.make_sampler("min_p", {"p_min": 0.05, "temperature": 1.0}), seed),
              llama=lambda: [ld.llama_sampler_init_min_p(0.05, 1), ld.llama_sampler_init_dist(seed)],
              ref=lambda x, u: np_min_p(x, 0.05, 1.0, u),
              llama_desc="min_p(0.05, 1) + dist"),
         dict(name="greedy", params="", target=None, kind="greedy",
-             ours=lambda: fused(_core.make_greedy(), seed),
+             ours=lambda: fused(_core.make_sampler("greedy", {}), seed),
              llama=lambda: [ld.llama_sampler_init_greedy()],
              ref=lambda x, u: np_greedy(x, u),
              llama_desc="greedy"),
         dict(name="sparsemax", params="T=1", target=None, kind=None,
-             ours=lambda: fused(_core.make_sparsemax(1.0), seed),
+             ours=lambda: fused(_core.make_sampler("sparsemax", {"temperature": 1.0}), seed),
              llama=lambda: [ld.llama_sampler_init_temp(1.0), ld.llama_sampler_init_dist(seed)],
              ref=lambda x, u: np_sparsemax(x, 1.0, u),
              llama_desc="temp(1) + dist (softmax sampling; a different distribution)"),
@@ -370,7 +368,7 @@ def bench_vocab(n: int, args, out_rows, out_sparse, log):
         rt.append(time.perf_counter_ns() - t0)
     restore_us = median(rt) / 1e3
 
-    softmax_pass = OursChain([_core.make_softmax(1.0)])
+    softmax_pass = OursChain([_core.make_sampler("softmax", {"temperature": 1.0})])
     ids, p, _ = run_chain(softmax_pass, cands)
     if len(ids) != n or not np.allclose(p[np.argsort(ids)], _softmax64(logits), atol=P_ATOL, rtol=P_RTOL):
         raise BenchError(f"softmax pass (n={n}) does not match numpy softmax")
@@ -462,7 +460,7 @@ def bench_bok(n: int, args, out_bok, log):
     rng = np.random.default_rng(args.seed)
     logits = rng.normal(scale=args.scale, size=n).astype(np.float32)
     cands = Candidates(logits)
-    softmax_pass = OursChain([_core.make_softmax(1.0)])
+    softmax_pass = OursChain([_core.make_sampler("softmax", {"temperature": 1.0})])
     for name, make in BOK_CASES:
         sampler = make()
         ours = OursChain([sampler.native(seed=args.seed)])
@@ -510,7 +508,7 @@ def markdown(rows, sparse, restore) -> str:
                      f"| {r['ours_over_numpy']:.3f} | {target} | {result} |")
     lines += [
         "",
-        "Sparsemax against one softmax pass (ours `make_softmax(1.0)` alone, no dist):",
+        "Sparsemax against one softmax pass (ours `Softmax(temperature=1.0)` alone, no dist):",
         "",
         "| vocab | sparsemax + dist (µs) | softmax pass (µs) | sparsemax / softmax pass | llama.cpp temp(1) + dist (µs) "
         "| sparsemax / llama.cpp | target | result |",
