@@ -38,6 +38,11 @@ C_STRUCTS = {"softmax": SoftmaxParams, "top_k": TopKParams, "top_p": TopPParams,
 C_FIELDS = {"order": ("order_by_temperature",), "support": ("support", "support_value")}
 
 
+# The samplers built by the table's one constructor (specs.h make_sampler), from their
+# C struct alone: Python's classes and llama-server's registry both call it.
+BUILT_BY_TABLE = ("greedy", "softmax", "top_k", "top_p", "min_p", "sparsemax", "best_of_k", "objective")
+
+
 def spec_of(cls: type) -> Dict[str, Any]:
     """The table entry whose canonical name or alias the Python class carries."""
     found = [s for s in SPECS if cls.name == s["name"] or cls.name in s["aliases"]]
@@ -325,6 +330,10 @@ def test_one_message_for_an_out_of_range_value(spec, lib, tiny_llm):
                 setattr(c, C_FIELDS.get(p["name"], (p["name"],))[0], value)
                 assert _c_build(lib, name, c, model) == 1, (name, p["name"], value)
                 messages["c"] = lib.llama_simplex_last_error().decode()
+            if "python" in p["surfaces"] and name in BUILT_BY_TABLE:
+                with pytest.raises(ValueError) as e:
+                    _core.make_sampler(name, {**CONTEXT.get((name, p["name"]), {}), p["name"]: value})
+                messages["make_sampler"] = str(e.value)
             if "server" in p["surfaces"] and spec["server_name"]:
                 prefix = f"sampler '{spec['server_name']}': "
                 with pytest.raises(ValueError) as e:
@@ -393,3 +402,30 @@ def test_serve_refuses_every_out_of_range_value():
                 assert f"{p['name']}" in str(e.value), (spec["name"], p["name"], value, str(e.value))
                 if p["type"] in ("f32", "f64", "i32", "u32") and value in list(_out_of_range(p)):
                     assert f"{p['name']}: must be {p['range']}" in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("name", BUILT_BY_TABLE)
+def test_python_builds_through_the_table_constructor(name, monkeypatch):
+    """Issue 11: a Python class's native sampler is built by the table's one
+    constructor (_core.make_sampler: the C struct's defaults, the class's
+    parameters through the table, the C API's check and constructor), the one
+    llama-server's registry calls; no per-sampler constructor is left in _core."""
+    cls = next(c for c in CLASSES if spec_of(c) is BY_NAME[name])
+    calls = []
+    real = _core.make_sampler
+    monkeypatch.setattr(_core, "make_sampler", lambda n, params: calls.append((n, dict(params))) or real(n, params))
+    obj = cls()
+    obj.native(seed=1)
+    assert calls == [(name, obj.params())]
+    assert not hasattr(_core, f"make_{name}")
+
+
+def test_make_sampler_refuses_what_it_cannot_build():
+    with pytest.raises(ValueError, match="no sampler 'nope' in the table"):
+        _core.make_sampler("nope", {})
+    with pytest.raises(ValueError, match="sampler 'power' is not built from its C struct alone"):
+        _core.make_sampler("power", {})
+    with pytest.raises(ValueError, match=r"unknown parameter 'lam' \(allowed: temperature\)"):
+        _core.make_sampler("softmax", {"lam": 1.0})
+    with pytest.raises(ValueError, match="order: must be one of 'model', 'temperature', got 'x'"):
+        _core.make_sampler("top_p", {"order": "x"})
