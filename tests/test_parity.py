@@ -423,9 +423,25 @@ def test_python_builds_through_the_table_constructor(name, monkeypatch):
 def test_make_sampler_refuses_what_it_cannot_build():
     with pytest.raises(ValueError, match="no sampler 'nope' in the table"):
         _core.make_sampler("nope", {})
-    with pytest.raises(ValueError, match="sampler 'power' is not built from its C struct alone"):
+    with pytest.raises(ValueError, match="sampler 'block_power' is not built from a C struct"):
+        _core.make_sampler("block_power", {})
+    with pytest.raises(ValueError, match=r"model: must not be NULL \(the rollouts run on it\)"):
         _core.make_sampler("power", {})
     with pytest.raises(ValueError, match=r"unknown parameter 'lam' \(allowed: temperature\)"):
         _core.make_sampler("softmax", {"lam": 1.0})
     with pytest.raises(ValueError, match="order: must be one of 'model', 'temperature', got 'x'"):
         _core.make_sampler("top_p", {"order": "x"})
+
+
+def test_power_native_builds_through_the_table_constructor(tiny_llm, monkeypatch):
+    """PowerSampler.native goes through make_sampler and the C API's power
+    constructor, as llama-server's 'power' does: n_ctx, rollout_seed and
+    max_tokens are checked by the table (n_ctx >= 64, as in C and llama-server)."""
+    calls = []
+    real = _core.make_sampler
+    monkeypatch.setattr(_core, "make_sampler", lambda n, params, model=0: calls.append((n, dict(params))) or real(n, params, model))
+    sampler = PowerSampler(candidates=2, rollouts=2, horizon=2)
+    sampler.native(3, llm=tiny_llm, n_ctx=256, max_tokens=5)
+    assert calls == [("power", {**sampler.params(), "n_ctx": 256, "rollout_seed": 3, "max_tokens": 5})]
+    with pytest.raises(ValueError, match="n_ctx: must be >= 64, got 10"):
+        sampler.native(3, llm=tiny_llm, n_ctx=10)

@@ -409,26 +409,21 @@ PYBIND11_MODULE(_core, m) {
         return out;
     }, py::arg("name"), py::arg("params"));
 
-    // The one constructor of a sampler without a model (specs.h make_sampler), what
-    // llama-server's registry calls: the C struct's defaults, the given Python-surface
-    // parameters over them through the table, the C API's check and constructor.
-    m.def("make_sampler", [](const std::string & name, const py::dict & params) {
+    // The one constructor of a sampler from its C struct (specs.h make_sampler), what
+    // llama-server's registry calls: the C struct's defaults, the given parameters (the
+    // Python class's, and power's C-only n_ctx / rollout_seed / max_tokens) over them
+    // through the table, the C API's check and constructor. model: power's (an address).
+    m.def("make_sampler", [](const std::string & name, const py::dict & params, uintptr_t model) {
         const SamplerSpec * spec = find_sampler_spec(name);
         if (spec == nullptr) throw py::value_error("no sampler '" + name + "' in the table");
         std::vector<std::pair<std::string, ParamValue>> given;
         for (const auto & [k, v] : params) given.emplace_back(py::str(k), param_value(v));
         llama_sampler * s = nullptr;
-        const std::string why = make_sampler(*spec, given, SURFACE_PYTHON, &s);
+        const std::string why = make_sampler(*spec, given, SURFACE_PYTHON | SURFACE_C, &s,
+                                             reinterpret_cast<llama_model *>(model));
         if (!why.empty()) throw py::value_error(why);
         return new NativeSampler(s);
-    }, py::arg("name"), py::arg("params") = py::dict());
-    m.def("make_power_chain_sampler", [](uintptr_t model, uint32_t n_ctx, double alpha, int32_t candidates,
-                                         int32_t rollouts, int32_t horizon, bool jackknife, uint32_t seed,
-                                         int32_t max_tokens) {
-        return new NativeSampler(make_power_chain_sampler(reinterpret_cast<llama_model *>(model), n_ctx, alpha, candidates,
-                                                          rollouts, horizon, jackknife, seed, max_tokens));
-    }, py::arg("model"), py::arg("n_ctx"), py::arg("alpha"), py::arg("candidates"), py::arg("rollouts"),
-       py::arg("horizon"), py::arg("jackknife"), py::arg("seed"), py::arg("max_tokens") = 0);
+    }, py::arg("name"), py::arg("params") = py::dict(), py::arg("model") = 0);
     m.def("make_dist", [](uint32_t seed) { return new NativeSampler(make_dist(seed)); }, py::arg("seed"));
     // A llama.cpp chain that takes ownership of the members.
     m.def("make_chain", [](std::vector<NativeSampler *> members) {

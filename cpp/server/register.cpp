@@ -155,24 +155,23 @@ constexpr std::array<common_sampler_factory, sizeof...(I)> table_factories(std::
 // prompt reaches it through accept(). The request's seed seeds the rollouts.
 llama_sampler * make_power(const llama_model * model, const std::string & t, uint32_t seed) {
     const SamplerSpec & spec = *find_sampler_spec("power");
-    auto p = llama_simplex_power_default_params();
-    p.rollout_seed = seed;
-    const std::string why = read_params(spec, given_of(spec, t), &p);
-    if (!why.empty()) fail(spec, why);
-    llama_sampler * s = nullptr;
+    std::vector<std::pair<std::string, ParamValue>> given = given_of(spec, t);
+    ParamValue s;  // the request's seed, before (so under) a rollout_seed the request gives
+    s.kind = ParamValue::integer, s.i = seed, s.text = std::to_string(seed);
+    given.insert(given.begin(), {"rollout_seed", s});
+    llama_sampler * out = nullptr;
     // The rollouts only read the model; the C API takes it non-const like llama.cpp's.
-    if (llama_simplex_power(&p, const_cast<llama_model *>(model), &s) != LLAMA_SIMPLEX_OK) {
-        fail(spec, llama_simplex_last_error());
-    }
-    return wrap_throwing(s);
+    const std::string why = make_sampler(spec, given, SURFACE_SERVER, &out, const_cast<llama_model *>(model));
+    if (!why.empty()) fail(spec, why);
+    return wrap_throwing(out);
 }
 
 // The C constructor of a sampler llama-server takes (the table's server_name); null if none.
 common_sampler_factory factory(const SamplerSpec & spec) {
     static constexpr auto by_index = table_factories(std::make_index_sequence<MAX_TABLE>{});
     const size_t i = size_t(&spec - sampler_specs().data());
-    if (has_c_constructor(spec)) return i < MAX_TABLE ? by_index[i] : nullptr;
     if (std::string_view(spec.name) == "power") return make_power;
+    if (has_c_constructor(spec)) return i < MAX_TABLE ? by_index[i] : nullptr;
     return nullptr;
 }
 

@@ -561,16 +561,20 @@ std::string check_value(const ParamSpec & p, const ParamValue & v, double & out,
 
 namespace {
 
-// The C API constructor of each sampler built from its C struct alone, by the name of
-// the spec whose struct it takes (c_target): the one map llama-server and Python use.
-using CConstructor = llama_simplex_status (*)(const void * c_struct, llama_sampler ** out);
+// The C API constructor of each sampler built from its C struct, by the name of the
+// spec whose struct it takes (c_target): the one map llama-server and Python use.
+using CConstructor = llama_simplex_status (*)(const void * c_struct, llama_model * model, llama_sampler ** out);
 
 template <typename P, llama_simplex_status (*Make)(const P *, llama_sampler **)>
-llama_simplex_status c_make(const void * c_struct, llama_sampler ** out) {
+llama_simplex_status c_make(const void * c_struct, llama_model *, llama_sampler ** out) {
     return Make(static_cast<const P *>(c_struct), out);
 }
 
-llama_simplex_status c_greedy(const void *, llama_sampler ** out) { return llama_simplex_greedy(out); }
+llama_simplex_status c_greedy(const void *, llama_model *, llama_sampler ** out) { return llama_simplex_greedy(out); }
+
+llama_simplex_status c_power(const void * c_struct, llama_model * model, llama_sampler ** out) {
+    return llama_simplex_power(static_cast<const llama_simplex_power_params *>(c_struct), model, out);
+}
 
 CConstructor c_constructor(const SamplerSpec & target) {
     static const std::pair<const char *, CConstructor> map[] = {
@@ -581,6 +585,7 @@ CConstructor c_constructor(const SamplerSpec & target) {
         {"min_p", c_make<llama_simplex_min_p_params, llama_simplex_min_p>},
         {"sparsemax", c_make<llama_simplex_sparsemax_params, llama_simplex_sparsemax>},
         {"objective", c_make<llama_simplex_objective_params, llama_simplex_objective>},
+        {"power", c_power},
     };
     for (const auto & [name, make] : map) {
         if (std::strcmp(name, target.name) == 0) return make;
@@ -593,11 +598,11 @@ CConstructor c_constructor(const SamplerSpec & target) {
 bool has_c_constructor(const SamplerSpec & spec) { return c_constructor(c_target(spec)) != nullptr; }
 
 std::string make_sampler(const SamplerSpec & spec, const std::vector<std::pair<std::string, ParamValue>> & given,
-                         unsigned surface, llama_sampler ** out) {
+                         unsigned surface, llama_sampler ** out, llama_model * model) {
     *out = nullptr;
     const SamplerSpec & target = c_target(spec);
     const CConstructor make = c_constructor(target);
-    if (make == nullptr) return std::string("sampler '") + spec.name + "' is not built from its C struct alone";
+    if (make == nullptr) return std::string("sampler '") + spec.name + "' is not built from a C struct";
     union {  // any of the C structs the map above takes
         llama_simplex_softmax_params   softmax;
         llama_simplex_top_k_params     top_k;
@@ -605,11 +610,12 @@ std::string make_sampler(const SamplerSpec & spec, const std::vector<std::pair<s
         llama_simplex_min_p_params     min_p;
         llama_simplex_sparsemax_params sparsemax;
         llama_simplex_objective_params objective;
+        llama_simplex_power_params     power;
     } c_struct{};
     fill_c_defaults(target, &c_struct);
     const std::string why = read_params(spec, given, &c_struct, surface);
     if (!why.empty()) return why;
-    if (make(&c_struct, out) != LLAMA_SIMPLEX_OK) return llama_simplex_last_error();
+    if (make(&c_struct, model, out) != LLAMA_SIMPLEX_OK) return llama_simplex_last_error();
     return "";
 }
 

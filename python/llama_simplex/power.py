@@ -100,9 +100,9 @@ class PowerSampler(SequenceSampler):
         max_tokens = v.integer("max_tokens", max_tokens, low=0, high=2**31 - 1)
         if n_ctx is None:
             n_ctx, _ = _core.power_context_shape(model_address(llm), self.params_native(), int(llm.n_ctx()), 0, UBATCH)
-        native = _core.make_power_chain_sampler(model_address(llm), v.integer("n_ctx", n_ctx, low=1, high=2**32 - 1),
-                                                self.alpha, self.candidates, self.rollouts, self.horizon,
-                                                self.jackknife, rollout_seed, max_tokens)
+        # the table's one constructor, llama-server's (n_ctx checked there)
+        native = _core.make_sampler("power", {**self.params(), "n_ctx": n_ctx, "rollout_seed": rollout_seed,
+                                              "max_tokens": max_tokens}, model=model_address(llm))
         if seed is not None:
             native.enable_draw((rollout_seed * 2654435761 + 1) % 4294967295)  # a stream apart from the rollouts'
         return native

@@ -11,6 +11,7 @@
 #include <vector>
 
 struct llama_sampler;
+struct llama_model;
 
 namespace llama_simplex {
 
@@ -126,13 +127,13 @@ std::string check_value(const ParamSpec & p, const ParamValue & v, double & out,
 // The spec whose C struct a sampler is built through (itself, or built_as).
 const SamplerSpec & c_target(const SamplerSpec & spec);
 
-// Builds a sampler that needs no model (greedy, the closed forms, best_of_k, objective)
-// the one way every surface does: the C struct of c_target(spec) gets its defaults, then
-// read_params writes `given` (keys of `surface`) over them, then the C API constructor
-// checks it (check_c_struct) and builds it. "" and *out set, or the message naming the
+// Builds a sampler the one way every surface does: the C struct of c_target(spec) gets
+// its defaults, read_params writes `given` (keys of `surface`) over them, then the C API
+// constructor checks it (check_c_struct) and builds it. `model`: the model power's
+// rollouts run on (the others take none). "" and *out set, or the message naming the
 // parameter. Whether `spec` has such a constructor: has_c_constructor.
 std::string make_sampler(const SamplerSpec & spec, const std::vector<std::pair<std::string, ParamValue>> & given,
-                         unsigned surface, llama_sampler ** out);
+                         unsigned surface, llama_sampler ** out, llama_model * model = nullptr);
 bool has_c_constructor(const SamplerSpec & spec);
 
 }  // namespace llama_simplex
