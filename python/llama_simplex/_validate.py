@@ -17,13 +17,12 @@ from . import _core
 # name, instead of reaching pybind11 (which would answer "incompatible
 # function arguments") or ctypes (which would silently wrap it).
 INT32_MAX = 2**31 - 1
-UINT32_MAX = 2**32 - 1
 
 
 def integer(name: str, value: object, *, low: int | None = None, high: int | None = None,
             limit: int | None = None) -> int:
     """An integer in [low, high]; `limit` is the largest value the C type it
-    goes to can hold (INT32_MAX, UINT32_MAX), checked after the range."""
+    goes to can hold (e.g. INT32_MAX), checked after the range."""
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
     value = int(value)

@@ -21,7 +21,7 @@ import numpy.typing as npt
 from . import _core
 from . import _validate as v
 from .handles import model_address, rollout_context
-from .samplers import from_table
+from .samplers import SEED_MAX, from_table
 from .sequence import RolloutCost, SequenceResult, SequenceSampler
 
 __all__ = ["PowerSampler", "BlockPowerSampler", "MCMCPowerSampler", "power_weights", "PowerResult", "run_power"]
@@ -96,7 +96,7 @@ class PowerSampler(SequenceSampler):
         if llm is None:
             raise NotImplementedError("PowerSampler needs the model for its rollouts: native(llm=...), or run it "
                                       "through llama_simplex.generate()")
-        rollout_seed = 0 if seed is None else v.integer("seed", seed, low=0, high=2**32 - 2)
+        rollout_seed = 0 if seed is None else v.integer("seed", seed, low=0, high=SEED_MAX)
         max_tokens = v.integer("max_tokens", max_tokens, low=0, high=2**31 - 1)
         if n_ctx is None:
             n_ctx, _ = _core.power_context_shape(model_address(llm), self.params_native(), int(llm.n_ctx()), 0, UBATCH)

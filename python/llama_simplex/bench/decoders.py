@@ -231,11 +231,6 @@ def _softmax64(z):
     return e / e.sum()
 
 
-def _probs_match(ids_a, p_a, ids_b, p_b) -> bool:
-    ia, ib = np.argsort(ids_a), np.argsort(ids_b)
-    return np.allclose(p_a[ia], p_b[ib], atol=P_ATOL, rtol=P_RTOL)
-
-
 def check_pair(name, logits, ours, theirs, kind, top_p=None, chooser_t=1.0):
     """ours / theirs: (ids, p, selected id). kind: 'set', 'top_p', 'greedy'."""
     o_ids, o_p, o_sel = ours

@@ -88,7 +88,6 @@ def main(argv=None) -> int:
 
     n_out = args.out_tokens
     q_prompt = llm.tokenize(b"Q: A farmer has 17 sheep. All but 9 run away. How many are left?\nA:")
-    plain_t = power_t = None
     rows = []
     for label, sampler in [("plain sampling (softmax, T = 1)", ls.Softmax()),
                            ("power, token level (cpu-small: K = M = 4, H = 16)", ls.PowerSampler.preset("cpu-small")),
