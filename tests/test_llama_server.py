@@ -284,3 +284,16 @@ def test_declared_aliases_are_registered(server):
             assert json.loads(data)["content"] == want, alias
             checked += 1
     assert checked >= 3  # bok, best-of-k, simplex-best-of-k at least
+
+
+def test_power_at_its_defaults_with_the_length_limit(server):
+    """power at its defaults (the paper preset, H = 64: far longer than the 3
+    tokens asked for) with max_tokens = n_predict, so its rollouts stop where
+    the output does: answered, and the same seed gives the same text."""
+    body = {"prompt": PROMPT, "n_predict": 3, "seed": 5, "samplers": ["power"],
+            "sampler_params": {"power": {"max_tokens": 3}}}
+    first = post(server.port, "/completion", body, timeout=120)
+    again = post(server.port, "/completion", body, timeout=120)
+    assert first[0] == again[0] == 200, first[2]
+    assert json.loads(first[2])["content"] == json.loads(again[2])["content"]
+    assert json.loads(first[2])["tokens_predicted"] <= 3

@@ -401,3 +401,13 @@ def test_create_completion_gives_the_power_sampler_its_length_limit(tiny_llm, ti
     ls.create_completion(tiny_llm, tiny_text, s, seed=2, max_tokens=5)
     list(ls.create_completion(tiny_llm, tiny_text, s, seed=2, max_tokens=4, stream=True))
     assert seen == [5, 4]
+
+
+def test_power_sampler_at_its_defaults_through_create_completion(tiny_llm, tiny_text):
+    """The default PowerSampler (paper preset, H = 64, far past the 3 tokens
+    asked for) in llama-cpp-python's loop: answered and seeded (that the limit
+    reaches its chain sampler is test_create_completion_gives_the_power_sampler_its_length_limit)."""
+    s = ls.PowerSampler()
+    a = ls.create_completion(tiny_llm, tiny_text, s, seed=9, max_tokens=3)["choices"][0]["text"]
+    b = ls.create_completion(tiny_llm, tiny_text, s, seed=9, max_tokens=3)["choices"][0]["text"]
+    assert a == b
