@@ -135,26 +135,20 @@ struct PowerChain : SamplerBase {
 
 }  // namespace
 
-llama_sampler * make_power_chain_sampler(llama_model * model, uint32_t n_ctx, double alpha, int32_t candidates,
-                                         int32_t rollouts, int32_t horizon, bool jackknife, uint32_t rollout_seed,
-                                         int32_t max_tokens) {
-    PowerParams p;
-    p.alpha = alpha;
-    p.candidates = candidates;
-    p.rollouts = rollouts;
-    p.horizon = horizon;
-    p.jackknife = jackknife;
+llama_sampler * make_power_chain_sampler(llama_model * model, const PowerParams & p) {
+    const uint32_t n_ctx = p.n_ctx;
+    const int32_t max_tokens = p.max_tokens;
     if (max_tokens < 0) throw std::invalid_argument("max_tokens: must be >= 0 (0: no limit), got " + std::to_string(max_tokens));
     // Everything the rollout context needs is checked here, before any work:
     // the context itself is made on the first apply.
-    check_horizon(model, horizon);
+    check_horizon(model, p.horizon);
     const RolloutShape least = power_context_shape(p, 1, max_tokens);  // a one-token prompt
     if (static_cast<int64_t>(n_ctx) < least.cells) {
         throw std::invalid_argument("n_ctx: must be >= " + std::to_string(least.cells) + " for these rollouts (" +
                                     least.why + "), got " + std::to_string(n_ctx));
     }
     check_rollout_context(model, n_ctx, least.n_seq, 32, "n_ctx");
-    return wrap(new PowerChain(model, n_ctx, p, rollout_seed, max_tokens));
+    return wrap(new PowerChain(model, n_ctx, p, p.rollout_seed, max_tokens));
 }
 
 }  // namespace llama_simplex

@@ -99,16 +99,12 @@ class Solution:
     status: str
 
 
-def _objective(lam: float, entropy: float, kl: float, l2: float, beta: float, k_samples: int) -> "_core.Objective":
-    o = _core.Objective()
-    # the objective sampler's parameters: checked by the sampler table's one check
-    o.lam = v.table_param("objective", "lam", lam)
-    o.w_entropy = v.table_param("objective", "entropy", entropy)
-    o.w_kl = v.table_param("objective", "kl", kl)
-    o.w_l2 = v.table_param("objective", "l2", l2)
-    o.beta = v.table_param("objective", "beta", beta)
-    o.k_samples = v.table_param("objective", "k_samples", k_samples)
-    return o
+def _objective(lam: float, entropy: float, kl: float, l2: float, beta: float, k_samples: int,
+               **budget: float) -> dict:
+    """The objective sampler's parameters the solver reads, each checked by the
+    sampler table's one check (TypeError / ValueError with its message)."""
+    given = dict(lam=lam, entropy=entropy, kl=kl, l2=l2, beta=beta, k_samples=k_samples, **budget)
+    return {name: v.table_param("objective", name, value) for name, value in given.items()}
 
 
 def _vector(name: str, x: npt.ArrayLike, n: Optional[int] = None) -> npt.NDArray[np.float32]:
@@ -135,12 +131,10 @@ def solve(s: npt.ArrayLike, log_r: npt.ArrayLike, w: Optional[npt.ArrayLike] = N
         raise ValueError("log_r must be finite or -inf, with at least one finite entry (the support)")
     if w_ is not None and np.any(~(w_ >= 0)):
         raise ValueError("w must be >= 0 everywhere")
-    opt = _core.SolverOptions()
     # steps: the solver itself takes more than the sampler's per-token budget (the table's 1000)
-    opt.max_steps = v.integer("steps", steps, low=0, limit=v.INT32_MAX)
-    opt.step = v.table_param("objective", "step_size", step_size)
-    opt.tol = v.table_param("objective", "tol", tol)
-    q, n_steps, gap, status = _core.solve_simplex(s_, r_, w_, _objective(lam, entropy, kl, l2, beta, k_samples), opt)
+    max_steps = v.integer("steps", steps, low=0, limit=v.INT32_MAX)
+    params = _objective(lam, entropy, kl, l2, beta, k_samples, step_size=step_size, tol=tol)
+    q, n_steps, gap, status = _core.solve_simplex(s_, r_, w_, params, max_steps)
     return Solution(q, n_steps, gap, status.name)
 
 

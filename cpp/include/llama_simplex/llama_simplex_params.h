@@ -48,6 +48,10 @@
 #define LLAMA_SIMPLEX_NO_FIELD_(...)
 #define LLAMA_SIMPLEX_SUPPORT_FIELDS_(field, ...) int32_t field; double field##_value;
 #define LLAMA_SIMPLEX_STRUCT_FIELDS(LIST) LIST(LLAMA_SIMPLEX_FIELD_, LLAMA_SIMPLEX_NO_FIELD_, LLAMA_SIMPLEX_SUPPORT_FIELDS_)
+/* Every entry as a field, X entries too (`ctype name;`): the structs the
+ * library's sequence samplers run from (power.h, mcmc.h). */
+#define LLAMA_SIMPLEX_X_FIELD_(ctype, name, ...) ctype name;
+#define LLAMA_SIMPLEX_ALL_FIELDS(LIST) LIST(LLAMA_SIMPLEX_FIELD_, LLAMA_SIMPLEX_X_FIELD_, LLAMA_SIMPLEX_SUPPORT_FIELDS_)
 
 /* Shared entries: the same parameter of several samplers is written once. */
 #define LLAMA_SIMPLEX_TEMPERATURE_(F) \
@@ -55,8 +59,9 @@
 #define LLAMA_SIMPLEX_MIN_KEEP_(F) \
     F(int32_t, min_keep, min_keep, 0, IN(0, INT32_MAX), ALL, "at least this many tokens stay in the support, as llama.cpp's", "")
 /* alpha of the power samplers: a float in every C struct, so that every surface rounds it alike. */
-#define LLAMA_SIMPLEX_ALPHA_(F, surfaces) \
-    F(float, alpha, alpha, 4.0, GT(0), surfaces, "the power: pi(x) ~ p(x)^alpha (1: ordinary sampling)", "")
+#define LLAMA_SIMPLEX_ALPHA_DOC_ "the power: pi(x) ~ p(x)^alpha (1: ordinary sampling)"
+#define LLAMA_SIMPLEX_ALPHA_F_(F, surfaces) F(float, alpha, alpha, 4.0, GT(0), surfaces, LLAMA_SIMPLEX_ALPHA_DOC_, "")
+#define LLAMA_SIMPLEX_ALPHA_X_(X, surfaces) X(float, alpha, 4.0, GT(0), surfaces, LLAMA_SIMPLEX_ALPHA_DOC_, "")
 #define LLAMA_SIMPLEX_COVERAGE_WEIGHTS_ CHOICES("top-m", "rank", "gap")
 
 /* q = softmax(logits / temperature) */
@@ -142,7 +147,7 @@
  * what K, M, H need (checked: INVALID_ARGUMENT); the default 8192 holds the
  * paper preset's 4,169 cells of rollouts and the sequence. */
 #define LLAMA_SIMPLEX_POWER_PARAMS(F, X, S) \
-    LLAMA_SIMPLEX_ALPHA_(F, ALL) \
+    LLAMA_SIMPLEX_ALPHA_F_(F, ALL) \
     F(int32_t, candidates, candidates, 8, IN(1, 255), ALL, "K, the most likely tokens weighed at each step", "") \
     F(int32_t, rollouts, rollouts, 8, IN(1, 255), ALL, "M, rollouts per candidate", "") \
     F(int32_t, horizon, horizon, 64, IN(0, 100000), ALL, "H, the rollout length cap", "") \
@@ -156,26 +161,26 @@
       "0: no limit")
 
 /* Block-level power sampling (Algorithm 2 of [POWER]), through Python's
- * generate() only (no C struct or constructor yet: the library's BlockParams,
- * power.h, holds these fields). One prefix sequence, then samples
+ * generate() only (no C struct or constructor yet: X entries; the library's
+ * BlockParams, power.h, holds them). One prefix sequence, then samples
  * (or tail_samples) + rollouts sequences share llama.cpp's 256: rollouts <= 254
  * because samples >= 1 (the joint limit is checked too). */
 #define LLAMA_SIMPLEX_BLOCK_POWER_PARAMS(F, X, S) \
-    LLAMA_SIMPLEX_ALPHA_(F, PY) \
-    F(int32_t, block, block, 192, IN(1, 100000), PY, "B, tokens per block", "") \
-    F(int32_t, samples, samples, 16, IN(1, 128), PY, "L, candidate blocks drawn per step", "") \
-    F(int32_t, candidates, candidates, 8, IN(1, 128), PY, "K, the most likely distinct blocks weighed", "") \
-    F(int32_t, rollouts, rollouts, 8, IN(1, 254), PY, "M, rollouts per block (samples + rollouts <= 255)", "") \
-    F(int32_t, horizon, horizon, 192, IN(0, 100000), PY, "H, the rollout length cap", "") \
-    F(int32_t, tail_samples, tail_samples, 16, IN(1, 128), PY, "base samples for the last max_tokens mod B tokens", "") \
-    F(bool, jackknife, jackknife, 1, IN(0, 1), PY, "bias-corrected weights (needs M >= 2)", "")
+    LLAMA_SIMPLEX_ALPHA_X_(X, PY) \
+    X(int32_t, block, 192, IN(1, 100000), PY, "B, tokens per block", "") \
+    X(int32_t, samples, 16, IN(1, 128), PY, "L, candidate blocks drawn per step", "") \
+    X(int32_t, candidates, 8, IN(1, 128), PY, "K, the most likely distinct blocks weighed", "") \
+    X(int32_t, rollouts, 8, IN(1, 254), PY, "M, rollouts per block (samples + rollouts <= 255)", "") \
+    X(int32_t, horizon, 192, IN(0, 100000), PY, "H, the rollout length cap", "") \
+    X(int32_t, tail_samples, 16, IN(1, 128), PY, "base samples for the last max_tokens mod B tokens", "") \
+    X(bool, jackknife, 1, IN(0, 1), PY, "bias-corrected weights (needs M >= 2)", "")
 
 /* The MCMC baseline of power sampling [MCMC], through Python's generate() only
- * (the library's McmcParams, mcmc.h, holds these fields). */
+ * (X entries; the library's McmcParams, mcmc.h, holds them). */
 #define LLAMA_SIMPLEX_MCMC_PARAMS(F, X, S) \
-    LLAMA_SIMPLEX_ALPHA_(F, PY) \
-    F(int32_t, stages, stages, 16, IN(1, 100000), PY, "stages the output is generated in", "") \
-    F(int32_t, steps, steps, 10, IN(0, 1000000), PY, "Metropolis-Hastings steps per stage", "")
+    LLAMA_SIMPLEX_ALPHA_X_(X, PY) \
+    X(int32_t, stages, 16, IN(1, 100000), PY, "stages the output is generated in", "") \
+    X(int32_t, steps, 10, IN(0, 1000000), PY, "Metropolis-Hastings steps per stage", "")
 
 /* The final draw from softmax(logits) of what the chain left (no C struct). */
 #define LLAMA_SIMPLEX_DIST_PARAMS(F, X, S) \
