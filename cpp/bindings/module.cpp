@@ -160,6 +160,7 @@ py::dict spec_dict(const SamplerSpec & s) {
         if (p.surfaces & SURFACE_C) surfaces.append("c");
         if (p.surfaces & SURFACE_SERVER) surfaces.append("server");
         if (p.surfaces & SURFACE_PYTHON) surfaces.append("python");
+        if (p.surfaces & SURFACE_KERNEL) surfaces.append("kernel");
         py::dict d;
         d["name"] = p.name;
         d["type"] = type_name(p.type);
@@ -187,6 +188,11 @@ py::dict spec_dict(const SamplerSpec & s) {
     d["doc"] = s.doc;
     d["params"] = params;
     d["presets"] = presets;
+    // built through another sampler's C struct (best_of_k: objective) with these values fixed
+    py::dict fixed;
+    for (const auto & [name, value] : s.fixed) fixed[name] = py_value(*find_param(c_target(s), name), value);
+    d["built_as"] = s.built_as ? py::object(py::str(s.built_as)) : py::none();
+    d["fixed"] = fixed;
     return d;
 }
 
@@ -234,12 +240,13 @@ Run run_params(const char * sampler, const py::dict & params) {
     return run;
 }
 
-// The objective sampler's C struct from its Python parameters (the solver's weights and budget).
+// The objective sampler's C struct from the kernels' keywords (the table's kernel
+// surface: the solver's weights and budget), over the table's defaults.
 ObjectiveParams objective_params(const py::dict & params) {
     const SamplerSpec & spec = spec_named("objective");
     ObjectiveParams o{};
     fill_c_defaults(spec, &o);
-    std::string why = read_params(spec, given_of(params), &o, SURFACE_PYTHON);
+    std::string why = read_params(spec, given_of(params), &o, SURFACE_KERNEL);
     if (why.empty()) why = check_c_struct(spec, &o);
     if (!why.empty()) throw py::value_error(why);
     return o;
@@ -324,7 +331,16 @@ PYBIND11_MODULE(_core, m) {
         simplex_gradient(s.data(), log_r.data(), w ? w->data() : nullptr, n, o, q.data(), g.mutable_data());
         return g;
     }, py::arg("s"), py::arg("log_r"), py::arg("w"), py::arg("params"), py::arg("q"));
-    m.def("coverage_weights", [](const FloatArray & log_r, CoverageWeights kind, int32_t m_top) {
+    // kind: one of the objective's `weights` choices, read by the table.
+    m.def("coverage_weights", [](const FloatArray & log_r, const std::string & kind_name, int32_t m_top) {
+        ParamValue given;
+        given.kind = ParamValue::string, given.s = kind_name, given.text = "'" + kind_name + "'";
+        double index = 0.0;
+        int32_t unused = 0;
+        bool type_error = false;
+        const std::string why = check_value(*find_param(spec_named("objective"), "weights"), given, index, unused, type_error);
+        if (!why.empty()) throw py::value_error(why);
+        const auto kind = static_cast<CoverageWeights>(static_cast<int>(index));
         const auto n = static_cast<size_t>(log_r.size());
         py::array_t<float> w(static_cast<py::ssize_t>(n));
         std::vector<int32_t> scratch;

@@ -52,7 +52,7 @@ template <typename... Names> Domain CHOICES(Names... names) {
     return {0, double(sizeof...(Names) - 1), false, false, {names...}};
 }
 const Domain SUPPORT{0, 3, false, false, {}, true};
-constexpr unsigned C = SURFACE_C, SV = SURFACE_SERVER, PY = SURFACE_PYTHON, ALL = SURFACE_ALL;
+constexpr unsigned C = SURFACE_C, SV = SURFACE_SERVER, PY = SURFACE_PYTHON, KN = SURFACE_KERNEL, ALL = SURFACE_ALL;
 
 // One entry of a list: its type is the C type's, a choice's or the support's.
 template <typename T>

@@ -19,7 +19,7 @@ min-p's p_min are used in double precision.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -99,12 +99,17 @@ class Solution:
     status: str
 
 
-def _objective(lam: float, entropy: float, kl: float, l2: float, beta: float, k_samples: int,
-               **budget: float) -> dict:
-    """The objective sampler's parameters the solver reads, each checked by the
-    sampler table's one check (TypeError / ValueError with its message)."""
-    given = dict(lam=lam, entropy=entropy, kl=kl, l2=l2, beta=beta, k_samples=k_samples, **budget)
-    return {name: v.table_param("objective", name, value) for name, value in given.items()}
+def _objective(params: Dict[str, Any]) -> Dict[str, Any]:
+    """The objective sampler's parameters as the solver takes them (those of the
+    table's "kernel" surface), each checked by the table's one check (TypeError
+    / ValueError with its message); the others are refused by _core."""
+    _core.check_params("objective", params)
+    return params
+
+
+# The coverage weights' kinds: the objective sampler's `weights` choices (the sampler table's).
+_WEIGHTS = tuple(next(p["choices"] for s in _core.sampler_specs() if s["name"] == "objective"
+                      for p in s["params"] if p["name"] == "weights"))
 
 
 def _vector(name: str, x: npt.ArrayLike, n: Optional[int] = None) -> npt.NDArray[np.float32]:
@@ -114,11 +119,16 @@ def _vector(name: str, x: npt.ArrayLike, n: Optional[int] = None) -> npt.NDArray
     return a
 
 
-def solve(s: npt.ArrayLike, log_r: npt.ArrayLike, w: Optional[npt.ArrayLike] = None, *, lam: float,
-          entropy: float = 0.0, kl: float = 1.0, l2: float = 0.0, beta: float = 0.0, k_samples: int = 8,
-          steps: int = 5, step_size: float = 1.0, tol: float = 1e-6) -> Solution:
+def solve(s: npt.ArrayLike, log_r: npt.ArrayLike, w: Optional[npt.ArrayLike] = None, *, steps: int = 5,
+          **objective: Any) -> Solution:
     """Solves max_q <q, s> - lam [entropy Σ q log q + kl KL(q‖r) + l2 ½‖q‖²] + lam beta U_K(q)
     over the candidates (the arrays' entries), from q0 = r ∝ exp(log_r).
+
+    objective: the :class:`~llama_simplex.Objective` sampler's parameters the
+    solver reads (the sampler table's "kernel" surface: the weights lam,
+    entropy, kl, l2, beta, k_samples and the step's step_size, tol), with the
+    table's defaults and ranges. steps: the budget, in [0, 2**31 - 1] (the
+    sampler's own steps stop at 1000 per token).
 
     Candidates with log_r = -inf are outside the support (q = 0); log_r need
     not be normalised. ValueError for NaN, or when no log_r is finite."""
@@ -133,15 +143,14 @@ def solve(s: npt.ArrayLike, log_r: npt.ArrayLike, w: Optional[npt.ArrayLike] = N
         raise ValueError("w must be >= 0 everywhere")
     # steps: the solver itself takes more than the sampler's per-token budget (the table's 1000)
     max_steps = v.integer("steps", steps, low=0, limit=v.INT32_MAX)
-    params = _objective(lam, entropy, kl, l2, beta, k_samples, step_size=step_size, tol=tol)
-    q, n_steps, gap, status = _core.solve_simplex(s_, r_, w_, params, max_steps)
+    q, n_steps, gap, status = _core.solve_simplex(s_, r_, w_, _objective(objective), max_steps)
     return Solution(q, n_steps, gap, status.name)
 
 
-def gradient(s: npt.ArrayLike, log_r: npt.ArrayLike, q: npt.ArrayLike, w: Optional[npt.ArrayLike] = None, *,
-             lam: float, entropy: float = 0.0, kl: float = 1.0, l2: float = 0.0, beta: float = 0.0,
-             k_samples: int = 8) -> npt.NDArray[np.float32]:
-    """The objective's gradient g at q (what the KKT conditions are stated in).
+def gradient(s: npt.ArrayLike, log_r: npt.ArrayLike, q: npt.ArrayLike, w: Optional[npt.ArrayLike] = None,
+             **objective: Any) -> npt.NDArray[np.float32]:
+    """The objective's gradient g at q (what the KKT conditions are stated in);
+    objective as for :func:`solve` (step_size and tol do not enter it).
 
     q must be a distribution over the candidates: finite, >= 0, summing to 1
     within n float32 roundings (n * 2**-24); ValueError otherwise."""
@@ -153,7 +162,7 @@ def gradient(s: npt.ArrayLike, log_r: npt.ArrayLike, q: npt.ArrayLike, w: Option
                          f"got sum {total!r}" + (" with NaN, inf or negative entries" if not np.all(q_ >= 0) or
                                                  not np.all(np.isfinite(q_)) else ""))
     return _core.simplex_gradient(s_, _vector("log_r", log_r, s_.size), None if w is None else _vector("w", w, s_.size),
-                                  _objective(lam, entropy, kl, l2, beta, k_samples), q_)
+                                  _objective(objective), q_)
 
 
 def coverage_weights(log_r: npt.ArrayLike, *, kind: str = "top-m", m: int = 8) -> npt.NDArray[np.float32]:
@@ -163,8 +172,9 @@ def coverage_weights(log_r: npt.ArrayLike, *, kind: str = "top-m", m: int = 8) -
     r_ = _vector("log_r", log_r)
     if np.any(np.isnan(r_)) or np.any(r_ == np.inf):
         raise ValueError("log_r must not contain NaN or +inf (the logits of the reference distribution)")
-    k = {"top-m": "top_m", "rank": "rank", "gap": "gap"}[v.choice("kind", kind, ("top-m", "rank", "gap"))]
-    return _core.coverage_weights(r_, getattr(_core.CoverageWeights, k), v.table_param("objective", "m", m))
+    # kind takes the objective's `weights` choices (the table's); m is the objective's m
+    kind = v.choice("kind", kind, _WEIGHTS)
+    return _core.coverage_weights(r_, kind, v.table_param("objective", "m", m))
 
 
 def decode(logits: npt.ArrayLike, sampler: "Sampler") -> Result:

@@ -26,7 +26,8 @@
  *   a name out of these (the field holds its index, or for two a bool);
  *   SUPPORT the support text. Reals must also be finite.
  * surfaces: C (the C struct), SV (llama-server's sampler_params), PY (the
- *   Python class), ALL (the three), or'ed.
+ *   Python class), ALL (the three), KN (a keyword of llama_simplex.kernels.solve
+ *   and gradient: the solver's parameters), or'ed.
  * note: what a special value means (quoted in range errors), or "".
  * IN, GE, GT, CHOICES, SUPPORT and the surface names have a meaning only where
  * the table expands the lists: a C program that expands a list itself should
@@ -119,12 +120,12 @@
  * on a support; weights of the coverage term on the top-m tokens: 0 uniform,
  * 1 rank 1/(1+r), 2 gap r/max r. */
 #define LLAMA_SIMPLEX_OBJECTIVE_PARAMS(F, X, S) \
-    F(float, lam, lam, 1.0, GE(0), ALL, "lambda, weight of the regularisers (a temperature)", "") \
-    F(float, entropy, entropy, 0.0, GE(0), ALL, "weight of the negative entropy", "") \
-    F(float, kl, kl, 1.0, GE(0), ALL, "weight of KL(q || r), r = softmax(logits / reference_temperature)", "") \
-    F(float, l2, l2, 0.0, GE(0), ALL, "weight of |q|^2 / 2", "") \
-    F(float, beta, beta, 0.0, GE(0), ALL, "weight of the coverage term U_K", "") \
-    F(int32_t, k_samples, k_samples, 8, IN(1, INT32_MAX), ALL, "K, the number of draws the coverage term counts", "") \
+    F(float, lam, lam, 1.0, GE(0), ALL | KN, "lambda, weight of the regularisers (a temperature)", "") \
+    F(float, entropy, entropy, 0.0, GE(0), ALL | KN, "weight of the negative entropy", "") \
+    F(float, kl, kl, 1.0, GE(0), ALL | KN, "weight of KL(q || r), r = softmax(logits / reference_temperature)", "") \
+    F(float, l2, l2, 0.0, GE(0), ALL | KN, "weight of |q|^2 / 2", "") \
+    F(float, beta, beta, 0.0, GE(0), ALL | KN, "weight of the coverage term U_K", "") \
+    F(int32_t, k_samples, k_samples, 8, IN(1, INT32_MAX), ALL | KN, "K, the number of draws the coverage term counts", "") \
     F(int32_t, weights, weights, 0, LLAMA_SIMPLEX_COVERAGE_WEIGHTS_, ALL, \
       "coverage weights on the top-m tokens of r: 1, 1/(1+rank) or r/max r", "") \
     F(int32_t, m, m, 8, IN(1, INT32_MAX), ALL, "the coverage term covers the top-m tokens of r", "") \
@@ -133,8 +134,8 @@
     F(float, reference_temperature, reference_temperature, 1.0, GT(0), ALL, \
       "r = softmax(logits / reference_temperature)", "") \
     F(int32_t, steps, steps, 5, IN(0, LLAMA_SIMPLEX_MAX_STEPS), ALL, "mirror-ascent steps per token", "") \
-    F(float, step_size, step_size, 1.0, GT(0), ALL, "the mirror-ascent step size", "") \
-    F(float, tol, tol, 1e-6, GE(0), ALL, "stop when the optimality gap is below tol", "")
+    F(float, step_size, step_size, 1.0, GT(0), ALL | KN, "the mirror-ascent step size", "") \
+    F(float, tol, tol, 1e-6, GE(0), ALL | KN, "stop when the optimality gap is below tol", "")
 
 /* Token-level power sampling for any chain (Algorithm 1 of [POWER]): learns the
  * sequence through accept() (feed it the prompt), rolls out in a context of

@@ -30,6 +30,7 @@ enum Surface : unsigned {
     SURFACE_C      = 1u << 0,  // a field of the sampler's C parameter struct (llama_simplex.h)
     SURFACE_SERVER = 1u << 1,  // a key of llama-server's sampler_params
     SURFACE_PYTHON = 1u << 2,  // a field of the Python sampler class
+    SURFACE_KERNEL = 1u << 3,  // a keyword of llama_simplex.kernels.solve / gradient (the solver's parameters)
     SURFACE_ALL    = SURFACE_C | SURFACE_SERVER | SURFACE_PYTHON,
 };
 
