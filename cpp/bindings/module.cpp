@@ -170,6 +170,7 @@ py::dict spec_dict(const SamplerSpec & s) {
         d["doc"] = p.doc, d["note"] = p.note;
         d["surfaces"] = surfaces;
         d["choices"] = p.choices;
+        d["field"] = p.field ? py::object(py::str(p.field)) : py::none();
         params.append(d);
     }
     py::list presets;

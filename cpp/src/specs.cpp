@@ -65,9 +65,10 @@ ParamSpec entry(const char * name, double def, Domain d, unsigned surfaces, cons
 
 // An F entry: a field M of the sampler's struct.
 template <auto M>
-ParamSpec field_entry(const char * name, double def, Domain d, unsigned surfaces, const char * doc, const char * note) {
+ParamSpec field_entry(const char * field, const char * name, double def, Domain d, unsigned surfaces, const char * doc,
+                      const char * note) {
     ParamSpec p = entry<typename Field<M>::type>(name, def, std::move(d), surfaces, doc, note);
-    p.set = &Field<M>::set, p.get = &Field<M>::get;
+    p.set = &Field<M>::set, p.get = &Field<M>::get, p.field = field;
     return p;
 }
 
@@ -87,13 +88,14 @@ template <auto Code, auto Value>
 ParamSpec support_entry(const char * name, unsigned surfaces, const char * doc) {
     ParamSpec p = entry<int32_t>(name, 0, SUPPORT, surfaces, doc, "");
     p.set_support = &SupportFields<Code, Value>::set, p.get_support = &SupportFields<Code, Value>::get;
+    p.field = name;
     return p;
 }
 
 // A sampler's parameters from its list, on the struct STRUCT the list defines
 // (NoStruct for a list of X entries only).
 #define LS_F(ctype, field, name, def, domain, surfaces, doc, note) \
-    field_entry<&Struct::field>(#name, def, domain, surfaces, doc, note),
+    field_entry<&Struct::field>(#field, #name, def, domain, surfaces, doc, note),
 #define LS_X(ctype, name, def, domain, surfaces, doc, note) entry<ctype>(#name, def, domain, surfaces, doc, note),
 #define LS_S(field, surfaces, doc) support_entry<&Struct::field, &Struct::field##_value>(#field, surfaces, doc),
 #define LS_PARAMS(STRUCT, LIST) \
@@ -110,7 +112,7 @@ template <auto M> ParamSpec with_run(ParamSpec p) {
     return p;
 }
 #define LS_RUN_F(ctype, field, name, def, domain, surfaces, doc, note) \
-    with_run<&Run::field>(field_entry<&Struct::field>(#name, def, domain, surfaces, doc, note)),
+    with_run<&Run::field>(field_entry<&Struct::field>(#field, #name, def, domain, surfaces, doc, note)),
 #define LS_RUN_X(ctype, name, def, domain, surfaces, doc, note) \
     with_run<&Run::name>(entry<ctype>(#name, def, domain, surfaces, doc, note)),
 #define LS_RUN_PARAMS(STRUCT, RUN, LIST) \

@@ -55,6 +55,7 @@ struct ParamSpec {
     // BlockParams, McmcParams: every entry of its list); null for the decoders.
     void   (*set_run)(void * run_struct, double value) = nullptr;
     double (*get_run)(const void * run_struct) = nullptr;
+    const char * field = nullptr;  // its C struct field (support: and field_value); null when not in the C struct
 };
 
 struct PresetSpec {
