@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import io
+import os
 import re
 import shutil
 import subprocess
@@ -256,3 +256,91 @@ def test_the_scan_finds_a_second_list(tmp_path):
         ROOT = saved
     samplers = [f.split(": ")[1].split()[0] for f in found]
     assert samplers == ["block_power", "mcmc", "power", "block_power", "objective"], found
+
+
+# --- adding a parameter is one edit ------------------------------------------------------------------
+
+CXX = shutil.which("c++") or shutil.which("g++")
+# The new entry: min_keep for top_k too, as llama.cpp's top-k has it (top_p and min_p have it
+# already, through the shared LLAMA_SIMPLEX_MIN_KEEP_ entry).
+NEW_ENTRY = ('    F(int32_t, min_keep, min_keep, 0, IN(0, INT32_MAX), ALL, '
+             '"at least this many tokens stay in the support, as llama.cpp\'s", "")')
+PROBE = r"""
+#include <cstddef>
+#include <cstdio>
+#include "llama_simplex/llama_simplex.h"
+#include "llama_simplex/specs.h"
+using namespace llama_simplex;
+int main() {
+    const SamplerSpec & s = *find_sampler_spec("top_k");
+    const ParamSpec & p = *find_param(s, "min_keep");
+    std::printf("table|%s|%g|%s|%u|%s\n", p.field, p.def, describe_range(p).c_str(), p.surfaces, p.doc);
+    std::printf("struct|%zu|%zu|%zu\n", offsetof(llama_simplex_top_k_params, min_keep),
+                offsetof(llama_simplex_top_k_params, draw), sizeof(llama_simplex_top_k_params));
+    llama_simplex_top_k_params c{};
+    fill_c_defaults(s, &c);
+    std::printf("default|%d\n", c.min_keep);
+    c.min_keep = -1;
+    std::printf("check|%s\n", check_c_struct(s, &c).c_str());
+    ParamValue v;
+    v.kind = ParamValue::integer, v.i = 3, v.text = "3";
+    llama_simplex_top_k_params d{};
+    fill_c_defaults(s, &d);
+    const std::string why = read_params(s, {{"min_keep", v}}, &d, SURFACE_SERVER);
+    std::printf("server|%s|%d\n", why.c_str(), d.min_keep);
+}
+"""
+
+
+@pytest.mark.skipif(CXX is None, reason="no C++ compiler")
+def test_one_entry_is_a_parameter_on_every_surface(tmp_path):
+    """The one edit: a copy of llama_simplex_params.h with one entry added to
+    top_k's list, compiled with the unchanged table (specs.cpp) and C header,
+    gives the C struct field (before `draw`), its default in the C defaults,
+    the range check with its message, llama-server's key, and the Python
+    class field (from_table over the table's export): nothing else was edited."""
+    import llama_cpp
+    inc = tmp_path / "inc" / "llama_simplex"
+    inc.mkdir(parents=True)
+    text = PARAMS_H.read_text(encoding="utf-8")
+    anchor = "#define LLAMA_SIMPLEX_TOP_K_PARAMS(F, X, S) \\\n"
+    head, tail = text.split(anchor)
+    first, rest = tail.split("LLAMA_SIMPLEX_TEMPERATURE_(F)\n", 1)
+    (inc / "llama_simplex_params.h").write_text(head + anchor + first + "LLAMA_SIMPLEX_TEMPERATURE_(F) \\\n" +
+                                                NEW_ENTRY + "\n" + rest)
+    (tmp_path / "probe.cpp").write_text(PROBE)
+    llama_include = Path(llama_cpp.__file__).resolve().parents[1] / "include"
+    lib = Path(ls.__file__).parent / "lib"
+    exe = tmp_path / "probe"
+    # The copy comes first on the include path: llama_simplex.h and specs.cpp include it by that name.
+    subprocess.run([CXX, "-std=c++17", "-O0", "-I", str(tmp_path / "inc"), "-I", str(INCLUDE), "-I", str(llama_include),
+                    str(ROOT / "cpp" / "src" / "specs.cpp"), str(tmp_path / "probe.cpp"), "-o", str(exe),
+                    "-L", str(lib), "-lllama_simplex", "-Wl,--allow-shlib-undefined"], check=True)
+    # Only for the symbols specs.cpp names (the C API constructors, never called here).
+    env = {**os.environ, "LD_LIBRARY_PATH": f"{lib}:{Path(llama_cpp.__file__).resolve().parent / 'lib'}"}
+    out = dict(line.split("|", 1) for line in subprocess.run([str(exe)], capture_output=True, text=True, env=env,
+                                                              check=True).stdout.splitlines())
+    field, default, rng, surfaces, doc = out["table"].split("|")
+    assert (field, float(default), rng, int(surfaces)) == ("min_keep", 0.0, ">= 0", 7)
+    at, draw, _size = map(int, out["struct"].split("|"))
+    assert at == 8 and draw == 12  # int32_t k, float temperature, then the new field, then draw
+    assert out["default"] == "0"
+    assert out["check"] == "min_keep: must be >= 0, got -1"  # the C API's message (llama_simplex_last_error)
+    assert out["server"] == "|3"  # llama-server's reader takes the key
+
+    # Python: the class fields come from the table's export (samplers.from_table).
+    from llama_simplex import samplers
+    spec = dict(BY_NAME["top_k"])
+    entry = dict(next(p for p in BY_NAME["top_p"]["params"] if p["name"] == "min_keep"), doc=doc)
+    spec["params"] = spec["params"] + [entry]
+    saved = samplers._SPECS["top_k"]
+    samplers._SPECS["top_k"] = spec
+    try:
+        @samplers.from_table("top_k")
+        class TopKPlus(samplers.Sampler):
+            name = "top-k"
+    finally:
+        samplers._SPECS["top_k"] = saved
+    fields = {f.name: f.default for f in dataclasses.fields(TopKPlus)}
+    assert fields == {"k": 40, "temperature": 1.0, "min_keep": 0}
+    assert "min_keep = 0 (>= 0)" in TopKPlus.__doc__
