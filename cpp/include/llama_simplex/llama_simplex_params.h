@@ -7,7 +7,8 @@
  * builds from the same lists each parameter's name, type, default, range,
  * surfaces and doc, which give *_default_params(), the C API's one check and
  * its messages, llama-server's JSON reader, the Python classes and the CLI.
- * Adding a parameter is adding one entry here (plus its test).
+ * Adding a parameter is adding one entry here (plus its test): see
+ * docs/adding_a_parameter.md and tests/test_one_definition.py.
  *
  * An entry is one of:
  *   F(ctype, field, name, default, domain, surfaces, doc, note)
@@ -15,8 +16,9 @@
  *       parameter's name on every other surface (the field's, but for top_p's
  *       order_by_temperature, which is `order`).
  *   X(ctype, name, default, domain, surfaces, doc, note)
- *       a parameter that is not in the C struct (Python / llama-server only);
- *       ctype says its type.
+ *       a parameter that is not in the public C struct (a sequence sampler's,
+ *       or one only Python / llama-server take); ctype says its type. The
+ *       library's run structs (LLAMA_SIMPLEX_ALL_FIELDS) hold it too.
  *   S(field, surfaces, doc)
  *       the support of an objective: two fields, `int32_t field;` (0 full,
  *       1 top-k, 2 top-p, 3 min-p) and `double field_value;` (k, p or p_min);
