@@ -439,11 +439,11 @@ void own_defaults_over_target(const SamplerSpec & spec, const SamplerSpec & targ
     for (const auto & [name, value] : spec.fixed) write(target, name, value, c_struct);
 }
 
-// read_params into the C struct (run = false) or into the run struct (run = true).
+// read_params into `dst`: the C struct (run = false) or the run struct (run = true).
 std::string read_into(const SamplerSpec & spec, const std::vector<std::pair<std::string, ParamValue>> & given,
-                      void * c_struct, unsigned surface, bool run) {
+                      void * dst, unsigned surface, bool run) {
     const SamplerSpec & target = run ? spec : c_target(spec);
-    if (&target != &spec) own_defaults_over_target(spec, target, c_struct, surface);
+    if (&target != &spec) own_defaults_over_target(spec, target, dst, surface);
     std::vector<const char *> allowed;
     if (!spec.presets.empty()) allowed.push_back("preset");
     for (const ParamSpec & p : spec.params) {
@@ -459,7 +459,7 @@ std::string read_into(const SamplerSpec & spec, const std::vector<std::pair<std:
             if (v.kind == ParamValue::string && v.s == ps.name) found = &ps;
         }
         if (found == nullptr) return "preset: must be one of " + quoted_list(names) + ", got " + v.text;
-        for (const auto & [name, value] : found->values) write(target, name, value, c_struct, run);
+        for (const auto & [name, value] : found->values) write(target, name, value, dst, run);
     }
     for (const auto & [key, v] : given) {
         if (key == "preset" && !spec.presets.empty()) continue;
@@ -476,13 +476,13 @@ std::string read_into(const SamplerSpec & spec, const std::vector<std::pair<std:
             double value = 0.0;
             const std::string why = parse_support(v.s, code, value);
             if (!why.empty()) return why;
-            if (t != nullptr && t->set_support != nullptr) t->set_support(c_struct, code, value);
+            if (t != nullptr && t->set_support != nullptr) t->set_support(dst, code, value);
             continue;
         }
         double x = 0.0;
         const std::string why = typed(*p, v, x);
         if (!why.empty()) return why;
-        if (t != nullptr && setter(*t, run) != nullptr) setter(*t, run)(c_struct, x);
+        if (t != nullptr && setter(*t, run) != nullptr) setter(*t, run)(dst, x);
     }
     return "";
 }

@@ -3,8 +3,8 @@
 Each returns ``(q, support)``: q is a float32 distribution over the whole
 vocabulary with exact zeros outside the support, and support the token ids
 where q may be positive, in the order the kernel left them (sorted by
-decreasing q for greedy, top-k and top-p). They run the same C++ code as the
-samplers. NaN or +inf logits, or no finite logit, raise ValueError.
+decreasing q for greedy, top-k and top-p). They run the samplers themselves
+(:func:`decode`), so they take their sampler class's parameters. NaN or +inf logits, or no finite logit, raise ValueError.
 
 Every kernel computes in shifted coordinates ((logits - max) / temperature),
 so q is finite and sums to 1 at any logit scale and for every temperature > 0
@@ -19,19 +19,16 @@ min-p's p_min are used in double precision.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
 
-from . import _core
+from . import _core, samplers
 from . import _validate as v
 
 __all__ = ["greedy", "softmax", "top_k", "top_p", "min_p", "sparsemax", "solve", "gradient", "coverage_weights",
            "decode", "Solution"]
-
-if TYPE_CHECKING:
-    from .samplers import Sampler
 
 Result = Tuple[npt.NDArray[np.float32], npt.NDArray[np.int32]]
 
@@ -52,38 +49,45 @@ def _logits(logits: npt.ArrayLike) -> npt.NDArray[np.float32]:
     return a
 
 
+def _decoder(cls_name: str, logits: npt.ArrayLike, params: Dict[str, Any]) -> Result:
+    """The decoder of sampler class `cls_name` with these parameters (its class's:
+    the sampler table's names, defaults, ranges and messages) on the logits."""
+    return decode(logits, getattr(samplers, cls_name)(**params))
+
+
 def greedy(logits: npt.ArrayLike) -> Result:
     """One-hot on the highest logit (lowest token id on ties)."""
-    return _core.greedy(_logits(logits))
+    return _decoder("Greedy", logits, {})
 
 
-def softmax(logits: npt.ArrayLike, *, temperature: float = 1.0) -> Result:
-    """softmax(logits / temperature); temperature 0 is greedy."""
-    return _core.softmax(_logits(logits), v.table_param("softmax", "temperature", temperature))
+def softmax(logits: npt.ArrayLike, **params: Any) -> Result:
+    """softmax(logits / temperature); temperature 0 is greedy. params: :class:`~llama_simplex.Softmax`'s."""
+    return _decoder("Softmax", logits, params)
 
 
-def top_k(logits: npt.ArrayLike, *, k: int, temperature: float = 1.0) -> Result:
-    """softmax(logits / temperature) over the k highest logits (k = 0: all)."""
-    return _core.top_k(_logits(logits), v.table_param("top_k", "k", k), v.table_param("top_k", "temperature", temperature))
+def top_k(logits: npt.ArrayLike, **params: Any) -> Result:
+    """softmax(logits / temperature) over the k highest logits (k = 0: all).
+    params: :class:`~llama_simplex.TopK`'s."""
+    return _decoder("TopK", logits, params)
 
 
-def top_p(logits: npt.ArrayLike, *, p: float, temperature: float = 1.0, order: str = "model") -> Result:
+def top_p(logits: npt.ArrayLike, **params: Any) -> Result:
     """Nucleus of mass p (chosen by softmax(logits), or by softmax(logits / T)
-    with ``order="temperature"``), then softmax(logits / temperature) over it."""
-    o = v.table_param("top_p", "order", order)
-    return _core.top_p(_logits(logits), v.table_param("top_p", "p", p), v.table_param("top_p", "temperature", temperature),
-                       getattr(_core.NucleusOrder, o))
+    with ``order="temperature"``), then softmax(logits / temperature) over it.
+    params: :class:`~llama_simplex.TopP`'s."""
+    return _decoder("TopP", logits, params)
 
 
-def min_p(logits: npt.ArrayLike, *, p_min: float, temperature: float = 1.0) -> Result:
-    """softmax(logits / temperature) over {v : p(v) >= p_min * max p}."""
-    return _core.min_p(_logits(logits), v.table_param("min_p", "p_min", p_min),
-                       v.table_param("min_p", "temperature", temperature))
+def min_p(logits: npt.ArrayLike, **params: Any) -> Result:
+    """softmax(logits / temperature) over {v : p(v) >= p_min * max p}.
+    params: :class:`~llama_simplex.MinP`'s."""
+    return _decoder("MinP", logits, params)
 
 
-def sparsemax(logits: npt.ArrayLike, *, temperature: float = 1.0) -> Result:
-    """[logits / temperature - tau]_+ with tau making it sum to 1 (O(V) expected)."""
-    return _core.sparsemax(_logits(logits), v.table_param("sparsemax", "temperature", temperature))
+def sparsemax(logits: npt.ArrayLike, **params: Any) -> Result:
+    """[logits / temperature - tau]_+ with tau making it sum to 1 (O(V) expected).
+    params: :class:`~llama_simplex.Sparsemax`'s."""
+    return _decoder("Sparsemax", logits, params)
 
 
 @dataclass(frozen=True)
@@ -177,11 +181,10 @@ def coverage_weights(log_r: npt.ArrayLike, *, kind: str = "top-m", m: int = 8) -
     return _core.coverage_weights(r_, kind, v.table_param("objective", "m", m))
 
 
-def decode(logits: npt.ArrayLike, sampler: "Sampler") -> Result:
+def decode(logits: npt.ArrayLike, sampler: samplers.Sampler) -> Result:
     """Any sampler's q on these logits (token ids 0..n-1), through the same
     native llama_sampler that generation uses: (q over the vocabulary, support)."""
-    from .samplers import Sampler
-    if not isinstance(sampler, Sampler):
+    if not isinstance(sampler, samplers.Sampler):
         raise TypeError(f"sampler must be a llama_simplex Sampler, got {type(sampler).__name__}")
     a = _logits(logits)
     ids, _lg, p, _sel, _sorted = sampler.native().apply(a)

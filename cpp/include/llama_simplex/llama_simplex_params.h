@@ -63,7 +63,7 @@
     F(int32_t, min_keep, min_keep, 0, IN(0, INT32_MAX), ALL, "at least this many tokens stay in the support, as llama.cpp's", "")
 /* alpha of the power samplers: a float in every C struct, so that every surface rounds it alike. */
 #define LLAMA_SIMPLEX_ALPHA_DOC_ "the power: pi(x) ~ p(x)^alpha (1: ordinary sampling)"
-#define LLAMA_SIMPLEX_ALPHA_F_(F, surfaces) F(float, alpha, alpha, 4.0, GT(0), surfaces, LLAMA_SIMPLEX_ALPHA_DOC_, "")
+#define LLAMA_SIMPLEX_ALPHA_(F, surfaces) F(float, alpha, alpha, 4.0, GT(0), surfaces, LLAMA_SIMPLEX_ALPHA_DOC_, "")
 #define LLAMA_SIMPLEX_ALPHA_X_(X, surfaces) X(float, alpha, 4.0, GT(0), surfaces, LLAMA_SIMPLEX_ALPHA_DOC_, "")
 #define LLAMA_SIMPLEX_COVERAGE_WEIGHTS_ CHOICES("top-m", "rank", "gap")
 
@@ -150,7 +150,7 @@
  * what K, M, H need (checked: INVALID_ARGUMENT); the default 8192 holds the
  * paper preset's 4,169 cells of rollouts and the sequence. */
 #define LLAMA_SIMPLEX_POWER_PARAMS(F, X, S) \
-    LLAMA_SIMPLEX_ALPHA_F_(F, ALL) \
+    LLAMA_SIMPLEX_ALPHA_(F, ALL) \
     F(int32_t, candidates, candidates, 8, IN(1, 255), ALL, "K, the most likely tokens weighed at each step", "") \
     F(int32_t, rollouts, rollouts, 8, IN(1, 255), ALL, "M, rollouts per candidate", "") \
     F(int32_t, horizon, horizon, 64, IN(0, 100000), ALL, "H, the rollout length cap", "") \
