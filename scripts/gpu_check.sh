@@ -62,10 +62,12 @@ left() { echo $((BUDGET - ($(date +%s) - T0))); }
 
 # step NAME MIN_S CAP_S CMD...: runs CMD (a shell function or program) with a
 # timeout of min(CAP_S, time left), if at least MIN_S seconds are left; its
-# output goes to logs/NAME.log. Returns CMD's status (skipped: 3).
+# output goes to logs/NAME.log. Returns CMD's status (skipped: 3). The caps
+# are for the default budget of 570 s and grow with a larger one (a CPU run).
 step() {
     local name=$1 min=$2 cap=$3 limit status t
     shift 3
+    [ "$BUDGET" -gt 570 ] && cap=$((cap * BUDGET / 570))
     limit=$(left)
     if [ "$limit" -lt "$min" ]; then
         printf '%s\tskipped (%ss left)\t0\n' "$name" "$limit" >>"$OUT/steps.tsv"
@@ -85,7 +87,7 @@ step() {
         [ $status = 124 ] && echo "timed out after ${limit}s" >>"$OUT/logs/$name.log"
         printf '%s\tfailed (exit %s)\t%s\n' "$name" "$status" "$t" >>"$OUT/steps.tsv"
         echo "   failed (exit $status): tail of logs/$name.log:"
-        tail -n 15 "$OUT/logs/$name.log" | sed 's/^/   | /'
+        tail -n 15 "$OUT/logs/$name.log" | cut -c1-300 | sed "s/^/   | /"
         FAILED=1
     fi
     return $status
