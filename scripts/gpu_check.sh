@@ -112,7 +112,10 @@ SRC=$WORK/src/llama-simplex
 
 setup_venv() {
     rm -rf "$VENV" "$WORK/src"
-    "$PY" -m venv --system-site-packages "$VENV" || return 1
+    # Without ensurepip (Debian's python3 without python3-venv) the venv uses
+    # the system's pip, which installs into the venv it runs in.
+    "$PY" -m venv --system-site-packages "$VENV" \
+        || { rm -rf "$VENV" && "$PY" -m venv --system-site-packages --without-pip "$VENV"; } || return 1
     mkdir -p "$WORK/src"
     tar -xzf "$BUNDLE/llama_cpp_python-$V-trimmed.tar.gz" -C "$WORK/src" || return 1
     tar -xzf "$BUNDLE/llama-simplex.tar.gz" -C "$WORK/src" || return 1

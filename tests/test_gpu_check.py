@@ -89,3 +89,21 @@ def test_gpu_check_refuses_a_missing_bundle(tmp_path):
     assert run.returncode == 2
     assert "llama_cpp_python-0.3.36-trimmed.tar.gz is missing" in run.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_gpu_check_starts_no_step_past_its_budget(tmp_path):
+    """The 10-minute bound: a step that would start with less than its minimum
+    time left is skipped and recorded, and without the builds the check stops."""
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    for name in ("llama_cpp_python-0.3.36-trimmed.tar.gz", "llama-simplex.tar.gz"):
+        (bundle / name).write_bytes(b"")
+    run = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), str(tmp_path / "out")],
+                         env=dict(os.environ, GPU_CHECK_BUNDLE=str(bundle), GPU_CHECK_BUDGET_S="0",
+                                  GPU_CHECK_WORK=str(tmp_path / "work")),
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1, run.stdout + run.stderr
+    steps = (tmp_path / "out" / "steps.tsv").read_text().splitlines()
+    assert steps[0] == "step\tstatus\tseconds"
+    assert steps[1].startswith("setup\tskipped (") and len(steps) == 2
+    assert (tmp_path / "out" / "env.txt").read_text().startswith("date: ")
