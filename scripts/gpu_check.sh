@@ -24,7 +24,8 @@
 #
 # Variables: GPU_CHECK_CUDA=0 builds for the CPU (to try the script anywhere);
 # GPU_CHECK_CUDA_ARCH (90); GPU_CHECK_MODELS ("gemma3-270m gemma3-1b");
-# GPU_CHECK_QUICK=1 (bench --quick); GPU_CHECK_WORK (build folder, default
+# GPU_CHECK_QUICK=1 (bench --quick); GPU_CHECK_CMAKE_ARGS (more CMake options for
+# llama-cpp-python's build); GPU_CHECK_WORK (build folder, default
 # $TMPDIR/llama-simplex-gpu-check; models take 2.6 GB); CMAKE_BUILD_PARALLEL_LEVEL
 # (default nproc). ccache is used when installed.
 set -uo pipefail
@@ -148,6 +149,7 @@ build_llama_cpp() {
         args="$args -DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=${GPU_CHECK_CUDA_ARCH:-90}"
         args="$args -DGGML_CUDA_FA_QUANTS=f16-f16 -DGGML_CUDA_NCCL=OFF"
     fi
+    args="$args ${GPU_CHECK_CMAKE_ARGS:-}"
     echo "CMAKE_ARGS=$args"
     CMAKE_ARGS="$args" CMAKE_BUILD_PARALLEL_LEVEL=$JOBS "$VPY" -m pip install -v --no-index --no-build-isolation \
         --no-deps -Cbuild-dir="$WORK/build/llama_cpp" "$WORK/src/llama_cpp_python-$V" || return 1
