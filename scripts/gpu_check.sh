@@ -24,7 +24,8 @@
 #
 # Variables: GPU_CHECK_CUDA=0 builds for the CPU (to try the script anywhere);
 # GPU_CHECK_CUDA_ARCH (90); GPU_CHECK_MODELS ("gemma3-270m gemma3-1b");
-# GPU_CHECK_QUICK=1 (bench --quick); GPU_CHECK_CMAKE_ARGS (more CMake options for
+# GPU_CHECK_QUICK (1: bench --quick, 0: never, auto: when under 300 s are left
+# after the builds); GPU_CHECK_CMAKE_ARGS (more CMake options for
 # llama-cpp-python's build); GPU_CHECK_WORK (build folder, default
 # $TMPDIR/llama-simplex-gpu-check; models take 2.6 GB); CMAKE_BUILD_PARALLEL_LEVEL
 # (default nproc). ccache is used when installed.
@@ -43,7 +44,7 @@ CUDA=${GPU_CHECK_CUDA:-1}
 BUDGET=${GPU_CHECK_BUDGET_S:-570}
 MODELS=${GPU_CHECK_MODELS:-gemma3-270m gemma3-1b}
 QUICK=""
-[ "${GPU_CHECK_QUICK:-0}" = 1 ] && QUICK=--quick
+[ "${GPU_CHECK_QUICK:-auto}" = 1 ] && QUICK=--quick
 PY=${PYTHON:-python3}
 JOBS=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
 export PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
@@ -102,7 +103,7 @@ step() {
     echo "ninja: $(ninja --version 2>/dev/null)"
     echo "nvcc: $(nvcc --version 2>/dev/null | tail -1)"
     nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv 2>/dev/null
-    echo "GPU_CHECK_CUDA=$CUDA GPU_CHECK_CUDA_ARCH=${GPU_CHECK_CUDA_ARCH:-90} models: $MODELS quick: ${GPU_CHECK_QUICK:-0}"
+    echo "GPU_CHECK_CUDA=$CUDA GPU_CHECK_CUDA_ARCH=${GPU_CHECK_CUDA_ARCH:-90} models: $MODELS quick: ${GPU_CHECK_QUICK:-auto}"
     [ -f "$BUNDLE/COMMIT" ] && echo "llama-simplex commit: $(cat "$BUNDLE/COMMIT")"
 } >"$OUT/env.txt"
 cat "$OUT/env.txt"
@@ -191,6 +192,14 @@ export -f setup_venv build_llama_cpp build_simplex write_model in_graph_tests be
 step setup 30 120 setup_venv || exit 1
 step build-llama-cpp-python 60 480 build_llama_cpp || exit 1
 step build-llama-simplex 30 240 build_simplex || exit 1
+# GPU_CHECK_QUICK=auto (the default): full benchmarks when at least 300 s of the
+# budget are left after the builds, else --quick (fewer repetitions), so that
+# every figure still comes out.
+if [ "${GPU_CHECK_QUICK:-auto}" = auto ] && [ "$(left)" -lt 300 ]; then
+    QUICK=--quick
+    echo "   $(left)s left after the builds: the benchmarks run with --quick"
+fi
+echo "bench: ${QUICK:-full}" >>"$OUT/env.txt"
 # The 270M shape first and whole (tests, generation, power), then the 1B shape,
 # so that a short budget drops the 1B figures rather than the 270M ones.
 for shape in $MODELS; do
