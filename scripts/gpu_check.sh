@@ -70,7 +70,7 @@ step() {
     local name=$1 min=$2 cap=$3 limit status t
     shift 3
     [ "$BUDGET" -gt 570 ] && cap=$((cap * BUDGET / 570))
-    limit=$(left)
+    limit=$(($(left) - 10))  # room for timeout's --kill-after
     if [ "$limit" -lt "$min" ]; then
         printf '%s\tskipped (%ss left)\t0\n' "$name" "$limit" >>"$OUT/steps.tsv"
         echo "== $name: skipped, ${limit}s of the budget left"
