@@ -23,8 +23,8 @@ from typing import Dict, List
 
 import pytest
 
-from http_client import events
-from llama_server_harness import (SAMPLERS, LlamaServer, completion, free_port,  # noqa: F401
+from http_client import events, post
+from llama_server_harness import (PROMPT, SAMPLERS, LlamaServer, completion, free_port,  # noqa: F401
                                   model_64, server, server_binary)
 
 
@@ -165,3 +165,19 @@ def test_seeds_change_the_draw_over_rpc(rpc_llama_server, server):
         assert got[0] == got[1], (seed, got)
         answers[seed] = got[0]
     assert len(set(answers.values())) > 1, answers
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_power_preset_over_rpc(rpc_llama_server, server, stream):
+    """Power sampling by its small preset (K = M = 4, H = 16: 256 rollout tokens
+    per output token, decoded in its own context on the RPC device), the
+    answer the local server gives for the same seed."""
+    body = {"prompt": PROMPT, "n_predict": 4, "seed": 3, "samplers": ["power"], "stream": stream,
+            "sampler_params": {"power": {"preset": "cpu-small", "n_ctx": 512, "max_tokens": 4}}}
+    answers = []
+    for port in (rpc_llama_server.port, server.port):
+        status, _, data = post(port, "/completion", body, timeout=300)
+        assert status == 200, data
+        answers.append("".join(c["content"] for c in events(data, done=False)) if stream
+                       else json.loads(data)["content"])
+    assert answers[0] == answers[1] and answers[0]
