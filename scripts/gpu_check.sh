@@ -28,7 +28,8 @@
 # after the builds); GPU_CHECK_CMAKE_ARGS (more CMake options for
 # llama-cpp-python's build); GPU_CHECK_WORK (build folder, default
 # $TMPDIR/llama-simplex-gpu-check; models take 2.6 GB); CMAKE_BUILD_PARALLEL_LEVEL
-# (default nproc). ccache is used when installed.
+# (default nproc); PYTHON (default python3: the version the bundle's wheels are
+# for). ccache is used when installed.
 set -uo pipefail
 T0=$(date +%s)
 HERE=$(cd "$(dirname "$0")" && pwd)
