@@ -1,0 +1,435 @@
+#include "backend_sampling.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "ggml-alloc.h"
+#include "ggml-backend.h"
+#include "ggml.h"
+#include "sampler_adapter.h"
+
+// The decoders of docs/math.md §1 as ggml graphs. Every graph computes the
+// same q as the CPU kernel of simplex.cpp, with the same conventions:
+//   - shifted coordinates, s = (logit - max logit) / T, then softmax;
+//   - T = 0 is greedy; ties at a support's boundary go to the lower id
+//     (the CPU kernels' ranks_before), which no sort op of ggml promises
+//     (argsort and top_k order ties arbitrarily): boundaries are therefore
+//     taken by value, and tied tokens at a boundary are admitted in id order
+//     by a cumulative sum (prefix_mask);
+//   - -inf logits have q = 0; min_keep widens a support to the top min_keep.
+// The graphs only see the logits as a tensor, so the top-p nucleus and the
+// min-p threshold are decided in float where the CPU kernels use double:
+// they can differ only for a token whose cumulative mass or logit gap is
+// within float rounding of p or log p_min.
+
+namespace llama_simplex {
+namespace detail {
+
+namespace {
+
+using Kind = GraphDecoder::Kind;
+
+SamplerBase * base(const llama_sampler * smpl) {
+    return static_cast<SamplerBase *>(smpl->ctx);
+}
+
+// A 1-D tensor seen as n rows of one value: the form ggml_get_rows gathers from.
+ggml_tensor * as_rows(ggml_context * c, ggml_tensor * x) {
+    return ggml_reshape_2d(c, x, 1, ggml_nelements(x));
+}
+
+// x[i] for a one-element index tensor i (I32): a [1, 1] tensor.
+ggml_tensor * at(ggml_context * c, ggml_tensor * x, ggml_tensor * i) {
+    return ggml_get_rows(c, as_rows(c, x), i);
+}
+
+ggml_tensor * flat(ggml_context * c, ggml_tensor * x) {
+    return ggml_reshape_1d(c, x, ggml_nelements(x));
+}
+
+// 0/1 mask of the m best tokens of x in the order (value desc, position asc),
+// given v, the value of the m-th best: every token above v, then the tokens
+// equal to v in position order until m are taken. m is a constant (m_const)
+// or a one-element tensor.
+ggml_tensor * prefix_mask(ggml_context * c, ggml_tensor * x, ggml_tensor * v, ggml_tensor * m, float m_const) {
+    ggml_tensor * d    = ggml_sub(c, x, v);
+    ggml_tensor * gt   = ggml_step(c, d);                // x > v
+    ggml_tensor * lt   = ggml_step(c, ggml_neg(c, d));   // x < v
+    ggml_tensor * eq   = ggml_scale_bias(c, ggml_add(c, gt, lt), -1.0f, 1.0f);
+    ggml_tensor * rank = ggml_cumsum(c, eq);             // 1, 2, ... among the ties, in position order
+    ggml_tensor * n_gt = ggml_sum(c, gt);
+    // need + 1/2, need = m - #(x > v): rank <= need  <=>  rank - (need + 1/2) < 0
+    ggml_tensor * bar = m == nullptr ? ggml_scale_bias(c, n_gt, -1.0f, m_const + 0.5f)
+                                     : ggml_scale_bias(c, ggml_sub(c, m, n_gt), 1.0f, 0.5f);
+    ggml_tensor * take = ggml_step(c, ggml_neg(c, ggml_sub(c, rank, bar)));
+    return ggml_add(c, gt, ggml_mul(c, eq, take));
+}
+
+// The value of the k-th best of x (k <= n): the smallest of ggml_top_k's k
+// values (a set that does not depend on how ties are ordered).
+ggml_tensor * kth_value(ggml_context * c, ggml_tensor * x, int32_t k) {
+    ggml_tensor * vals = flat(c, ggml_get_rows(c, as_rows(c, x), ggml_top_k(c, x, k)));
+    return at(c, vals, ggml_argmax(c, ggml_neg(c, vals)));
+}
+
+// Union of two 0/1 masks.
+ggml_tensor * either(ggml_context * c, ggml_tensor * a, ggml_tensor * b) {
+    return ggml_step(c, ggml_scale_bias(c, ggml_add(c, a, b), 1.0f, -0.5f));
+}
+
+struct Built {
+    ggml_tensor * q = nullptr;       // probabilities over the candidates
+    ggml_tensor * logits = nullptr;  // logits whose softmax is q (-inf outside the support)
+    ggml_tensor * candidates = nullptr;
+    ggml_tensor * index = nullptr;   // greedy: the chosen position (I32 [1])
+};
+
+// greedy: q = one-hot on the first maximum (the CPU kernel's lowest id when
+// positions are ids; ggml_argmax itself returns the last one on the CPU),
+// found as the one token of prefix_mask(x, max, 1). q(argmax) = exp(max -
+// max): 1, or NaN when no logit is finite (then the consumer's check fails,
+// as the CPU kernel's status does).
+Built build_greedy(ggml_context * c, ggml_tensor * x, ggml_tensor * candidates) {
+    Built b;
+    ggml_tensor * top = at(c, x, ggml_argmax(c, x));
+    b.index = ggml_argmax(c, prefix_mask(c, x, top, nullptr, 1.0f));
+    b.q = flat(c, ggml_exp(c, ggml_sub(c, top, top)));
+    b.logits = ggml_log(c, b.q);
+    b.candidates = candidates != nullptr ? flat(c, ggml_get_rows(c, as_rows(c, candidates), b.index)) : b.index;
+    return b;
+}
+
+// sparsemax(s) (docs/math.md §1): sort s, the support is the longest prefix
+// with 1 + r s_(r) > Σ_{i<=r} s_(i), tau = (Σ_{i<=K} s_(i) - 1) / K, q =
+// max(s - tau, 0) renormalised (the CPU kernel renormalises too).
+ggml_tensor * sparsemax_q(ggml_context * c, ggml_tensor * s) {
+    const int64_t n = ggml_nelements(s);
+    ggml_tensor * order  = ggml_argsort(c, s, GGML_SORT_ORDER_DESC);
+    ggml_tensor * sorted = flat(c, ggml_get_rows(c, as_rows(c, s), order));
+    ggml_tensor * cum    = ggml_cumsum(c, sorted);
+    ggml_tensor * r      = ggml_arange(c, 1.0f, static_cast<float>(n) + 1.0f, 1.0f);
+    // 1 + r s_(r) - cum_r > 0 (NaN past the finite ones: not counted)
+    ggml_tensor * in  = ggml_step(c, ggml_scale_bias(c, ggml_sub(c, ggml_mul(c, r, sorted), cum), 1.0f, 1.0f));
+    ggml_tensor * kf  = ggml_clamp(c, ggml_sum(c, in), 1.0f, static_cast<float>(n));
+    ggml_tensor * ki  = ggml_cast(c, ggml_scale_bias(c, kf, 1.0f, -1.0f), GGML_TYPE_I32);
+    ggml_tensor * tau = ggml_div(c, ggml_scale_bias(c, at(c, cum, ki), 1.0f, -1.0f), kf);
+    ggml_tensor * q   = ggml_relu(c, ggml_sub(c, s, tau));
+    return ggml_div(c, q, ggml_sum(c, q));
+}
+
+// q of a truncation decoder or softmax at temperature T > 0 over x.
+Built build_q(ggml_context * c, const GraphDecoder & g, ggml_tensor * x, ggml_tensor * candidates) {
+    const int64_t n = ggml_nelements(x);
+    ggml_tensor * top = at(c, x, ggml_argmax(c, x));
+    // (x - max) * (1/T): the CPU kernels' shifted exponent, bit for bit.
+    ggml_tensor * s = ggml_scale(c, ggml_sub(c, x, top), 1.0f / g.temperature);
+    ggml_tensor * keep = nullptr;
+    const int64_t min_keep = std::min<int64_t>(std::max<int32_t>(g.min_keep, 0), n);
+    switch (g.kind) {
+        case Kind::top_k:
+            keep = prefix_mask(c, x, kth_value(c, x, g.k), nullptr, static_cast<float>(g.k));
+            break;
+        case Kind::top_p: {
+            // The nucleus: the shortest prefix of the (logit desc, id asc)
+            // order whose mass under softmax(logits / t) reaches p, t = 1
+            // (order 'model') or T (order 'temperature'). Its length m is the
+            // number of prefixes with cdf < p, plus one; its boundary value
+            // is the logit at that position of the sorted order.
+            ggml_tensor * w = g.order == NucleusOrder::temperature ? s : ggml_sub(c, x, top);
+            ggml_tensor * order = ggml_argsort(c, x, GGML_SORT_ORDER_DESC);
+            ggml_tensor * cdf = ggml_cumsum(c, flat(c, ggml_get_rows(c, as_rows(c, ggml_soft_max(c, w)), order)));
+            ggml_tensor * below = ggml_sum(c, ggml_step(c, ggml_scale_bias(c, cdf, -1.0f, static_cast<float>(g.p))));
+            ggml_tensor * j = ggml_clamp(c, below, 0.0f, static_cast<float>(n - 1));
+            ggml_tensor * id_j = flat(c, at(c, order, ggml_cast(c, j, GGML_TYPE_I32)));
+            keep = prefix_mask(c, x, at(c, x, id_j), ggml_scale_bias(c, j, 1.0f, 1.0f), 0.0f);
+            if (min_keep > 1) {
+                ggml_tensor * id_m = ggml_view_1d(c, order, 1, static_cast<size_t>(min_keep - 1) * ggml_element_size(order));
+                keep = either(c, keep, prefix_mask(c, x, at(c, x, id_m), nullptr, static_cast<float>(min_keep)));
+            }
+            break;
+        }
+        case Kind::min_p: {
+            // p(v) >= p_min max p  <=>  logit(v) >= max logit + log p_min
+            ggml_tensor * cut = ggml_scale_bias(c, top, 1.0f, static_cast<float>(std::log(g.p)));
+            keep = ggml_scale_bias(c, ggml_step(c, ggml_neg(c, ggml_sub(c, x, cut))), -1.0f, 1.0f);
+            if (min_keep > 1) {
+                keep = either(c, keep, prefix_mask(c, x, kth_value(c, x, static_cast<int32_t>(min_keep)), nullptr,
+                                                   static_cast<float>(min_keep)));
+            }
+            break;
+        }
+        default:
+            break;
+    }
+    Built b;
+    b.candidates = candidates;
+    if (g.kind == Kind::sparsemax) {
+        b.q = sparsemax_q(c, s);
+        b.logits = ggml_log(c, b.q);
+        return b;
+    }
+    b.logits = keep != nullptr ? ggml_add(c, s, ggml_log(c, keep)) : s;
+    b.q = ggml_soft_max(c, b.logits);
+    return b;
+}
+
+// Which graph a decoder needs for these candidates: the parameters that
+// leave nothing to cut fall back to a plain softmax, T = 0 to greedy.
+GraphDecoder effective(GraphDecoder g, int64_t n) {
+    if (g.kind != Kind::greedy && g.temperature <= 0.0f) {
+        g.kind = Kind::greedy;
+    }
+    const bool all = (g.kind == Kind::top_k && (g.k <= 0 || g.k >= n)) || (g.kind == Kind::top_p && g.p >= 1.0) ||
+                     (g.kind == Kind::min_p && g.p <= 0.0 && g.min_keep <= 1);
+    const bool widened = (g.kind == Kind::top_p || g.kind == Kind::min_p) && g.min_keep >= n;
+    if (all || widened) {
+        g.kind = Kind::softmax;
+    }
+    return g;
+}
+
+// A draw from q over n candidates: the first position whose cumulative mass
+// exceeds u times the total (u from set_input), as the CPU pick() does.
+ggml_tensor * build_draw(ggml_context * c, ggml_tensor * q, ggml_tensor * u) {
+    const int64_t n = ggml_nelements(q);
+    ggml_tensor * cdf = ggml_cumsum(c, q);
+    ggml_tensor * total = ggml_view_1d(c, cdf, 1, static_cast<size_t>(n - 1) * ggml_element_size(cdf));
+    ggml_tensor * over = ggml_step(c, ggml_sub(c, cdf, ggml_mul(c, u, total)));
+    ggml_tensor * pos = ggml_clamp(c, ggml_scale_bias(c, ggml_sum(c, over), -1.0f, static_cast<float>(n)), 0.0f,
+                                   static_cast<float>(n - 1));
+    return ggml_cast(c, pos, GGML_TYPE_I32);
+}
+
+void apply(SamplerBase & self, const GraphDecoder & decoder, ggml_context * c, llama_sampler_data * data) {
+    ggml_tensor * x = flat(c, data->logits);
+    const GraphDecoder g = effective(decoder, ggml_nelements(x));
+    // A decoder that draws is the chain's last member: it leaves the logits
+    // it was given (the model's, when it comes first: log-likelihoods read
+    // them) and reports q with the token.
+    const bool draws = self.draws || self.selects();
+    if (g.kind == Kind::greedy) {
+        Built b = build_greedy(c, x, data->candidates);
+        data->probs = b.q;
+        data->candidates = b.candidates;
+        if (draws) {
+            data->sampled = b.candidates;
+        } else {
+            data->logits = b.logits;
+        }
+        return;
+    }
+    Built b = build_q(c, g, x, data->candidates);
+    data->probs = b.q;
+    if (!draws) {
+        data->logits = b.logits;
+        return;
+    }
+    ggml_tensor * u = ggml_new_tensor_1d(c, GGML_TYPE_F32, 1);
+    ggml_set_input(u);
+    ggml_format_name(u, "simplex_uniform_%zu", self.graph_uniforms.size());
+    self.graph_uniforms.push_back(u);
+    ggml_tensor * pos = build_draw(c, b.q, u);
+    data->sampled = data->candidates != nullptr ? flat(c, ggml_get_rows(c, as_rows(c, data->candidates), pos)) : pos;
+}
+
+// Whether every op of the sampler's graph runs on buft's device (the CPU
+// backend runs them all), probed on a graph of 128Ki candidates.
+bool supported(SamplerBase & self, const GraphDecoder & g, ggml_backend_buffer_type_t buft) {
+    ggml_backend_dev_t dev = ggml_backend_buft_get_device(buft);
+    if (dev == nullptr || ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_CPU) {
+        return true;
+    }
+    const size_t max_nodes = 1024;
+    ggml_init_params params = {max_nodes * ggml_tensor_overhead() + ggml_graph_overhead_custom(max_nodes, false),
+                               nullptr, true};
+    ggml_context * c = ggml_init(params);
+    if (c == nullptr) {
+        return false;
+    }
+    ggml_cgraph * gf = ggml_new_graph_custom(c, max_nodes, false);
+    llama_sampler_data data = {ggml_new_tensor_1d(c, GGML_TYPE_F32, 128 * 1024), nullptr, nullptr, nullptr};
+    apply(self, g, c, &data);
+    for (ggml_tensor * t : {data.logits, data.probs, data.sampled, data.candidates}) {
+        if (t != nullptr) ggml_build_forward_expand(gf, t);
+    }
+    self.graph_uniforms.clear();
+    bool ok = true;
+    for (int i = 0; i < ggml_graph_n_nodes(gf) && ok; ++i) {
+        ok = ggml_backend_dev_supports_op(dev, ggml_graph_node(gf, i));
+    }
+    ggml_free(c);
+    return ok;
+}
+
+}  // namespace
+
+bool graph_init(llama_sampler * smpl, ggml_backend_buffer_type_t buft, uint32_t n_outputs_max_per_seq) {
+    SamplerBase & self = *base(smpl);
+    GraphDecoder g;
+    if (!self.graph(g)) {
+        return false;
+    }
+    // 1/T must be a finite float for the shifted exponent to be the CPU
+    // kernel's (a subnormal or huge T takes its double path there).
+    if (g.temperature > 0.0f && !(g.temperature >= FLT_MIN && g.temperature <= 0x1p64f)) {
+        return false;
+    }
+    // One uniform per output and decode: several outputs of one sequence in
+    // a decode would need draws that rejected tokens give back.
+    if ((self.draws || self.selects()) && n_outputs_max_per_seq > 1) {
+        return false;
+    }
+    return supported(self, g, buft);
+}
+
+void graph_apply(llama_sampler * smpl, ggml_context * ctx, ggml_cgraph * /*gf*/, llama_sampler_data * data) {
+    SamplerBase & self = *base(smpl);
+    GraphDecoder g;
+    if (self.graph(g)) {
+        apply(self, g, ctx, data);
+    }
+}
+
+void graph_set_input(llama_sampler * smpl) {
+    SamplerBase & self = *base(smpl);
+    for (ggml_tensor * u : self.graph_uniforms) {
+        // The same uniform as a CPU draw, kept below 1 in float so that the
+        // target stays below the total mass.
+        const float v = std::min(static_cast<float>(uniform01(self.rng)), 0x1.fffffep-1f);
+        ggml_backend_tensor_set(u, &v, 0, sizeof v);
+    }
+}
+
+void graph_reset(llama_sampler * smpl) {
+    base(smpl)->graph_uniforms.clear();
+}
+
+void graph_copy_state(const llama_sampler * src, llama_sampler * dst) {
+    const SamplerBase & s = *base(src);
+    SamplerBase & d = *base(dst);
+    d.status = s.status;
+    d.draws = s.draws;
+    d.draw_seed = s.draw_seed;
+    d.rng = s.rng;
+}
+
+}  // namespace detail
+
+ContextPtr make_backend_context(llama_context * like, const std::vector<llama_sampler *> & chains) {
+    std::vector<llama_sampler_seq_config> configs;
+    for (size_t i = 0; i < chains.size(); ++i) {
+        configs.push_back({static_cast<llama_seq_id>(i), chains[i]});
+    }
+    llama_context_params p = llama_context_default_params();
+    p.n_ctx = llama_n_ctx(like);
+    p.n_batch = llama_n_batch(like);
+    p.n_ubatch = llama_n_ubatch(like);
+    p.n_seq_max = static_cast<uint32_t>(std::max<size_t>(chains.size(), 1));
+    p.kv_unified = p.n_seq_max > 1;
+    p.n_threads = llama_n_threads(like);
+    p.n_threads_batch = llama_n_threads_batch(like);
+    p.no_perf = true;
+    p.samplers = configs.data();
+    p.n_samplers = configs.size();
+    llama_context * ctx = llama_init_from_model(const_cast<llama_model *>(llama_get_model(like)), p);
+    if (ctx == nullptr) {
+        throw std::runtime_error("backend_sampling: llama.cpp could not make a context with in-graph samplers");
+    }
+    return ContextPtr(ctx);
+}
+
+llama_sampler * backend_chain(const llama_sampler * sampler) {
+    llama_sampler * chain = llama_sampler_chain_init(llama_sampler_chain_default_params());
+    llama_sampler_chain_add(chain, llama_sampler_clone(sampler));
+    return chain;
+}
+
+llama_token sample_backend(llama_context * ctx, llama_sampler * chain, int32_t idx) {
+    const bool in_graph = llama_get_sampled_token_ith(ctx, idx) != LLAMA_TOKEN_NULL;
+    const llama_token token = llama_sampler_sample(chain, ctx, idx);
+    const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(ctx)));
+    if (!in_graph) {
+        const Status status = last_status(chain);
+        if (status != Status::ok) {
+            throw std::runtime_error(std::string("sampler ") + llama_sampler_name(chain) + ": " + status_message(status));
+        }
+    } else {
+        // The graph cannot fail; a q without finite positive mass at the
+        // token (NaN or +inf logits, none finite) is the CPU kernels' error.
+        const float * probs = llama_get_sampled_probs_ith(ctx, idx);
+        if (probs != nullptr) {
+            const uint32_t n = llama_get_sampled_probs_count_ith(ctx, idx);
+            const llama_token * ids = llama_get_sampled_candidates_ith(ctx, idx);
+            const uint32_t n_ids = llama_get_sampled_candidates_count_ith(ctx, idx);
+            int64_t at = -1;
+            if (n_ids == 0) {
+                at = token;
+            } else {
+                for (uint32_t i = 0; i < n_ids && at < 0; ++i) {
+                    if (ids[i] == token) at = i;
+                }
+            }
+            const float q = at >= 0 && at < static_cast<int64_t>(n) ? probs[at] : 0.0f;
+            if (!(q > 0.0f && q <= FLT_MAX)) {
+                throw std::runtime_error(std::string("sampler ") + llama_sampler_name(chain) + " (in-graph): " +
+                                         status_message(Status::invalid_q));
+            }
+        }
+    }
+    if (token < 0 || token >= n_vocab) {
+        throw std::runtime_error("in-graph sampling selected no valid token");
+    }
+    return token;
+}
+
+GraphOutput run_graph(const llama_sampler * sampler, const float * logits, size_t n) {
+    GraphOutput out;
+    std::unique_ptr<ggml_backend, void (*)(ggml_backend_t)> backend(
+        ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr), ggml_backend_free);
+    if (!backend) {
+        throw std::runtime_error("run_graph: no CPU backend");
+    }
+    std::unique_ptr<llama_sampler, void (*)(llama_sampler *)> chain(backend_chain(sampler), llama_sampler_free);
+    if (!chain->iface->backend_init(chain.get(), ggml_backend_get_default_buffer_type(backend.get()), 1)) {
+        return out;
+    }
+    const size_t max_nodes = 2048;
+    ggml_init_params params = {max_nodes * ggml_tensor_overhead() + ggml_graph_overhead_custom(max_nodes, false),
+                               nullptr, true};
+    std::unique_ptr<ggml_context, void (*)(ggml_context *)> c(ggml_init(params), ggml_free);
+    ggml_cgraph * gf = ggml_new_graph_custom(c.get(), max_nodes, false);
+    ggml_tensor * x = ggml_new_tensor_1d(c.get(), GGML_TYPE_F32, static_cast<int64_t>(n));
+    ggml_set_input(x);
+    llama_sampler_data data = {x, nullptr, nullptr, nullptr};
+    chain->iface->backend_reset(chain.get());
+    chain->iface->backend_apply(chain.get(), c.get(), gf, &data);
+    for (ggml_tensor * t : {data.logits, data.probs, data.sampled, data.candidates}) {
+        if (t != nullptr) ggml_build_forward_expand(gf, t);
+    }
+    std::unique_ptr<ggml_backend_buffer, void (*)(ggml_backend_buffer_t)> buf(
+        ggml_backend_alloc_ctx_tensors(c.get(), backend.get()), ggml_backend_buffer_free);
+    ggml_backend_tensor_set(x, logits, 0, n * sizeof(float));
+    chain->iface->backend_set_input(chain.get());
+    if (ggml_backend_graph_compute(backend.get(), gf) != GGML_STATUS_SUCCESS) {
+        throw std::runtime_error("run_graph: the graph failed");
+    }
+    out.in_graph = true;
+    if (data.probs != nullptr) {
+        out.probs.resize(static_cast<size_t>(ggml_nelements(data.probs)));
+        ggml_backend_tensor_get(data.probs, out.probs.data(), 0, ggml_nbytes(data.probs));
+    }
+    if (data.candidates != nullptr) {
+        out.candidates.resize(static_cast<size_t>(ggml_nelements(data.candidates)));
+        ggml_backend_tensor_get(data.candidates, out.candidates.data(), 0, ggml_nbytes(data.candidates));
+    }
+    if (data.sampled != nullptr) {
+        ggml_backend_tensor_get(data.sampled, &out.sampled, 0, sizeof(llama_token));
+    }
+    return out;
+}
+
+}  // namespace llama_simplex
