@@ -496,6 +496,23 @@ PYBIND11_MODULE(_core, m) {
         return py::make_tuple(py::array_t<float>(static_cast<py::ssize_t>(g.probs.size()), g.probs.data()), ids,
                               g.sampled == LLAMA_TOKEN_NULL ? -1 : g.sampled);
     }, py::arg("sampler"), py::arg("logits"));
+    // Mean seconds per token of a sampler on one row of logits: in-graph (the
+    // graph computed `repeats` times on the CPU backend; None without an
+    // in-graph form) and the CPU path (candidates filled, apply).
+    m.def("graph_seconds", [](NativeSampler & s, const FloatArray & logits, int32_t repeats, int32_t n_threads)
+          -> py::object {
+        double sec = 0.0;
+        GraphOutput g;
+        {
+            py::gil_scoped_release nogil;
+            g = run_graph(s.get(), logits.data(), static_cast<size_t>(logits.size()), repeats, &sec, n_threads);
+        }
+        return g.in_graph ? py::object(py::float_(sec)) : py::object(py::none());
+    }, py::arg("sampler"), py::arg("logits"), py::arg("repeats"), py::arg("n_threads") = 0);
+    m.def("cpu_path_seconds", [](NativeSampler & s, const FloatArray & logits, int32_t repeats) {
+        py::gil_scoped_release nogil;
+        return time_cpu_path(s.get(), logits.data(), static_cast<size_t>(logits.size()), repeats);
+    }, py::arg("sampler"), py::arg("logits"), py::arg("repeats"));
 
     // Power sampling weights over K candidates: log_p (K), loglik (K x M).
     m.def("power_weights", [](const FloatArray & log_p, py::array_t<double, py::array::c_style | py::array::forcecast> loglik,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cfloat>
+#include <chrono>
 #include <cmath>
 #include <memory>
 #include <stdexcept>
@@ -386,12 +387,19 @@ llama_token sample_backend(llama_context * ctx, llama_sampler * chain, int32_t i
     return token;
 }
 
-GraphOutput run_graph(const llama_sampler * sampler, const float * logits, size_t n) {
+GraphOutput run_graph(const llama_sampler * sampler, const float * logits, size_t n, int32_t repeats,
+                      double * seconds, int32_t n_threads) {
     GraphOutput out;
     std::unique_ptr<ggml_backend, void (*)(ggml_backend_t)> backend(
         ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr), ggml_backend_free);
     if (!backend) {
         throw std::runtime_error("run_graph: no CPU backend");
+    }
+    if (n_threads > 0) {
+        ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(ggml_backend_get_device(backend.get()));
+        auto set_threads = reinterpret_cast<ggml_backend_set_n_threads_t>(
+            ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads"));
+        if (set_threads != nullptr) set_threads(backend.get(), n_threads);
     }
     std::unique_ptr<llama_sampler, void (*)(llama_sampler *)> chain(backend_chain(sampler), llama_sampler_free);
     if (!chain->iface->backend_init(chain.get(), ggml_backend_get_default_buffer_type(backend.get()), 1)) {
@@ -413,9 +421,15 @@ GraphOutput run_graph(const llama_sampler * sampler, const float * logits, size_
     std::unique_ptr<ggml_backend_buffer, void (*)(ggml_backend_buffer_t)> buf(
         ggml_backend_alloc_ctx_tensors(c.get(), backend.get()), ggml_backend_buffer_free);
     ggml_backend_tensor_set(x, logits, 0, n * sizeof(float));
-    chain->iface->backend_set_input(chain.get());
-    if (ggml_backend_graph_compute(backend.get(), gf) != GGML_STATUS_SUCCESS) {
-        throw std::runtime_error("run_graph: the graph failed");
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int32_t r = 0; r < std::max(repeats, 1); ++r) {
+        chain->iface->backend_set_input(chain.get());
+        if (ggml_backend_graph_compute(backend.get(), gf) != GGML_STATUS_SUCCESS) {
+            throw std::runtime_error("run_graph: the graph failed");
+        }
+    }
+    if (seconds != nullptr) {
+        *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / std::max(repeats, 1);
     }
     out.in_graph = true;
     if (data.probs != nullptr) {
@@ -430,6 +444,17 @@ GraphOutput run_graph(const llama_sampler * sampler, const float * logits, size_
         ggml_backend_tensor_get(data.sampled, &out.sampled, 0, sizeof(llama_token));
     }
     return out;
+}
+
+double time_cpu_path(llama_sampler * sampler, const float * logits, size_t n, int32_t repeats) {
+    std::vector<llama_token_data> cur(n);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int32_t r = 0; r < std::max(repeats, 1); ++r) {
+        for (size_t i = 0; i < n; ++i) cur[i] = llama_token_data{static_cast<llama_token>(i), logits[i], 0.0f};
+        llama_token_data_array cur_p = {cur.data(), n, -1, false};
+        llama_sampler_apply(sampler, &cur_p);
+    }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / std::max(repeats, 1);
 }
 
 }  // namespace llama_simplex

@@ -71,6 +71,16 @@ struct GraphOutput {
     std::vector<llama_token> candidates;        // their ids (empty: ids 0..n-1)
     llama_token              sampled = LLAMA_TOKEN_NULL;
 };
-GraphOutput run_graph(const llama_sampler * sampler, const float * logits, size_t n);
+// repeats > 1 computes the graph that many times (inputs set each time:
+// new draws) and, with seconds given, writes the mean seconds of one
+// computation (set_input and compute, not the build); n_threads > 0 sets the
+// CPU backend's threads.
+GraphOutput run_graph(const llama_sampler * sampler, const float * logits, size_t n, int32_t repeats = 1,
+                      double * seconds = nullptr, int32_t n_threads = 0);
+
+// Mean seconds per token of the CPU path for one row of logits: the
+// candidates filled from the logits (as the generate loop does) and the
+// sampler applied.
+double time_cpu_path(llama_sampler * sampler, const float * logits, size_t n, int32_t repeats);
 
 }  // namespace llama_simplex
