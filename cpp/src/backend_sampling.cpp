@@ -90,14 +90,18 @@ struct Built {
 };
 
 // greedy: q = one-hot on the first maximum (the CPU kernel's lowest id when
-// positions are ids; ggml_argmax itself returns the last one on the CPU),
-// found as the one token of prefix_mask(x, max, 1). q(argmax) = exp(max -
-// max): 1, or NaN when no logit is finite (then the consumer's check fails,
-// as the CPU kernel's status does).
+// positions are ids; ggml_argmax itself returns the last one on the CPU and
+// any one on other backends): its position is the number of positions before
+// the first token equal to the maximum. q(argmax) = exp(max - max): 1, or
+// NaN when no logit is finite (then the consumer's check fails, as the CPU
+// kernel's status does).
 Built build_greedy(ggml_context * c, ggml_tensor * x, ggml_tensor * candidates) {
     Built b;
+    const int64_t n = ggml_nelements(x);
     ggml_tensor * top = at(c, x, ggml_argmax(c, x));
-    b.index = ggml_argmax(c, prefix_mask(c, x, top, nullptr, 1.0f));
+    ggml_tensor * is_top = ggml_scale_bias(c, ggml_step(c, ggml_neg(c, ggml_sub(c, x, top))), -1.0f, 1.0f);  // x >= max
+    ggml_tensor * before = ggml_step(c, ggml_scale_bias(c, ggml_cumsum(c, is_top), -1.0f, 0.5f));
+    b.index = ggml_cast(c, ggml_clamp(c, ggml_sum(c, before), 0.0f, static_cast<float>(n - 1)), GGML_TYPE_I32);
     b.q = flat(c, ggml_exp(c, ggml_sub(c, top, top)));
     b.logits = ggml_log(c, b.q);
     b.candidates = candidates != nullptr ? flat(c, ggml_get_rows(c, as_rows(c, candidates), b.index)) : b.index;
@@ -122,7 +126,23 @@ ggml_tensor * sparsemax_q(ggml_context * c, ggml_tensor * s) {
     return ggml_div(c, q, ggml_sum(c, q));
 }
 
-// q of a truncation decoder or softmax at temperature T > 0 over x.
+// top-k with a compact output: q over k candidates. The support is exact
+// (prefix_mask: ties at the k-th value go to the lower positions); a second
+// ggml_top_k on the masked logits then gathers exactly those k tokens (their
+// order among themselves does not matter), so the softmax and the draw run
+// over k values, not the vocabulary.
+Built build_top_k(ggml_context * c, const GraphDecoder & g, ggml_tensor * x, ggml_tensor * candidates) {
+    ggml_tensor * keep = prefix_mask(c, x, kth_value(c, x, g.k), nullptr, static_cast<float>(g.k));
+    ggml_tensor * ids = ggml_top_k(c, ggml_add(c, x, ggml_log(c, keep)), g.k);
+    ggml_tensor * xk = flat(c, ggml_get_rows(c, as_rows(c, x), ids));
+    Built b;
+    b.logits = ggml_scale(c, ggml_sub(c, xk, at(c, xk, ggml_argmax(c, xk))), 1.0f / g.temperature);
+    b.q = ggml_soft_max(c, b.logits);
+    b.candidates = candidates != nullptr ? flat(c, ggml_get_rows(c, as_rows(c, candidates), ids)) : ids;
+    return b;
+}
+
+// q of softmax, top-p, min-p or sparsemax at temperature T > 0 over x (id order, the whole row).
 Built build_q(ggml_context * c, const GraphDecoder & g, ggml_tensor * x, ggml_tensor * candidates) {
     const int64_t n = ggml_nelements(x);
     ggml_tensor * top = at(c, x, ggml_argmax(c, x));
@@ -131,9 +151,6 @@ Built build_q(ggml_context * c, const GraphDecoder & g, ggml_tensor * x, ggml_te
     ggml_tensor * keep = nullptr;
     const int64_t min_keep = std::min<int64_t>(std::max<int32_t>(g.min_keep, 0), n);
     switch (g.kind) {
-        case Kind::top_k:
-            keep = prefix_mask(c, x, kth_value(c, x, g.k), nullptr, static_cast<float>(g.k));
-            break;
         case Kind::top_p: {
             // The nucleus: the shortest prefix of the (logit desc, id asc)
             // order whose mass under softmax(logits / t) reaches p, t = 1
@@ -223,8 +240,9 @@ void apply(SamplerBase & self, const GraphDecoder & decoder, ggml_context * c, l
         }
         return;
     }
-    Built b = build_q(c, g, x, data->candidates);
+    Built b = g.kind == Kind::top_k ? build_top_k(c, g, x, data->candidates) : build_q(c, g, x, data->candidates);
     data->probs = b.q;
+    data->candidates = b.candidates;
     if (!draws) {
         data->logits = b.logits;
         return;
@@ -234,7 +252,7 @@ void apply(SamplerBase & self, const GraphDecoder & decoder, ggml_context * c, l
     ggml_format_name(u, "simplex_uniform_%zu", self.graph_uniforms.size());
     self.graph_uniforms.push_back(u);
     ggml_tensor * pos = build_draw(c, b.q, u);
-    data->sampled = data->candidates != nullptr ? flat(c, ggml_get_rows(c, as_rows(c, data->candidates), pos)) : pos;
+    data->sampled = b.candidates != nullptr ? flat(c, ggml_get_rows(c, as_rows(c, b.candidates), pos)) : pos;
 }
 
 // Whether every op of the sampler's graph runs on buft's device (the CPU
