@@ -46,6 +46,10 @@ DECODERS = {
     "sparsemax": ls.Sparsemax(1.0),
     "sparsemax-T3": ls.Sparsemax(3.0),
     "sparsemax-T0": ls.Sparsemax(0.0),
+    "best-of-k": ls.BestOfK.preset("paper-0.05", temperature=0.8),
+    "best-of-k-0.01": ls.BestOfK.preset("paper-0.01"),
+    "best-of-k-gap-K1": ls.BestOfK(weights="gap", k_samples=1, m=20),
+    "objective-entropy-kl": ls.Objective(lam=0.7, entropy=0.5, kl=1.0, beta=0.2, m=4, steps=5),
 }
 
 
@@ -131,18 +135,34 @@ def test_temperature_zero_is_greedy_with_the_lowest_id_on_ties():
         assert q.tolist() == [0.0, 1.0, 0.0, 0.0, 0.0] and token == 1
 
 
-def test_in_graph_sampling_refuses_what_it_cannot_reproduce():
-    """A subnormal temperature (1/T overflows float) has no exact in-graph
-    form: the sampler stays on the CPU (None here; in a context llama.cpp
+@pytest.mark.parametrize("sampler", [ls.Softmax(1e-40), ls.BestOfK(weights="rank"), ls.BestOfK(support="top-k:20"),
+                                     ls.Objective(lam=0.5, entropy=1.0, kl=0.0, l2=1.0), ls.BestOfK(steps=100)],
+                         ids=repr)
+def test_in_graph_sampling_refuses_what_it_cannot_reproduce(sampler):
+    """No exact in-graph form: a subnormal temperature (1/T overflows
+    float), rank weights, a truncated support, ½‖q‖², more than 16 solver
+    steps. The sampler stays on the CPU (None here; in a context llama.cpp
     runs its apply)."""
-    assert _core.graph_sample(ls.Softmax(1e-40).native(), np.zeros(8, np.float32)) is None
+    assert _core.graph_sample(sampler.native(), np.zeros(8, np.float32)) is None
+
+
+def test_best_of_k_in_graph_takes_its_solver_steps():
+    """The in-graph Best-of-K is the solver's q after its steps, not r nor
+    the closed form without coverage (which the tests above would also
+    match if the steps did nothing)."""
+    x = synthetic("random")
+    bok = DECODERS["best-of-k"]
+    q, _ = graph_q(bok, x)
+    no_coverage = ls.BestOfK.preset("paper-0.05", temperature=0.8, beta=0.0)
+    assert np.abs(q - cpu_q(no_coverage, x)).max() > 1e-3
+    assert np.abs(q - cpu_q(ls.Softmax(1.0), x)).max() > 1e-3
 
 
 N_DRAWS = 1500
 
 
 @pytest.mark.parametrize("name", ["softmax", "top-k", "top-p", "top-p-temperature-order", "min-p", "sparsemax-T3",
-                                  "dist"])
+                                  "best-of-k", "dist"])
 def test_drawn_tokens_follow_q(name, tiny_llm, tiny_text):
     """N seeded in-graph draws on the tiny model's logits against the CPU q."""
     sampler = ls.Dist(0) if name == "dist" else DECODERS[name]

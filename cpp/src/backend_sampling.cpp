@@ -142,6 +142,101 @@ Built build_top_k(ggml_context * c, const GraphDecoder & g, ggml_tensor * x, ggm
     return b;
 }
 
+// A scalar constant as a one-element tensor (arange gives a 0 to start from).
+ggml_tensor * constant(ggml_context * c, float v) {
+    return ggml_scale_bias(c, ggml_arange(c, 0.0f, 1.0f, 1.0f), 0.0f, v);
+}
+
+// Best-of-K and the composite objectives without ½‖q‖² over the whole
+// vocabulary (docs/math.md §2-3): the solver of solver.cpp (solve_simplex,
+// whose iterates solve_simplex_affine reproduces) unrolled into J steps of
+// element-wise ops. q0 = r; each step computes the gradient g and the gap
+// max g - <q, g>; unless the gap is below tol (or an earlier step stopped),
+// it tries th + eta (g - max g) and keeps it when the objective does not
+// fall (within the solver's slack), else halves eta. Keeping or not is a
+// 0/1 scalar, so the graph is static. In float where the CPU solver uses
+// double: the ascent test compares objectives that differ by ~1e-9 near
+// convergence, so late in a long solve (small gaps) the graph can keep a
+// step the CPU halves or the reverse, and q then differs by that step
+// (measured: 1e-4 at step 7 of an entropy + KL objective); at the presets
+// (J = 5) q agrees to 1e-7.
+Built build_objective(ggml_context * c, const ObjectiveParams & p, ggml_tensor * x) {
+    const Objective & o = p.objective;
+    const float lam_ent = static_cast<float>(static_cast<double>(o.lambda) * o.w_entropy);
+    const float lam_kl = static_cast<float>(static_cast<double>(o.lambda) * o.w_kl);
+    const float big_l = lam_ent + lam_kl;
+    const float cov = static_cast<float>(static_cast<double>(o.lambda) * o.beta);
+    const int64_t n = ggml_nelements(x);
+    const int64_t m = std::min<int64_t>(std::max<int32_t>(p.m, 0), n);
+    // Shifted, scaled logits; -inf ones get a finite floor (their q is 0 in
+    // float either way) so that no 0 * inf appears.
+    ggml_tensor * top = at(c, x, ggml_argmax(c, x));
+    ggml_tensor * d = ggml_sub(c, x, top);
+    ggml_tensor * s = ggml_clamp(c, ggml_scale(c, d, static_cast<float>(1.0 / p.temperature)), -1e30f, 0.0f);
+    ggml_tensor * xr = ggml_clamp(c, ggml_scale(c, d, static_cast<float>(1.0 / p.reference_temperature)), -1e30f, 0.0f);
+    ggml_tensor * lr = ggml_sub(c, xr, ggml_log(c, ggml_sum(c, ggml_exp(c, xr))));
+    Built b;
+    if (cov == 0.0f || m == 0) {  // closed form: q ∝ exp((s + λ_kl log r) / Λ)
+        b.logits = ggml_scale(c, ggml_add(c, s, ggml_scale(c, lr, lam_kl)), 1.0f / big_l);
+        b.q = ggml_soft_max(c, b.logits);
+        return b;
+    }
+    // Coverage weights on the top-M tokens of r (ties: lower ids).
+    ggml_tensor * w = prefix_mask(c, x, kth_value(c, x, static_cast<int32_t>(m)), nullptr, static_cast<float>(m));
+    if (p.weights == CoverageWeights::gap) w = ggml_mul(c, w, ggml_exp(c, xr));
+    const float k = static_cast<float>(o.k_samples);
+    ggml_tensor * base = ggml_add(c, s, ggml_scale(c, lr, lam_kl));  // s + λ_kl log r
+    // The CPU solver drops -inf logits; here their gradient is pinned at the
+    // floor (-Λ log q would grow without bound as their log q falls).
+    ggml_tensor * live = ggml_step(c, ggml_scale_bias(c, x, 1.0f, FLT_MAX));
+    ggml_tensor * dead_floor = ggml_scale_bias(c, live, 1e30f, -1e30f);
+    ggml_tensor * cov_w = ggml_scale(c, w, cov);
+    // (1 - q)^e for e >= 0 (q <= 1: 1 - q clamped at 0, whose log is -inf: 0^e = 0 for e > 0).
+    auto pow_rest = [&](ggml_tensor * q, float e) {
+        if (e == 0.0f) return ggml_scale_bias(c, q, 0.0f, 1.0f);
+        return ggml_exp(c, ggml_scale(c, ggml_log(c, ggml_relu(c, ggml_scale_bias(c, q, -1.0f, 1.0f))), e));
+    };
+    struct State { ggml_tensor * th, * ln, * q, * f; };
+    auto state = [&](ggml_tensor * th) {
+        State st;
+        st.th = th;
+        ggml_tensor * hi = at(c, th, ggml_argmax(c, th));
+        st.ln = ggml_add(c, hi, ggml_log(c, ggml_sum(c, ggml_exp(c, ggml_sub(c, th, hi)))));
+        st.q = ggml_soft_max(c, th);
+        ggml_tensor * term = ggml_sub(c, base, ggml_scale(c, ggml_sub(c, th, st.ln), big_l));
+        ggml_tensor * covered = ggml_sum(c, ggml_mul(c, cov_w, ggml_scale_bias(c, pow_rest(st.q, k), -1.0f, 1.0f)));
+        st.f = ggml_add(c, ggml_sum(c, ggml_mul(c, st.q, term)), covered);
+        return st;
+    };
+    State cur = state(lr);
+    ggml_tensor * eta = constant(c, p.solver.step);
+    ggml_tensor * stopped = constant(c, 0.0f);
+    for (int32_t j = 0; j < p.solver.max_steps; ++j) {
+        ggml_tensor * term = ggml_sub(c, base, ggml_scale(c, ggml_sub(c, cur.th, cur.ln), big_l));
+        ggml_tensor * g = ggml_add(c, term, ggml_scale(c, ggml_mul(c, cov_w, pow_rest(cur.q, k - 1.0f)), k));
+        g = ggml_add(c, ggml_mul(c, g, live), dead_floor);
+        ggml_tensor * gmax = at(c, g, ggml_argmax(c, g));
+        ggml_tensor * gap = ggml_sub(c, gmax, ggml_sum(c, ggml_mul(c, cur.q, g)));
+        // stop = stopped or gap < tol
+        ggml_tensor * below = ggml_step(c, ggml_scale_bias(c, gap, -1.0f, p.solver.tol));
+        ggml_tensor * stop = ggml_step(c, ggml_scale_bias(c, ggml_add(c, stopped, below), 1.0f, -0.5f));
+        ggml_tensor * active = ggml_scale_bias(c, stop, -1.0f, 1.0f);
+        State next = state(ggml_add(c, cur.th, ggml_mul(c, ggml_sub(c, g, gmax), eta)));
+        // f_new >= f - slack (1 + |f|)
+        ggml_tensor * bar = ggml_sub(c, cur.f, ggml_scale_bias(c, ggml_abs(c, cur.f), 1e-9f, 1e-9f));
+        ggml_tensor * ok = ggml_scale_bias(c, ggml_step(c, ggml_sub(c, bar, next.f)), -1.0f, 1.0f);
+        ggml_tensor * take = ggml_mul(c, active, ok);
+        ggml_tensor * halve = ggml_mul(c, active, ggml_scale_bias(c, ok, -1.0f, 1.0f));
+        auto blend = [&](ggml_tensor * a, ggml_tensor * bnew) { return ggml_add(c, a, ggml_mul(c, ggml_sub(c, bnew, a), take)); };
+        cur = State{blend(cur.th, next.th), blend(cur.ln, next.ln), blend(cur.q, next.q), blend(cur.f, next.f)};
+        eta = ggml_mul(c, eta, ggml_scale_bias(c, halve, -0.5f, 1.0f));
+        stopped = stop;
+    }
+    b.q = cur.q;
+    b.logits = ggml_sub(c, cur.th, cur.ln);
+    return b;
+}
+
 // q of softmax, top-p, min-p or sparsemax at temperature T > 0 over x (id order, the whole row).
 Built build_q(ggml_context * c, const GraphDecoder & g, ggml_tensor * x, ggml_tensor * candidates) {
     const int64_t n = ggml_nelements(x);
@@ -185,6 +280,11 @@ Built build_q(ggml_context * c, const GraphDecoder & g, ggml_tensor * x, ggml_te
     }
     Built b;
     b.candidates = candidates;
+    if (g.kind == Kind::objective) {
+        Built o = build_objective(c, *g.objective, x);
+        o.candidates = candidates;
+        return o;
+    }
     if (g.kind == Kind::sparsemax) {
         b.q = sparsemax_q(c, s);
         b.logits = ggml_log(c, b.q);

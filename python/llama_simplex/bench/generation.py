@@ -79,6 +79,7 @@ IN_GRAPH = {
         llama_cpp.llama_sampler_init_min_p(0.05, 1), llama_cpp.llama_sampler_init_temp(0.8),
         llama_cpp.llama_sampler_init_dist(seed))),
     "sparsemax (T=0.8)": (ls.Sparsemax(0.8), None),
+    "bok paper-0.05 (J=5, T=0.8)": (ls.BestOfK.preset("paper-0.05", temperature=0.8), None),
 }
 
 
