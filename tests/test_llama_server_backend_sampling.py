@@ -3,8 +3,9 @@ compute graph (their in-graph forms, backend_sampling.cpp, through the
 server's sampler registry), end to end over loopback on the tiny model:
 /completion and /v1/chat/completions, streaming and not, seeded answers
 reproducible, bad parameters a 400 with the server serving afterwards. The
-samplers without an in-graph form (Best-of-K, objective, power) still work
-under the flag: llama.cpp runs their CPU apply.
+samplers without an in-graph form (the harness's objective, which has a
+½‖q‖² term, and power) still work under the flag: llama.cpp runs their CPU
+apply.
 
 That the graph really samples: with the same seed, a CPU-path server (the
 harness's) and this one draw from the same q with different arithmetic (a
@@ -22,7 +23,7 @@ from http_client import events, post
 from llama_server_harness import (PROMPT, SAMPLERS, LlamaServer, completion, error_message,  # noqa: F401
                                   model_64, server, server_binary)
 
-IN_GRAPH = ["greedy", "softmax", "simplex_top_k", "simplex_top_p", "simplex_min_p", "sparsemax"]
+IN_GRAPH = ["greedy", "softmax", "simplex_top_k", "simplex_top_p", "simplex_min_p", "sparsemax", "best_of_k"]
 
 
 @pytest.fixture(scope="module")

@@ -268,14 +268,15 @@ def generate(
     returns the finished generation; it reports tokens done and rollouts per
     second on stderr unless progress=False.
     backend_sampling: sample inside the model's compute graph (llama.cpp's
-    backend sampling): greedy, softmax, top-k, top-p, min-p, sparsemax and
-    dist (alone or as a Chain's leading members) compute q and draw the
-    token as graph ops, so the logits stay on the device; q is the CPU
-    path's (docs/math.md §1), the draws are seeded but not the CPU path's
-    tokens. The loop decodes in a context of its own on llm's model (same
-    shape), so llm's context is left alone. A sampler without an in-graph
-    form (Best-of-K, objectives) runs on the CPU as usual. Sequence samplers
-    (power, block power, MCMC) keep their CPU orchestration: ValueError.
+    backend sampling): greedy, softmax, top-k, top-p, min-p, sparsemax,
+    dist and Best-of-K (objectives without ½‖q‖² over the full vocabulary)
+    compute q and draw the token as graph ops, alone or as a Chain's leading
+    members, so the logits stay on the device; q is the CPU path's
+    (docs/math.md §1-2), the draws are seeded but not the CPU path's tokens.
+    The loop decodes in a context of its own on llm's model (same shape), so
+    llm's context is left alone. A sampler without an in-graph form runs on
+    the CPU as usual. Sequence samplers (power, block power, MCMC) keep
+    their CPU orchestration: ValueError.
     """
     llm, tokens, sampler, max_tokens, seed, stops = prepare(llm, prompt, sampler, max_tokens, seed, stop, add_special)
     backend_sampling = check_backend_sampling(backend_sampling, sampler)
