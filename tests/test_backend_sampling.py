@@ -297,3 +297,12 @@ def test_sequence_samplers_refuse_backend_sampling(tiny_llm):
             ls.generate(tiny_llm, [1, 3], sampler, max_tokens=1, backend_sampling=True)
     with pytest.raises(ValueError, match="backend_sampling"):
         ls.sample_k(tiny_llm, [1, 3], 2, ls.PowerSampler(alpha=2.0), max_tokens=1, backend_sampling=True)
+
+
+def test_per_token_timings_the_bench_reports():
+    """bench generation part 3's timers: positive seconds per token, and
+    None in-graph for a sampler without an in-graph form."""
+    x = synthetic("random")
+    assert _core.graph_seconds(ls.TopP(0.9, 0.8).native(seed=1), x, 3, 1) > 0
+    assert _core.cpu_path_seconds(ls.TopP(0.9, 0.8).native(seed=1), x, 3) > 0
+    assert _core.graph_seconds(ls.BestOfK(weights="rank").native(seed=1), x, 3, 1) is None

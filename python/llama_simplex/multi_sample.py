@@ -90,7 +90,9 @@ def sample_k(
     (unified KV cache), so `llm`'s own state is untouched.
     backend_sampling: each sequence's decoder samples inside the model's
     compute graph (see :func:`~llama_simplex.generate`); the draws use the
-    same seeds, through the graph. Sequence samplers: ValueError.
+    same seeds, through the graph. The log-likelihoods come from the model's
+    logits the graph hands back, which a Chain whose first member truncates
+    (top-k, ...) replaces: theirs are then NaN. Sequence samplers: ValueError.
     """
     k = v.integer("k", k, low=1, high=256)
     llm, tokens, sampler, max_tokens, seed, stops = prepare(llm, prompt, sampler, max_tokens, seed, stop, add_special)
