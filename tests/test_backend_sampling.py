@@ -217,6 +217,7 @@ def test_a_context_samples_in_graph_with_our_samplers(name, attach, tiny_llm, ti
         assert llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(tokens, 3)) == 0
         n_vocab = tiny_llm.n_vocab()
         token = llama_cpp.llama_get_sampled_token_ith(ctx, -1)
+        assert token != llama_cpp.LLAMA_TOKEN_NULL, "the backend ran the sampler on the CPU (an op it lacks?)"
         n = llama_cpp.llama_get_sampled_probs_count_ith(ctx, -1)
         probs = np.ctypeslib.as_array(llama_cpp.llama_get_sampled_probs_ith(ctx, -1), shape=(n,)).copy()
         n_ids = llama_cpp.llama_get_sampled_candidates_count_ith(ctx, -1)
