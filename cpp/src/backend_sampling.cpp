@@ -362,7 +362,7 @@ bool supported(SamplerBase & self, const GraphDecoder & g, ggml_backend_buffer_t
     if (dev == nullptr || ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_CPU) {
         return true;
     }
-    const size_t max_nodes = 1024;
+    const size_t max_nodes = 4096;  // Best-of-K at J = 16 takes about 1300
     ggml_init_params params = {max_nodes * ggml_tensor_overhead() + ggml_graph_overhead_custom(max_nodes, false),
                                nullptr, true};
     ggml_context * c = ggml_init(params);
@@ -523,7 +523,7 @@ GraphOutput run_graph(const llama_sampler * sampler, const float * logits, size_
     if (!chain->iface->backend_init(chain.get(), ggml_backend_get_default_buffer_type(backend.get()), 1)) {
         return out;
     }
-    const size_t max_nodes = 2048;
+    const size_t max_nodes = 4096;
     ggml_init_params params = {max_nodes * ggml_tensor_overhead() + ggml_graph_overhead_custom(max_nodes, false),
                                nullptr, true};
     std::unique_ptr<ggml_context, void (*)(ggml_context *)> c(ggml_init(params), ggml_free);
