@@ -128,6 +128,21 @@ def test_graph_q_equals_cpu_q_on_gemma_logits(name, gemma_logits):
     assert_same_q(DECODERS[name], gemma_logits)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("name", list(DECODERS))
+def test_nan_or_inf_logits_give_no_distribution(name, bad):
+    """A NaN or +inf among finite logits (the CPU kernels' nan_logit /
+    inf_logit): the graph runs (its sorts see a total order) and the q it
+    leaves has no finite positive mass at its token, which the generate
+    loop reports as an error."""
+    x = synthetic("random")
+    x[[10, 500]] = bad
+    q, token = graph_q(DECODERS[name], x, seed=1)
+    with pytest.raises(ValueError):
+        DECODERS[name].native().apply(x)
+    assert not (q[token] > 0 and np.isfinite(q[token]))
+
+
 def test_temperature_zero_is_greedy_with_the_lowest_id_on_ties():
     x = np.array([1.0, 3.0, -np.inf, 3.0, 2.0], dtype=np.float32)
     for sampler in (ls.Greedy(), ls.Softmax(0.0), ls.TopK(3, 0.0), ls.TopP(0.5, 0.0), ls.MinP(0.1, 0.0)):

@@ -77,6 +77,23 @@ ggml_tensor * kth_value(ggml_context * c, ggml_tensor * x, int32_t k) {
     return at(c, vals, ggml_argmax(c, ggml_neg(c, vals)));
 }
 
+// x with NaN mapped to +inf (ggml's clamp keeps a bound where the value is
+// NaN, on the CPU and CUDA): a sort key with a total order (a NaN among the
+// keys breaks std::sort's contract), whose maximum is +inf exactly when the
+// CPU kernels refuse the logits (NaN or +inf).
+ggml_tensor * ordered(ggml_context * c, ggml_tensor * x) {
+    return ggml_clamp(c, x, -INFINITY, INFINITY);
+}
+
+// A one-element factor for q: 1 when every logit is finite or -inf, else 0
+// or NaN (max x is +inf, or the ordered maximum is where a NaN is). For the
+// graphs whose q would not see a bad logit by itself (top-k gathers the k
+// best, which skips NaN; the objective floors its scores).
+ggml_tensor * poison(ggml_context * c, ggml_tensor * x) {
+    ggml_tensor * xo = ordered(c, x);
+    return ggml_exp(c, ggml_sub(c, at(c, x, ggml_argmax(c, x)), at(c, xo, ggml_argmax(c, xo))));
+}
+
 // Union of two 0/1 masks.
 ggml_tensor * either(ggml_context * c, ggml_tensor * a, ggml_tensor * b) {
     return ggml_step(c, ggml_scale_bias(c, ggml_add(c, a, b), 1.0f, -0.5f));
@@ -98,11 +115,13 @@ struct Built {
 Built build_greedy(ggml_context * c, ggml_tensor * x, ggml_tensor * candidates) {
     Built b;
     const int64_t n = ggml_nelements(x);
-    ggml_tensor * top = at(c, x, ggml_argmax(c, x));
-    ggml_tensor * is_top = ggml_scale_bias(c, ggml_step(c, ggml_neg(c, ggml_sub(c, x, top))), -1.0f, 1.0f);  // x >= max
+    ggml_tensor * xo = ordered(c, x);
+    ggml_tensor * top = at(c, xo, ggml_argmax(c, xo));  // +inf when a logit is NaN or +inf
+    ggml_tensor * is_top = ggml_scale_bias(c, ggml_step(c, ggml_neg(c, ggml_sub(c, xo, top))), -1.0f, 1.0f);
     ggml_tensor * before = ggml_step(c, ggml_scale_bias(c, ggml_cumsum(c, is_top), -1.0f, 0.5f));
     b.index = ggml_cast(c, ggml_clamp(c, ggml_sum(c, before), 0.0f, static_cast<float>(n - 1)), GGML_TYPE_I32);
-    b.q = flat(c, ggml_exp(c, ggml_sub(c, top, top)));
+    // 1 for finite logits; NaN when a logit is NaN or +inf, or none is finite
+    b.q = flat(c, ggml_exp(c, ggml_sub(c, at(c, x, b.index), top)));
     b.logits = ggml_log(c, b.q);
     b.candidates = candidates != nullptr ? flat(c, ggml_get_rows(c, as_rows(c, candidates), b.index)) : b.index;
     return b;
@@ -113,7 +132,7 @@ Built build_greedy(ggml_context * c, ggml_tensor * x, ggml_tensor * candidates) 
 // max(s - tau, 0) renormalised (the CPU kernel renormalises too).
 ggml_tensor * sparsemax_q(ggml_context * c, ggml_tensor * s) {
     const int64_t n = ggml_nelements(s);
-    ggml_tensor * order  = ggml_argsort(c, s, GGML_SORT_ORDER_DESC);
+    ggml_tensor * order  = ggml_argsort(c, ordered(c, s), GGML_SORT_ORDER_DESC);
     ggml_tensor * sorted = flat(c, ggml_get_rows(c, as_rows(c, s), order));
     ggml_tensor * cum    = ggml_cumsum(c, sorted);
     ggml_tensor * r      = ggml_arange(c, 1.0f, static_cast<float>(n) + 1.0f, 1.0f);
@@ -137,7 +156,7 @@ Built build_top_k(ggml_context * c, const GraphDecoder & g, ggml_tensor * x, ggm
     ggml_tensor * xk = flat(c, ggml_get_rows(c, as_rows(c, x), ids));
     Built b;
     b.logits = ggml_scale(c, ggml_sub(c, xk, at(c, xk, ggml_argmax(c, xk))), 1.0f / g.temperature);
-    b.q = ggml_soft_max(c, b.logits);
+    b.q = ggml_mul(c, ggml_soft_max(c, b.logits), poison(c, x));
     b.candidates = candidates != nullptr ? flat(c, ggml_get_rows(c, as_rows(c, candidates), ids)) : ids;
     return b;
 }
@@ -178,7 +197,7 @@ Built build_objective(ggml_context * c, const ObjectiveParams & p, ggml_tensor *
     Built b;
     if (cov == 0.0f || m == 0) {  // closed form: q ∝ exp((s + λ_kl log r) / Λ)
         b.logits = ggml_scale(c, ggml_add(c, s, ggml_scale(c, lr, lam_kl)), 1.0f / big_l);
-        b.q = ggml_soft_max(c, b.logits);
+        b.q = ggml_mul(c, ggml_soft_max(c, b.logits), poison(c, x));
         return b;
     }
     // Coverage weights on the top-M tokens of r (ties: lower ids).
@@ -232,7 +251,7 @@ Built build_objective(ggml_context * c, const ObjectiveParams & p, ggml_tensor *
         eta = ggml_mul(c, eta, ggml_scale_bias(c, halve, -0.5f, 1.0f));
         stopped = stop;
     }
-    b.q = cur.q;
+    b.q = ggml_mul(c, cur.q, poison(c, x));
     b.logits = ggml_sub(c, cur.th, cur.ln);
     return b;
 }
@@ -253,7 +272,7 @@ Built build_q(ggml_context * c, const GraphDecoder & g, ggml_tensor * x, ggml_te
             // number of prefixes with cdf < p, plus one; its boundary value
             // is the logit at that position of the sorted order.
             ggml_tensor * w = g.order == NucleusOrder::temperature ? s : ggml_sub(c, x, top);
-            ggml_tensor * order = ggml_argsort(c, x, GGML_SORT_ORDER_DESC);
+            ggml_tensor * order = ggml_argsort(c, ordered(c, x), GGML_SORT_ORDER_DESC);
             ggml_tensor * cdf = ggml_cumsum(c, flat(c, ggml_get_rows(c, as_rows(c, ggml_soft_max(c, w)), order)));
             ggml_tensor * below = ggml_sum(c, ggml_step(c, ggml_scale_bias(c, cdf, -1.0f, static_cast<float>(g.p))));
             ggml_tensor * j = ggml_clamp(c, below, 0.0f, static_cast<float>(n - 1));
