@@ -180,11 +180,11 @@ ggml_tensor * constant(ggml_context * c, float v) {
 // (measured: 1e-4 at step 7 of an entropy + KL objective); at the presets
 // (J = 5) q agrees to 1e-7.
 Built build_objective(ggml_context * c, const ObjectiveParams & p, ggml_tensor * x) {
-    const Objective & o = p.objective;
-    const float lam_ent = static_cast<float>(static_cast<double>(o.lambda) * o.w_entropy);
-    const float lam_kl = static_cast<float>(static_cast<double>(o.lambda) * o.w_kl);
+    const ObjectiveParams & o = p;
+    const float lam_ent = static_cast<float>(static_cast<double>(o.lam) * o.entropy);
+    const float lam_kl = static_cast<float>(static_cast<double>(o.lam) * o.kl);
     const float big_l = lam_ent + lam_kl;
-    const float cov = static_cast<float>(static_cast<double>(o.lambda) * o.beta);
+    const float cov = static_cast<float>(static_cast<double>(o.lam) * o.beta);
     const int64_t n = ggml_nelements(x);
     const int64_t m = std::min<int64_t>(std::max<int32_t>(p.m, 0), n);
     // Shifted, scaled logits; -inf ones get a finite floor (their q is 0 in
@@ -202,7 +202,7 @@ Built build_objective(ggml_context * c, const ObjectiveParams & p, ggml_tensor *
     }
     // Coverage weights on the top-M tokens of r (ties: lower ids).
     ggml_tensor * w = prefix_mask(c, x, kth_value(c, x, static_cast<int32_t>(m)), nullptr, static_cast<float>(m));
-    if (p.weights == CoverageWeights::gap) w = ggml_mul(c, w, ggml_exp(c, xr));
+    if (static_cast<CoverageWeights>(p.weights) == CoverageWeights::gap) w = ggml_mul(c, w, ggml_exp(c, xr));
     const float k = static_cast<float>(o.k_samples);
     ggml_tensor * base = ggml_add(c, s, ggml_scale(c, lr, lam_kl));  // s + λ_kl log r
     // The CPU solver drops -inf logits; here their gradient is pinned at the
@@ -228,16 +228,16 @@ Built build_objective(ggml_context * c, const ObjectiveParams & p, ggml_tensor *
         return st;
     };
     State cur = state(lr);
-    ggml_tensor * eta = constant(c, p.solver.step);
+    ggml_tensor * eta = constant(c, p.step_size);
     ggml_tensor * stopped = constant(c, 0.0f);
-    for (int32_t j = 0; j < p.solver.max_steps; ++j) {
+    for (int32_t j = 0; j < p.steps; ++j) {
         ggml_tensor * term = ggml_sub(c, base, ggml_scale(c, ggml_sub(c, cur.th, cur.ln), big_l));
         ggml_tensor * g = ggml_add(c, term, ggml_scale(c, ggml_mul(c, cov_w, pow_rest(cur.q, k - 1.0f)), k));
         g = ggml_add(c, ggml_mul(c, g, live), dead_floor);
         ggml_tensor * gmax = at(c, g, ggml_argmax(c, g));
         ggml_tensor * gap = ggml_sub(c, gmax, ggml_sum(c, ggml_mul(c, cur.q, g)));
         // stop = stopped or gap < tol
-        ggml_tensor * below = ggml_step(c, ggml_scale_bias(c, gap, -1.0f, p.solver.tol));
+        ggml_tensor * below = ggml_step(c, ggml_scale_bias(c, gap, -1.0f, p.tol));
         ggml_tensor * stop = ggml_step(c, ggml_scale_bias(c, ggml_add(c, stopped, below), 1.0f, -0.5f));
         ggml_tensor * active = ggml_scale_bias(c, stop, -1.0f, 1.0f);
         State next = state(ggml_add(c, cur.th, ggml_mul(c, ggml_sub(c, g, gmax), eta)));

@@ -138,11 +138,11 @@ struct ObjectiveSampler : Sampler<ObjectiveSampler> {
     // In-graph (backend_sampling.cpp): the full-vocabulary support without
     // ½‖q‖², top-M or gap weights, a solver of at most 16 steps; else the CPU.
     bool graph(GraphDecoder & g) const override {
-        const Objective & o = params.objective;
-        const double big_l = static_cast<double>(o.lambda) * (o.w_entropy + o.w_kl);
+        const double big_l = static_cast<double>(params.lam) * (static_cast<double>(params.entropy) + params.kl);
         const float t_ref = params.reference_temperature;
-        if (params.support != SupportKind::full || o.w_l2 != 0.0f || params.weights == CoverageWeights::rank ||
-            !(big_l > 0.0) || params.solver.max_steps > 16 || !(t_ref >= FLT_MIN && t_ref <= 0x1p64f) ||
+        if (static_cast<SupportKind>(params.support) != SupportKind::full || params.l2 != 0.0f ||
+            static_cast<CoverageWeights>(params.weights) == CoverageWeights::rank || !(big_l > 0.0) ||
+            params.steps > 16 || !(t_ref >= FLT_MIN && t_ref <= 0x1p64f) ||
             !(params.temperature > 0.0f)) {
             return false;
         }
