@@ -9,6 +9,7 @@ option(LLAMA_SIMPLEX_NATIVE "Compile the kernels for this machine's CPU (-march=
 set(LLAMA_SIMPLEX_SOURCES
     ${LLAMA_SIMPLEX_ROOT}/cpp/src/simplex.cpp
     ${LLAMA_SIMPLEX_ROOT}/cpp/src/samplers.cpp
+    ${LLAMA_SIMPLEX_ROOT}/cpp/src/backend_sampling.cpp
     ${LLAMA_SIMPLEX_ROOT}/cpp/src/power_chain.cpp
     ${LLAMA_SIMPLEX_ROOT}/cpp/src/generate.cpp
     ${LLAMA_SIMPLEX_ROOT}/cpp/src/solver.cpp

@@ -221,6 +221,8 @@ KNOWN = {
                                           "the C++ kernel's signature (tests/test_decoders_vs_llama.py calls it)",
     ("cpp/src/samplers.cpp", "top_p"): "the llama_sampler struct TopP keeps its decoder's values as fields",
     ("cpp/src/samplers.cpp", "min_p"): "the llama_sampler struct MinP keeps its decoder's values as fields",
+    ("cpp/src/backend_sampling.h", "top_p"): "GraphDecoder: the values the in-graph builder takes, filled from "
+                                             "the sampler struct's fields by its graph() (samplers.cpp)",
     ("python/llama_simplex/eval/exact.py", "mcmc"): "the exact law of MCMC is a function of the sampler's values "
                                                      "(no defaults of its own)",
     ("python/llama_simplex/power.py", "power"): "PowerSampler.native() hands make_sampler its C-only arguments "

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "../src/backend_sampling.h"
 #include "llama_simplex/generate.h"
 #include "llama_simplex/mcmc.h"
 #include "llama_simplex/multi_sample.h"
@@ -494,13 +495,14 @@ PYBIND11_MODULE(_core, m) {
 
     // k parallel completions; returns (tokens, texts as bytes, logliks, finish reasons).
     m.def("sample_k", [](RolloutContext & ctx, const std::vector<llama_token> & prompt, std::vector<NativeSampler *> samplers,
-                         int32_t max_tokens, std::vector<std::string> stop, bool stop_at_eog) {
+                         int32_t max_tokens, std::vector<std::string> stop, bool stop_at_eog, bool backend_sampling) {
         std::vector<llama_sampler *> raw;
         for (auto * s : samplers) raw.push_back(s->get());
         SampleKOptions o;
         o.max_tokens = max_tokens;
         o.stop = std::move(stop);
         o.stop_at_eog = stop_at_eog;
+        o.backend_sampling = backend_sampling;
         SampleKResult r;
         {
             py::gil_scoped_release nogil;
@@ -510,7 +512,43 @@ PYBIND11_MODULE(_core, m) {
         for (auto & t : r.texts) texts.append(py::bytes(t));
         return py::make_tuple(r.tokens, texts, r.loglik, r.finish);
     }, py::arg("ctx"), py::arg("prompt"), py::arg("samplers"), py::arg("max_tokens"), py::arg("stop"),
-       py::arg("stop_at_eog") = true);
+       py::arg("stop_at_eog") = true, py::arg("backend_sampling") = false);
+
+    // A sampler's in-graph outputs for one row of logits on ggml's CPU
+    // backend: (probs, candidate ids or None for ids 0..n-1, sampled token
+    // or -1); None when it has no in-graph form for these parameters.
+    m.def("graph_sample", [](NativeSampler & s, const FloatArray & logits) -> py::object {
+        if (logits.ndim() != 1 || logits.shape(0) == 0) {
+            throw py::value_error("logits: must be a non-empty 1-D array");
+        }
+        GraphOutput g;
+        {
+            py::gil_scoped_release nogil;
+            g = run_graph(s.get(), logits.data(), static_cast<size_t>(logits.shape(0)));
+        }
+        if (!g.in_graph) return py::none();
+        py::object ids = g.candidates.empty() ? py::object(py::none()) : py::object(py::array_t<int32_t>(
+            static_cast<py::ssize_t>(g.candidates.size()), g.candidates.data()));
+        return py::make_tuple(py::array_t<float>(static_cast<py::ssize_t>(g.probs.size()), g.probs.data()), ids,
+                              g.sampled == LLAMA_TOKEN_NULL ? -1 : g.sampled);
+    }, py::arg("sampler"), py::arg("logits"));
+    // Mean seconds per token of a sampler on one row of logits: in-graph (the
+    // graph computed `repeats` times on the CPU backend; None without an
+    // in-graph form) and the CPU path (candidates filled, apply).
+    m.def("graph_seconds", [](NativeSampler & s, const FloatArray & logits, int32_t repeats, int32_t n_threads)
+          -> py::object {
+        double sec = 0.0;
+        GraphOutput g;
+        {
+            py::gil_scoped_release nogil;
+            g = run_graph(s.get(), logits.data(), static_cast<size_t>(logits.size()), repeats, &sec, n_threads);
+        }
+        return g.in_graph ? py::object(py::float_(sec)) : py::object(py::none());
+    }, py::arg("sampler"), py::arg("logits"), py::arg("repeats"), py::arg("n_threads") = 0);
+    m.def("cpu_path_seconds", [](NativeSampler & s, const FloatArray & logits, int32_t repeats) {
+        py::gil_scoped_release nogil;
+        return time_cpu_path(s.get(), logits.data(), static_cast<size_t>(logits.size()), repeats);
+    }, py::arg("sampler"), py::arg("logits"), py::arg("repeats"));
 
     // Power sampling weights over K candidates: log_p (K), loglik (K x M).
     m.def("power_weights", [](const FloatArray & log_p, py::array_t<double, py::array::c_style | py::array::forcecast> loglik,
@@ -618,15 +656,16 @@ PYBIND11_MODULE(_core, m) {
 
     py::class_<Generator>(m, "Generator")
         .def(py::init([](uintptr_t ctx, NativeSampler & sampler, std::vector<llama_token> prompt, int32_t max_tokens,
-                         std::vector<std::string> stop, bool stop_at_eog) {
+                         std::vector<std::string> stop, bool stop_at_eog, bool backend_sampling) {
                  GenerateOptions o;
                  o.max_tokens = max_tokens;
                  o.stop = std::move(stop);
                  o.stop_at_eog = stop_at_eog;
+                 o.backend_sampling = backend_sampling;
                  return new Generator(reinterpret_cast<llama_context *>(ctx), sampler.get(), std::move(prompt), std::move(o));
              }),
              py::arg("ctx"), py::arg("sampler"), py::arg("prompt"), py::arg("max_tokens"), py::arg("stop"),
-             py::arg("stop_at_eog") = true, py::keep_alive<1, 3>())
+             py::arg("stop_at_eog") = true, py::arg("backend_sampling") = false, py::keep_alive<1, 3>())
         .def("__iter__", [](Generator & g) -> Generator & { return g; })
         // One step: (token, text); token is -1 when only held-back text remains.
         .def("__next__", [](Generator & g) {

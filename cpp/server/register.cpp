@@ -101,8 +101,38 @@ void throwing_free(llama_sampler * smpl) {
     delete t;
 }
 
-// Not const: llama_sampler_init takes it so. Fields left out (the backend
-// sampling hooks) stay null.
+// With --backend-sampling our samplers run in the model's graph: the hooks
+// pass through to the sampler's in-graph form (backend_sampling.cpp). The
+// graph cannot throw; parameters are checked when the sampler is made.
+llama_sampler * inner_of(const llama_sampler * smpl) {
+    return static_cast<const Throwing *>(smpl->ctx)->inner;
+}
+
+bool throwing_backend_init(llama_sampler * smpl, ggml_backend_buffer_type_t buft, uint32_t n_outputs) {
+    llama_sampler * inner = inner_of(smpl);
+    return inner->iface->backend_init != nullptr && inner->iface->backend_init(inner, buft, n_outputs);
+}
+
+void throwing_backend_apply(llama_sampler * smpl, ggml_context * ctx, ggml_cgraph * gf, llama_sampler_data * data) {
+    llama_sampler * inner = inner_of(smpl);
+    if (inner->iface->backend_apply != nullptr) inner->iface->backend_apply(inner, ctx, gf, data);
+}
+
+void throwing_backend_set_input(llama_sampler * smpl) {
+    llama_sampler * inner = inner_of(smpl);
+    if (inner->iface->backend_set_input != nullptr) inner->iface->backend_set_input(inner);
+}
+
+void throwing_backend_reset(llama_sampler * smpl) {
+    llama_sampler * inner = inner_of(smpl);
+    if (inner->iface->backend_reset != nullptr) inner->iface->backend_reset(inner);
+}
+
+void throwing_copy_state(const llama_sampler * src, llama_sampler * dst) {
+    llama_sampler_copy(inner_of(src), inner_of(dst));
+}
+
+// Not const: llama_sampler_init takes it so.
 llama_sampler_i throwing_iface = [] {
     llama_sampler_i iface{};
     iface.name   = throwing_name;
@@ -111,6 +141,11 @@ llama_sampler_i throwing_iface = [] {
     iface.reset  = throwing_reset;
     iface.clone  = throwing_clone;
     iface.free   = throwing_free;
+    iface.backend_init      = throwing_backend_init;
+    iface.backend_apply     = throwing_backend_apply;
+    iface.backend_set_input = throwing_backend_set_input;
+    iface.backend_reset     = throwing_backend_reset;
+    iface.copy_state        = throwing_copy_state;
     return iface;
 }();
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "backend_sampling.h"
 #include "llama_simplex/samplers.h"
 
 namespace llama_simplex {
@@ -137,6 +138,12 @@ Generator::Generator(llama_context * ctx, llama_sampler * sampler, std::vector<l
         stop_hold_ = std::max(stop_hold_, s.size());
     }
     cur_.resize(static_cast<size_t>(n_vocab));
+    if (options_.backend_sampling) {
+        backend_chain_.reset(backend_chain(sampler_));
+        own_ctx_ = make_backend_context(ctx_, {backend_chain_.get()});
+        ctx_ = own_ctx_.get();
+        sampler_ = backend_chain_.get();
+    }
 }
 
 void Generator::prefill() {
@@ -168,7 +175,7 @@ void Generator::resync() {
 }
 
 bool Generator::suspend() {
-    if (ctx_ == nullptr || !started_ || done_ || stale_ || !saved_state_.empty() ||
+    if (ctx_ == nullptr || own_ctx_ != nullptr || !started_ || done_ || stale_ || !saved_state_.empty() ||
         llama_memory_seq_pos_max(llama_get_memory(ctx_), 0) != n_past_ - 1) {
         return false;
     }
@@ -255,16 +262,16 @@ bool Generator::next(Step & out) {
     } else if (stale_ || llama_memory_seq_pos_max(llama_get_memory(ctx_), 0) != n_past_ - 1) {
         resync();
     }
-    if (logits == nullptr) {
+    if (logits == nullptr && own_ctx_ == nullptr) {
         std::vector<float>().swap(saved_logits_);
         logits = llama_get_logits_ith(ctx_, -1);
-    }
-    if (logits == nullptr) {
-        throw std::runtime_error("the context returned no logits");
+        if (logits == nullptr) {
+            throw std::runtime_error("the context returned no logits");
+        }
     }
     llama_token token;
     try {
-        token = sample_and_accept(sampler_, logits, cur_);
+        token = own_ctx_ != nullptr ? sample_backend(ctx_, sampler_, -1) : sample_and_accept(sampler_, logits, cur_);
     } catch (...) {
         done_ = true;
         finish_reason_ = "error";

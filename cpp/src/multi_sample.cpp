@@ -1,9 +1,12 @@
 #include "llama_simplex/multi_sample.h"
 
 #include <algorithm>
+#include <cmath>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
+#include "backend_sampling.h"
 #include "llama_simplex/generate.h"
 #include "llama_simplex/rollout.h"
 #include "llama_simplex/samplers.h"
@@ -25,9 +28,36 @@ bool cut_at_stop(std::string & text, size_t from, const std::vector<std::string>
 }
 
 
+namespace {
+
+// log p(token) at temperature 1 from the logits an in-graph sampler left
+// (the model's when our drawing decoder ran first); NaN when they are not a
+// whole vocabulary row.
+double sampled_logprob(llama_context * ctx, int32_t idx, int32_t n_vocab, llama_token token) {
+    const float * logits = llama_get_sampled_logits_ith(ctx, idx);
+    if (logits == nullptr || llama_get_sampled_logits_count_ith(ctx, idx) != static_cast<uint32_t>(n_vocab)) {
+        return std::nan("");
+    }
+    return token_logprob(logits, n_vocab, token);
+}
+
+}  // namespace
+
 SampleKResult sample_k(llama_context * ctx, const std::vector<llama_token> & prompt,
-                       const std::vector<llama_sampler *> & samplers, const SampleKOptions & o) {
-    const size_t k = samplers.size();
+                       const std::vector<llama_sampler *> & samplers_in, const SampleKOptions & o) {
+    const size_t k = samplers_in.size();
+    std::vector<llama_sampler *> samplers = samplers_in;
+    std::vector<std::unique_ptr<llama_sampler, void (*)(llama_sampler *)>> chains;  // freed after own_ctx
+    ContextPtr own_ctx;
+    const bool in_graph = o.backend_sampling;
+    if (in_graph && k > 0 && k <= llama_n_seq_max(ctx)) {
+        for (size_t i = 0; i < k; ++i) {
+            chains.emplace_back(backend_chain(samplers_in[i]), llama_sampler_free);
+            samplers[i] = chains.back().get();
+        }
+        own_ctx = make_backend_context(ctx, samplers);
+        ctx = own_ctx.get();
+    }
     RolloutEngine engine(ctx);
     if (k == 0 || static_cast<int32_t>(k) > engine.n_seq_max()) {
         throw std::invalid_argument("k: must be in [1, " + std::to_string(engine.n_seq_max()) + "] for this context, got " +
@@ -57,9 +87,24 @@ SampleKResult sample_k(llama_context * ctx, const std::vector<llama_token> & pro
 
     engine.clear();
     for (auto * s : samplers) llama_sampler_reset(s);
-    engine.extend(0, prompt.data(), prompt.size(), 0);
-    for (size_t i = 1; i < k; ++i) {
-        engine.fork(0, static_cast<llama_seq_id>(i));
+    if (!in_graph) {
+        engine.extend(0, prompt.data(), prompt.size(), 0);
+        for (size_t i = 1; i < k; ++i) {
+            engine.fork(0, static_cast<llama_seq_id>(i));
+        }
+    } else {
+        // Each sequence samples its first token from a row of its own (a
+        // sequence's in-graph sampler only sees that sequence's outputs):
+        // the prompt's last token is decoded once per sequence.
+        if (prompt.size() > 1) engine.extend(0, prompt.data(), prompt.size() - 1, 0);
+        std::vector<llama_seq_id> seqs(k);
+        std::vector<llama_token> last(k, prompt.back());
+        std::vector<llama_pos> at(k, static_cast<llama_pos>(prompt.size() - 1));
+        for (size_t i = 0; i < k; ++i) {
+            seqs[i] = static_cast<llama_seq_id>(i);
+            if (i > 0 && prompt.size() > 1) engine.fork(0, seqs[i]);
+        }
+        engine.step(seqs.data(), last.data(), at.data(), k);
     }
 
     std::vector<llama_token_data> cur(static_cast<size_t>(engine.n_vocab()));
@@ -69,6 +114,9 @@ SampleKResult sample_k(llama_context * ctx, const std::vector<llama_token> & pro
     // Row of the last decode holding each live sequence's logits; the
     // prompt's last row serves every sequence at the first step.
     std::vector<size_t> row(k, 0);
+    if (in_graph) {
+        for (size_t i = 0; i < k; ++i) row[i] = i;
+    }
     std::vector<bool> live(k, true);
     const llama_pos p0 = static_cast<llama_pos>(prompt.size());
 
@@ -78,14 +126,17 @@ SampleKResult sample_k(llama_context * ctx, const std::vector<llama_token> & pro
         pos.clear();
         for (size_t i = 0; i < k; ++i) {
             if (!live[i]) continue;
-            const float * logits = engine.logits(row[i]);
-            const llama_token token = sample_and_accept(samplers[i], logits, cur);
+            const float * logits = in_graph ? nullptr : engine.logits(row[i]);
+            const int32_t idx = static_cast<int32_t>(row[i]);
+            const llama_token token = in_graph ? sample_backend(ctx, samplers[i], idx)
+                                               : sample_and_accept(samplers[i], logits, cur);
             if (o.stop_at_eog && llama_vocab_is_eog(vocab, token)) {
                 live[i] = false;
                 r.finish[i] = "stop";
                 continue;
             }
-            r.loglik[i] += token_logprob(logits, engine.n_vocab(), token);
+            r.loglik[i] += in_graph ? sampled_logprob(ctx, idx, engine.n_vocab(), token)
+                                    : token_logprob(logits, engine.n_vocab(), token);
             r.tokens[i].push_back(token);
             const size_t before = r.texts[i].size();
             r.texts[i] += detokenize(model, {token});

@@ -7,12 +7,15 @@
 
 #include <cstdint>
 #include <random>
+#include <vector>
 
 #include "llama.h"
 #include "llama_simplex/simplex.h"
 
 namespace llama_simplex {
 namespace detail {
+
+struct GraphDecoder;  // backend_sampling.h
 
 // The part every sampler of ours shares: a name, its scratch memory and the
 // outcome of its last apply. Each concrete sampler is one small struct
@@ -35,6 +38,12 @@ struct SamplerBase {
     virtual void accept(llama_token) {}
     // True for a sampler whose run() sets the selection itself (Dist).
     virtual bool selects() const { return false; }
+    // The decoder's in-graph form (backend_sampling.cpp); false: it has none
+    // and runs on the CPU (llama.cpp calls its apply).
+    virtual bool graph(GraphDecoder &) const { return false; }
+    // The uniforms of the current sampling graph, one per in-graph draw
+    // (set before each decode from rng, like a CPU draw).
+    std::vector<ggml_tensor *> graph_uniforms;
 
     // Seeds the final draw: a decoder then draws from its q; Dist draws anyway.
     void draw_with(uint32_t seed) {

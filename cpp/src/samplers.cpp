@@ -1,5 +1,6 @@
 #include "llama_simplex/samplers.h"
 
+#include "backend_sampling.h"
 #include "sampler_adapter.h"
 #include "vec_math.h"
 
@@ -15,8 +16,10 @@ namespace llama_simplex {
 
 namespace {
 
+using detail::GraphDecoder;
 using detail::SamplerBase;
 using detail::wrap;
+using Kind = GraphDecoder::Kind;
 
 template <typename Derived>
 struct Sampler : SamplerBase {
@@ -29,6 +32,7 @@ struct Greedy : Sampler<Greedy> {
         sorted = true;
         return greedy(c->data, c->size, ws);
     }
+    bool graph(GraphDecoder & g) const override { g.kind = Kind::greedy; return true; }
 };
 
 struct Softmax : Sampler<Softmax> {
@@ -39,6 +43,7 @@ struct Softmax : Sampler<Softmax> {
         sorted = temperature <= 0.0f;
         return softmax(c->data, c->size, temperature, ws);
     }
+    bool graph(GraphDecoder & g) const override { g.kind = Kind::softmax; g.temperature = temperature; return true; }
 };
 
 struct TopK : Sampler<TopK> {
@@ -49,6 +54,10 @@ struct TopK : Sampler<TopK> {
     Outcome run(llama_token_data_array * c, bool & sorted) override {
         sorted = true;
         return top_k(c->data, c->size, k, temperature, ws);
+    }
+    bool graph(GraphDecoder & g) const override {
+        g.kind = Kind::top_k; g.k = k; g.temperature = temperature;
+        return true;
     }
 };
 
@@ -83,6 +92,10 @@ struct TopP : Sampler<TopP> {
         return keep_at_least(min_keep, temperature, c, sorted, ws, input,
                              [&] { return top_p(c->data, c->size, p, temperature, order, ws); });
     }
+    bool graph(GraphDecoder & g) const override {
+        g.kind = Kind::top_p; g.p = p; g.temperature = temperature; g.order = order; g.min_keep = min_keep;
+        return true;
+    }
 };
 
 struct MinP : Sampler<MinP> {
@@ -97,6 +110,10 @@ struct MinP : Sampler<MinP> {
         return keep_at_least(min_keep, temperature, c, sorted, ws, input,
                              [&] { return min_p(c->data, c->size, p_min, temperature, ws); });
     }
+    bool graph(GraphDecoder & g) const override {
+        g.kind = Kind::min_p; g.p = p_min; g.temperature = temperature; g.min_keep = min_keep;
+        return true;
+    }
 };
 
 struct Sparsemax : Sampler<Sparsemax> {
@@ -107,6 +124,7 @@ struct Sparsemax : Sampler<Sparsemax> {
         sorted = false;
         return sparsemax(c->data, c->size, temperature, ws);
     }
+    bool graph(GraphDecoder & g) const override { g.kind = Kind::sparsemax; g.temperature = temperature; return true; }
 };
 
 struct ObjectiveSampler : Sampler<ObjectiveSampler> {
@@ -117,6 +135,22 @@ struct ObjectiveSampler : Sampler<ObjectiveSampler> {
     std::vector<int32_t> order;
 
     explicit ObjectiveSampler(const ObjectiveParams & p) : params(p) {}
+    // In-graph (backend_sampling.cpp): the full-vocabulary support without
+    // ½‖q‖², top-M or gap weights, a solver of at most 16 steps; else the CPU.
+    bool graph(GraphDecoder & g) const override {
+        const double big_l = static_cast<double>(params.lam) * (static_cast<double>(params.entropy) + params.kl);
+        const float t_ref = params.reference_temperature;
+        if (static_cast<SupportKind>(params.support) != SupportKind::full || params.l2 != 0.0f ||
+            static_cast<CoverageWeights>(params.weights) == CoverageWeights::rank || !(big_l > 0.0) ||
+            params.steps > 16 || !(t_ref >= FLT_MIN && t_ref <= 0x1p64f) ||
+            !(params.temperature > 0.0f)) {
+            return false;
+        }
+        g.kind = Kind::objective;
+        g.temperature = params.temperature;
+        g.objective = &params;
+        return true;
+    }
     const char * name() const override {
         return params.beta > 0.0f ? "simplex-best-of-k" : "simplex-objective";
     }
@@ -204,6 +238,7 @@ struct Dist : Sampler<Dist> {
     }
     const char * name() const override { return "simplex-dist"; }
     bool selects() const override { return true; }
+    bool graph(GraphDecoder & g) const override { g.kind = Kind::softmax; return true; }  // softmax(logit), then the draw
     Outcome run(llama_token_data_array * c, bool & sorted) override {
         sorted = c->sorted;
         int64_t selected = -1;
@@ -310,12 +345,13 @@ llama_sampler_i ours_iface = {
     /* .reset             = */ iface_reset,
     /* .clone             = */ iface_clone,
     /* .free              = */ iface_free,
-    /* .backend_init      = */ nullptr,
+    // In-graph forms (backend_sampling.cpp); apply above stays the CPU fallback.
+    /* .backend_init      = */ detail::graph_init,
     /* .backend_accept    = */ nullptr,
-    /* .backend_apply     = */ nullptr,
-    /* .backend_set_input = */ nullptr,
-    /* .backend_reset     = */ nullptr,
-    /* .copy_state        = */ nullptr,
+    /* .backend_apply     = */ detail::graph_apply,
+    /* .backend_set_input = */ detail::graph_set_input,
+    /* .backend_reset     = */ detail::graph_reset,
+    /* .copy_state        = */ detail::graph_copy_state,
 };
 
 }  // namespace

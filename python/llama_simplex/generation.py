@@ -38,7 +38,7 @@ class Generation:
     """
 
     def __init__(self, llm: llama_cpp.Llama, generator: _core.Generator, native: _core.NativeSampler,
-                 seed: int, sampler: Sampler) -> None:
+                 seed: int, sampler: Sampler, own_context: bool = False) -> None:
         self._llm = llm  # keeps the context alive as long as the generator
         self._generator = generator
         self._native = native
@@ -46,6 +46,7 @@ class Generation:
         self._use.live.add(self)
         self.seed = seed
         self.sampler = sampler
+        self._own_context = own_context  # backend_sampling: the loop decodes in a context of its own
 
     def _detach(self) -> None:
         """Cuts the decode loop from the context (the Llama is being closed)."""
@@ -58,6 +59,8 @@ class Generation:
             self._generator.detach()
             raise RuntimeError(f"llm: the Llama was closed before this generation finished "
                                f"({len(self._generator.tokens)} tokens so far); it cannot continue")
+        if self._own_context:
+            return  # llm's context is not used: nothing to save or decode again
         owner = self._use.owner() if self._use.owner is not None else None
         if owner is self and self._llm.n_tokens == 0:
             return
@@ -184,6 +187,19 @@ def _run_whole(llm: llama_cpp.Llama, tokens: List[int], sampler: SequenceSampler
     return FinishedGeneration(llm, result.tokens, text, finish, seed, sampler, len(tokens), stats)
 
 
+def check_backend_sampling(backend_sampling: bool, sampler: Sampler) -> bool:
+    """Validates generate's and sample_k's backend_sampling: a bool, and
+    False for a sequence-level sampler (its rollouts are orchestrated on
+    the CPU; only its token-level decoders have in-graph forms)."""
+    if not isinstance(backend_sampling, bool):
+        raise TypeError(f"backend_sampling must be a bool, got {type(backend_sampling).__name__}")
+    if backend_sampling and isinstance(sampler, SequenceSampler):
+        raise ValueError(f"backend_sampling: {type(sampler).__name__} is a sequence-level sampler, orchestrated on "
+                         "the CPU (rollouts, resampling); only token-level decoders sample in-graph: "
+                         "use backend_sampling=False")
+    return backend_sampling
+
+
 def prepare(llm: LlamaLike, prompt: Union[str, Sequence[int]], sampler: Optional[Sampler], max_tokens: int,
             seed: Optional[int], stop: Union[str, Sequence[str], None], add_special: bool):
     """Validates the arguments every generation entry point shares; returns
@@ -234,6 +250,7 @@ def generate(
     callback: Optional[Callable[[int, str], Optional[bool]]] = None,
     add_special: bool = True,
     progress: Optional[bool] = None,
+    backend_sampling: bool = False,
 ) -> Generation:
     """Generates text from `prompt` with `sampler` (default: ``Softmax(1.0)``,
     ordinary sampling); the decode loop runs in C++.
@@ -250,8 +267,19 @@ def generate(
     block power, MCMC) runs whole in C++ (rollouts on a forked KV cache) and
     returns the finished generation; it reports tokens done and rollouts per
     second on stderr unless progress=False.
+    backend_sampling: sample inside the model's compute graph (llama.cpp's
+    backend sampling): greedy, softmax, top-k, top-p, min-p, sparsemax,
+    dist and Best-of-K (objectives without ½‖q‖² over the full vocabulary)
+    compute q and draw the token as graph ops, alone or as a Chain's leading
+    members, so the logits stay on the device; q is the CPU path's
+    (docs/math.md §1-2), the draws are seeded but not the CPU path's tokens.
+    The loop decodes in a context of its own on llm's model (same shape), so
+    llm's context is left alone. A sampler without an in-graph form runs on
+    the CPU as usual. Sequence samplers (power, block power, MCMC) keep
+    their CPU orchestration: ValueError.
     """
     llm, tokens, sampler, max_tokens, seed, stops = prepare(llm, prompt, sampler, max_tokens, seed, stop, add_special)
+    backend_sampling = check_backend_sampling(backend_sampling, sampler)
     if isinstance(sampler, SequenceSampler):
         with context_use(llm).lock:  # its rollout context is cached on llm, one at a time
             return _run_whole(llm, tokens, sampler, max_tokens, seed, stops, progress is not False)
@@ -260,8 +288,9 @@ def generate(
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
     native = sampler.native(seed=seed)  # always selects: its last member draws with `seed`
     generator = _core.Generator(context_address(llm), native, tokens, max_tokens,
-                                [s.encode("utf-8").decode("utf-8") for s in stops])
-    result = Generation(llm, generator, native, seed, sampler)
+                                [s.encode("utf-8").decode("utf-8") for s in stops],
+                                backend_sampling=backend_sampling)
+    result = Generation(llm, generator, native, seed, sampler, own_context=backend_sampling)
     if callback is not None:
         for token, text in result._steps():
             if callback(token, text) is False:

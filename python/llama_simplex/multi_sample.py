@@ -13,7 +13,7 @@ import llama_cpp
 
 from . import _core
 from . import _validate as v
-from .generation import prepare
+from .generation import check_backend_sampling, prepare
 from .handles import LlamaLike, context_use, rollout_context
 from .samplers import SEED_MAX, Sampler, Softmax
 from .sequence import SequenceSampler
@@ -80,6 +80,7 @@ def sample_k(
     seed: Optional[int] = None,
     stop: Union[str, Sequence[str], None] = None,
     add_special: bool = True,
+    backend_sampling: bool = False,
 ) -> Samples:
     """k completions of `prompt`, decoded as k parallel sequences sharing the
     prompt's KV cache (one prefill, one batched llama_decode per step).
@@ -87,9 +88,15 @@ def sample_k(
     Sequence i draws with seed ``sequence_seed(seed, i)``; the same seed
     gives the same k completions. Runs in a context of its own on the model
     (unified KV cache), so `llm`'s own state is untouched.
+    backend_sampling: each sequence's decoder samples inside the model's
+    compute graph (see :func:`~llama_simplex.generate`); the draws use the
+    same seeds, through the graph. The log-likelihoods come from the model's
+    logits the graph hands back, which a Chain whose first member truncates
+    (top-k, ...) replaces: theirs are then NaN. Sequence samplers: ValueError.
     """
     k = v.integer("k", k, low=1, high=256)
     llm, tokens, sampler, max_tokens, seed, stops = prepare(llm, prompt, sampler, max_tokens, seed, stop, add_special)
+    backend_sampling = check_backend_sampling(backend_sampling, sampler)
     if isinstance(sampler, SequenceSampler):
         raise TypeError(f"sampler: {type(sampler).__name__} runs through generate(), not sample_k")
     cells = len(tokens) + k * max_tokens
@@ -102,6 +109,7 @@ def sample_k(
     # that no other call replaces (frees) it while this one decodes.
     with context_use(llm).lock:
         ctx = rollout_context(llm, max(256, -(-cells // 256) * 256), k)
-        toks, texts, logliks, finish = _core.sample_k(ctx, tokens, natives, max_tokens, stops)
+        toks, texts, logliks, finish = _core.sample_k(ctx, tokens, natives, max_tokens, stops,
+                                                      backend_sampling=backend_sampling)
     return Samples([t.decode("utf-8", errors="replace") for t in texts], [list(t) for t in toks],
                    list(logliks), list(finish), seed, sampler)

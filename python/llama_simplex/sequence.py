@@ -54,6 +54,10 @@ class SequenceSampler(Sampler):
     chain (given the model: ``native(seed, llm=..., max_tokens=...)``) that
     learns the sequence through accept() (form (a)); False when the sampler
     only runs whole, through :func:`llama_simplex.generate`.
+
+    They keep their CPU orchestration (rollouts, resampling, acceptance
+    tests): ``generate(..., backend_sampling=True)`` and ``sample_k``
+    refuse them with ValueError; only token-level decoders sample in-graph.
     """
 
     in_chain: ClassVar[bool] = False

@@ -5,10 +5,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "llama.h"
+#include "llama_simplex/rollout.h"
 
 namespace llama_simplex {
 
@@ -16,6 +18,10 @@ struct GenerateOptions {
     int32_t                  max_tokens = 128;
     std::vector<std::string> stop;               // stop strings, not included in the text
     bool                     stop_at_eog = true;  // end at the model's end-of-generation tokens
+    // Sample inside the model's compute graph (backend_sampling.h): the
+    // generator decodes in a context of its own on ctx's model (same shape)
+    // with a clone of the sampler attached, so ctx itself is never used.
+    bool                     backend_sampling = false;
 };
 
 struct Step {
@@ -43,9 +49,10 @@ class Generator {
     // Another user of the context may have changed its memory: unless it
     // was suspended, the next step decodes the prompt and the tokens so far
     // again, with the same decode calls as the first time (one per token).
-    void mark_stale() { stale_ = true; }
-    // The context is about to be freed: later steps throw instead of using it.
-    void detach() { ctx_ = nullptr; }
+    // (A generator with a context of its own is never disturbed.)
+    void mark_stale() { stale_ = own_ctx_ == nullptr; }
+    // The context (or its model) is about to be freed: later steps throw instead of using it.
+    void detach() { ctx_ = nullptr; own_ctx_.reset(); }
     bool done() const { return done_; }
 
     const std::string &              finish_reason() const { return finish_reason_; }
@@ -61,6 +68,13 @@ class Generator {
     void decode_one(llama_token token);
     std::string take_text(bool final);
 
+    struct ChainFree {
+        void operator()(llama_sampler * s) const { llama_sampler_free(s); }
+    };
+    // backend_sampling: the chain sampling in-graph and the context it is
+    // attached to (declared in this order: the context goes first).
+    std::unique_ptr<llama_sampler, ChainFree> backend_chain_;
+    ContextPtr                    own_ctx_;
     llama_context *               ctx_;
     llama_sampler *               sampler_;
     const llama_vocab *           vocab_;

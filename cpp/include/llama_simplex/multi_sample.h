@@ -14,6 +14,10 @@ struct SampleKOptions {
     int32_t                  max_tokens = 128;
     std::vector<std::string> stop;
     bool                     stop_at_eog = true;
+    // Sample inside the model's compute graph: the k sequences decode in a
+    // context of ctx's shape whose sequence i samples with a clone of
+    // samplers[i] in-graph (backend_sampling.h); ctx itself is not used.
+    bool                     backend_sampling = false;
 };
 
 struct SampleKResult {
