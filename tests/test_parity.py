@@ -109,7 +109,7 @@ def test_the_table_is_consistent():
     names = [n for s in SPECS for n in (s["name"], *s["aliases"])]
     assert len(names) == len(set(names)), "a name or alias used twice"
     assert [s["name"] for s in SPECS] == ["greedy", "softmax", "top_k", "top_p", "min_p", "sparsemax", "best_of_k",
-                                          "objective", "power", "block_power", "mcmc", "dist"]
+                                          "objective", "power", "block_power", "mcmc", "smc", "dist"]
     for s in SPECS:
         assert s["server_name"] in (None, s["name"], *s["aliases"])
         for p in s["params"]:

@@ -213,6 +213,19 @@ void RolloutEngine::drop(llama_seq_id seq) {
     llama_memory_seq_rm(llama_get_memory(ctx_), seq, -1, -1);
 }
 
+void RolloutEngine::trim(llama_seq_id seq, llama_pos p0) {
+    llama_memory_seq_rm(llama_get_memory(ctx_), seq, p0, -1);
+}
+
+std::vector<uint8_t> RolloutEngine::seq_state(llama_seq_id seq, llama_pos p1, llama_seq_id spare) {
+    drop(spare);
+    fork_range(seq, spare, 0, p1);
+    std::vector<uint8_t> out(llama_state_seq_get_size(ctx_, spare));
+    out.resize(llama_state_seq_get_data(ctx_, out.data(), out.size(), spare));
+    drop(spare);
+    return out;
+}
+
 void RolloutEngine::step(const llama_seq_id * seqs, const llama_token * tokens, const llama_pos * pos, size_t n) {
     if (n > static_cast<size_t>(n_batch_)) {
         throw std::invalid_argument("step: " + std::to_string(n) + " sequences exceed the batch size " +

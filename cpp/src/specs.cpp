@@ -114,6 +114,7 @@ std::vector<SamplerSpec> build_table() {
     using BK = llama_simplex_best_of_k_params;
     using OB = llama_simplex_objective_params;
     using PW = llama_simplex_power_params;
+    using SMC = llama_simplex_smc_params;
     constexpr unsigned PY = SURFACE_PYTHON, SV = SURFACE_SERVER, C = SURFACE_C;
     constexpr unsigned SEQ = PY;  // the sequence-level samplers run through Python's generate() only
 
@@ -235,6 +236,23 @@ std::vector<SamplerSpec> build_table() {
                  {alpha,
                   param("stages", ParamType::i32, 16, {1, 100000}, "stages the output is generated in", SEQ),
                   param("steps", ParamType::i32, 10, {0, 1000000}, "Metropolis-Hastings steps per stage", SEQ)},
+                 {}, nullptr, {}});
+
+    // Power-SMC: every parameter on the C struct (llama-server builds it through it).
+    t.push_back({"smc", {"power_smc", "power-smc"}, "smc", "simplex-smc",
+                 "power sampling by sequential Monte Carlo [SMC]: N particles on one KV cache, resampled by ESS",
+                 {c_param<&SMC::alpha>("alpha", 4.0, POSITIVE, "the power: pi(x) ~ p(x)^alpha (1: ordinary sampling)"),
+                  c_param<&SMC::particles>("particles", 8, {1, 256}, "N, particles (one KV-cache sequence each)"),
+                  c_param<&SMC::ramp>("ramp", 0, {0, 1000000}, "R, the exponent rises linearly from 1 to alpha over R tokens",
+                                      "0: alpha from the first token"),
+                  c_param<&SMC::ess_threshold>("ess_threshold", 0.5, {0, 1}, "kappa: resample when ESS < kappa N",
+                                               "0: never"),
+                  c_param<&SMC::block>("block", 1, {1, 1000000}, "tokens between ESS checks"),
+                  c_param<&SMC::rounds>("rounds", 1, {1, 1000}, "independent runs, combined by their normaliser estimates"),
+                  c_param<&SMC::n_ctx>("n_ctx", 8192, {64, U32}, "cells of the sampler's own context", "", C | SV),
+                  c_param<&SMC::rollout_seed>("rollout_seed", 0, {0, U32}, "seeds the particles (llama-server: the request's seed)",
+                                              "", C | SV),
+                  c_param<&SMC::max_tokens>("max_tokens", 256, {1, I32}, "the completion's length limit", "", C | SV)},
                  {}, nullptr, {}});
 
     t.push_back({"dist", {}, nullptr, "simplex-dist",
@@ -576,6 +594,10 @@ llama_simplex_status c_power(const void * c_struct, llama_model * model, llama_s
     return llama_simplex_power(static_cast<const llama_simplex_power_params *>(c_struct), model, out);
 }
 
+llama_simplex_status c_smc(const void * c_struct, llama_model * model, llama_sampler ** out) {
+    return llama_simplex_smc(static_cast<const llama_simplex_smc_params *>(c_struct), model, out);
+}
+
 CConstructor c_constructor(const SamplerSpec & target) {
     static const std::pair<const char *, CConstructor> map[] = {
         {"greedy", c_greedy},
@@ -586,6 +608,7 @@ CConstructor c_constructor(const SamplerSpec & target) {
         {"sparsemax", c_make<llama_simplex_sparsemax_params, llama_simplex_sparsemax>},
         {"objective", c_make<llama_simplex_objective_params, llama_simplex_objective>},
         {"power", c_power},
+        {"smc", c_smc},
     };
     for (const auto & [name, make] : map) {
         if (std::strcmp(name, target.name) == 0) return make;
@@ -611,6 +634,7 @@ std::string make_sampler(const SamplerSpec & spec, const std::vector<std::pair<s
         llama_simplex_sparsemax_params sparsemax;
         llama_simplex_objective_params objective;
         llama_simplex_power_params     power;
+        llama_simplex_smc_params       smc;
     } c_struct{};
     fill_c_defaults(target, &c_struct);
     const std::string why = read_params(spec, given, &c_struct, surface);

@@ -106,6 +106,26 @@ struct llama_simplex_power_params {
     struct llama_simplex_draw_params draw;
 };
 
+/* Power sampling by sequential Monte Carlo (docs/math.md §5) for any chain:
+ * at its first apply it runs N particles after the prompt (learnt through
+ * accept(): feed it the prompt) in a context of its own (n_ctx cells) on
+ * `model`, up to max_tokens tokens, draws one completion ∝ its weight, then
+ * emits it token by token (the one candidate left, p = 1), and end-of-sequence
+ * after it. If the chain accepts another token than the planned one, it plans
+ * again from there. */
+struct llama_simplex_smc_params {
+    float    alpha;          /* 4 */
+    int32_t  particles;      /* N, 8 (at most 256, llama.cpp's sequences) */
+    int32_t  ramp;           /* R, 0: the exponent rises linearly from 1 to alpha over R tokens */
+    double   ess_threshold;  /* kappa, 0.5: resample when ESS < kappa N */
+    int32_t  block;          /* 1: tokens between ESS checks */
+    int32_t  rounds;         /* 1: independent runs, combined by their normaliser estimates */
+    uint32_t n_ctx;          /* 8192; at least prompt + N x max_tokens + 1 (checked at construction for a one-token prompt) */
+    uint32_t rollout_seed;   /* 0 */
+    int32_t  max_tokens;     /* 256: the completion's length limit */
+    struct llama_simplex_draw_params draw;
+};
+
 struct llama_simplex_softmax_params   llama_simplex_softmax_default_params(void);
 struct llama_simplex_top_k_params     llama_simplex_top_k_default_params(void);
 struct llama_simplex_top_p_params     llama_simplex_top_p_default_params(void);
@@ -114,6 +134,7 @@ struct llama_simplex_sparsemax_params llama_simplex_sparsemax_default_params(voi
 struct llama_simplex_best_of_k_params llama_simplex_best_of_k_default_params(void);
 struct llama_simplex_objective_params llama_simplex_objective_default_params(void);
 struct llama_simplex_power_params     llama_simplex_power_default_params(void);
+struct llama_simplex_smc_params       llama_simplex_smc_default_params(void);
 
 llama_simplex_status llama_simplex_greedy   (struct llama_sampler ** out);
 llama_simplex_status llama_simplex_softmax  (const struct llama_simplex_softmax_params   * params, struct llama_sampler ** out);
@@ -124,6 +145,8 @@ llama_simplex_status llama_simplex_sparsemax(const struct llama_simplex_sparsema
 llama_simplex_status llama_simplex_best_of_k(const struct llama_simplex_best_of_k_params * params, struct llama_sampler ** out);
 llama_simplex_status llama_simplex_objective(const struct llama_simplex_objective_params * params, struct llama_sampler ** out);
 llama_simplex_status llama_simplex_power    (const struct llama_simplex_power_params     * params,
+                                             struct llama_model * model, struct llama_sampler ** out);
+llama_simplex_status llama_simplex_smc      (const struct llama_simplex_smc_params       * params,
                                              struct llama_model * model, struct llama_sampler ** out);
 
 /* Non-zero when the last apply of smpl (or of one of ours in a chain) failed:

@@ -93,6 +93,11 @@ class RolloutEngine {
     void fork_range(llama_seq_id src, llama_seq_id dst, llama_pos p0, llama_pos p1);
     // Removes every cell of seq.
     void drop(llama_seq_id seq);
+    // Removes seq's cells at positions >= p0 (what comes before stays, shared or not).
+    void trim(llama_seq_id seq, llama_pos p0);
+    // seq's cells at positions [0, p1) as llama_state_seq_get_data writes them (positions and
+    // K/V rows), read through `spare` (a sequence left empty): for tests that cells are unchanged.
+    std::vector<uint8_t> seq_state(llama_seq_id seq, llama_pos p1, llama_seq_id spare);
     // One llama_decode: tokens[i] appended to seqs[i] at pos[i], with logits
     // for every row, readable with logits(i).
     void step(const llama_seq_id * seqs, const llama_token * tokens, const llama_pos * pos, size_t n);
