@@ -10,6 +10,8 @@
 #include <stdexcept>
 
 #include "llama_simplex/llama_simplex.h"
+#include "llama_simplex/mcmc.h"
+#include "llama_simplex/power.h"
 
 namespace llama_simplex {
 
@@ -31,138 +33,101 @@ template <> constexpr ParamType type_of<bool>() { return ParamType::boolean; }
 template <auto M> struct Field;
 template <typename S, typename T, T S::*M> struct Field<M> {
     using type = T;
+    using owner = S;
     static void set(void * s, double v) { static_cast<S *>(s)->*M = static_cast<T>(v); }
     static double get(const void * s) { return static_cast<double>(static_cast<const S *>(s)->*M); }
 };
 
-struct Range {
+// The words of the parameter lists (llama_simplex_params.h): a domain and the surfaces.
+struct Domain {
     double lo, hi;
     bool lo_open = false, hi_open = false;
+    std::vector<const char *> choices;  // CHOICES: the names, in index order
+    bool support = false;               // SUPPORT: 'full', 'top-k:K', 'top-p:P' or 'min-p:P'
 };
-constexpr Range NONNEG{0, INF};      // [0, inf)
-constexpr Range POSITIVE{0, INF, true};  // (0, inf)
-
-// A parameter on the sampler's C struct (field M).
-template <auto M>
-ParamSpec c_param(const char * name, double def, Range r, const char * doc, const char * note = "",
-                  unsigned surfaces = SURFACE_ALL) {
-    using T = typename Field<M>::type;
-    return {name, type_of<T>(), def, r.lo, r.hi, r.lo_open, r.hi_open, doc, note, surfaces, {}, nullptr,
-            &Field<M>::set, &Field<M>::get, nullptr, nullptr};
+Domain IN(double lo, double hi) { return {lo, hi}; }
+Domain GE(double lo) { return {lo, INF}; }
+Domain GT(double lo) { return {lo, INF, true}; }
+template <typename... Names> Domain CHOICES(Names... names) {
+    return {0, double(sizeof...(Names) - 1), false, false, {names...}};
 }
+const Domain SUPPORT{0, 3, false, false, {}, true};
+constexpr unsigned C = SURFACE_C, SV = SURFACE_SERVER, PY = SURFACE_PYTHON, ALL = SURFACE_ALL;
 
-// A choice stored in the C struct as its index (or a bool for two choices).
-template <auto M>
-ParamSpec c_choice(const char * name, int def, std::vector<const char *> choices, const char * doc,
-                   unsigned surfaces = SURFACE_ALL) {
-    const double hi = double(choices.size() - 1);
-    const char * def_text = choices[def];
-    return {name, ParamType::choice, double(def), 0, hi, false, false, doc, "", surfaces, std::move(choices), def_text,
-            &Field<M>::set, &Field<M>::get, nullptr, nullptr};
-}
-
-// A parameter that is not on a C struct (the sequence-level samplers, Python-only options).
-ParamSpec param(const char * name, ParamType type, double def, Range r, const char * doc, unsigned surfaces,
-                const char * note = "") {
-    return {name, type, def, r.lo, r.hi, r.lo_open, r.hi_open, doc, note, surfaces, {}, nullptr,
+// One entry of a list: its type is the C type's, a choice's or the support's.
+template <typename T>
+ParamSpec entry(const char * name, double def, Domain d, unsigned surfaces, const char * doc, const char * note) {
+    const ParamType type = d.support ? ParamType::support : !d.choices.empty() ? ParamType::choice : type_of<T>();
+    const char * def_text = d.support ? "full" : !d.choices.empty() ? d.choices.at(size_t(def)) : nullptr;
+    return {name, type, def, d.lo, d.hi, d.lo_open, d.hi_open, doc, note, surfaces, std::move(d.choices), def_text,
             nullptr, nullptr, nullptr, nullptr};
 }
 
-ParamSpec choice(const char * name, int def, std::vector<const char *> choices, const char * doc, unsigned surfaces) {
-    const double hi = double(choices.size() - 1);
-    const char * def_text = choices[def];
-    return {name, ParamType::choice, double(def), 0, hi, false, false, doc, "", surfaces, std::move(choices), def_text,
-            nullptr, nullptr, nullptr, nullptr};
-}
-
-const std::vector<const char *> WEIGHTS = {"top-m", "rank", "gap"};
-const char * const SUPPORT_DOC = "the tokens q may use, chosen by softmax(logits): all, or a top-k / top-p / min-p set";
-
-void set_objective_support(void * s, int32_t code, double value) {
-    static_cast<llama_simplex_objective_params *>(s)->support = code;
-    static_cast<llama_simplex_objective_params *>(s)->support_value = value;
-}
-void get_objective_support(const void * s, int32_t & code, double & value) {
-    code = static_cast<const llama_simplex_objective_params *>(s)->support;
-    value = static_cast<const llama_simplex_objective_params *>(s)->support_value;
-}
-
-ParamSpec support_param(unsigned surfaces, bool bound) {
-    ParamSpec p = param("support", ParamType::support, 0, {0, 3}, SUPPORT_DOC, surfaces);
-    p.def_text = "full";
-    if (bound) {
-        p.set_support = set_objective_support;
-        p.get_support = get_objective_support;
-    }
+// An F entry: a field M of the sampler's struct.
+template <auto M>
+ParamSpec field_entry(const char * name, double def, Domain d, unsigned surfaces, const char * doc, const char * note) {
+    ParamSpec p = entry<typename Field<M>::type>(name, def, std::move(d), surfaces, doc, note);
+    p.set = &Field<M>::set, p.get = &Field<M>::get;
     return p;
 }
 
-
-template <typename S>
-ParamSpec temperature_of(bool positive, const char * doc) {
-    return c_param<&S::temperature>("temperature", 1.0, positive ? POSITIVE : NONNEG, doc);
+// An S entry: the struct's (support, support_value) pair.
+template <auto Code, auto Value> struct SupportFields {
+    using S = typename Field<Code>::owner;
+    static void set(void * s, int32_t code, double value) {
+        static_cast<S *>(s)->*Code = code;
+        static_cast<S *>(s)->*Value = value;
+    }
+    static void get(const void * s, int32_t & code, double & value) {
+        code = static_cast<const S *>(s)->*Code;
+        value = static_cast<const S *>(s)->*Value;
+    }
+};
+template <auto Code, auto Value>
+ParamSpec support_entry(const char * name, unsigned surfaces, const char * doc) {
+    ParamSpec p = entry<int32_t>(name, 0, SUPPORT, surfaces, doc, "");
+    p.set_support = &SupportFields<Code, Value>::set, p.get_support = &SupportFields<Code, Value>::get;
+    return p;
 }
 
-constexpr const char * T_DOC = "divides the logits (0: greedy)";
+// A sampler's parameters from its list, on the struct STRUCT the list defines
+// (NoStruct for a list of X entries only).
+#define LS_F(ctype, field, name, def, domain, surfaces, doc, note) \
+    field_entry<&Struct::field>(#name, def, domain, surfaces, doc, note),
+#define LS_X(ctype, name, def, domain, surfaces, doc, note) entry<ctype>(#name, def, domain, surfaces, doc, note),
+#define LS_S(field, surfaces, doc) support_entry<&Struct::field, &Struct::field##_value>(#field, surfaces, doc),
+#define LS_PARAMS(STRUCT, LIST) \
+    [] { \
+        using Struct = STRUCT; \
+        return std::vector<ParamSpec>{LIST(LS_F, LS_X, LS_S)}; \
+    }()
+struct NoStruct {};
 
 std::vector<SamplerSpec> build_table() {
-    using SM = llama_simplex_softmax_params;
-    using TK = llama_simplex_top_k_params;
-    using TP = llama_simplex_top_p_params;
-    using MP = llama_simplex_min_p_params;
-    using SP = llama_simplex_sparsemax_params;
-    using BK = llama_simplex_best_of_k_params;
-    using OB = llama_simplex_objective_params;
-    using PW = llama_simplex_power_params;
-    using SMC = llama_simplex_smc_params;
-    constexpr unsigned PY = SURFACE_PYTHON, SV = SURFACE_SERVER, C = SURFACE_C;
-    constexpr unsigned SEQ = PY;  // the sequence-level samplers run through Python's generate() only
-
     std::vector<SamplerSpec> t;
     t.push_back({"greedy", {}, "greedy", "simplex-greedy", "all mass on the highest logit (lowest id on ties)", {}, {},
                  nullptr, {}});
     t.push_back({"softmax", {}, "softmax", "simplex-softmax", "q = softmax(logits / temperature)",
-                 {temperature_of<SM>(false, T_DOC)}, {}, nullptr, {}});
+                 LS_PARAMS(llama_simplex_softmax_params, LLAMA_SIMPLEX_SOFTMAX_PARAMS), {}, nullptr, {}});
     t.push_back({"top_k", {"top-k", "simplex_top_k"}, "simplex_top_k", "simplex-top-k",
                  "softmax(logits / temperature) over the k highest logits (lower id wins ties)",
-                 {c_param<&TK::k>("k", 40, {0, I32}, "how many of the highest logits are kept", "0 keeps every token"),
-                  temperature_of<TK>(false, T_DOC)},
-                 {}, nullptr, {}});
+                 LS_PARAMS(llama_simplex_top_k_params, LLAMA_SIMPLEX_TOP_K_PARAMS), {}, nullptr, {}});
     t.push_back({"top_p", {"top-p", "simplex_top_p"}, "simplex_top_p", "simplex-top-p",
                  "softmax(logits / temperature) over the smallest set of tokens whose mass reaches p",
-                 {c_param<&TP::p>("p", 0.9, {0, 1}, "the nucleus mass (a double)"),
-                  temperature_of<TP>(false, T_DOC),
-                  c_choice<&TP::order_by_temperature>("order", 0, {"model", "temperature"},
-                                                      "the nucleus is chosen by softmax(logits) ('model', the paper) "
-                                                      "or softmax(logits / temperature) (llama.cpp's temp -> top_p)"),
-                  c_param<&TP::min_keep>("min_keep", 0, {0, I32}, "at least this many tokens stay in the support, as llama.cpp's")},
-                 {}, nullptr, {}});
+                 LS_PARAMS(llama_simplex_top_p_params, LLAMA_SIMPLEX_TOP_P_PARAMS), {}, nullptr, {}});
     t.push_back({"min_p", {"min-p", "simplex_min_p"}, "simplex_min_p", "simplex-min-p",
                  "softmax(logits / temperature) over {v : p(v) >= p_min max p}, p = softmax(logits)",
-                 {c_param<&MP::p_min>("p_min", 0.05, {0, 1}, "the threshold relative to the top probability (a double)"),
-                  temperature_of<MP>(false, T_DOC),
-                  c_param<&MP::min_keep>("min_keep", 0, {0, I32}, "at least this many tokens stay in the support, as llama.cpp's")},
-                 {}, nullptr, {}});
+                 LS_PARAMS(llama_simplex_min_p_params, LLAMA_SIMPLEX_MIN_P_PARAMS), {}, nullptr, {}});
     t.push_back({"sparsemax", {}, "sparsemax", "simplex-sparsemax",
                  "Euclidean projection of logits / temperature onto the simplex (exact zeros)",
-                 {temperature_of<SP>(false, T_DOC)}, {}, nullptr, {}});
+                 LS_PARAMS(llama_simplex_sparsemax_params, LLAMA_SIMPLEX_SPARSEMAX_PARAMS), {}, nullptr, {}});
 
     // Best-of-K: the objective with the KL anchor (kl = 1) and the coverage term. Its C
     // struct has no weights/support/tol (they keep the objective's defaults there);
     // llama-server builds it through the objective's struct and so takes them all.
     t.push_back({"best_of_k", {"bok", "best-of-k", "simplex-best-of-k"}, "best_of_k", "simplex-best-of-k",
                  "Best-of-K [SIMPLEX 4.3]: argmax <q, logits/T> - lam KL(q || p) + lam beta U_K(q)",
-                 {c_param<&BK::k_samples>("k_samples", 8, {1, I32}, "K, the number of draws the coverage term counts"),
-                  c_param<&BK::beta>("beta", 0.01, NONNEG, "weight of the coverage term U_K"),
-                  c_param<&BK::lam>("lam", 0.1, NONNEG, "lambda, weight of the KL anchor (a temperature)"),
-                  c_param<&BK::steps>("steps", 5, {0, LLAMA_SIMPLEX_MAX_STEPS}, "J, mirror-ascent steps per token"),
-                  c_param<&BK::step_size>("step_size", 1.0, POSITIVE, "the mirror-ascent step size"),
-                  choice("weights", 0, WEIGHTS, "coverage weights on the top-m tokens of p: 1, 1/(1+rank) or p/max p",
-                         PY | SV),
-                  c_param<&BK::m>("m", 8, {1, I32}, "the coverage term covers the top-m tokens of p"),
-                  support_param(PY | SV, false),
-                  temperature_of<BK>(true, "s = logits / temperature (p stays at temperature 1)"),
-                  param("tol", ParamType::f32, 1e-6, NONNEG, "stop when the optimality gap is below tol", PY | SV)},
+                 LS_PARAMS(llama_simplex_best_of_k_params, LLAMA_SIMPLEX_BEST_OF_K_PARAMS),
                  {{"paper-0.01", {{"beta", 0.01}, {"lam", 0.1}}, "the paper's (beta, lam) = (0.01, 0.1)"},
                   {"paper-0.02", {{"beta", 0.02}, {"lam", 0.2}}, "the paper's (beta, lam) = (0.02, 0.2)"},
                   {"paper-0.05", {{"beta", 0.05}, {"lam", 0.5}}, "the paper's (beta, lam) = (0.05, 0.5)"}},
@@ -170,59 +135,20 @@ std::vector<SamplerSpec> build_table() {
 
     t.push_back({"objective", {}, "objective", "simplex-objective",
                  "max <q, logits/T> - lam [entropy sum q log q + kl KL(q || r) + l2 |q|^2/2] + lam beta U_K(q)",
-                 {c_param<&OB::lam>("lam", 1.0, NONNEG, "lambda, weight of the regularisers (a temperature)"),
-                  c_param<&OB::entropy>("entropy", 0.0, NONNEG, "weight of the negative entropy"),
-                  c_param<&OB::kl>("kl", 1.0, NONNEG, "weight of KL(q || r), r = softmax(logits / reference_temperature)"),
-                  c_param<&OB::l2>("l2", 0.0, NONNEG, "weight of |q|^2 / 2"),
-                  c_param<&OB::beta>("beta", 0.0, NONNEG, "weight of the coverage term U_K"),
-                  c_param<&OB::k_samples>("k_samples", 8, {1, I32}, "K, the number of draws the coverage term counts"),
-                  c_choice<&OB::weights>("weights", 0, WEIGHTS, "coverage weights on the top-m tokens of r: 1, 1/(1+rank) or r/max r"),
-                  c_param<&OB::m>("m", 8, {1, I32}, "the coverage term covers the top-m tokens of r"),
-                  support_param(SURFACE_ALL, true),
-                  c_param<&OB::temperature>("temperature", 1.0, POSITIVE, "s = logits / temperature"),
-                  c_param<&OB::reference_temperature>("reference_temperature", 1.0, POSITIVE,
-                                                       "r = softmax(logits / reference_temperature)"),
-                  c_param<&OB::steps>("steps", 5, {0, LLAMA_SIMPLEX_MAX_STEPS}, "mirror-ascent steps per token"),
-                  c_param<&OB::step_size>("step_size", 1.0, POSITIVE, "the mirror-ascent step size"),
-                  c_param<&OB::tol>("tol", 1e-6, NONNEG, "stop when the optimality gap is below tol")},
-                 {}, nullptr, {}});
+                 LS_PARAMS(llama_simplex_objective_params, LLAMA_SIMPLEX_OBJECTIVE_PARAMS), {}, nullptr, {}});
 
-    const ParamSpec alpha_c = c_param<&PW::alpha>("alpha", 4.0, POSITIVE, "the power: pi(x) ~ p(x)^alpha (1: ordinary sampling)");
-    ParamSpec alpha = alpha_c;
-    alpha.set = nullptr, alpha.get = nullptr, alpha.surfaces = SEQ;
     t.push_back({"power", {}, "power", "simplex-power",
                  "token-level power sampling (Algorithm 1 of [POWER])",
-                 {alpha_c,
-                  c_param<&PW::candidates>("candidates", 8, {1, 255}, "K, the most likely tokens weighed at each step"),
-                  c_param<&PW::rollouts>("rollouts", 8, {1, 255}, "M, rollouts per candidate"),
-                  c_param<&PW::horizon>("horizon", 64, {0, 100000}, "H, the rollout length cap"),
-                  c_param<&PW::jackknife>("jackknife", 1, {0, 1}, "bias-corrected weights (needs M >= 2)"),
-                  param("low_temperature_last", ParamType::boolean, 1, {0, 1},
-                        "rollouts end at max_tokens as pi's sequences do (False: benchmarks only)", PY),
-                  c_param<&PW::n_ctx>("n_ctx", 8192, {64, U32}, "cells of the sampler's own rollout context",
-                                      "", C | SV),
-                  c_param<&PW::rollout_seed>("rollout_seed", 0, {0, U32}, "seeds the rollouts (llama-server: the request's seed)",
-                                             "", C | SV),
-                  c_param<&PW::max_tokens>("max_tokens", 0, {0, I32}, "the output's length limit: rollouts stop there",
-                                           "0: no limit", C | SV)},
+                 LS_PARAMS(llama_simplex_power_params, LLAMA_SIMPLEX_POWER_PARAMS),
                  {{"paper", {{"alpha", 4}, {"candidates", 8}, {"rollouts", 8}, {"horizon", 64}},
                    "alpha = 4, K = M = 8, H = 64 (H is not stated in the paper)"},
                   {"cpu-small", {{"alpha", 4}, {"candidates", 4}, {"rollouts", 4}, {"horizon", 16}},
                    "alpha = 4, K = M = 4, H = 16: practical for Gemma 3 270M on 2 cores"}},
                  nullptr, {}});
 
-    // Block power: one prefix sequence, then samples (or tail_samples) + rollouts sequences
-    // share llama.cpp's 256: rollouts <= 254 because samples >= 1 (the joint limit is checked too).
     t.push_back({"block_power", {"block-power"}, nullptr, nullptr,
                  "block-level power sampling (Algorithm 2 of [POWER])",
-                 {alpha,
-                  param("block", ParamType::i32, 192, {1, 100000}, "B, tokens per block", SEQ),
-                  param("samples", ParamType::i32, 16, {1, 128}, "L, candidate blocks drawn per step", SEQ),
-                  param("candidates", ParamType::i32, 8, {1, 128}, "K, the most likely distinct blocks weighed", SEQ),
-                  param("rollouts", ParamType::i32, 8, {1, 254}, "M, rollouts per block (samples + rollouts <= 255)", SEQ),
-                  param("horizon", ParamType::i32, 192, {0, 100000}, "H, the rollout length cap", SEQ),
-                  param("tail_samples", ParamType::i32, 16, {1, 128}, "base samples for the last max_tokens mod B tokens", SEQ),
-                  param("jackknife", ParamType::boolean, 1, {0, 1}, "bias-corrected weights (needs M >= 2)", SEQ)},
+                 LS_PARAMS(BlockParams, LLAMA_SIMPLEX_BLOCK_POWER_PARAMS),
                  {{"paper", {{"alpha", 4}, {"block", 192}, {"samples", 16}, {"candidates", 8}, {"rollouts", 8},
                              {"horizon", 192}, {"tail_samples", 16}},
                    "alpha = 4, B = 192, K = M = 8 (L = 16 and H = 192 are not stated in the paper)"},
@@ -233,33 +159,16 @@ std::vector<SamplerSpec> build_table() {
 
     t.push_back({"mcmc", {}, nullptr, nullptr,
                  "the MCMC baseline of power sampling [MCMC]: Metropolis-Hastings on suffixes",
-                 {alpha,
-                  param("stages", ParamType::i32, 16, {1, 100000}, "stages the output is generated in", SEQ),
-                  param("steps", ParamType::i32, 10, {0, 1000000}, "Metropolis-Hastings steps per stage", SEQ)},
-                 {}, nullptr, {}});
+                 LS_PARAMS(McmcParams, LLAMA_SIMPLEX_MCMC_PARAMS), {}, nullptr, {}});
 
-    // Power-SMC: every parameter on the C struct (llama-server builds it through it).
+    // Power-SMC: every parameter on its C struct (llama-server and Python build it through it).
     t.push_back({"smc", {"power_smc", "power-smc"}, "smc", "simplex-smc",
                  "power sampling by sequential Monte Carlo [SMC]: N particles on one KV cache, resampled by ESS",
-                 {c_param<&SMC::alpha>("alpha", 4.0, POSITIVE, "the power: pi(x) ~ p(x)^alpha (1: ordinary sampling)"),
-                  c_param<&SMC::particles>("particles", 8, {1, 256}, "N, particles (one KV-cache sequence each)"),
-                  c_param<&SMC::ramp>("ramp", 0, {0, 1000000}, "R, the exponent rises linearly from 1 to alpha over R tokens",
-                                      "0: alpha from the first token"),
-                  c_param<&SMC::ess_threshold>("ess_threshold", 0.5, {0, 1}, "kappa: resample when ESS < kappa N",
-                                               "0: never"),
-                  c_param<&SMC::block>("block", 1, {1, 1000000}, "tokens between ESS checks"),
-                  c_param<&SMC::rounds>("rounds", 1, {1, 1000}, "independent runs, combined by their normaliser estimates"),
-                  c_param<&SMC::n_ctx>("n_ctx", 8192, {64, U32}, "cells of the sampler's own context", "", C | SV),
-                  c_param<&SMC::rollout_seed>("rollout_seed", 0, {0, U32}, "seeds the particles (llama-server: the request's seed)",
-                                              "", C | SV),
-                  c_param<&SMC::max_tokens>("max_tokens", 256, {1, I32}, "the completion's length limit", "", C | SV)},
-                 {}, nullptr, {}});
+                 LS_PARAMS(llama_simplex_smc_params, LLAMA_SIMPLEX_SMC_PARAMS), {}, nullptr, {}});
 
     t.push_back({"dist", {}, nullptr, "simplex-dist",
                  "the final draw from softmax(logits) of what the chain left",
-                 {param("seed", ParamType::u32, 0, {0, U32 - 1}, "its own seed (a call's seed replaces it)", PY,
-                        "4294967295 is llama.cpp's random seed")},
-                 {}, nullptr, {}});
+                 LS_PARAMS(NoStruct, LLAMA_SIMPLEX_DIST_PARAMS), {}, nullptr, {}});
     return t;
 }
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "llama.h"
+#include "llama_simplex/llama_simplex_params.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -27,10 +28,6 @@ typedef enum llama_simplex_status {
     LLAMA_SIMPLEX_FAILED            = 3, /* anything else (allocation) */
 } llama_simplex_status;
 
-/* The most solver steps an objective or Best-of-K sampler may take per token:
- * each step costs O(vocabulary) (with an l2 term, a sort). */
-#define LLAMA_SIMPLEX_MAX_STEPS 1000
-
 /* "0.1.0" */
 const char * llama_simplex_version(void);
 /* The message of the last failed call on this thread ("" if none). */
@@ -45,86 +42,29 @@ struct llama_simplex_draw_params {
     uint32_t seed; /* default 0; LLAMA_DEFAULT_SEED picks a random one */
 };
 
-struct llama_simplex_softmax_params   { float temperature; struct llama_simplex_draw_params draw; };
-struct llama_simplex_top_k_params     { int32_t k; float temperature; struct llama_simplex_draw_params draw; };
-/* order_by_temperature = false: the nucleus is chosen by softmax(logits) (the paper);
- * true: by softmax(logits / temperature), as llama.cpp's temp -> top_p chain.
- * p and p_min are doubles: the nucleus boundary and the min-p threshold are
- * decided in double precision (a float 0.3 is above 3 tenths).
- * Every temperature > 0, down to the smallest subnormal float, gives the
- * distribution at that temperature (computed in shifted coordinates: it
- * tends to the argmax, with equal mass on exactly tied maxima); 0 is greedy. */
-/* min_keep: at least this many tokens stay in the support, as llama.cpp's (default 0). */
-struct llama_simplex_top_p_params     { double p; float temperature; bool order_by_temperature; int32_t min_keep; struct llama_simplex_draw_params draw; };
-struct llama_simplex_min_p_params     { double p_min; float temperature; int32_t min_keep; struct llama_simplex_draw_params draw; };
-struct llama_simplex_sparsemax_params { float temperature; struct llama_simplex_draw_params draw; };
-/* Best-of-K: q* = argmax <q, logits/T> - lam KL(q || p) + lam beta U_K(q), `steps` mirror-ascent steps. */
-struct llama_simplex_best_of_k_params {
-    int32_t k_samples;   /* K, default 8 */
-    float   beta;        /* default 0.01 */
-    float   lam;         /* default 0.1 */
-    int32_t steps;       /* J, default 5, at most LLAMA_SIMPLEX_MAX_STEPS */
-    float   step_size;   /* default 1.0 */
-    int32_t m;           /* coverage on the top-m tokens of p, default 8 */
-    float   temperature; /* default 1.0 */
-    struct llama_simplex_draw_params draw;
-};
+/* The parameter structs, defined from the one list of each sampler's
+ * parameters in llama_simplex_params.h (their fields, in order, with each
+ * one's default, range and meaning), then `draw`. For example
+ *   struct llama_simplex_top_k_params { int32_t k; float temperature; struct llama_simplex_draw_params draw; };
+ * (LLAMA_SIMPLEX_STRUCT_FIELDS); a C program can expand a list with macros
+ * of its own as well (F, X and S as there). */
+#define LLAMA_SIMPLEX_PARAMS_STRUCT_(sampler, LIST) \
+    struct llama_simplex_##sampler##_params { \
+        LLAMA_SIMPLEX_STRUCT_FIELDS(LIST) \
+        struct llama_simplex_draw_params draw; \
+    }
 
-/* Any decoder written as an objective (see the Python Objective):
- *   max_q <q, logits/T> - lam [entropy Σ q log q + kl KL(q || softmax(logits/T_ref)) + l2 ½|q|²] + lam beta U_K(q)
- * on a support: 0 full, 1 top-k (support_value = k), 2 top-p (p), 3 min-p (p_min).
- * weights of the coverage term on the top-m tokens: 0 uniform, 1 rank 1/(1+r), 2 gap r/max r. */
-struct llama_simplex_objective_params {
-    float   lam, entropy, kl, l2, beta;      /* defaults 1, 0, 1, 0, 0 */
-    int32_t k_samples;                       /* 8 */
-    int32_t weights;                         /* 0 */
-    int32_t m;                               /* 8 */
-    int32_t support;                         /* 0 */
-    double  support_value;                   /* 0 (a double: see top_p) */
-    float   temperature, reference_temperature; /* 1, 1 */
-    int32_t steps;                           /* 5, at most LLAMA_SIMPLEX_MAX_STEPS */
-    float   step_size, tol;                  /* 1, 1e-6 */
-    struct llama_simplex_draw_params draw;
-};
-/* Token-level power sampling for any chain: learns the sequence through
- * accept() (feed it the prompt), rolls out in a context of its own (n_ctx
- * cells) on `model`; reduces the candidates to the K best with p = the
- * power-sampling weights. With max_tokens > 0 (the output's length limit,
- * counted from the first apply) its rollouts stop where the output must, so
- * the law of the last tokens is π's; with 0 (no limit known) they run the
- * full horizon H at every token, and the last H tokens of an output that ends
- * at a length limit are not exactly π's. */
-struct llama_simplex_power_params {
-    float   alpha;      /* 4 */
-    int32_t candidates; /* K, 8 */
-    int32_t rollouts;   /* M, 8 */
-    int32_t horizon;    /* H, 64 */
-    bool    jackknife;  /* true */
-    uint32_t n_ctx;     /* 8192; at least what K, M, H need (checked: INVALID_ARGUMENT) */
-    uint32_t rollout_seed; /* 0 */
-    int32_t max_tokens; /* 0: no limit known; else the output length limit (rollouts stop there) */
-    struct llama_simplex_draw_params draw;
-};
-
-/* Power sampling by sequential Monte Carlo (docs/math.md §5) for any chain:
- * at its first apply it runs N particles after the prompt (learnt through
- * accept(): feed it the prompt) in a context of its own (n_ctx cells) on
- * `model`, up to max_tokens tokens, draws one completion ∝ its weight, then
- * emits it token by token (the one candidate left, p = 1), and end-of-sequence
- * after it. If the chain accepts another token than the planned one, it plans
- * again from there. */
-struct llama_simplex_smc_params {
-    float    alpha;          /* 4 */
-    int32_t  particles;      /* N, 8 (at most 256, llama.cpp's sequences) */
-    int32_t  ramp;           /* R, 0: the exponent rises linearly from 1 to alpha over R tokens */
-    double   ess_threshold;  /* kappa, 0.5: resample when ESS < kappa N */
-    int32_t  block;          /* 1: tokens between ESS checks */
-    int32_t  rounds;         /* 1: independent runs, combined by their normaliser estimates */
-    uint32_t n_ctx;          /* 8192; at least prompt + N x max_tokens + 1 (checked at construction for a one-token prompt) */
-    uint32_t rollout_seed;   /* 0 */
-    int32_t  max_tokens;     /* 256: the completion's length limit */
-    struct llama_simplex_draw_params draw;
-};
+LLAMA_SIMPLEX_PARAMS_STRUCT_(softmax,   LLAMA_SIMPLEX_SOFTMAX_PARAMS);
+LLAMA_SIMPLEX_PARAMS_STRUCT_(top_k,     LLAMA_SIMPLEX_TOP_K_PARAMS);
+LLAMA_SIMPLEX_PARAMS_STRUCT_(top_p,     LLAMA_SIMPLEX_TOP_P_PARAMS);
+LLAMA_SIMPLEX_PARAMS_STRUCT_(min_p,     LLAMA_SIMPLEX_MIN_P_PARAMS);
+LLAMA_SIMPLEX_PARAMS_STRUCT_(sparsemax, LLAMA_SIMPLEX_SPARSEMAX_PARAMS);
+LLAMA_SIMPLEX_PARAMS_STRUCT_(best_of_k, LLAMA_SIMPLEX_BEST_OF_K_PARAMS);
+LLAMA_SIMPLEX_PARAMS_STRUCT_(objective, LLAMA_SIMPLEX_OBJECTIVE_PARAMS);
+/* power's model and rollout context: see llama_simplex_params.h */
+LLAMA_SIMPLEX_PARAMS_STRUCT_(power,     LLAMA_SIMPLEX_POWER_PARAMS);
+/* smc's model and context: see llama_simplex_params.h */
+LLAMA_SIMPLEX_PARAMS_STRUCT_(smc,       LLAMA_SIMPLEX_SMC_PARAMS);
 
 struct llama_simplex_softmax_params   llama_simplex_softmax_default_params(void);
 struct llama_simplex_top_k_params     llama_simplex_top_k_default_params(void);

@@ -12,13 +12,15 @@
 #include <vector>
 
 #include "llama.h"
+#include "llama_simplex/llama_simplex_params.h"
 
 namespace llama_simplex {
 
+// The output is generated in `stages` stages (T / stages tokens each), each
+// followed by `steps` Metropolis-Hastings steps (N_MCMC); the fields are its
+// list's (llama_simplex_params.h).
 struct McmcParams {
-    double  alpha = 4.0;
-    int32_t stages = 16;  // the output is generated in this many stages (T / stages tokens each)
-    int32_t steps = 10;   // Metropolis-Hastings steps after each stage (N_MCMC)
+    LLAMA_SIMPLEX_STRUCT_FIELDS(LLAMA_SIMPLEX_MCMC_PARAMS)
 };
 
 struct McmcStats {

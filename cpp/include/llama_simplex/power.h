@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "llama.h"
+#include "llama_simplex/llama_simplex_params.h"
 
 namespace llama_simplex {
 
@@ -77,15 +78,10 @@ std::vector<llama_token> power_generate(llama_context * ctx, const std::vector<l
 // block is drawn with weight p(block)^α · ζ̂(block), jackknifed. The tail
 // (max_tokens mod B) is drawn among L_tail base samples by p^α alone. A block
 // that reaches end-of-sequence stops there and has ζ = 1.
+// Its parameters are the fields of its list (llama_simplex_params.h), with
+// their defaults and ranges.
 struct BlockParams {
-    double  alpha = 4.0;
-    int32_t block = 192;        // B
-    int32_t samples = 16;       // L candidate blocks per step
-    int32_t candidates = 8;     // K kept
-    int32_t rollouts = 8;       // M
-    int32_t horizon = 192;      // H
-    int32_t tail_samples = 16;  // L_tail
-    bool    jackknife = true;
+    LLAMA_SIMPLEX_STRUCT_FIELDS(LLAMA_SIMPLEX_BLOCK_POWER_PARAMS)
 };
 
 // The rollout context block_power_generate needs (see power_context_shape).

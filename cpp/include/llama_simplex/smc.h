@@ -16,18 +16,16 @@
 #include <vector>
 
 #include "llama.h"
+#include "llama_simplex/llama_simplex_params.h"
 
 namespace llama_simplex {
 
 struct RolloutShape;
 
+// alpha, particles N, ramp R, ess_threshold κ, block, rounds: the fields of its list
+// (llama_simplex_params.h, with their defaults and ranges; check_smc_params checks them).
 struct SmcParams {
-    double  alpha = 4.0;
-    int32_t particles = 8;        // N, at most MAX_SEQUENCES
-    int32_t ramp = 0;             // R: α_t rises linearly from 1 to α over the first R steps (0: α from the start)
-    double  ess_threshold = 0.5;  // κ: resample when ESS < κN
-    int32_t block = 1;            // steps between ESS checks
-    int32_t rounds = 1;           // independent runs, combined by their normaliser estimates
+    LLAMA_SIMPLEX_STRUCT_FIELDS(LLAMA_SIMPLEX_SMC_RUN_PARAMS)
 };
 
 // One particle at the end of a run.
