@@ -663,6 +663,13 @@ PYBIND11_MODULE(_core, m) {
     }, py::arg("ctx"), py::arg("prompt"), py::arg("params"), py::arg("max_tokens"), py::arg("seed"),
        py::arg("stop_at_eog") = true, py::arg("progress") = py::none());
 
+    // The benchmarks' baseline: seconds of `steps` bare batched llama_decode calls (rollout.h).
+    m.def("raw_batched_decode_seconds", [](RolloutContext & ctx, const std::vector<llama_token> & prompt,
+                                           int32_t n_seq, int32_t steps) {
+        py::gil_scoped_release nogil;
+        return raw_batched_decode_seconds(ctx.ctx.get(), prompt, n_seq, steps);
+    }, py::arg("ctx"), py::arg("prompt"), py::arg("n_seq"), py::arg("steps"));
+
     // For tests of the cache: prefill into sequence 0 of an emptied context, and a sequence's
     // cells before position p1 as bytes (read through the empty sequence `spare`).
     m.def("rollout_prefill", [](RolloutContext & ctx, const std::vector<llama_token> & tokens) {

@@ -114,6 +114,13 @@ class RolloutEngine {
     size_t          n_rows_ = 0;
 };
 
+// The benchmark baseline of the engines: prefills `prompt` into sequence 0, shares it
+// with n_seq sequences, then times `steps` bare llama_decode calls of one token per
+// sequence (logits for every row, as the engines ask) with no sampling or bookkeeping.
+// Returns the seconds of the decode calls.
+double raw_batched_decode_seconds(llama_context * ctx, const std::vector<llama_token> & prompt, int32_t n_seq,
+                                  int32_t steps);
+
 // log p(token) under softmax(logits) (temperature 1), in float64.
 double token_logprob(const float * logits, int32_t n_vocab, llama_token token);
 
