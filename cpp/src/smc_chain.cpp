@@ -86,6 +86,15 @@ struct SmcChain : SamplerBase {
     Outcome run(llama_token_data_array * c, bool & sorted) override {
         sorted = true;
         if (history.empty()) return {Status::no_history, 0};
+        // The logits given must be usable, as for every sampler of ours (the plan does not read them).
+        bool any_finite = false;
+        for (size_t i = 0; i < c->size; ++i) {
+            const float l = c->data[i].logit;
+            if (l != l) return {Status::nan_logit, 0};
+            if (l == INFINITY) return {Status::inf_logit, 0};
+            any_finite = any_finite || l > -INFINITY;
+        }
+        if (!any_finite) return {Status::empty_support, 0};
         try {
             if (n_prompt < 0) n_prompt = static_cast<int64_t>(history.size());
             if (!on_plan()) make_plan();
