@@ -1,4 +1,4 @@
-"""Power-SMC (docs/math.md §5): the weights, ESS, systematic resampling and
+"""Power-SMC (docs/math.md §6): the weights, ESS, systematic resampling and
 normaliser as pure functions; the sampler against the exact target
 π(y) ∝ p(y)^α enumerated on tiny generated models (3-token outputs, α = 4);
 the KV cache after resampling; the surfaces (generate, smc_particles, CLI)."""

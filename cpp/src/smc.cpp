@@ -1,4 +1,4 @@
-// Power-SMC (docs/math.md §5, smc.h): the weights, ESS, systematic resampling
+// Power-SMC (docs/math.md §6, smc.h): the weights, ESS, systematic resampling
 // and normaliser as pure functions, and the particle loop on the rollout engine.
 #include "llama_simplex/smc.h"
 

@@ -1,4 +1,4 @@
-"""Power sampling by sequential Monte Carlo [SMC] (docs/math.md §5): the same
+"""Power sampling by sequential Monte Carlo [SMC] (docs/math.md §6): the same
 target π(y) ∝ p(y)^α as :class:`~llama_simplex.PowerSampler`, at close to
 plain-decoding cost. N particles advance together (one llama_decode per
 step), each in its own sequence of one unified KV cache; each draws from

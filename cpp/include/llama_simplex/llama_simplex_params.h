@@ -177,7 +177,7 @@
     F(int32_t, stages, stages, 16, IN(1, 100000), PY, "stages the output is generated in", "") \
     F(int32_t, steps, steps, 10, IN(0, 1000000), PY, "Metropolis-Hastings steps per stage", "")
 
-/* Power sampling by sequential Monte Carlo [SMC] (docs/math.md section 5): the
+/* Power sampling by sequential Monte Carlo [SMC] (docs/math.md section 6): the
  * run's parameters (the library's SmcParams, smc.h, holds these fields)... */
 #define LLAMA_SIMPLEX_SMC_RUN_PARAMS(F, X, S) \
     LLAMA_SIMPLEX_ALPHA_(F, ALL) \

@@ -1,4 +1,4 @@
-// Power sampling by sequential Monte Carlo [SMC] (Azizi et al., docs/math.md §5):
+// Power sampling by sequential Monte Carlo [SMC] (Azizi et al., docs/math.md §6):
 // N particles advance together, one token per step, each in its own sequence
 // of a unified KV cache (all of a step in one llama_decode). Each draws from
 // q_t = softmax(α_t·logits) and is weighted by
@@ -56,7 +56,7 @@ struct SmcResult {
     int64_t                  decode_calls = 0;
 };
 
-// ---- the maths, pure functions (docs/math.md §5) ----
+// ---- the maths, pure functions (docs/math.md §6) ----
 
 // α_t for step t >= 1 (α_0 = 1): linear over the first `ramp` steps, α from then on.
 double smc_alpha_at(double alpha, int32_t ramp, int32_t t);
