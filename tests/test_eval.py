@@ -25,7 +25,7 @@ def test_eval_exactness_writes_results_and_resumes(tmp_path, capsys):
     (m,) = first["models"]
     assert [r["sampler"] for r in m["samplers"]] == [
         "PowerSampler paper", "PowerSampler cpu-small", "BlockPowerSampler paper", "BlockPowerSampler cpu-small",
-        "MCMCPowerSampler paper (16 stages, 10 steps)"]
+        "MCMCPowerSampler paper (16 stages, 10 steps)", "SMCPowerSampler N = 64", "SMCPowerSampler N = 256, ramp = 3"]
     for r in m["samplers"]:
         assert r["within_noise"] == (r["tv"] <= r["noise"]) and r["noise"] == m["noise"]
         assert r["matches_algorithm"], r  # every implementation draws its algorithm's law
