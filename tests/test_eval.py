@@ -32,7 +32,7 @@ def test_eval_exactness_writes_results_and_resumes(tmp_path, capsys):
     assert m["samplers"][0]["within_noise"]  # the paper preset is π
     assert m["tv_lowtemp_to_pi"] > 5 * m["noise"]
     cache = json.loads((out / "cache.json").read_text())
-    assert len(cache) == 5
+    assert len(cache) == 7
     capsys.readouterr()
     assert cli.main(args) == 0  # resumes: every point from the cache
     assert "[eval]" not in capsys.readouterr().err
