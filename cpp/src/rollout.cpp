@@ -289,11 +289,15 @@ double raw_batched_decode_seconds(llama_context * ctx, const std::vector<llama_t
         throw std::invalid_argument("steps: the context cannot hold prompt + n_seq x steps cells");
     }
     RolloutEngine engine(ctx);
-    engine.clear();
-    engine.extend(0, prompt.data(), prompt.size(), 0);
-    for (int32_t s = 1; s < n_seq; ++s) engine.fork(0, s);
-    llama_batch batch = llama_batch_init(n_seq, 0, 1);
     const auto t0 = std::chrono::steady_clock::now();
+    engine.clear();
+    if (prompt.size() > 1) engine.extend(0, prompt.data(), prompt.size() - 1, 0);
+    for (int32_t s = 1; s < n_seq; ++s) engine.fork(0, s);
+    std::vector<std::vector<llama_seq_id>> all(1);
+    for (int32_t s = 0; s < n_seq; ++s) all[0].push_back(s);
+    const llama_pos last = static_cast<llama_pos>(prompt.size()) - 1;
+    engine.step_shared(&prompt.back(), &last, all);
+    llama_batch batch = llama_batch_init(n_seq, 0, 1);
     for (int32_t t = 0; t < steps; ++t) {
         batch.n_tokens = n_seq;
         for (int32_t s = 0; s < n_seq; ++s) {

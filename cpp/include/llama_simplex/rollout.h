@@ -114,10 +114,11 @@ class RolloutEngine {
     size_t          n_rows_ = 0;
 };
 
-// The benchmark baseline of the engines: prefills `prompt` into sequence 0, shares it
-// with n_seq sequences, then times `steps` bare llama_decode calls of one token per
-// sequence (logits for every row, as the engines ask) with no sampling or bookkeeping.
-// Returns the seconds of the decode calls.
+// The benchmark baseline of the engines: prefills `prompt` but its last token into
+// sequence 0, shares it with n_seq sequences, decodes the last token once for all of
+// them, then `steps` bare llama_decode calls of one token per sequence (logits for every
+// row, as the engines ask), with no sampling or bookkeeping: the decodes Power-SMC makes
+// for steps + 1 tokens. Returns the seconds of all of it.
 double raw_batched_decode_seconds(llama_context * ctx, const std::vector<llama_token> & prompt, int32_t n_seq,
                                   int32_t steps);
 
