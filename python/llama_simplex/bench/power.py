@@ -78,6 +78,45 @@ def _build_tiny():
     return None
 
 
+def latency(llm, q_prompt, n_out: int, max_slow_tokens: int):
+    """Seconds for n_out tokens at alpha = 4 of plain sampling, Power-SMC (N = 4, 8, 16), block power
+    and (up to max_slow_tokens) token-level power and MCMC, their ratios, and SMC's throughput."""
+    methods = [("plain sampling (softmax, T = 1)", ls.Softmax())]
+    methods += [(f"Power-SMC, N = {n} (no ramp, kappa = 0.5)", ls.SMCPowerSampler(alpha=4.0, particles=n))
+                for n in (4, 8, 16)]
+    methods += [("power, block level (cpu-small: B = 8, L = 8, K = M = 4, H = 16)",
+                 ls.BlockPowerSampler.preset("cpu-small"))]
+    if n_out <= max_slow_tokens:  # token-level power and MCMC grow fastest: capped
+        methods += [("power, token level (cpu-small: K = M = 4, H = 16)", ls.PowerSampler.preset("cpu-small")),
+                    ("MCMC power sampling (16 stages, 10 steps)", ls.MCMCPowerSampler(alpha=4.0))]
+    rows = []
+    for label, sampler in methods:
+        t0 = time.perf_counter()
+        g = ls.generate(llm, q_prompt, sampler, max_tokens=n_out, seed=0, add_special=False, progress=False)
+        g.wait()
+        dt = time.perf_counter() - t0
+        row = dict(method=label, seconds=dt, tokens=len(g.tokens))
+        if isinstance(sampler, ls.SMCPowerSampler):
+            row["decoded_tokens"] = g.stats["decoded_tokens"]
+            row["decode_seconds"] = g.stats["seconds"]
+        rows.append(row)
+    plain_t = rows[0]["seconds"]
+    print(f"\n## Latency for {n_out} tokens at alpha = 4 (one prompt, seed 0)\n")
+    print("| method | seconds | tokens | over plain |\n|---|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['method']} | {r['seconds']:.1f} | {r['tokens']} | {r['seconds'] / plain_t:.1f}x |")
+    by = {r["method"]: r["seconds"] for r in rows}
+    smc8 = by["Power-SMC, N = 8 (no ramp, kappa = 0.5)"]
+    ratios = {"SMC N=8 / plain": smc8 / plain_t,
+              "SMC N=8 / block (cpu-small)": smc8 / by[methods[4][0]]}
+    if len(rows) > 5:
+        ratios["SMC N=8 / MCMC"] = smc8 / by["MCMC power sampling (16 stages, 10 steps)"]
+        ratios["SMC N=8 / token level (cpu-small)"] = smc8 / by["power, token level (cpu-small: K = M = 4, H = 16)"]
+    print("\n" + "; ".join(f"{k}: {v:.2f}x" for k, v in ratios.items()))
+    through = throughput(llm, q_prompt, n_out)
+    return dict(rows=rows, ratios=ratios, throughput=through)
+
+
 def throughput(llm, prompt, n_out: int):
     """Power-SMC's decode throughput (N = 4, 8, 16; n_out tokens, prompt
     included) against bare batched llama_decode of the same shape (prefill,
@@ -183,40 +222,7 @@ def main(argv=None) -> int:
     ls.generate(llm, q_prompt, ls.Softmax(), max_tokens=4, seed=0, add_special=False).wait()  # warm-up
     results["latency"] = {}
     for n_out in [int(x) for x in str(args.out_tokens).split(",")]:
-        methods = [("plain sampling (softmax, T = 1)", ls.Softmax())]
-        methods += [(f"Power-SMC, N = {n} (no ramp, kappa = 0.5)", ls.SMCPowerSampler(alpha=4.0, particles=n))
-                    for n in (4, 8, 16)]
-        methods += [("power, block level (cpu-small: B = 8, L = 8, K = M = 4, H = 16)",
-                     ls.BlockPowerSampler.preset("cpu-small"))]
-        if n_out <= args.max_slow_tokens:  # token-level power and MCMC grow fastest: capped
-            methods += [("power, token level (cpu-small: K = M = 4, H = 16)", ls.PowerSampler.preset("cpu-small")),
-                        ("MCMC power sampling (16 stages, 10 steps)", ls.MCMCPowerSampler(alpha=4.0))]
-        rows = []
-        for label, sampler in methods:
-            t0 = time.perf_counter()
-            g = ls.generate(llm, q_prompt, sampler, max_tokens=n_out, seed=0, add_special=False, progress=False)
-            g.wait()
-            dt = time.perf_counter() - t0
-            row = dict(method=label, seconds=dt, tokens=len(g.tokens))
-            if isinstance(sampler, ls.SMCPowerSampler):
-                row["decoded_tokens"] = g.stats["decoded_tokens"]
-                row["decode_seconds"] = g.stats["seconds"]
-            rows.append(row)
-        plain_t = rows[0]["seconds"]
-        print(f"\n## Latency for {n_out} tokens at alpha = 4 (one prompt, seed 0)\n")
-        print("| method | seconds | tokens | over plain |\n|---|---:|---:|---:|")
-        for r in rows:
-            print(f"| {r['method']} | {r['seconds']:.1f} | {r['tokens']} | {r['seconds'] / plain_t:.1f}x |")
-        by = {r["method"]: r["seconds"] for r in rows}
-        smc8 = by["Power-SMC, N = 8 (no ramp, kappa = 0.5)"]
-        ratios = {"SMC N=8 / plain": smc8 / plain_t,
-                  "SMC N=8 / block (cpu-small)": smc8 / by[methods[4][0]]}
-        if len(rows) > 5:
-            ratios["SMC N=8 / MCMC"] = smc8 / by["MCMC power sampling (16 stages, 10 steps)"]
-            ratios["SMC N=8 / token level (cpu-small)"] = smc8 / by["power, token level (cpu-small: K = M = 4, H = 16)"]
-        print("\n" + "; ".join(f"{k}: {v:.2f}x" for k, v in ratios.items()))
-        through = throughput(llm, q_prompt, n_out)
-        results["latency"][str(n_out)] = dict(rows=rows, ratios=ratios, throughput=through)
+        results["latency"][str(n_out)] = latency(llm, q_prompt, n_out, args.max_slow_tokens)
 
     plain = peak_rss_child("plain", args.model)
     power = peak_rss_child("power", args.model)
