@@ -8,7 +8,11 @@
 # cpp/src (our own flags), against the llama.cpp being built, so the
 # server has one libllama. ccache is used when it is installed.
 #
-#   bash scripts/build_server.sh            # -> build/llama-server/bin/llama-server
+# llama.cpp's RPC backend is built in too (-DGGML_RPC=ON), with its
+# ggml-rpc-server, so `llama-server --rpc HOST:PORT` can put the model on
+# another machine's devices (tests/test_llama_server_rpc.py runs it on loopback).
+#
+#   bash scripts/build_server.sh            # -> build/llama-server/bin/{llama-server,ggml-rpc-server}
 #   LLAMA_SERVER_CMAKE_ARGS=-DGGML_CUDA=on bash scripts/build_server.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,9 +53,12 @@ cmake -S "$OUT/src" -B "$OUT/build" "${generator[@]}" \
     -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
     -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
     -DLLAMA_OPENSSL=OFF -DGGML_CCACHE=ON \
+    -DGGML_RPC=ON \
     -DLLAMA_SERVER_EXTRA_CMAKE="$ROOT/cpp/server/llama-server.cmake" \
     ${LLAMA_SERVER_CMAKE_ARGS:-} >"$OUT/configure.log"
-cmake --build "$OUT/build" --target llama-server -j "${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
+cmake --build "$OUT/build" --target llama-server ggml-rpc-server -j "${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 mkdir -p "$OUT/bin"
-cp "$OUT/build/bin/llama-server" "$OUT/bin/llama-server"
-echo "built $OUT/bin/llama-server"
+for exe in llama-server ggml-rpc-server; do
+    cp "$OUT/build/bin/$exe" "$OUT/bin/$exe"
+    echo "built $OUT/bin/$exe"
+done

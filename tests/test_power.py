@@ -234,12 +234,11 @@ def test_rollouts_leave_the_prefix_untouched(tiny_llm, naive):
     """After a step's rollouts are run and removed, decoding the next token on
     the prefix gives bit-identical logits to a fresh cache."""
     from llama_simplex.generation import model_address
-    params = ls.PowerSampler(alpha=4.0, candidates=6, rollouts=5, horizon=6).params_native()
-    params.naive_reprefill = naive
+    params = ls.PowerSampler(alpha=4.0, candidates=6, rollouts=5, horizon=6).params()
     ctx = ls._core.RolloutContext(model_address(tiny_llm), 1024, 64)
     prompt = tiny_llm.tokenize(b"abc abc")
     for nxt in (3, 7):
-        assert ls._core.rollout_prefix_probe(ctx, prompt, params, 1, nxt) == 0.0
+        assert ls._core.rollout_prefix_probe(ctx, prompt, params, 1, nxt, naive) == 0.0
 
 
 def test_naive_reprefill_gives_the_same_samples(tiny_llm, tiny_text):

@@ -161,6 +161,7 @@ py::dict spec_dict(const SamplerSpec & s) {
         if (p.surfaces & SURFACE_C) surfaces.append("c");
         if (p.surfaces & SURFACE_SERVER) surfaces.append("server");
         if (p.surfaces & SURFACE_PYTHON) surfaces.append("python");
+        if (p.surfaces & SURFACE_KERNEL) surfaces.append("kernel");
         py::dict d;
         d["name"] = p.name;
         d["type"] = type_name(p.type);
@@ -170,6 +171,7 @@ py::dict spec_dict(const SamplerSpec & s) {
         d["doc"] = p.doc, d["note"] = p.note;
         d["surfaces"] = surfaces;
         d["choices"] = p.choices;
+        d["field"] = p.field ? py::object(py::str(p.field)) : py::none();
         params.append(d);
     }
     py::list presets;
@@ -188,6 +190,11 @@ py::dict spec_dict(const SamplerSpec & s) {
     d["doc"] = s.doc;
     d["params"] = params;
     d["presets"] = presets;
+    // built through another sampler's C struct (best_of_k: objective) with these values fixed
+    py::dict fixed;
+    for (const auto & [name, value] : s.fixed) fixed[name] = py_value(*find_param(c_target(s), name), value);
+    d["built_as"] = s.built_as ? py::object(py::str(s.built_as)) : py::none();
+    d["fixed"] = fixed;
     return d;
 }
 
@@ -210,6 +217,41 @@ ParamValue param_value(const py::handle & v) {
         p.kind = ParamValue::string, p.s = v.cast<std::string>();
     }
     return p;
+}
+
+// A Python dict of parameters as the table's readers take them.
+std::vector<std::pair<std::string, ParamValue>> given_of(const py::dict & params) {
+    std::vector<std::pair<std::string, ParamValue>> given;
+    for (const auto & [k, v] : params) given.emplace_back(py::str(k), param_value(v));
+    return given;
+}
+
+const SamplerSpec & spec_named(const std::string & name) {
+    const SamplerSpec * spec = find_sampler_spec(name);
+    if (spec == nullptr) throw py::value_error("no sampler '" + name + "' in the table");
+    return *spec;
+}
+
+// The struct a sequence sampler runs from, filled by the table from a Python
+// sampler's params() (specs.h make_run_params): no binding names a parameter.
+template <typename Run>
+Run run_params(const char * sampler, const py::dict & params) {
+    Run run{};
+    const std::string why = make_run_params(spec_named(sampler), given_of(params), SURFACE_PYTHON, &run);
+    if (!why.empty()) throw py::value_error(why);
+    return run;
+}
+
+// The objective sampler's C struct from the kernels' keywords (the table's kernel
+// surface: the solver's weights and budget), over the table's defaults.
+ObjectiveParams objective_params(const py::dict & params) {
+    const SamplerSpec & spec = spec_named("objective");
+    ObjectiveParams o{};
+    fill_c_defaults(spec, &o);
+    std::string why = read_params(spec, given_of(params), &o, SURFACE_KERNEL);
+    if (why.empty()) why = check_c_struct(spec, &o);
+    if (!why.empty()) throw py::value_error(why);
+    return o;
 }
 
 }  // namespace
@@ -256,23 +298,13 @@ PYBIND11_MODULE(_core, m) {
         .value("top_p", SupportKind::top_p)
         .value("min_p", SupportKind::min_p);
 
-    py::class_<Objective>(m, "Objective")
-        .def(py::init<>())
-        .def_readwrite("lam", &Objective::lambda)
-        .def_readwrite("w_entropy", &Objective::w_entropy)
-        .def_readwrite("w_kl", &Objective::w_kl)
-        .def_readwrite("w_l2", &Objective::w_l2)
-        .def_readwrite("beta", &Objective::beta)
-        .def_readwrite("k_samples", &Objective::k_samples);
-    py::class_<SolverOptions>(m, "SolverOptions")
-        .def(py::init<>())
-        .def_readwrite("max_steps", &SolverOptions::max_steps)
-        .def_readwrite("step", &SolverOptions::step)
-        .def_readwrite("tol", &SolverOptions::tol);
-
-    // The solver on arrays over the candidates: returns (q, steps, gap, status).
+    // The solver on arrays over the candidates: returns (q, steps, gap, status). params:
+    // the objective sampler's (the table's reader and check); max_steps replaces its
+    // steps (the kernel's own budget, beyond the sampler's per-token limit).
     m.def("solve_simplex", [](const FloatArray & s, const FloatArray & log_r, std::optional<FloatArray> w,
-                              const Objective & o, const SolverOptions & opt) {
+                              const py::dict & params, int32_t max_steps) {
+        ObjectiveParams o = objective_params(params);
+        o.steps = max_steps;
         const auto n = static_cast<size_t>(s.size());
         if (s.ndim() != 1 || log_r.ndim() != 1 || static_cast<size_t>(log_r.size()) != n || n == 0) {
             throw py::value_error("s, log_r: must be non-empty 1-D arrays of the same length");
@@ -285,12 +317,13 @@ PYBIND11_MODULE(_core, m) {
         SolveResult r;
         {
             py::gil_scoped_release nogil;
-            r = solve_simplex(s.data(), log_r.data(), w ? w->data() : nullptr, n, o, opt, q.mutable_data(), nullptr, ws);
+            r = solve_simplex(s.data(), log_r.data(), w ? w->data() : nullptr, n, o, q.mutable_data(), nullptr, ws);
         }
         return py::make_tuple(q, r.steps, r.gap, r.status);
-    }, py::arg("s"), py::arg("log_r"), py::arg("w"), py::arg("objective"), py::arg("options"));
+    }, py::arg("s"), py::arg("log_r"), py::arg("w"), py::arg("params"), py::arg("max_steps"));
     m.def("simplex_gradient", [](const FloatArray & s, const FloatArray & log_r, std::optional<FloatArray> w,
-                                 const Objective & o, const FloatArray & q) {
+                                 const py::dict & params, const FloatArray & q) {
+        const ObjectiveParams o = objective_params(params);
         const auto n = static_cast<size_t>(s.size());
         if (static_cast<size_t>(log_r.size()) != n || static_cast<size_t>(q.size()) != n ||
             (w && static_cast<size_t>(w->size()) != n)) {
@@ -299,8 +332,17 @@ PYBIND11_MODULE(_core, m) {
         py::array_t<float> g(static_cast<py::ssize_t>(n));
         simplex_gradient(s.data(), log_r.data(), w ? w->data() : nullptr, n, o, q.data(), g.mutable_data());
         return g;
-    }, py::arg("s"), py::arg("log_r"), py::arg("w"), py::arg("objective"), py::arg("q"));
-    m.def("coverage_weights", [](const FloatArray & log_r, CoverageWeights kind, int32_t m_top) {
+    }, py::arg("s"), py::arg("log_r"), py::arg("w"), py::arg("params"), py::arg("q"));
+    // kind: one of the objective's `weights` choices, read by the table.
+    m.def("coverage_weights", [](const FloatArray & log_r, const std::string & kind_name, int32_t m_top) {
+        ParamValue given;
+        given.kind = ParamValue::string, given.s = kind_name, given.text = "'" + kind_name + "'";
+        double index = 0.0;
+        int32_t unused = 0;
+        bool type_error = false;
+        const std::string why = check_value(*find_param(spec_named("objective"), "weights"), given, index, unused, type_error);
+        if (!why.empty()) throw py::value_error(why);
+        const auto kind = static_cast<CoverageWeights>(static_cast<int>(index));
         const auto n = static_cast<size_t>(log_r.size());
         py::array_t<float> w(static_cast<py::ssize_t>(n));
         std::vector<int32_t> scratch;
@@ -361,12 +403,10 @@ PYBIND11_MODULE(_core, m) {
     m.def("read_sampler_params", [](const std::string & name, const py::dict & params) {
         const SamplerSpec * spec = find_sampler_spec(name);
         if (spec == nullptr || spec->server_name == nullptr) throw py::value_error("no llama-server sampler '" + name + "'");
-        std::vector<std::pair<std::string, ParamValue>> given;
-        for (const auto & [k, v] : params) given.emplace_back(py::str(k), param_value(v));
         const SamplerSpec & target = c_target(*spec);
         alignas(std::max_align_t) unsigned char c_struct[512] = {};
         fill_c_defaults(target, c_struct);
-        std::string why = read_params(*spec, given, c_struct);
+        std::string why = read_params(*spec, given_of(params), c_struct);
         if (why.empty()) why = check_c_struct(target, c_struct);
         if (!why.empty()) throw py::value_error("sampler '" + std::string(spec->server_name) + "': " + why);
         py::dict out;
@@ -415,12 +455,8 @@ PYBIND11_MODULE(_core, m) {
     // Python class's, and power's C-only n_ctx / rollout_seed / max_tokens) over them
     // through the table, the C API's check and constructor. model: power's (an address).
     m.def("make_sampler", [](const std::string & name, const py::dict & params, uintptr_t model) {
-        const SamplerSpec * spec = find_sampler_spec(name);
-        if (spec == nullptr) throw py::value_error("no sampler '" + name + "' in the table");
-        std::vector<std::pair<std::string, ParamValue>> given;
-        for (const auto & [k, v] : params) given.emplace_back(py::str(k), param_value(v));
         llama_sampler * s = nullptr;
-        const std::string why = make_sampler(*spec, given, SURFACE_PYTHON | SURFACE_C, &s,
+        const std::string why = make_sampler(spec_named(name), given_of(params), SURFACE_PYTHON | SURFACE_C, &s,
                                              reinterpret_cast<llama_model *>(model));
         if (!why.empty()) throw py::value_error(why);
         return new NativeSampler(s);
@@ -493,39 +529,22 @@ PYBIND11_MODULE(_core, m) {
         return out;
     }, py::arg("log_p"), py::arg("loglik"), py::arg("alpha"), py::arg("jackknife"));
 
-    py::class_<PowerParams>(m, "PowerParams")
-        .def(py::init<>())
-        .def_readwrite("alpha", &PowerParams::alpha)
-        .def_readwrite("candidates", &PowerParams::candidates)
-        .def_readwrite("rollouts", &PowerParams::rollouts)
-        .def_readwrite("horizon", &PowerParams::horizon)
-        .def_readwrite("jackknife", &PowerParams::jackknife)
-        .def_readwrite("low_temperature_last", &PowerParams::low_temperature_last)
-        .def_readwrite("naive_reprefill", &PowerParams::naive_reprefill);
-
     // Token-level power sampling on a rollout context; returns (tokens, stats dict).
-    m.def("power_generate", [](RolloutContext & ctx, const std::vector<llama_token> & prompt, const PowerParams & params,
-                               int32_t max_tokens, uint64_t seed, bool stop_at_eog, py::object progress) {
+    // params: a PowerSampler's params(); naive: the re-prefill baseline (benchmarks).
+    m.def("power_generate", [](RolloutContext & ctx, const std::vector<llama_token> & prompt, const py::dict & p,
+                               int32_t max_tokens, uint64_t seed, bool stop_at_eog, py::object progress, bool naive) {
+        PowerParams params = run_params<PowerParams>("power", p);
+        params.naive_reprefill = naive;
         return run_power_binding(progress, [&](PowerStats & stats, const PowerProgress & cb) {
             return power_generate(ctx.ctx.get(), prompt, params, max_tokens, seed, stop_at_eog, stats, cb);
         });
     }, py::arg("ctx"), py::arg("prompt"), py::arg("params"), py::arg("max_tokens"), py::arg("seed"),
-       py::arg("stop_at_eog") = true, py::arg("progress") = py::none());
-
-    py::class_<BlockParams>(m, "BlockParams")
-        .def(py::init<>())
-        .def_readwrite("alpha", &BlockParams::alpha)
-        .def_readwrite("block", &BlockParams::block)
-        .def_readwrite("samples", &BlockParams::samples)
-        .def_readwrite("candidates", &BlockParams::candidates)
-        .def_readwrite("rollouts", &BlockParams::rollouts)
-        .def_readwrite("horizon", &BlockParams::horizon)
-        .def_readwrite("tail_samples", &BlockParams::tail_samples)
-        .def_readwrite("jackknife", &BlockParams::jackknife);
+       py::arg("stop_at_eog") = true, py::arg("progress") = py::none(), py::arg("naive") = false);
 
     m.def("block_power_generate", [](RolloutContext & ctx, const std::vector<llama_token> & prompt,
-                                     const BlockParams & params, int32_t max_tokens, uint64_t seed, bool stop_at_eog,
+                                     const py::dict & p, int32_t max_tokens, uint64_t seed, bool stop_at_eog,
                                      py::object progress) {
+        const BlockParams params = run_params<BlockParams>("block_power", p);
         return run_power_binding(progress, [&](PowerStats & stats, const PowerProgress & cb) {
             return block_power_generate(ctx.ctx.get(), prompt, params, max_tokens, seed, stop_at_eog, stats, cb);
         });
@@ -533,10 +552,12 @@ PYBIND11_MODULE(_core, m) {
        py::arg("stop_at_eog") = true, py::arg("progress") = py::none());
 
     m.def("rollout_prefix_probe", [](RolloutContext & ctx, const std::vector<llama_token> & prompt,
-                                     const PowerParams & params, uint64_t seed, llama_token next) {
+                                     const py::dict & p, uint64_t seed, llama_token next, bool naive) {
+        PowerParams params = run_params<PowerParams>("power", p);
+        params.naive_reprefill = naive;
         py::gil_scoped_release nogil;
         return rollout_prefix_probe(ctx.ctx.get(), prompt, params, seed, next);
-    }, py::arg("ctx"), py::arg("prompt"), py::arg("params"), py::arg("seed"), py::arg("next"));
+    }, py::arg("ctx"), py::arg("prompt"), py::arg("params"), py::arg("seed"), py::arg("next"), py::arg("naive") = false);
 
     // The rollout context each power sampler needs, (n_ctx, n_seq), checked on
     // the model (horizon, llama.cpp's limits, memory available) before
@@ -546,13 +567,17 @@ PYBIND11_MODULE(_core, m) {
                               shape.why);
         return py::make_tuple(shape.n_ctx, shape.n_seq);
     };
-    m.def("power_context_shape", [checked](uintptr_t model, const PowerParams & params, int64_t n_prompt,
-                                           int64_t max_tokens, uint32_t n_ubatch) {
+    m.def("power_context_shape", [checked](uintptr_t model, const py::dict & p, int64_t n_prompt,
+                                           int64_t max_tokens, uint32_t n_ubatch, bool naive) {
+        PowerParams params = run_params<PowerParams>("power", p);
+        params.naive_reprefill = naive;
         check_horizon(reinterpret_cast<const llama_model *>(model), params.horizon);
         return checked(model, power_context_shape(params, n_prompt, max_tokens), n_ubatch, "max_tokens, horizon");
-    }, py::arg("model"), py::arg("params"), py::arg("n_prompt"), py::arg("max_tokens"), py::arg("n_ubatch") = 32);
-    m.def("block_context_shape", [checked](uintptr_t model, const BlockParams & params, int64_t n_prompt,
+    }, py::arg("model"), py::arg("params"), py::arg("n_prompt"), py::arg("max_tokens"), py::arg("n_ubatch") = 32,
+       py::arg("naive") = false);
+    m.def("block_context_shape", [checked](uintptr_t model, const py::dict & p, int64_t n_prompt,
                                            int64_t max_tokens, uint32_t n_ubatch) {
+        const BlockParams params = run_params<BlockParams>("block_power", p);
         check_horizon(reinterpret_cast<const llama_model *>(model), params.horizon);
         return checked(model, block_context_shape(params, n_prompt, max_tokens), n_ubatch,
                        "max_tokens, block, horizon");
@@ -565,16 +590,11 @@ PYBIND11_MODULE(_core, m) {
     }, py::arg("model"), py::arg("n_ctx"), py::arg("n_seq"), py::arg("n_ubatch") = 32);
     m.def("available_memory_bytes", &available_memory_bytes);
 
-    py::class_<McmcParams>(m, "McmcParams")
-        .def(py::init<>())
-        .def_readwrite("alpha", &McmcParams::alpha)
-        .def_readwrite("stages", &McmcParams::stages)
-        .def_readwrite("steps", &McmcParams::steps);
-
     // MCMC power sampling on a rollout context; returns (tokens, stats dict).
     m.def("mcmc_power_generate", [](RolloutContext & ctx, const std::vector<llama_token> & prompt,
-                                    const McmcParams & params, int32_t max_tokens, uint64_t seed, bool stop_at_eog,
+                                    const py::dict & p, int32_t max_tokens, uint64_t seed, bool stop_at_eog,
                                     py::object progress) {
+        const McmcParams params = run_params<McmcParams>("mcmc", p);
         McmcStats stats;
         std::function<bool(int32_t, const McmcStats &)> cb;
         if (!progress.is_none()) {

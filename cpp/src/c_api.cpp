@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "llama_simplex/power.h"
 #include "llama_simplex/samplers.h"
 #include "llama_simplex/smc.h"
 #include "llama_simplex/specs.h"
@@ -125,30 +126,16 @@ llama_simplex_status llama_simplex_sparsemax(const llama_simplex_sparsemax_param
 
 llama_simplex_status llama_simplex_best_of_k(const llama_simplex_best_of_k_params * p, llama_sampler ** out) {
     return build_checked("best_of_k", p, out, [p] {
-        // The objective with the KL anchor; what its C struct lacks keeps the objective's defaults.
-        const auto d = llama_simplex_objective_default_params();
-        ObjectiveParams o;
-        o.objective = {p->lam, 0.0f, 1.0f, 0.0f, p->beta, p->k_samples};
-        o.solver = {p->steps, p->step_size, d.tol};
-        o.m = p->m;
-        o.temperature = p->temperature;
+        // The objective with the KL anchor (the table's fixed values); what its C struct
+        // lacks keeps the table's defaults.
+        ObjectiveParams o{};
+        c_to_target(spec_of("best_of_k"), p, &o);
         return make_objective(o);
     });
 }
 
 llama_simplex_status llama_simplex_objective(const llama_simplex_objective_params * p, llama_sampler ** out) {
-    return build_checked("objective", p, out, [p] {
-        ObjectiveParams o;
-        o.objective = {p->lam, p->entropy, p->kl, p->l2, p->beta, p->k_samples};
-        o.solver = {p->steps, p->step_size, p->tol};
-        o.weights = static_cast<CoverageWeights>(p->weights);
-        o.m = p->m;
-        o.support = static_cast<SupportKind>(p->support);
-        o.support_value = p->support_value;
-        o.temperature = p->temperature;
-        o.reference_temperature = p->reference_temperature;
-        return make_objective(o);
-    });
+    return build_checked("objective", p, out, [p] { return make_objective(*p); });
 }
 
 llama_simplex_status llama_simplex_power(const llama_simplex_power_params * p, llama_model * model, llama_sampler ** out) {
@@ -157,8 +144,9 @@ llama_simplex_status llama_simplex_power(const llama_simplex_power_params * p, l
         return fail(LLAMA_SIMPLEX_NULL_ARGUMENT, "model: must not be NULL (the rollouts run on it)");
     }
     return build_checked("power", p, out, [p, model] {
-        return make_power_chain_sampler(model, p->n_ctx, p->alpha, p->candidates, p->rollouts, p->horizon,
-                                        p->jackknife, p->rollout_seed, p->max_tokens);
+        PowerParams run{};
+        c_to_run(spec_of("power"), p, &run);
+        return make_power_chain_sampler(model, run);
     });
 }
 

@@ -482,7 +482,7 @@ std::vector<llama_token> block_power_generate(llama_context * ctx, const std::ve
                                     shape.why + "), the context has " + std::to_string(engine.n_ctx()));
     }
     check_prompt(prompt, n_vocab);
-    PowerParams rp;
+    PowerParams rp{};  // the rollouts read alpha, rollouts, jackknife and horizon
     rp.alpha = bp.alpha;
     rp.rollouts = bp.rollouts;
     rp.jackknife = bp.jackknife;

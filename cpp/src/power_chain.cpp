@@ -23,28 +23,26 @@ using detail::SamplerBase;
 
 struct PowerChain : SamplerBase {
     llama_model *            model;
-    uint32_t                 n_ctx;
     PowerParams              params;
-    uint64_t                 rollout_seed;
     uint64_t                 rollout_rng;
-    int32_t                  max_tokens;     // output length limit (0: none): futures end there
     int64_t                  n_prompt = -1;  // history length at the first apply: the prompt
     std::vector<llama_token> history;   // every token accepted, prompt included
     size_t                   synced = 0;  // history tokens decoded into sequence 0 of ctx
     ContextPtr               ctx;       // made on first use; a clone makes its own
     std::vector<float>       scratch;
 
-    PowerChain(llama_model * m, uint32_t n, const PowerParams & p, uint64_t seed, int32_t limit)
-        : model(m), n_ctx(n), params(p), rollout_seed(seed), rollout_rng(seed), max_tokens(limit) {}
+    // params.max_tokens: the output length limit (0: none), where futures end;
+    // params.n_ctx: the rollout context's cells; params.rollout_seed seeds the rollouts.
+    PowerChain(llama_model * m, const PowerParams & p) : model(m), params(p), rollout_rng(p.rollout_seed) {}
     PowerChain(const PowerChain & o)
-        : SamplerBase(o), model(o.model), n_ctx(o.n_ctx), params(o.params), rollout_seed(o.rollout_seed),
-          rollout_rng(o.rollout_rng), max_tokens(o.max_tokens), n_prompt(o.n_prompt), history(o.history) {}
+        : SamplerBase(o), model(o.model), params(o.params), rollout_rng(o.rollout_rng), n_prompt(o.n_prompt),
+          history(o.history) {}
     SamplerBase * copy() const override { return new PowerChain(*this); }
     const char * name() const override { return "simplex-power"; }
     void accept(llama_token t) override { history.push_back(t); }
     void reset() override {
         SamplerBase::reset();
-        rollout_rng = rollout_seed;
+        rollout_rng = params.rollout_seed;
         history.clear();
         n_prompt = -1;
         synced = 0;
@@ -61,12 +59,12 @@ struct PowerChain : SamplerBase {
             if (n_prompt < 0) n_prompt = static_cast<int64_t>(history.size());
             // With a length limit, futures end there as π's sequences do (power_generate).
             PowerParams step = params;
-            if (max_tokens > 0) {
-                const int64_t left = max_tokens - (static_cast<int64_t>(history.size()) - n_prompt) - 1;
+            if (params.max_tokens > 0) {
+                const int64_t left = params.max_tokens - (static_cast<int64_t>(history.size()) - n_prompt) - 1;
                 step.horizon = static_cast<int32_t>(std::max<int64_t>(0, std::min<int64_t>(params.horizon, left)));
             }
             const RolloutShape shape = power_context_shape(step, static_cast<int64_t>(history.size()), 0);
-            if (!ctx) ctx = make_rollout_context(model, n_ctx, shape.n_seq, 0, std::max<uint32_t>(64, shape.n_seq), 32);
+            if (!ctx) ctx = make_rollout_context(model, params.n_ctx, shape.n_seq, 0, std::max<uint32_t>(64, shape.n_seq), 32);
             RolloutEngine engine(ctx.get());
             if (synced > history.size()) {  // cannot happen with accept-only histories; resync
                 llama_memory_clear(llama_get_memory(ctx.get()), true);
@@ -135,26 +133,20 @@ struct PowerChain : SamplerBase {
 
 }  // namespace
 
-llama_sampler * make_power_chain_sampler(llama_model * model, uint32_t n_ctx, double alpha, int32_t candidates,
-                                         int32_t rollouts, int32_t horizon, bool jackknife, uint32_t rollout_seed,
-                                         int32_t max_tokens) {
-    PowerParams p;
-    p.alpha = alpha;
-    p.candidates = candidates;
-    p.rollouts = rollouts;
-    p.horizon = horizon;
-    p.jackknife = jackknife;
+llama_sampler * make_power_chain_sampler(llama_model * model, const PowerParams & p) {
+    const uint32_t n_ctx = p.n_ctx;
+    const int32_t max_tokens = p.max_tokens;  // 0: no limit
     if (max_tokens < 0) throw std::invalid_argument("max_tokens: must be >= 0 (0: no limit), got " + std::to_string(max_tokens));
     // Everything the rollout context needs is checked here, before any work:
     // the context itself is made on the first apply.
-    check_horizon(model, horizon);
+    check_horizon(model, p.horizon);
     const RolloutShape least = power_context_shape(p, 1, max_tokens);  // a one-token prompt
     if (static_cast<int64_t>(n_ctx) < least.cells) {
         throw std::invalid_argument("n_ctx: must be >= " + std::to_string(least.cells) + " for these rollouts (" +
                                     least.why + "), got " + std::to_string(n_ctx));
     }
     check_rollout_context(model, n_ctx, least.n_seq, 32, "n_ctx");
-    return wrap(new PowerChain(model, n_ctx, p, rollout_seed, max_tokens));
+    return wrap(new PowerChain(model, p));
 }
 
 }  // namespace llama_simplex

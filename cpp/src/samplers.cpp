@@ -118,12 +118,12 @@ struct ObjectiveSampler : Sampler<ObjectiveSampler> {
 
     explicit ObjectiveSampler(const ObjectiveParams & p) : params(p) {}
     const char * name() const override {
-        return params.objective.beta > 0.0f ? "simplex-best-of-k" : "simplex-objective";
+        return params.beta > 0.0f ? "simplex-best-of-k" : "simplex-objective";
     }
 
     // Reduces the candidates to the support, leaving logit = log p_support (temperature 1).
     Outcome support(llama_token_data_array * c) {
-        switch (params.support) {
+        switch (static_cast<SupportKind>(params.support)) {
             case SupportKind::full:  return softmax(c->data, c->size, 1.0f, ws);
             case SupportKind::top_k: return top_k(c->data, c->size, static_cast<int32_t>(params.support_value), 1.0f, ws);
             case SupportKind::top_p: return top_p(c->data, c->size, params.support_value, 1.0f, NucleusOrder::model, ws);
@@ -136,7 +136,7 @@ struct ObjectiveSampler : Sampler<ObjectiveSampler> {
         sorted = false;
         llama_token_data * d = c->data;
         size_t n = 0;
-        if (params.support == SupportKind::full) {
+        if (static_cast<SupportKind>(params.support) == SupportKind::full) {
             // Only validation and a gather: s and log r are affine in the raw
             // logits, so no softmax is needed to set the problem up.
             s.resize(c->size);
@@ -158,14 +158,14 @@ struct ObjectiveSampler : Sampler<ObjectiveSampler> {
         const double r_mul = 1.0 / static_cast<double>(params.reference_temperature);
         w.resize(n_cov);
         for (size_t i = 0; i < n_cov; ++i) {
-            w[i] = coverage_weight(params.weights, i, static_cast<float>((static_cast<double>(s[0]) - s[i]) * r_mul));
+            w[i] = coverage_weight(static_cast<CoverageWeights>(params.weights), i, static_cast<float>((static_cast<double>(s[0]) - s[i]) * r_mul));
         }
         // s holds the support's logits (up to a shift); s and log r are affine in them.
         const double s_mul = 1.0 / static_cast<double>(params.temperature);
-        if (params.objective.w_l2 == 0.0f) {
+        if (params.l2 == 0.0f) {
             // Writes q and log q straight into the candidates' p and logit.
             static_assert(sizeof(llama_token_data) == 3 * sizeof(float), "llama_token_data layout");
-            last = solve_simplex_affine(s.data(), n, w.data(), n_cov, s_mul, r_mul, params.objective, params.solver,
+            last = solve_simplex_affine(s.data(), n, w.data(), n_cov, s_mul, r_mul, params,
                                         &d[0].p, &d[0].logit, 3, solver_ws);
             return {Status::ok, n};
         }
@@ -187,7 +187,7 @@ struct ObjectiveSampler : Sampler<ObjectiveSampler> {
             s[i] = std::max(static_cast<float>((static_cast<double>(s[i]) - s0) * s_mul), -FLT_MAX);
         }
         w.resize(n, 0.0f);
-        last = solve_simplex(s.data(), log_r.data(), w.data(), n, params.objective, params.solver, q.data(),
+        last = solve_simplex(s.data(), log_r.data(), w.data(), n, params, q.data(),
                              log_q.data(), solver_ws);
         for (size_t i = 0; i < n; ++i) {
             d[i].p = q[i];

@@ -50,11 +50,11 @@ inline float coverage_grad(float w, float q, int32_t k) {
 }  // namespace
 
 void simplex_gradient(const float * s, const float * log_r, const float * w, size_t n,
-                      const Objective & o, const float * q, float * g) {
-    const float lam_ent = o.lambda * o.w_entropy;
-    const float lam_kl  = o.lambda * o.w_kl;
-    const float lam_l2  = o.lambda * o.w_l2;
-    const float cov     = o.lambda * o.beta;
+                      const ObjectiveParams & o, const float * q, float * g) {
+    const float lam_ent = o.lam * o.entropy;
+    const float lam_kl  = o.lam * o.kl;
+    const float lam_l2  = o.lam * o.l2;
+    const float cov     = o.lam * o.beta;
     for (size_t i = 0; i < n; ++i) {
         // q = 0 only on tokens that r (and hence every iterate) excludes.
         const float log_q = std::log(q[i]);
@@ -68,16 +68,16 @@ void simplex_gradient(const float * s, const float * log_r, const float * w, siz
 }
 
 SolveResult solve_simplex(const float * s, const float * log_r, const float * w, size_t n,
-                          const Objective & o, const SolverOptions & opt, float * q, float * log_q,
+                          const ObjectiveParams & o, float * q, float * log_q,
                           SolverWorkspace & ws) {
     auto & theta = ws.theta;
     theta.resize(n);
     // Products of the weights in double: two small floats (or two large
     // ones) would underflow (overflow) in float.
-    const double lam_ent = static_cast<double>(o.lambda) * o.w_entropy;
-    const double lam_kl  = static_cast<double>(o.lambda) * o.w_kl;
-    const double lam_l2  = static_cast<double>(o.lambda) * o.w_l2;
-    const double cov     = static_cast<double>(o.lambda) * o.beta;
+    const double lam_ent = static_cast<double>(o.lam) * o.entropy;
+    const double lam_kl  = static_cast<double>(o.lam) * o.kl;
+    const double lam_l2  = static_cast<double>(o.lam) * o.l2;
+    const double cov     = static_cast<double>(o.lam) * o.beta;
 
     auto fallback = [&](int32_t steps) {
         if (!normalise_log(log_r, q, log_q, n)) {  // r itself is unusable: uniform
@@ -182,7 +182,7 @@ SolveResult solve_simplex(const float * s, const float * log_r, const float * w,
     double log_norm = normalise(th, qd);
     if (!std::isfinite(log_norm)) return fallback(0);
     double f_cur = value(th, log_norm, qd);
-    double step_size = opt.step;
+    double step_size = o.step_size;
     double gap = 0.0;
     int32_t step = 0;
     for (;; ++step) {
@@ -210,7 +210,7 @@ SolveResult solve_simplex(const float * s, const float * log_r, const float * w,
             return fallback(step);
         }
         gap = gmax - inner;
-        if (gap < opt.tol || step >= opt.max_steps) {
+        if (gap < o.tol || step >= o.steps) {
             break;
         }
         for (size_t i = 0; i < n; ++i) {
@@ -235,7 +235,7 @@ SolveResult solve_simplex(const float * s, const float * log_r, const float * w,
         if (log_q != nullptr) log_q[i] = static_cast<float>(th[i] - log_norm);
     }
     gap = std::max(gap, 0.0);  // rounding can make it a hair negative
-    return {gap < opt.tol ? SolveStatus::converged : SolveStatus::budget, step, gap};
+    return {gap < o.tol ? SolveStatus::converged : SolveStatus::budget, step, gap};
 }
 
 namespace {
@@ -307,12 +307,12 @@ void emit_affine(const float * x, size_t n, float xr, double a, double c, float 
 }  // namespace
 
 SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov, size_t n_cov, double s_mul, double r_mul,
-                                 const Objective & o, const SolverOptions & opt, float * q, float * log_q,
+                                 const ObjectiveParams & o, float * q, float * log_q,
                                  size_t stride, SolverWorkspace & ws) {
-    const double lam_ent = static_cast<double>(o.lambda) * o.w_entropy;
-    const double lam_kl  = static_cast<double>(o.lambda) * o.w_kl;
+    const double lam_ent = static_cast<double>(o.lam) * o.entropy;
+    const double lam_kl  = static_cast<double>(o.lam) * o.kl;
     const double big_l   = lam_ent + lam_kl;  // Λ: weight of -log q in the gradient
-    const double cov     = static_cast<double>(o.lambda) * o.beta;
+    const double cov     = static_cast<double>(o.lam) * o.beta;
     n_cov = std::min(n_cov, n);
     const float * xu = x + n_cov;  // the uncovered candidates
     const size_t nu = n - n_cov;
@@ -471,7 +471,7 @@ SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov,
     log_zr = nm.big_norm;
     double slope = 0.0, icpt = 0.0;
     double f_cur = evaluate(alpha, kappa, theta_c, q_c, nm, slope, icpt);
-    double step_size = opt.step;
+    double step_size = o.step_size;
     double gap = 0.0;
     int32_t step = 0;
     std::vector<double> q_c_new(n_cov);
@@ -491,7 +491,7 @@ SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov,
             return {SolveStatus::fallback, step, std::numeric_limits<double>::quiet_NaN()};
         }
         gap = gmax - inner;
-        if (gap < opt.tol || step >= opt.max_steps) break;
+        if (gap < o.tol || step >= o.steps) break;
         const double alpha_new = alpha + step_size * slope;
         const double kappa_new = kappa + step_size * (icpt - gmax);
         for (size_t i = 0; i < n_cov; ++i) theta_c_new[i] = theta_c[i] + step_size * (g_c[i] - gmax);
@@ -514,7 +514,7 @@ SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov,
     }
     emit(alpha, kappa, theta_c.data(), nm);
     gap = std::max(gap, 0.0);
-    return {gap < opt.tol ? SolveStatus::converged : SolveStatus::budget, step, gap};
+    return {gap < o.tol ? SolveStatus::converged : SolveStatus::budget, step, gap};
 }
 
 float coverage_weight(CoverageWeights kind, size_t rank, float log_r_gap) {

@@ -52,7 +52,7 @@ template <typename... Names> Domain CHOICES(Names... names) {
     return {0, double(sizeof...(Names) - 1), false, false, {names...}};
 }
 const Domain SUPPORT{0, 3, false, false, {}, true};
-constexpr unsigned C = SURFACE_C, SV = SURFACE_SERVER, PY = SURFACE_PYTHON, ALL = SURFACE_ALL;
+constexpr unsigned C = SURFACE_C, SV = SURFACE_SERVER, PY = SURFACE_PYTHON, KN = SURFACE_KERNEL, ALL = SURFACE_ALL;
 
 // One entry of a list: its type is the C type's, a choice's or the support's.
 template <typename T>
@@ -65,9 +65,10 @@ ParamSpec entry(const char * name, double def, Domain d, unsigned surfaces, cons
 
 // An F entry: a field M of the sampler's struct.
 template <auto M>
-ParamSpec field_entry(const char * name, double def, Domain d, unsigned surfaces, const char * doc, const char * note) {
+ParamSpec field_entry(const char * field, const char * name, double def, Domain d, unsigned surfaces, const char * doc,
+                      const char * note) {
     ParamSpec p = entry<typename Field<M>::type>(name, def, std::move(d), surfaces, doc, note);
-    p.set = &Field<M>::set, p.get = &Field<M>::get;
+    p.set = &Field<M>::set, p.get = &Field<M>::get, p.field = field;
     return p;
 }
 
@@ -87,13 +88,14 @@ template <auto Code, auto Value>
 ParamSpec support_entry(const char * name, unsigned surfaces, const char * doc) {
     ParamSpec p = entry<int32_t>(name, 0, SUPPORT, surfaces, doc, "");
     p.set_support = &SupportFields<Code, Value>::set, p.get_support = &SupportFields<Code, Value>::get;
+    p.field = name;
     return p;
 }
 
 // A sampler's parameters from its list, on the struct STRUCT the list defines
 // (NoStruct for a list of X entries only).
 #define LS_F(ctype, field, name, def, domain, surfaces, doc, note) \
-    field_entry<&Struct::field>(#name, def, domain, surfaces, doc, note),
+    field_entry<&Struct::field>(#field, #name, def, domain, surfaces, doc, note),
 #define LS_X(ctype, name, def, domain, surfaces, doc, note) entry<ctype>(#name, def, domain, surfaces, doc, note),
 #define LS_S(field, surfaces, doc) support_entry<&Struct::field, &Struct::field##_value>(#field, surfaces, doc),
 #define LS_PARAMS(STRUCT, LIST) \
@@ -102,6 +104,23 @@ ParamSpec support_entry(const char * name, unsigned surfaces, const char * doc) 
         return std::vector<ParamSpec>{LIST(LS_F, LS_X, LS_S)}; \
     }()
 struct NoStruct {};
+
+// A sequence sampler's parameters: F and X entries are also fields of RUN, the
+// struct its engine runs from (LLAMA_SIMPLEX_ALL_FIELDS of the same list).
+template <auto M> ParamSpec with_run(ParamSpec p) {
+    p.set_run = &Field<M>::set, p.get_run = &Field<M>::get;
+    return p;
+}
+#define LS_RUN_F(ctype, field, name, def, domain, surfaces, doc, note) \
+    with_run<&Run::field>(field_entry<&Struct::field>(#field, #name, def, domain, surfaces, doc, note)),
+#define LS_RUN_X(ctype, name, def, domain, surfaces, doc, note) \
+    with_run<&Run::name>(entry<ctype>(#name, def, domain, surfaces, doc, note)),
+#define LS_RUN_PARAMS(STRUCT, RUN, LIST) \
+    [] { \
+        using Struct = STRUCT; \
+        using Run = RUN; \
+        return std::vector<ParamSpec>{LIST(LS_RUN_F, LS_RUN_X, LS_S)}; \
+    }()
 
 std::vector<SamplerSpec> build_table() {
     std::vector<SamplerSpec> t;
@@ -139,7 +158,7 @@ std::vector<SamplerSpec> build_table() {
 
     t.push_back({"power", {}, "power", "simplex-power",
                  "token-level power sampling (Algorithm 1 of [POWER])",
-                 LS_PARAMS(llama_simplex_power_params, LLAMA_SIMPLEX_POWER_PARAMS),
+                 LS_RUN_PARAMS(llama_simplex_power_params, PowerParams, LLAMA_SIMPLEX_POWER_PARAMS),
                  {{"paper", {{"alpha", 4}, {"candidates", 8}, {"rollouts", 8}, {"horizon", 64}},
                    "alpha = 4, K = M = 8, H = 64 (H is not stated in the paper)"},
                   {"cpu-small", {{"alpha", 4}, {"candidates", 4}, {"rollouts", 4}, {"horizon", 16}},
@@ -148,7 +167,7 @@ std::vector<SamplerSpec> build_table() {
 
     t.push_back({"block_power", {"block-power"}, nullptr, nullptr,
                  "block-level power sampling (Algorithm 2 of [POWER])",
-                 LS_PARAMS(BlockParams, LLAMA_SIMPLEX_BLOCK_POWER_PARAMS),
+                 LS_RUN_PARAMS(NoStruct, BlockParams, LLAMA_SIMPLEX_BLOCK_POWER_PARAMS),
                  {{"paper", {{"alpha", 4}, {"block", 192}, {"samples", 16}, {"candidates", 8}, {"rollouts", 8},
                              {"horizon", 192}, {"tail_samples", 16}},
                    "alpha = 4, B = 192, K = M = 8 (L = 16 and H = 192 are not stated in the paper)"},
@@ -159,7 +178,7 @@ std::vector<SamplerSpec> build_table() {
 
     t.push_back({"mcmc", {}, nullptr, nullptr,
                  "the MCMC baseline of power sampling [MCMC]: Metropolis-Hastings on suffixes",
-                 LS_PARAMS(McmcParams, LLAMA_SIMPLEX_MCMC_PARAMS), {}, nullptr, {}});
+                 LS_RUN_PARAMS(NoStruct, McmcParams, LLAMA_SIMPLEX_MCMC_PARAMS), {}, nullptr, {}});
 
     // Power-SMC: every parameter on its C struct (llama-server and Python build it through it).
     t.push_back({"smc", {"power_smc", "power-smc"}, "smc", "simplex-smc",
@@ -403,28 +422,33 @@ std::string typed(const ParamSpec & p, const ParamValue & v, double & out) {
     return name + ": unknown type";
 }
 
-void write(const SamplerSpec & target, const char * name, double value, void * c_struct) {
+// Which struct a parameter is written to: the C struct (set) or the run struct (set_run).
+using Setter = void (*)(void *, double);
+Setter setter(const ParamSpec & p, bool run) { return run ? p.set_run : p.set; }
+
+void write(const SamplerSpec & target, const char * name, double value, void * dst, bool run = false) {
     const ParamSpec * t = find_param(target, name);
-    if (t != nullptr && t->set != nullptr) t->set(c_struct, value);
+    if (t != nullptr && setter(*t, run) != nullptr) setter(*t, run)(dst, value);
 }
 
-}  // namespace
-
-std::string read_params(const SamplerSpec & spec, const std::vector<std::pair<std::string, ParamValue>> & given,
-                        void * c_struct, unsigned surface) {
-    const SamplerSpec & target = c_target(spec);
-    if (&target != &spec) {  // the spec's own defaults and fixed values over the target's
-        for (const ParamSpec & p : spec.params) {
-            if (!(p.surfaces & surface)) continue;
-            if (p.type == ParamType::support) {
-                const ParamSpec * t = find_param(target, p.name);
-                if (t != nullptr && t->set_support != nullptr) t->set_support(c_struct, 0, 0.0);
-            } else {
-                write(target, p.name, p.def, c_struct);
-            }
+void own_defaults_over_target(const SamplerSpec & spec, const SamplerSpec & target, void * c_struct, unsigned surface) {
+    for (const ParamSpec & p : spec.params) {
+        if (!(p.surfaces & surface)) continue;
+        if (p.type == ParamType::support) {
+            const ParamSpec * t = find_param(target, p.name);
+            if (t != nullptr && t->set_support != nullptr) t->set_support(c_struct, 0, 0.0);
+        } else {
+            write(target, p.name, p.def, c_struct);
         }
-        for (const auto & [name, value] : spec.fixed) write(target, name, value, c_struct);
     }
+    for (const auto & [name, value] : spec.fixed) write(target, name, value, c_struct);
+}
+
+// read_params into `dst`: the C struct (run = false) or the run struct (run = true).
+std::string read_into(const SamplerSpec & spec, const std::vector<std::pair<std::string, ParamValue>> & given,
+                      void * dst, unsigned surface, bool run) {
+    const SamplerSpec & target = run ? spec : c_target(spec);
+    if (&target != &spec) own_defaults_over_target(spec, target, dst, surface);
     std::vector<const char *> allowed;
     if (!spec.presets.empty()) allowed.push_back("preset");
     for (const ParamSpec & p : spec.params) {
@@ -440,7 +464,7 @@ std::string read_params(const SamplerSpec & spec, const std::vector<std::pair<st
             if (v.kind == ParamValue::string && v.s == ps.name) found = &ps;
         }
         if (found == nullptr) return "preset: must be one of " + quoted_list(names) + ", got " + v.text;
-        for (const auto & [name, value] : found->values) write(target, name, value, c_struct);
+        for (const auto & [name, value] : found->values) write(target, name, value, dst, run);
     }
     for (const auto & [key, v] : given) {
         if (key == "preset" && !spec.presets.empty()) continue;
@@ -457,15 +481,55 @@ std::string read_params(const SamplerSpec & spec, const std::vector<std::pair<st
             double value = 0.0;
             const std::string why = parse_support(v.s, code, value);
             if (!why.empty()) return why;
-            if (t != nullptr && t->set_support != nullptr) t->set_support(c_struct, code, value);
+            if (t != nullptr && t->set_support != nullptr) t->set_support(dst, code, value);
             continue;
         }
         double x = 0.0;
         const std::string why = typed(*p, v, x);
         if (!why.empty()) return why;
-        if (t != nullptr && t->set != nullptr) t->set(c_struct, x);
+        if (t != nullptr && setter(*t, run) != nullptr) setter(*t, run)(dst, x);
     }
     return "";
+}
+
+}  // namespace
+
+std::string read_params(const SamplerSpec & spec, const std::vector<std::pair<std::string, ParamValue>> & given,
+                        void * c_struct, unsigned surface) {
+    return read_into(spec, given, c_struct, surface, false);
+}
+
+std::string make_run_params(const SamplerSpec & spec, const std::vector<std::pair<std::string, ParamValue>> & given,
+                            unsigned surface, void * run_struct) {
+    bool bound = false;
+    for (const ParamSpec & p : spec.params) {
+        if (p.set_run == nullptr) continue;
+        p.set_run(run_struct, p.def);
+        bound = true;
+    }
+    if (!bound) return std::string("sampler '") + spec.name + "' has no run struct";
+    std::string why = read_into(spec, given, run_struct, surface, true);
+    if (!why.empty()) return why;
+    for (const ParamSpec & p : spec.params) {  // the ranges, as check_c_struct checks a C struct's
+        if (p.get_run != nullptr && !(why = check_param(p, p.get_run(run_struct))).empty()) return why;
+    }
+    return "";
+}
+
+void c_to_run(const SamplerSpec & spec, const void * c_struct, void * run_struct) {
+    for (const ParamSpec & p : spec.params) {
+        if (p.set_run == nullptr) continue;
+        p.set_run(run_struct, p.get != nullptr ? p.get(c_struct) : p.def);
+    }
+}
+
+void c_to_target(const SamplerSpec & spec, const void * c_struct, void * target_struct) {
+    const SamplerSpec & target = c_target(spec);
+    fill_c_defaults(target, target_struct);
+    own_defaults_over_target(spec, target, target_struct, SURFACE_ALL);
+    for (const ParamSpec & p : spec.params) {
+        if (p.get != nullptr) write(target, p.name, p.get(c_struct), target_struct);
+    }
 }
 
 std::string check_value(const ParamSpec & p, const ParamValue & v, double & out, int32_t & code, bool & type_error) {

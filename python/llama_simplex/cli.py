@@ -305,7 +305,7 @@ def _cmd_samplers(_: argparse.Namespace) -> int:
         server = f"; llama-server: {spec['server_name']}" if spec["server_name"] else ""
         print(f"{spec['name']}{aliases}{server}\n    {spec['doc']}")
         for p in spec["params"]:
-            where = "" if len(p["surfaces"]) == 3 else f" [{', '.join(p['surfaces'])} only]"
+            where = "" if {"c", "server", "python"} <= set(p["surfaces"]) else f" [{', '.join(p['surfaces'])} only]"
             note = f" ({p['note']})" if p["note"] else ""
             allowed = "one of " + ", ".join(map(repr, p["choices"])) if p["type"] == "choice" else p["range"]
             print(f"    {p['name']}={p['default']!r}  {p['type']} {allowed}{note}: {p['doc']}{where}")

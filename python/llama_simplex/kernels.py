@@ -3,8 +3,8 @@
 Each returns ``(q, support)``: q is a float32 distribution over the whole
 vocabulary with exact zeros outside the support, and support the token ids
 where q may be positive, in the order the kernel left them (sorted by
-decreasing q for greedy, top-k and top-p). They run the same C++ code as the
-samplers. NaN or +inf logits, or no finite logit, raise ValueError.
+decreasing q for greedy, top-k and top-p). They run the samplers themselves
+(:func:`decode`), so they take their sampler class's parameters. NaN or +inf logits, or no finite logit, raise ValueError.
 
 Every kernel computes in shifted coordinates ((logits - max) / temperature),
 so q is finite and sums to 1 at any logit scale and for every temperature > 0
@@ -19,19 +19,16 @@ min-p's p_min are used in double precision.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
 
-from . import _core
+from . import _core, samplers
 from . import _validate as v
 
 __all__ = ["greedy", "softmax", "top_k", "top_p", "min_p", "sparsemax", "solve", "gradient", "coverage_weights",
            "decode", "Solution"]
-
-if TYPE_CHECKING:
-    from .samplers import Sampler
 
 Result = Tuple[npt.NDArray[np.float32], npt.NDArray[np.int32]]
 
@@ -52,38 +49,45 @@ def _logits(logits: npt.ArrayLike) -> npt.NDArray[np.float32]:
     return a
 
 
+def _decoder(cls_name: str, logits: npt.ArrayLike, params: Dict[str, Any]) -> Result:
+    """The decoder of sampler class `cls_name` with these parameters (its class's:
+    the sampler table's names, defaults, ranges and messages) on the logits."""
+    return decode(logits, getattr(samplers, cls_name)(**params))
+
+
 def greedy(logits: npt.ArrayLike) -> Result:
     """One-hot on the highest logit (lowest token id on ties)."""
-    return _core.greedy(_logits(logits))
+    return _decoder("Greedy", logits, {})
 
 
-def softmax(logits: npt.ArrayLike, *, temperature: float = 1.0) -> Result:
-    """softmax(logits / temperature); temperature 0 is greedy."""
-    return _core.softmax(_logits(logits), v.table_param("softmax", "temperature", temperature))
+def softmax(logits: npt.ArrayLike, **params: Any) -> Result:
+    """softmax(logits / temperature); temperature 0 is greedy. params: :class:`~llama_simplex.Softmax`'s."""
+    return _decoder("Softmax", logits, params)
 
 
-def top_k(logits: npt.ArrayLike, *, k: int, temperature: float = 1.0) -> Result:
-    """softmax(logits / temperature) over the k highest logits (k = 0: all)."""
-    return _core.top_k(_logits(logits), v.table_param("top_k", "k", k), v.table_param("top_k", "temperature", temperature))
+def top_k(logits: npt.ArrayLike, **params: Any) -> Result:
+    """softmax(logits / temperature) over the k highest logits (k = 0: all).
+    params: :class:`~llama_simplex.TopK`'s."""
+    return _decoder("TopK", logits, params)
 
 
-def top_p(logits: npt.ArrayLike, *, p: float, temperature: float = 1.0, order: str = "model") -> Result:
+def top_p(logits: npt.ArrayLike, **params: Any) -> Result:
     """Nucleus of mass p (chosen by softmax(logits), or by softmax(logits / T)
-    with ``order="temperature"``), then softmax(logits / temperature) over it."""
-    o = v.table_param("top_p", "order", order)
-    return _core.top_p(_logits(logits), v.table_param("top_p", "p", p), v.table_param("top_p", "temperature", temperature),
-                       getattr(_core.NucleusOrder, o))
+    with ``order="temperature"``), then softmax(logits / temperature) over it.
+    params: :class:`~llama_simplex.TopP`'s."""
+    return _decoder("TopP", logits, params)
 
 
-def min_p(logits: npt.ArrayLike, *, p_min: float, temperature: float = 1.0) -> Result:
-    """softmax(logits / temperature) over {v : p(v) >= p_min * max p}."""
-    return _core.min_p(_logits(logits), v.table_param("min_p", "p_min", p_min),
-                       v.table_param("min_p", "temperature", temperature))
+def min_p(logits: npt.ArrayLike, **params: Any) -> Result:
+    """softmax(logits / temperature) over {v : p(v) >= p_min * max p}.
+    params: :class:`~llama_simplex.MinP`'s."""
+    return _decoder("MinP", logits, params)
 
 
-def sparsemax(logits: npt.ArrayLike, *, temperature: float = 1.0) -> Result:
-    """[logits / temperature - tau]_+ with tau making it sum to 1 (O(V) expected)."""
-    return _core.sparsemax(_logits(logits), v.table_param("sparsemax", "temperature", temperature))
+def sparsemax(logits: npt.ArrayLike, **params: Any) -> Result:
+    """[logits / temperature - tau]_+ with tau making it sum to 1 (O(V) expected).
+    params: :class:`~llama_simplex.Sparsemax`'s."""
+    return _decoder("Sparsemax", logits, params)
 
 
 @dataclass(frozen=True)
@@ -99,16 +103,17 @@ class Solution:
     status: str
 
 
-def _objective(lam: float, entropy: float, kl: float, l2: float, beta: float, k_samples: int) -> "_core.Objective":
-    o = _core.Objective()
-    # the objective sampler's parameters: checked by the sampler table's one check
-    o.lam = v.table_param("objective", "lam", lam)
-    o.w_entropy = v.table_param("objective", "entropy", entropy)
-    o.w_kl = v.table_param("objective", "kl", kl)
-    o.w_l2 = v.table_param("objective", "l2", l2)
-    o.beta = v.table_param("objective", "beta", beta)
-    o.k_samples = v.table_param("objective", "k_samples", k_samples)
-    return o
+def _objective(params: Dict[str, Any]) -> Dict[str, Any]:
+    """The objective sampler's parameters as the solver takes them (those of the
+    table's "kernel" surface), each checked by the table's one check (TypeError
+    / ValueError with its message); the others are refused by _core."""
+    _core.check_params("objective", params)
+    return params
+
+
+# The coverage weights' kinds: the objective sampler's `weights` choices (the sampler table's).
+_WEIGHTS = tuple(next(p["choices"] for s in _core.sampler_specs() if s["name"] == "objective"
+                      for p in s["params"] if p["name"] == "weights"))
 
 
 def _vector(name: str, x: npt.ArrayLike, n: Optional[int] = None) -> npt.NDArray[np.float32]:
@@ -118,11 +123,16 @@ def _vector(name: str, x: npt.ArrayLike, n: Optional[int] = None) -> npt.NDArray
     return a
 
 
-def solve(s: npt.ArrayLike, log_r: npt.ArrayLike, w: Optional[npt.ArrayLike] = None, *, lam: float,
-          entropy: float = 0.0, kl: float = 1.0, l2: float = 0.0, beta: float = 0.0, k_samples: int = 8,
-          steps: int = 5, step_size: float = 1.0, tol: float = 1e-6) -> Solution:
+def solve(s: npt.ArrayLike, log_r: npt.ArrayLike, w: Optional[npt.ArrayLike] = None, *, steps: int = 5,
+          **objective: Any) -> Solution:
     """Solves max_q <q, s> - lam [entropy Σ q log q + kl KL(q‖r) + l2 ½‖q‖²] + lam beta U_K(q)
     over the candidates (the arrays' entries), from q0 = r ∝ exp(log_r).
+
+    objective: the :class:`~llama_simplex.Objective` sampler's parameters the
+    solver reads (the sampler table's "kernel" surface: the weights lam,
+    entropy, kl, l2, beta, k_samples and the step's step_size, tol), with the
+    table's defaults and ranges. steps: the budget, in [0, 2**31 - 1] (the
+    sampler's own steps stop at 1000 per token).
 
     Candidates with log_r = -inf are outside the support (q = 0); log_r need
     not be normalised. ValueError for NaN, or when no log_r is finite."""
@@ -135,19 +145,16 @@ def solve(s: npt.ArrayLike, log_r: npt.ArrayLike, w: Optional[npt.ArrayLike] = N
         raise ValueError("log_r must be finite or -inf, with at least one finite entry (the support)")
     if w_ is not None and np.any(~(w_ >= 0)):
         raise ValueError("w must be >= 0 everywhere")
-    opt = _core.SolverOptions()
     # steps: the solver itself takes more than the sampler's per-token budget (the table's 1000)
-    opt.max_steps = v.integer("steps", steps, low=0, limit=v.INT32_MAX)
-    opt.step = v.table_param("objective", "step_size", step_size)
-    opt.tol = v.table_param("objective", "tol", tol)
-    q, n_steps, gap, status = _core.solve_simplex(s_, r_, w_, _objective(lam, entropy, kl, l2, beta, k_samples), opt)
+    max_steps = v.integer("steps", steps, low=0, limit=v.INT32_MAX)
+    q, n_steps, gap, status = _core.solve_simplex(s_, r_, w_, _objective(objective), max_steps)
     return Solution(q, n_steps, gap, status.name)
 
 
-def gradient(s: npt.ArrayLike, log_r: npt.ArrayLike, q: npt.ArrayLike, w: Optional[npt.ArrayLike] = None, *,
-             lam: float, entropy: float = 0.0, kl: float = 1.0, l2: float = 0.0, beta: float = 0.0,
-             k_samples: int = 8) -> npt.NDArray[np.float32]:
-    """The objective's gradient g at q (what the KKT conditions are stated in).
+def gradient(s: npt.ArrayLike, log_r: npt.ArrayLike, q: npt.ArrayLike, w: Optional[npt.ArrayLike] = None,
+             **objective: Any) -> npt.NDArray[np.float32]:
+    """The objective's gradient g at q (what the KKT conditions are stated in);
+    objective as for :func:`solve` (step_size and tol do not enter it).
 
     q must be a distribution over the candidates: finite, >= 0, summing to 1
     within n float32 roundings (n * 2**-24); ValueError otherwise."""
@@ -159,7 +166,7 @@ def gradient(s: npt.ArrayLike, log_r: npt.ArrayLike, q: npt.ArrayLike, w: Option
                          f"got sum {total!r}" + (" with NaN, inf or negative entries" if not np.all(q_ >= 0) or
                                                  not np.all(np.isfinite(q_)) else ""))
     return _core.simplex_gradient(s_, _vector("log_r", log_r, s_.size), None if w is None else _vector("w", w, s_.size),
-                                  _objective(lam, entropy, kl, l2, beta, k_samples), q_)
+                                  _objective(objective), q_)
 
 
 def coverage_weights(log_r: npt.ArrayLike, *, kind: str = "top-m", m: int = 8) -> npt.NDArray[np.float32]:
@@ -169,15 +176,15 @@ def coverage_weights(log_r: npt.ArrayLike, *, kind: str = "top-m", m: int = 8) -
     r_ = _vector("log_r", log_r)
     if np.any(np.isnan(r_)) or np.any(r_ == np.inf):
         raise ValueError("log_r must not contain NaN or +inf (the logits of the reference distribution)")
-    k = {"top-m": "top_m", "rank": "rank", "gap": "gap"}[v.choice("kind", kind, ("top-m", "rank", "gap"))]
-    return _core.coverage_weights(r_, getattr(_core.CoverageWeights, k), v.table_param("objective", "m", m))
+    # kind takes the objective's `weights` choices (the table's); m is the objective's m
+    kind = v.choice("kind", kind, _WEIGHTS)
+    return _core.coverage_weights(r_, kind, v.table_param("objective", "m", m))
 
 
-def decode(logits: npt.ArrayLike, sampler: "Sampler") -> Result:
+def decode(logits: npt.ArrayLike, sampler: samplers.Sampler) -> Result:
     """Any sampler's q on these logits (token ids 0..n-1), through the same
     native llama_sampler that generation uses: (q over the vocabulary, support)."""
-    from .samplers import Sampler
-    if not isinstance(sampler, Sampler):
+    if not isinstance(sampler, samplers.Sampler):
         raise TypeError(f"sampler must be a llama_simplex Sampler, got {type(sampler).__name__}")
     a = _logits(logits)
     ids, _lg, p, _sel, _sorted = sampler.native().apply(a)

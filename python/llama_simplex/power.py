@@ -49,7 +49,8 @@ def power_weights(log_p: npt.ArrayLike, loglik: npt.ArrayLike, *, alpha: float, 
     ll = np.ascontiguousarray(loglik, dtype=np.float64)
     if ll.ndim != 2 or lp.ndim != 1 or ll.shape[0] != lp.size or ll.shape[1] == 0:
         raise ValueError(f"loglik must have shape (K, M) with K = len(log_p) = {lp.size}; got {ll.shape}")
-    return _core.power_weights(lp, ll, v.real("alpha", alpha, low=0.0, low_open=True), bool(jackknife))
+    # alpha: the power samplers' parameter, checked by the sampler table's one check
+    return _core.power_weights(lp, ll, v.table_param("power", "alpha", alpha), bool(jackknife))
 
 
 @from_table("power")
@@ -99,7 +100,7 @@ class PowerSampler(SequenceSampler):
         rollout_seed = 0 if seed is None else v.integer("seed", seed, low=0, high=SEED_MAX)
         max_tokens = v.integer("max_tokens", max_tokens, low=0, high=2**31 - 1)
         if n_ctx is None:
-            n_ctx, _ = _core.power_context_shape(model_address(llm), self.params_native(), int(llm.n_ctx()), 0, UBATCH)
+            n_ctx, _ = _core.power_context_shape(model_address(llm), self.params(), int(llm.n_ctx()), 0, UBATCH)
         # the table's one constructor, llama-server's (n_ctx checked there)
         native = _core.make_sampler("power", {**self.params(), "n_ctx": n_ctx, "rollout_seed": rollout_seed,
                                               "max_tokens": max_tokens}, model=model_address(llm))
@@ -107,19 +108,11 @@ class PowerSampler(SequenceSampler):
             native.enable_draw((rollout_seed * 2654435761 + 1) % 4294967295)  # a stream apart from the rollouts'
         return native
 
-    def params_native(self) -> "_core.PowerParams":
-        p = _core.PowerParams()
-        p.alpha, p.candidates, p.rollouts, p.horizon = self.alpha, self.candidates, self.rollouts, self.horizon
-        p.jackknife, p.low_temperature_last = self.jackknife, self.low_temperature_last
-        return p
-
     def context_size(self, llm: llama_cpp.Llama, n_prompt: int, max_tokens: int, naive: bool = False) -> tuple:
         """(n_ctx, n_seq) of the rollout context this sampler needs on `llm`'s
         model, checked against the model and the memory available (ValueError
         naming max_tokens, horizon otherwise)."""
-        params = self.params_native()
-        params.naive_reprefill = naive
-        return _core.power_context_shape(model_address(llm), params, n_prompt, max_tokens, UBATCH)
+        return _core.power_context_shape(model_address(llm), self.params(), n_prompt, max_tokens, UBATCH, naive)
 
     def rollout_cost(self) -> RolloutCost:
         return RolloutCost(self.horizon, self.candidates * self.rollouts * (self.horizon + 1),
@@ -141,10 +134,8 @@ class PowerSampler(SequenceSampler):
              naive: bool) -> SequenceResult:
         ctx = rollout_context(llm, *self.context_size(llm, len(prompt), max_tokens, naive=naive), UBATCH)
         t0 = time.perf_counter()
-        params = self.params_native()
-        params.naive_reprefill = naive
-        tokens, stats = _core.power_generate(ctx, list(prompt), params, max_tokens, seed, True,
-                                             _reporter("power", max_tokens, t0) if progress else None)
+        tokens, stats = _core.power_generate(ctx, list(prompt), self.params(), max_tokens, seed, True,
+                                             _reporter("power", max_tokens, t0) if progress else None, naive)
         return _finish(tokens, stats, t0, progress)
 
 
@@ -159,11 +150,6 @@ class MCMCPowerSampler(SequenceSampler):
 
     name: ClassVar[str] = "mcmc"
 
-    def params_native(self) -> "_core.McmcParams":
-        p = _core.McmcParams()
-        p.alpha, p.stages, p.steps = self.alpha, self.stages, self.steps
-        return p
-
     def run(self, llm: llama_cpp.Llama, prompt_tokens: Sequence[int], max_tokens: int, seed: int,
             progress: bool) -> SequenceResult:
         n_ctx, n_seq = _core.mcmc_context_shape(model_address(llm), len(prompt_tokens), max_tokens, UBATCH)
@@ -175,8 +161,8 @@ class MCMCPowerSampler(SequenceSampler):
                   f"{accepted / max(proposals, 1):.0%} accepted", end="", file=sys.stderr, flush=True)
             return True
 
-        tokens, stats = _core.mcmc_power_generate(ctx, list(prompt_tokens), self.params_native(), max_tokens, seed,
-                                                  True, report if progress else None)
+        tokens, stats = _core.mcmc_power_generate(ctx, list(prompt_tokens), self.params(), max_tokens, seed, True,
+                                                  report if progress else None)
         return _finish(tokens, stats, t0, progress)
 
 
@@ -207,22 +193,16 @@ class BlockPowerSampler(SequenceSampler):
     def preset(cls, name: str, **overrides: Any) -> "BlockPowerSampler":
         return cls(**{**cls.PRESETS[v.choice("preset", name, tuple(cls.PRESETS))], **overrides})
 
-    def params_native(self) -> "_core.BlockParams":
-        p = _core.BlockParams()
-        for name in ("alpha", "block", "samples", "candidates", "rollouts", "horizon", "tail_samples", "jackknife"):
-            setattr(p, name, getattr(self, name))
-        return p
-
     def context_size(self, llm: llama_cpp.Llama, n_prompt: int, max_tokens: int) -> tuple:
         """(n_ctx, n_seq) of the rollout context this sampler needs on `llm`'s
         model, checked as :meth:`PowerSampler.context_size` does."""
-        return _core.block_context_shape(model_address(llm), self.params_native(), n_prompt, max_tokens, UBATCH)
+        return _core.block_context_shape(model_address(llm), self.params(), n_prompt, max_tokens, UBATCH)
 
     def run(self, llm: llama_cpp.Llama, prompt_tokens: Sequence[int], max_tokens: int, seed: int,
             progress: bool) -> SequenceResult:
         ctx = rollout_context(llm, *self.context_size(llm, len(prompt_tokens), max_tokens), UBATCH)
         t0 = time.perf_counter()
-        tokens, stats = _core.block_power_generate(ctx, list(prompt_tokens), self.params_native(), max_tokens, seed,
+        tokens, stats = _core.block_power_generate(ctx, list(prompt_tokens), self.params(), max_tokens, seed,
                                                    True, _reporter("block-power", max_tokens, t0) if progress else None)
         return _finish(tokens, stats, t0, progress)
 

@@ -216,9 +216,8 @@ class BestOfK(Sampler):
 
     def objective(self) -> Objective:
         """The same decoder as a general :class:`Objective`."""
-        return Objective(lam=self.lam, kl=1.0, beta=self.beta, k_samples=self.k_samples, weights=self.weights,
-                         m=self.m, support=self.support, temperature=self.temperature, steps=self.steps,
-                         step_size=self.step_size, tol=self.tol)
+        # the table's: best_of_k is the objective with its `fixed` values (kl = 1, ...)
+        return Objective(**self.params(), **self.SPEC["fixed"])
 
 
 @from_table("dist")

@@ -7,7 +7,8 @@
  * builds from the same lists each parameter's name, type, default, range,
  * surfaces and doc, which give *_default_params(), the C API's one check and
  * its messages, llama-server's JSON reader, the Python classes and the CLI.
- * Adding a parameter is adding one entry here (plus its test).
+ * Adding a parameter is adding one entry here (plus its test): see
+ * docs/adding_a_parameter.md and tests/test_one_definition.py.
  *
  * An entry is one of:
  *   F(ctype, field, name, default, domain, surfaces, doc, note)
@@ -15,8 +16,9 @@
  *       parameter's name on every other surface (the field's, but for top_p's
  *       order_by_temperature, which is `order`).
  *   X(ctype, name, default, domain, surfaces, doc, note)
- *       a parameter that is not in the C struct (Python / llama-server only);
- *       ctype says its type.
+ *       a parameter that is not in the public C struct (a sequence sampler's,
+ *       or one only Python / llama-server take); ctype says its type. The
+ *       library's run structs (LLAMA_SIMPLEX_ALL_FIELDS) hold it too.
  *   S(field, surfaces, doc)
  *       the support of an objective: two fields, `int32_t field;` (0 full,
  *       1 top-k, 2 top-p, 3 min-p) and `double field_value;` (k, p or p_min);
@@ -26,7 +28,8 @@
  *   a name out of these (the field holds its index, or for two a bool);
  *   SUPPORT the support text. Reals must also be finite.
  * surfaces: C (the C struct), SV (llama-server's sampler_params), PY (the
- *   Python class), ALL (the three), or'ed.
+ *   Python class), ALL (the three), KN (a keyword of llama_simplex.kernels.solve
+ *   and gradient: the solver's parameters), or'ed.
  * note: what a special value means (quoted in range errors), or "".
  * IN, GE, GT, CHOICES, SUPPORT and the surface names have a meaning only where
  * the table expands the lists: a C program that expands a list itself should
@@ -48,6 +51,10 @@
 #define LLAMA_SIMPLEX_NO_FIELD_(...)
 #define LLAMA_SIMPLEX_SUPPORT_FIELDS_(field, ...) int32_t field; double field##_value;
 #define LLAMA_SIMPLEX_STRUCT_FIELDS(LIST) LIST(LLAMA_SIMPLEX_FIELD_, LLAMA_SIMPLEX_NO_FIELD_, LLAMA_SIMPLEX_SUPPORT_FIELDS_)
+/* Every entry as a field, X entries too (`ctype name;`): the structs the
+ * library's sequence samplers run from (power.h, mcmc.h). */
+#define LLAMA_SIMPLEX_X_FIELD_(ctype, name, ...) ctype name;
+#define LLAMA_SIMPLEX_ALL_FIELDS(LIST) LIST(LLAMA_SIMPLEX_FIELD_, LLAMA_SIMPLEX_X_FIELD_, LLAMA_SIMPLEX_SUPPORT_FIELDS_)
 
 /* Shared entries: the same parameter of several samplers is written once. */
 #define LLAMA_SIMPLEX_TEMPERATURE_(F) \
@@ -55,8 +62,9 @@
 #define LLAMA_SIMPLEX_MIN_KEEP_(F) \
     F(int32_t, min_keep, min_keep, 0, IN(0, INT32_MAX), ALL, "at least this many tokens stay in the support, as llama.cpp's", "")
 /* alpha of the power samplers: a float in every C struct, so that every surface rounds it alike. */
-#define LLAMA_SIMPLEX_ALPHA_(F, surfaces) \
-    F(float, alpha, alpha, 4.0, GT(0), surfaces, "the power: pi(x) ~ p(x)^alpha (1: ordinary sampling)", "")
+#define LLAMA_SIMPLEX_ALPHA_DOC_ "the power: pi(x) ~ p(x)^alpha (1: ordinary sampling)"
+#define LLAMA_SIMPLEX_ALPHA_(F, surfaces) F(float, alpha, alpha, 4.0, GT(0), surfaces, LLAMA_SIMPLEX_ALPHA_DOC_, "")
+#define LLAMA_SIMPLEX_ALPHA_X_(X, surfaces) X(float, alpha, 4.0, GT(0), surfaces, LLAMA_SIMPLEX_ALPHA_DOC_, "")
 #define LLAMA_SIMPLEX_COVERAGE_WEIGHTS_ CHOICES("top-m", "rank", "gap")
 
 /* q = softmax(logits / temperature) */
@@ -114,12 +122,12 @@
  * on a support; weights of the coverage term on the top-m tokens: 0 uniform,
  * 1 rank 1/(1+r), 2 gap r/max r. */
 #define LLAMA_SIMPLEX_OBJECTIVE_PARAMS(F, X, S) \
-    F(float, lam, lam, 1.0, GE(0), ALL, "lambda, weight of the regularisers (a temperature)", "") \
-    F(float, entropy, entropy, 0.0, GE(0), ALL, "weight of the negative entropy", "") \
-    F(float, kl, kl, 1.0, GE(0), ALL, "weight of KL(q || r), r = softmax(logits / reference_temperature)", "") \
-    F(float, l2, l2, 0.0, GE(0), ALL, "weight of |q|^2 / 2", "") \
-    F(float, beta, beta, 0.0, GE(0), ALL, "weight of the coverage term U_K", "") \
-    F(int32_t, k_samples, k_samples, 8, IN(1, INT32_MAX), ALL, "K, the number of draws the coverage term counts", "") \
+    F(float, lam, lam, 1.0, GE(0), ALL | KN, "lambda, weight of the regularisers (a temperature)", "") \
+    F(float, entropy, entropy, 0.0, GE(0), ALL | KN, "weight of the negative entropy", "") \
+    F(float, kl, kl, 1.0, GE(0), ALL | KN, "weight of KL(q || r), r = softmax(logits / reference_temperature)", "") \
+    F(float, l2, l2, 0.0, GE(0), ALL | KN, "weight of |q|^2 / 2", "") \
+    F(float, beta, beta, 0.0, GE(0), ALL | KN, "weight of the coverage term U_K", "") \
+    F(int32_t, k_samples, k_samples, 8, IN(1, INT32_MAX), ALL | KN, "K, the number of draws the coverage term counts", "") \
     F(int32_t, weights, weights, 0, LLAMA_SIMPLEX_COVERAGE_WEIGHTS_, ALL, \
       "coverage weights on the top-m tokens of r: 1, 1/(1+rank) or r/max r", "") \
     F(int32_t, m, m, 8, IN(1, INT32_MAX), ALL, "the coverage term covers the top-m tokens of r", "") \
@@ -128,8 +136,8 @@
     F(float, reference_temperature, reference_temperature, 1.0, GT(0), ALL, \
       "r = softmax(logits / reference_temperature)", "") \
     F(int32_t, steps, steps, 5, IN(0, LLAMA_SIMPLEX_MAX_STEPS), ALL, "mirror-ascent steps per token", "") \
-    F(float, step_size, step_size, 1.0, GT(0), ALL, "the mirror-ascent step size", "") \
-    F(float, tol, tol, 1e-6, GE(0), ALL, "stop when the optimality gap is below tol", "")
+    F(float, step_size, step_size, 1.0, GT(0), ALL | KN, "the mirror-ascent step size", "") \
+    F(float, tol, tol, 1e-6, GE(0), ALL | KN, "stop when the optimality gap is below tol", "")
 
 /* Token-level power sampling for any chain (Algorithm 1 of [POWER]): learns the
  * sequence through accept() (feed it the prompt), rolls out in a context of
@@ -156,26 +164,26 @@
       "0: no limit")
 
 /* Block-level power sampling (Algorithm 2 of [POWER]), through Python's
- * generate() only (no C struct or constructor yet: the library's BlockParams,
- * power.h, holds these fields). One prefix sequence, then samples
+ * generate() only (no C struct or constructor yet: X entries; the library's
+ * BlockParams, power.h, holds them). One prefix sequence, then samples
  * (or tail_samples) + rollouts sequences share llama.cpp's 256: rollouts <= 254
  * because samples >= 1 (the joint limit is checked too). */
 #define LLAMA_SIMPLEX_BLOCK_POWER_PARAMS(F, X, S) \
-    LLAMA_SIMPLEX_ALPHA_(F, PY) \
-    F(int32_t, block, block, 192, IN(1, 100000), PY, "B, tokens per block", "") \
-    F(int32_t, samples, samples, 16, IN(1, 128), PY, "L, candidate blocks drawn per step", "") \
-    F(int32_t, candidates, candidates, 8, IN(1, 128), PY, "K, the most likely distinct blocks weighed", "") \
-    F(int32_t, rollouts, rollouts, 8, IN(1, 254), PY, "M, rollouts per block (samples + rollouts <= 255)", "") \
-    F(int32_t, horizon, horizon, 192, IN(0, 100000), PY, "H, the rollout length cap", "") \
-    F(int32_t, tail_samples, tail_samples, 16, IN(1, 128), PY, "base samples for the last max_tokens mod B tokens", "") \
-    F(bool, jackknife, jackknife, 1, IN(0, 1), PY, "bias-corrected weights (needs M >= 2)", "")
+    LLAMA_SIMPLEX_ALPHA_X_(X, PY) \
+    X(int32_t, block, 192, IN(1, 100000), PY, "B, tokens per block", "") \
+    X(int32_t, samples, 16, IN(1, 128), PY, "L, candidate blocks drawn per step", "") \
+    X(int32_t, candidates, 8, IN(1, 128), PY, "K, the most likely distinct blocks weighed", "") \
+    X(int32_t, rollouts, 8, IN(1, 254), PY, "M, rollouts per block (samples + rollouts <= 255)", "") \
+    X(int32_t, horizon, 192, IN(0, 100000), PY, "H, the rollout length cap", "") \
+    X(int32_t, tail_samples, 16, IN(1, 128), PY, "base samples for the last max_tokens mod B tokens", "") \
+    X(bool, jackknife, 1, IN(0, 1), PY, "bias-corrected weights (needs M >= 2)", "")
 
 /* The MCMC baseline of power sampling [MCMC], through Python's generate() only
- * (the library's McmcParams, mcmc.h, holds these fields). */
+ * (X entries; the library's McmcParams, mcmc.h, holds them). */
 #define LLAMA_SIMPLEX_MCMC_PARAMS(F, X, S) \
-    LLAMA_SIMPLEX_ALPHA_(F, PY) \
-    F(int32_t, stages, stages, 16, IN(1, 100000), PY, "stages the output is generated in", "") \
-    F(int32_t, steps, steps, 10, IN(0, 1000000), PY, "Metropolis-Hastings steps per stage", "")
+    LLAMA_SIMPLEX_ALPHA_X_(X, PY) \
+    X(int32_t, stages, 16, IN(1, 100000), PY, "stages the output is generated in", "") \
+    X(int32_t, steps, 10, IN(0, 1000000), PY, "Metropolis-Hastings steps per stage", "")
 
 /* Power sampling by sequential Monte Carlo [SMC] (docs/math.md section 6): the
  * run's parameters (the library's SmcParams, smc.h, holds these fields)... */

@@ -20,7 +20,7 @@ namespace llama_simplex {
 // followed by `steps` Metropolis-Hastings steps (N_MCMC); the fields are its
 // list's (llama_simplex_params.h).
 struct McmcParams {
-    LLAMA_SIMPLEX_STRUCT_FIELDS(LLAMA_SIMPLEX_MCMC_PARAMS)
+    LLAMA_SIMPLEX_ALL_FIELDS(LLAMA_SIMPLEX_MCMC_PARAMS)
 };
 
 struct McmcStats {

@@ -30,19 +30,16 @@ namespace llama_simplex {
 bool power_weights(const float * log_p, const double * loglik, size_t k, size_t m, double alpha, bool jackknife,
                    double * out, std::string * error = nullptr);
 
+// Every parameter of power's list (llama_simplex_params.h), the C struct's and
+// low_temperature_last: futures end at max_tokens, as pi's sequences do (a
+// rollout after the token at step t runs at most min(H, max_tokens - t - 1)
+// tokens, so the last token has zeta = 1 and is drawn from p^alpha over the
+// candidates); false (benchmarks only) runs H tokens at every step, and the
+// law near the end is then not pi. Filled from the table (specs.h
+// make_run_params, c_to_run), never field by field.
 struct PowerParams {
-    double  alpha = 4.0;       // α > 0; 1 is ordinary sampling
-    int32_t candidates = 8;    // K: the most likely tokens of p_t considered
-    int32_t rollouts = 8;      // M per candidate
-    int32_t horizon = 64;      // H: rollout length cap
-    bool    jackknife = true;
-    // Futures end at max_tokens, as π's sequences do: a rollout after the
-    // token at step t runs at most min(H, max_tokens - t - 1) tokens, so the
-    // last token has ζ = 1 and is drawn from p^α over the candidates. false
-    // (benchmarks only) runs H tokens at every step, as far from the end of
-    // a long output; the law near the end is then not π.
-    bool    low_temperature_last = true;
-    bool    naive_reprefill = false;       // baseline for benchmarks: every rollout re-decodes the prefix
+    LLAMA_SIMPLEX_ALL_FIELDS(LLAMA_SIMPLEX_POWER_PARAMS)
+    bool naive_reprefill = false;  // baseline for benchmarks: every rollout re-decodes the prefix
 };
 
 struct RolloutShape;
@@ -81,7 +78,7 @@ std::vector<llama_token> power_generate(llama_context * ctx, const std::vector<l
 // Its parameters are the fields of its list (llama_simplex_params.h), with
 // their defaults and ranges.
 struct BlockParams {
-    LLAMA_SIMPLEX_STRUCT_FIELDS(LLAMA_SIMPLEX_BLOCK_POWER_PARAMS)
+    LLAMA_SIMPLEX_ALL_FIELDS(LLAMA_SIMPLEX_BLOCK_POWER_PARAMS)
 };
 
 // The rollout context block_power_generate needs (see power_context_shape).

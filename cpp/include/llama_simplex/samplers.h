@@ -12,6 +12,8 @@
 
 namespace llama_simplex {
 
+struct PowerParams;
+
 llama_sampler * make_greedy();
 llama_sampler * make_softmax(float temperature);
 llama_sampler * make_top_k(int32_t k, float temperature);
@@ -22,18 +24,9 @@ llama_sampler * make_sparsemax(float temperature);
 // Which closed-form decoder chooses the support of a composite objective.
 enum class SupportKind : int { full = 0, top_k = 1, top_p = 2, min_p = 3 };
 
-// A composite simplex objective (docs/math.md §3) as a sampler; Best-of-K is the
-// case a_kl = 1, a_ent = a_l2 = 0, beta > 0 (docs/math.md §2).
-struct ObjectiveParams {
-    Objective       objective;
-    SolverOptions   solver;
-    CoverageWeights weights = CoverageWeights::top_m;
-    int32_t         m = 8;                      // coverage weights live on the top-M tokens of r
-    SupportKind     support = SupportKind::full;
-    double          support_value = 0.0;        // k, p or p_min of the support decoder (p in double: see top_p)
-    float           temperature = 1.0f;         // s = logits / temperature
-    float           reference_temperature = 1.0f;  // r = softmax(logits / reference_temperature)
-};
+// A composite simplex objective (docs/math.md §3) as a sampler, from the objective's
+// C struct (ObjectiveParams, solver.h); Best-of-K is the case kl = 1,
+// entropy = l2 = 0, beta > 0 (docs/math.md §2).
 llama_sampler * make_objective(const ObjectiveParams & params);
 // The last solve of an objective sampler (steps, gap, status); false if smpl is not one.
 bool last_solve(const llama_sampler * smpl, SolveResult & out);
@@ -42,16 +35,14 @@ bool last_solve(const llama_sampler * smpl, SolveResult & out);
 // power_chain.cpp; docs/math.md §4):
 // it learns the sequence through accept() (prompt tokens included, as
 // llama-server feeds them) and runs its rollouts in a context of its own on
-// `model` (n_ctx cells, unified KV cache), reduced to the K candidates with
-// p = the power-sampling weights. rollout_seed seeds the rollouts.
+// `model` (params.n_ctx cells, unified KV cache), reduced to the K candidates
+// with p = the power-sampling weights. rollout_seed seeds the rollouts.
 // max_tokens (0: none) is the output length limit: rollouts stop at it, as
 // power_generate's do; without it every rollout runs the full horizon, so
 // the law of the last H tokens is not π. Throws std::invalid_argument naming
 // the parameter when the rollout context cannot be made (n_ctx below what
 // the rollouts need, more memory than available, horizon beyond the model).
-llama_sampler * make_power_chain_sampler(llama_model * model, uint32_t n_ctx, double alpha, int32_t candidates,
-                                         int32_t rollouts, int32_t horizon, bool jackknife, uint32_t rollout_seed,
-                                         int32_t max_tokens = 0);
+llama_sampler * make_power_chain_sampler(llama_model * model, const PowerParams & params);
 
 struct SmcParams;
 // Power-SMC for any chain (llama_simplex_smc): plans the completion with N particles in a

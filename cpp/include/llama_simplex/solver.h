@@ -15,22 +15,15 @@
 #include <cstdint>
 #include <vector>
 
+#include "llama_simplex/llama_simplex.h"
+
 namespace llama_simplex {
 
-struct Objective {
-    float   lambda     = 1.0f;   // λ: weight of the regularisers (a temperature); the table's objective default (specs.cpp)
-    float   w_entropy  = 0.0f;   // a_ent: negative entropy Σ q log q
-    float   w_kl       = 1.0f;   // a_kl: KL(q ‖ r), r the reference distribution
-    float   w_l2       = 0.0f;   // a_l2: ½‖q‖²
-    float   beta       = 0.0f;   // β: coverage weight is λβ (docs/math.md's β̄)
-    int32_t k_samples  = 8;      // K of U_K: the number of draws the pipeline takes
-};
-
-struct SolverOptions {
-    int32_t max_steps = 5;     // J
-    float   step      = 1.0f;  // η_step
-    float   tol       = 1e-6f; // early stop on the optimality gap max g - <q, g>
-};
+// The objective's weights (lam, entropy, kl, l2, beta, k_samples) and the
+// solver's budget (steps, step_size, tol) are the objective sampler's
+// parameters: its C struct (llama_simplex_params.h), whose other fields (the
+// support, temperatures, coverage weights) the sampler uses around the solve.
+using ObjectiveParams = llama_simplex_objective_params;
 
 enum class SolveStatus : int {
     closed_form = 0,  // exact, no iteration needed
@@ -54,10 +47,10 @@ struct SolverWorkspace {
 // n candidates: scores s, reference log-probabilities log_r (normalised over
 // the candidates, -inf allowed), coverage weights w (>= 0; may be null when
 // beta = 0). Writes q (n floats, on the simplex) and, if log_q is not null,
-// log q. Parameters must be valid (lambda >= 0, weights >= 0, k_samples >= 1,
-// step > 0, max_steps >= 0).
+// log q. Parameters must be valid (lam >= 0, weights >= 0, k_samples >= 1,
+// step_size > 0, steps >= 0).
 SolveResult solve_simplex(const float * s, const float * log_r, const float * w, size_t n,
-                          const Objective & objective, const SolverOptions & options,
+                          const ObjectiveParams & objective,
                           float * q, float * log_q, SolverWorkspace & ws);
 
 // The same problem when no ½‖q‖² term is present and the scores and the
@@ -72,12 +65,12 @@ SolveResult solve_simplex(const float * s, const float * log_r, const float * w,
 // float parameters (subnormal or huge temperatures, lam, weights) give a
 // finite q on the simplex; s_mul and r_mul are doubles for that reason.
 SolveResult solve_simplex_affine(const float * x, size_t n, const float * w_cov, size_t n_cov, double s_mul, double r_mul,
-                                 const Objective & objective, const SolverOptions & options, float * q, float * log_q,
+                                 const ObjectiveParams & objective, float * q, float * log_q,
                                  size_t stride, SolverWorkspace & ws);
 
 // The objective's gradient at q (n floats), for checks and tests.
 void simplex_gradient(const float * s, const float * log_r, const float * w, size_t n,
-                      const Objective & objective, const float * q, float * g);
+                      const ObjectiveParams & objective, const float * q, float * g);
 
 // How the coverage weights w are made from the reference distribution r.
 // All three are zero outside the M most likely tokens of r (ties: lower

@@ -30,6 +30,7 @@ enum Surface : unsigned {
     SURFACE_C      = 1u << 0,  // a field of the sampler's C parameter struct (llama_simplex.h)
     SURFACE_SERVER = 1u << 1,  // a key of llama-server's sampler_params
     SURFACE_PYTHON = 1u << 2,  // a field of the Python sampler class
+    SURFACE_KERNEL = 1u << 3,  // a keyword of llama_simplex.kernels.solve / gradient (the solver's parameters)
     SURFACE_ALL    = SURFACE_C | SURFACE_SERVER | SURFACE_PYTHON,
 };
 
@@ -50,6 +51,11 @@ struct ParamSpec {
     // support only: the C struct's (support, support_value) pair.
     void (*set_support)(void * c_struct, int32_t code, double value);
     void (*get_support)(const void * c_struct, int32_t & code, double & value);
+    // The field of the struct the library's sequence sampler runs from (PowerParams,
+    // BlockParams, McmcParams: every entry of its list); null for the decoders.
+    void   (*set_run)(void * run_struct, double value) = nullptr;
+    double (*get_run)(const void * run_struct) = nullptr;
+    const char * field = nullptr;  // its C struct field (support: and field_value); null when not in the C struct
 };
 
 struct PresetSpec {
@@ -135,5 +141,17 @@ const SamplerSpec & c_target(const SamplerSpec & spec);
 std::string make_sampler(const SamplerSpec & spec, const std::vector<std::pair<std::string, ParamValue>> & given,
                          unsigned surface, llama_sampler ** out, llama_model * model = nullptr);
 bool has_c_constructor(const SamplerSpec & spec);
+
+// The struct a sequence sampler's engine runs from (its set_run fields), the one way
+// every surface fills it: the table's defaults, a preset, then `given` (keys of
+// `surface`), each value checked by the table (check_value's messages). "" or the message.
+std::string make_run_params(const SamplerSpec & spec, const std::vector<std::pair<std::string, ParamValue>> & given,
+                            unsigned surface, void * run_struct);
+// The run struct from the sampler's C struct (the C API's power): the table's
+// defaults, then every C field (checked before, by check_c_struct).
+void c_to_run(const SamplerSpec & spec, const void * c_struct, void * run_struct);
+// The C struct of c_target(spec) from the C struct of spec (best_of_k's to the
+// objective's): the spec's defaults and fixed values over the target's, then its fields.
+void c_to_target(const SamplerSpec & spec, const void * c_struct, void * target_struct);
 
 }  // namespace llama_simplex

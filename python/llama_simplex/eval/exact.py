@@ -127,8 +127,9 @@ class Completions:
                 out += [prefix + (v,) for v in range(lp.size) if v == self.eos or len(prefix) + 1 == t]
         return sorted(out)
 
-    def mcmc_law(self, alpha: float, stages: int = 16, steps: int = 10) -> np.ndarray:
-        """The exact law of the MCMC power sampler (mcmc.cpp, [MCMC]) after its
+    def mcmc_law(self, alpha: float, stages: int, steps: int) -> np.ndarray:
+        """The exact law of the MCMC power sampler (mcmc.cpp, [MCMC]) with these
+        values (its defaults are MCMCPowerSampler's, the sampler table's) after its
         stages: each stage extends the state from q = softmax(α·ℓ) to the
         stage's length, then `steps` Metropolis-Hastings moves resample the
         suffix after a uniform position from q and accept with probability
