@@ -199,7 +199,7 @@ def test_prompt_cells_are_untouched_and_shared(hard_model):
     _core.rollout_prefill(ctx, prompt[:-1])
     before = _core.rollout_seq_state(ctx, 0, len(prompt) - 1, spare)
     assert len(before) > 0
-    out = _core.smc_generate(ctx, prompt, s.params_native(), 6, 3, True)
+    out = _core.smc_generate(ctx, prompt, s.params(), 6, 3, True)
     assert out["rounds"][0]["resamples"] > 0
     for seq in range(n):
         assert _core.rollout_seq_state(ctx, seq, len(prompt) - 1, spare) == before, seq
@@ -217,7 +217,7 @@ def test_resampled_particles_match_a_re_decode(hard_model):
     ctx, _n = _context(llm, s, len(prompt), 6, extra_seq=0)
     resamples = 0
     for seed in range(5):
-        out = _core.smc_generate(ctx, prompt, s.params_native(), 6, seed, True)
+        out = _core.smc_generate(ctx, prompt, s.params(), 6, seed, True)
         rd = out["rounds"][0]
         resamples += rd["resamples"]
         for toks, ll, stopped in zip(rd["tokens"], rd["logliks"], rd["stopped"]):
@@ -232,10 +232,10 @@ def test_too_small_a_context_is_refused_before_any_work(hard_model):
     s = ls.SMCPowerSampler(particles=8)
     ctx = _core.RolloutContext(model_address(llm), 256, 4, 0, 64, 32)
     with pytest.raises(ValueError, match="particles: 8 particles need as many sequences"):
-        _core.smc_generate(ctx, [1, 3], s.params_native(), 4, 0, True)
+        _core.smc_generate(ctx, [1, 3], s.params(), 4, 0, True)
     ctx = _core.RolloutContext(model_address(llm), 256, 8, 0, 64, 32)
     with pytest.raises(ValueError, match=r"max_tokens: SMC needs 395 cells \(prompt 2 \+ particles 8 x max_tokens 49"):
-        _core.smc_generate(ctx, [1, 3], s.params_native(), 49, 0, True)
+        _core.smc_generate(ctx, [1, 3], s.params(), 49, 0, True)
     with pytest.raises(ValueError, match="particles, max_tokens"):
         s.context_size(llm, 2, 2**30)
 

@@ -630,22 +630,17 @@ PYBIND11_MODULE(_core, m) {
     m.def("smc_resample_slots", &smc_resample_slots, py::arg("ancestors"));
     m.def("smc_log_normaliser", &smc_log_normaliser, py::arg("log_w"));
 
-    py::class_<SmcParams>(m, "SmcParams")
-        .def(py::init<>())
-        .def_readwrite("alpha", &SmcParams::alpha)
-        .def_readwrite("particles", &SmcParams::particles)
-        .def_readwrite("ramp", &SmcParams::ramp)
-        .def_readwrite("ess_threshold", &SmcParams::ess_threshold)
-        .def_readwrite("block", &SmcParams::block)
-        .def_readwrite("rounds", &SmcParams::rounds);
-    m.def("smc_context_shape", [checked](uintptr_t model, const SmcParams & params, int64_t n_prompt,
+    // params: an SMCPowerSampler's params() (the table fills SmcParams from them).
+    m.def("smc_context_shape", [checked](uintptr_t model, const py::dict & p, int64_t n_prompt,
                                          int64_t max_tokens, uint32_t n_ubatch) {
+        const SmcParams params = run_params<SmcParams>("smc", p);
         return checked(model, smc_context_shape(params, n_prompt, max_tokens), n_ubatch, "particles, max_tokens");
     }, py::arg("model"), py::arg("params"), py::arg("n_prompt"), py::arg("max_tokens"), py::arg("n_ubatch") = 32);
 
     // Runs the particles; returns a dict (the drawn completion, every round's particles and counters).
-    m.def("smc_generate", [](RolloutContext & ctx, const std::vector<llama_token> & prompt, const SmcParams & params,
+    m.def("smc_generate", [](RolloutContext & ctx, const std::vector<llama_token> & prompt, const py::dict & p,
                              int32_t max_tokens, uint64_t seed, bool stop_at_eog, py::object progress) {
+        const SmcParams params = run_params<SmcParams>("smc", p);
         std::function<bool(int32_t, int32_t)> cb;
         if (!progress.is_none()) {
             cb = [&progress](int32_t step, int32_t resamples) {

@@ -156,14 +156,9 @@ llama_simplex_status llama_simplex_smc(const llama_simplex_smc_params * p, llama
         return fail(LLAMA_SIMPLEX_NULL_ARGUMENT, "model: must not be NULL (the particles run on it)");
     }
     return build_checked("smc", p, out, [p, model] {
-        SmcParams s;
-        s.alpha = p->alpha;
-        s.particles = p->particles;
-        s.ramp = p->ramp;
-        s.ess_threshold = p->ess_threshold;
-        s.block = p->block;
-        s.rounds = p->rounds;
-        return make_smc_chain_sampler(model, p->n_ctx, s, p->rollout_seed, p->max_tokens);
+        SmcParams run{};
+        c_to_run(spec_of("smc"), p, &run);
+        return make_smc_chain_sampler(model, p->n_ctx, run, p->rollout_seed, p->max_tokens);
     });
 }
 

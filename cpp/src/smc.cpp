@@ -11,6 +11,7 @@
 #include "llama_simplex/generate.h"
 #include "llama_simplex/rollout.h"
 #include "llama_simplex/simplex.h"
+#include "llama_simplex/specs.h"
 #include "vec_math.h"
 
 namespace llama_simplex {
@@ -173,19 +174,11 @@ double smc_log_normaliser(const std::vector<double> & log_w) {
 }
 
 void check_smc_params(const SmcParams & p) {
-    if (!(p.alpha > 0.0) || !std::isfinite(p.alpha)) {
-        throw std::invalid_argument("alpha: must be finite and > 0, got " + std::to_string(p.alpha));
+    for (const ParamSpec & spec : find_sampler_spec("smc")->params) {
+        if (spec.get_run == nullptr) continue;
+        const std::string why = check_param(spec, spec.get_run(&p));
+        if (!why.empty()) throw std::invalid_argument(why);
     }
-    if (p.particles < 1 || p.particles > static_cast<int32_t>(MAX_SEQUENCES)) {
-        throw std::invalid_argument("particles: must be in [1, " + std::to_string(MAX_SEQUENCES) + "], got " +
-                                    std::to_string(p.particles));
-    }
-    if (p.ramp < 0) throw std::invalid_argument("ramp: must be >= 0, got " + std::to_string(p.ramp));
-    if (!(p.ess_threshold >= 0.0 && p.ess_threshold <= 1.0)) {
-        throw std::invalid_argument("ess_threshold: must be in [0, 1], got " + std::to_string(p.ess_threshold));
-    }
-    if (p.block < 1) throw std::invalid_argument("block: must be >= 1, got " + std::to_string(p.block));
-    if (p.rounds < 1) throw std::invalid_argument("rounds: must be >= 1, got " + std::to_string(p.rounds));
 }
 
 RolloutShape smc_context_shape(const SmcParams & p, int64_t n_prompt, int64_t max_tokens) {

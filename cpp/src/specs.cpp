@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "llama_simplex/llama_simplex.h"
+#include "llama_simplex/smc.h"
 #include "llama_simplex/mcmc.h"
 #include "llama_simplex/power.h"
 
@@ -180,10 +181,11 @@ std::vector<SamplerSpec> build_table() {
                  "the MCMC baseline of power sampling [MCMC]: Metropolis-Hastings on suffixes",
                  LS_RUN_PARAMS(NoStruct, McmcParams, LLAMA_SIMPLEX_MCMC_PARAMS), {}, nullptr, {}});
 
-    // Power-SMC: every parameter on its C struct (llama-server and Python build it through it).
+    // Power-SMC: every parameter on its C struct (llama-server builds it through it) and
+    // on SmcParams, the struct its engine runs from.
     t.push_back({"smc", {"power_smc", "power-smc"}, "smc", "simplex-smc",
                  "power sampling by sequential Monte Carlo [SMC]: N particles on one KV cache, resampled by ESS",
-                 LS_PARAMS(llama_simplex_smc_params, LLAMA_SIMPLEX_SMC_PARAMS), {}, nullptr, {}});
+                 LS_RUN_PARAMS(llama_simplex_smc_params, SmcParams, LLAMA_SIMPLEX_SMC_PARAMS), {}, nullptr, {}});
 
     t.push_back({"dist", {}, nullptr, "simplex-dist",
                  "the final draw from softmax(logits) of what the chain left",

@@ -48,18 +48,12 @@ class SMCPowerSampler(SequenceSampler):
     name: ClassVar[str] = "smc"
     in_chain: ClassVar[bool] = True
 
-    def params_native(self) -> "_core.SmcParams":
-        p = _core.SmcParams()
-        for name in ("alpha", "particles", "ramp", "ess_threshold", "block", "rounds"):
-            setattr(p, name, getattr(self, name))
-        return p
-
     def context_size(self, llm: llama_cpp.Llama, n_prompt: int, max_tokens: int) -> tuple:
         """(n_ctx, n_seq) of the context the particles need on `llm`'s model
         (prompt + particles × max_tokens + 1 cells, N sequences), checked
         against llama.cpp's limits and the memory available (ValueError naming
         particles, max_tokens) before anything is allocated."""
-        return _core.smc_context_shape(model_address(llm), self.params_native(), n_prompt, max_tokens, UBATCH)
+        return _core.smc_context_shape(model_address(llm), self.params(), n_prompt, max_tokens, UBATCH)
 
     def rollout_cost(self) -> RolloutCost:
         # Every output token costs N decoded tokens per round; no rollout horizon.
@@ -99,7 +93,7 @@ class SMCPowerSampler(SequenceSampler):
                   f"{step * self.particles / dt:.0f} particle tokens/s", end="", file=sys.stderr, flush=True)
             return True
 
-        out = _core.smc_generate(ctx, list(prompt_tokens), self.params_native(), max_tokens, seed, True,
+        out = _core.smc_generate(ctx, list(prompt_tokens), self.params(), max_tokens, seed, True,
                                  report if progress else None)
         if progress:
             print(file=sys.stderr)

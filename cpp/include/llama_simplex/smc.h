@@ -22,10 +22,11 @@ namespace llama_simplex {
 
 struct RolloutShape;
 
-// alpha, particles N, ramp R, ess_threshold κ, block, rounds: the fields of its list
-// (llama_simplex_params.h, with their defaults and ranges; check_smc_params checks them).
+// The fields of its list (llama_simplex_params.h: alpha, particles N, ramp R,
+// ess_threshold κ, block, rounds, and the chain member's n_ctx, rollout_seed and
+// max_tokens, which smc_generate does not read), filled by the table.
 struct SmcParams {
-    LLAMA_SIMPLEX_STRUCT_FIELDS(LLAMA_SIMPLEX_SMC_RUN_PARAMS)
+    LLAMA_SIMPLEX_ALL_FIELDS(LLAMA_SIMPLEX_SMC_PARAMS)
 };
 
 // One particle at the end of a run.
@@ -84,7 +85,7 @@ double smc_log_normaliser(const std::vector<double> & log_w);
 // The rollout context smc_generate needs: the prompt once and N particles of up to
 // max_tokens tokens (their cells, shared until they differ): N sequences.
 RolloutShape smc_context_shape(const SmcParams & params, int64_t n_prompt, int64_t max_tokens);
-// Throws std::invalid_argument naming the parameter that is out of range.
+// Throws std::invalid_argument naming the parameter that is out of range (the table's check).
 void check_smc_params(const SmcParams & params);
 
 // Runs the particles on ctx (a unified KV cache with >= N sequences and the cells of

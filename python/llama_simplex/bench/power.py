@@ -129,7 +129,7 @@ def throughput(llm, prompt, n_out: int):
         smc, raw, decoded = [], [], 0
         for rep in range(2):
             t0 = time.perf_counter()
-            out = _core.smc_generate(ctx, list(prompt), s.params_native(), n_out, rep, True)
+            out = _core.smc_generate(ctx, list(prompt), s.params(), n_out, rep, True)
             smc.append(time.perf_counter() - t0)
             steps = max(0, len(max((t for rd in out["rounds"] for t in rd["tokens"]), key=len)) - 1)
             decoded = out["decoded_tokens"]
