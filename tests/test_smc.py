@@ -293,3 +293,15 @@ def test_chain_member_through_create_completion(tiny_llm, tiny_text):
     prompt = ls.integration._prompt_tokens(tiny_llm, tiny_text)
     expect = s.run(tiny_llm, prompt, 5, 2, False).tokens
     assert text == _core.detokenize(model_address(tiny_llm), expect).decode("utf-8", errors="replace")
+
+
+def test_block_spaces_the_ess_checks(hard_model):
+    """ESS is checked every `block` tokens: 6 tokens give 6 checks at block = 1,
+    3 at block = 2 and 1 at block = 4 (when no particle ends earlier)."""
+    llm, _space, _ = hard_model
+    for block, checks in ((1, 6), (2, 3), (4, 1)):
+        s = ls.SMCPowerSampler(particles=4, block=block)
+        ctx, _n = _context(llm, s, 2, 6, extra_seq=0)
+        out = _core.smc_generate(ctx, [1, 3], s.params(), 6, 0, False)  # no end-of-sequence: every step runs
+        assert len(out["rounds"][0]["ess"]) == checks, (block, out["rounds"][0]["ess"])
+        assert out["decode_calls"] == 6 and out["decoded_tokens"] == 1 + 4 * 5
