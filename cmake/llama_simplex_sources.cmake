@@ -17,6 +17,8 @@ set(LLAMA_SIMPLEX_SOURCES
     ${LLAMA_SIMPLEX_ROOT}/cpp/src/multi_sample.cpp
     ${LLAMA_SIMPLEX_ROOT}/cpp/src/power.cpp
     ${LLAMA_SIMPLEX_ROOT}/cpp/src/mcmc.cpp
+    ${LLAMA_SIMPLEX_ROOT}/cpp/src/smc.cpp
+    ${LLAMA_SIMPLEX_ROOT}/cpp/src/smc_chain.cpp
     ${LLAMA_SIMPLEX_ROOT}/cpp/src/specs.cpp
     ${LLAMA_SIMPLEX_ROOT}/cpp/src/c_api.cpp)
 

@@ -33,6 +33,7 @@ SAMPLERS = {
     "best_of_k": {"preset": "paper-0.05"},
     "objective": {"lam": 0.5, "entropy": 1.0, "kl": 0.0, "l2": 1.0, "steps": 10, "support": "top-k:20"},
     "power": {"alpha": 3.0, "candidates": 4, "rollouts": 2, "horizon": 3, "n_ctx": 256},
+    "smc": {"particles": 4, "ramp": 2, "max_tokens": 6, "n_ctx": 256},
 }
 
 # Only characters of the tiny model's vocabulary: llama.cpp aborts on others.

@@ -136,6 +136,52 @@ class PowerParams(ctypes.Structure):
                 ("rollout_seed", ctypes.c_uint32), ("max_tokens", ctypes.c_int32), ("draw", DrawParams)]
 
 
+class SmcParams(ctypes.Structure):
+    _fields_ = [("alpha", ctypes.c_float), ("particles", ctypes.c_int32), ("ramp", ctypes.c_int32),
+                ("ess_threshold", ctypes.c_double), ("block", ctypes.c_int32), ("rounds", ctypes.c_int32),
+                ("n_ctx", ctypes.c_uint32), ("rollout_seed", ctypes.c_uint32), ("max_tokens", ctypes.c_int32),
+                ("draw", DrawParams)]
+
+
+def test_smc_constructor(lib, tiny_llm):
+    """llama_simplex_smc: the table's defaults, errors naming the parameter (a
+    context too small for the particles among them, before any work), and a
+    chain member that emits the completion the particles drew."""
+    import numpy as np
+    lib.llama_simplex_smc_default_params.restype = SmcParams
+    p = lib.llama_simplex_smc_default_params()
+    assert (p.alpha, p.particles, p.ramp, p.ess_threshold, p.block, p.rounds, p.n_ctx, p.max_tokens) == \
+        (4.0, 8, 0, 0.5, 1, 1, 8192, 256)
+    out = ctypes.c_void_p()
+    model = ctypes.c_void_p(ls.handles.model_address(tiny_llm))
+    assert lib.llama_simplex_smc(ctypes.byref(p), None, ctypes.byref(out)) == 2  # NULL model
+    for field, value, message in [("particles", 0, b"particles: must be in [1, 256]"),
+                                  ("ess_threshold", 1.5, b"ess_threshold: must be in [0, 1]"),
+                                  ("max_tokens", 0, b"max_tokens: must be >= 1, got 0"),
+                                  ("n_ctx", 1000, b"n_ctx: must be >= 2050")]:
+        q = lib.llama_simplex_smc_default_params()
+        setattr(q, field, value)
+        assert lib.llama_simplex_smc(ctypes.byref(q), model, ctypes.byref(out)) == 1, field
+        assert message in lib.llama_simplex_last_error(), lib.llama_simplex_last_error()
+    q = lib.llama_simplex_smc_default_params()
+    q.particles, q.max_tokens, q.n_ctx, q.rollout_seed = 4, 3, 256, 7
+    assert lib.llama_simplex_smc(ctypes.byref(q), model, ctypes.byref(out)) == 0
+    native = ls._core.adopt_sampler(out.value)
+    prompt = [1, 3]
+    for t in prompt:
+        native.accept(t)
+    # The completion the particles drew with the same seed, emitted one token at a time.
+    s = ls.SMCPowerSampler(particles=4)
+    expect = s.run(tiny_llm, prompt, 3, 7, False).tokens
+    got = []
+    for _ in range(len(expect)):
+        ids, _lg, probs, _s, _o = native.apply(np.zeros(tiny_llm.n_vocab(), np.float32))
+        assert list(probs) == [1.0]
+        got.append(int(ids[0]))
+        native.accept(int(ids[0]))
+    assert got == expect
+
+
 def test_objective_and_power_constructors(lib, tiny_llm):
     import llama_cpp
     import numpy as np

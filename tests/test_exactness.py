@@ -19,6 +19,12 @@ states the bias:
   low-temperature sampling, which rarely proposes π's likeliest outputs on
   these models, so after 10 steps per stage the chain is still at TV
   0.44-0.85 from π; the chain's stationary law is π (checked exactly).
+- SMCPowerSampler N = 64 at its defaults (no ramp): its proposal is
+  low-temperature sampling too; on tiny16-s0 π's likeliest output has 0.6 %
+  under it, so 64 particles rarely hold it and the O(1/N) bias is large
+  (TV 0.54-0.57 on the vocabulary-16 models, 0.03 on tiny8-s2, measured;
+  not tested). N = 256 with the exponent ramped over the 3 tokens is π
+  within the noise (tested below as its algorithm's law, π).
 """
 
 from __future__ import annotations
@@ -77,7 +83,9 @@ def test_power_sampler_paper_preset_is_pi(model):
     assert tv <= noise, (tv, noise)
 
 
-@pytest.mark.parametrize("label", [label for label in SAMPLERS if label != "PowerSampler paper"])
+# SMC N = 64 without a ramp is reported by the eval, not held to π (see the docstring).
+@pytest.mark.parametrize("label", [label for label in SAMPLERS if label not in ("PowerSampler paper",
+                                                                                "SMCPowerSampler N = 64")])
 def test_sampler_follows_its_algorithm_exactly(model, label):
     """Every other preset: the draws' TV to the exact law of its algorithm is
     within that law's noise quantile at N (plus the Monte Carlo error of the

@@ -43,6 +43,8 @@ PARAMS: Dict[str, Dict[str, str]] = {
     "power": {"preset": "power_preset", "alpha": "positive", "candidates": "byte", "rollouts": "byte",
               "horizon": "horizon", "jackknife": "bool", "n_ctx": "n_ctx", "rollout_seed": "uint",
               "max_tokens": "k"},
+    "smc": {"alpha": "positive", "particles": "particles", "ramp": "ramp", "ess_threshold": "prob", "block": "count",
+            "rounds": "rounds", "n_ctx": "n_ctx", "rollout_seed": "uint", "max_tokens": "count"},
 }
 assert set(PARAMS) == set(SAMPLERS)
 
@@ -67,6 +69,9 @@ BAD: Dict[str, List[Any]] = {
     "steps": BAD_INT + [-1, 1001, 10 ** 6, 2 ** 31 - 1],
     "byte": BAD_INT + [0, -1, 256],
     "horizon": BAD_INT + [-1, 100000],
+    "particles": BAD_INT + [0, -1, 257],
+    "ramp": BAD_INT + [-1, 1000001],
+    "rounds": BAD_INT + [0, 1001],
     "n_ctx": BAD_UINT + [0, 63, 64, 4_000_000_000, 2 ** 32 - 1],
     "uint": BAD_UINT,
     "bool": [1, 0, "true", None, [], 1.0],

@@ -286,6 +286,27 @@ def test_declared_aliases_are_registered(server):
     assert checked >= 3  # bok, best-of-k, simplex-best-of-k at least
 
 
+def test_smc_emits_the_completion_its_particles_drew(server, model_64):
+    """'smc' by name: at its first apply it runs the particles in its own
+    context, then emits the drawn completion token by token: the text
+    llama_simplex.generate draws with the same seed, prompt and length limit
+    (its max_tokens; past it, end-of-sequence). Bad values: 400 naming them."""
+    import llama_simplex as ls
+    body = {"prompt": PROMPT, "n_predict": 10, "seed": 9, "samplers": ["smc"],
+            "sampler_params": {"smc": {"particles": 8, "ramp": 2, "max_tokens": 4, "n_ctx": 256}}}
+    status, _, data = post(server.port, "/completion", body, timeout=120)
+    assert status == 200, data
+    reply = json.loads(data)
+    llm = ls.load_model(model_64, n_ctx=256)
+    expect = ls.generate(llm, PROMPT, ls.SMCPowerSampler(particles=8, ramp=2), max_tokens=4, seed=9, progress=False)
+    assert reply["content"] == expect.text and reply["tokens_predicted"] <= 5
+    for params, words in [({"particles": 0}, "particles: must be in [1, 256]"),
+                          ({"max_tokens": 100, "n_ctx": 256}, "n_ctx: must be >= 802"),
+                          ({"ess_threshold": 2}, "ess_threshold: must be in [0, 1]")]:
+        status, _, data = post(server.port, "/completion", dict(body, sampler_params={"smc": params}))
+        assert status == 400 and words in json.loads(data)["error"]["message"], data
+
+
 def test_power_at_its_defaults_with_the_length_limit(server):
     """power at its defaults (the paper preset, H = 64: far longer than the 3
     tokens asked for) with max_tokens = n_predict, so its rollouts stop where

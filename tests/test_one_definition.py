@@ -227,6 +227,8 @@ KNOWN = {
                                                      "(no defaults of its own)",
     ("python/llama_simplex/power.py", "power"): "PowerSampler.native() hands make_sampler its C-only arguments "
                                                 "n_ctx, max_tokens and the seed",
+    ("python/llama_simplex/power.py", "smc"): "the same three C-only arguments of PowerSampler.native(), which "
+                                              "SMC's chain member has too",
 }
 
 

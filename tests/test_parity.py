@@ -19,20 +19,20 @@ import pytest
 import llama_simplex as ls
 from llama_simplex import _core, cli
 from llama_simplex.power import BlockPowerSampler, MCMCPowerSampler, PowerSampler
-from test_c_api import (PKG, BestOfKParams, MinPParams, ObjectiveParams, PowerParams, SoftmaxParams, TopKParams,
-                        TopPParams)
+from test_c_api import (PKG, BestOfKParams, MinPParams, ObjectiveParams, PowerParams, SmcParams, SoftmaxParams,
+                        TopKParams, TopPParams)
 
 SPECS: List[Dict[str, Any]] = _core.sampler_specs()
 BY_NAME = {s["name"]: s for s in SPECS}
 CLASSES = [ls.Greedy, ls.Softmax, ls.TopK, ls.TopP, ls.MinP, ls.Sparsemax, ls.BestOfK, ls.Objective, PowerSampler,
-           BlockPowerSampler, MCMCPowerSampler, ls.Dist]
+           BlockPowerSampler, MCMCPowerSampler, ls.SMCPowerSampler, ls.Dist]
 F32_MAX = float(np.finfo(np.float32).max)
 F32_TRUE_MIN = 1.401298464324817e-45
 LIMITS = {"i32": (-2**31, 2**31 - 1), "u32": (0, 2**32 - 1)}
 # The C struct of each sampler with a C constructor (test_c_api's ctypes mirror).
 C_STRUCTS = {"softmax": SoftmaxParams, "top_k": TopKParams, "top_p": TopPParams, "min_p": MinPParams,
              "sparsemax": SoftmaxParams, "best_of_k": BestOfKParams, "objective": ObjectiveParams,
-             "power": PowerParams}
+             "power": PowerParams, "smc": SmcParams}
 # Table parameters whose C field is named or shaped otherwise: a choice of two kept
 # as a bool, and the support spec kept as (kind, value).
 C_FIELDS = {"order": ("order_by_temperature",), "support": ("support", "support_value")}
@@ -40,6 +40,18 @@ C_FIELDS = {"order": ("order_by_temperature",), "support": ("support", "support_
 
 # The samplers built by the table's one constructor (specs.h make_sampler), from their
 # C struct alone: Python's classes and llama-server's registry both call it.
+# The samplers whose C constructor takes the model (their rollouts / particles run on it),
+# with settings small enough to build on the tiny model.
+WITH_MODEL = {"power": dict(candidates=2, rollouts=2, horizon=2, n_ctx=4096),
+              "smc": dict(particles=2, max_tokens=4, n_ctx=4096)}
+
+
+def _small(c, name: str):
+    for field, value in WITH_MODEL.get(name, {}).items():
+        setattr(c, field, value)
+    return c
+
+
 BUILT_BY_TABLE = ("greedy", "softmax", "top_k", "top_p", "min_p", "sparsemax", "best_of_k", "objective")
 
 
@@ -109,7 +121,7 @@ def test_the_table_is_consistent():
     names = [n for s in SPECS for n in (s["name"], *s["aliases"])]
     assert len(names) == len(set(names)), "a name or alias used twice"
     assert [s["name"] for s in SPECS] == ["greedy", "softmax", "top_k", "top_p", "min_p", "sparsemax", "best_of_k",
-                                          "objective", "power", "block_power", "mcmc", "dist"]
+                                          "objective", "power", "block_power", "mcmc", "smc", "dist"]
     for s in SPECS:
         assert s["server_name"] in (None, s["name"], *s["aliases"])
         for p in s["params"]:
@@ -150,7 +162,7 @@ def lib():
 
 def _c_build(lib, name: str, p, model) -> int:
     out = ctypes.c_void_p()
-    args = (ctypes.byref(p), model, ctypes.byref(out)) if name == "power" else (ctypes.byref(p), ctypes.byref(out))
+    args = (ctypes.byref(p), model, ctypes.byref(out)) if name in WITH_MODEL else (ctypes.byref(p), ctypes.byref(out))
     status = getattr(lib, f"llama_simplex_{name}")(*args)
     if status == 0:
         _core.adopt_sampler(out.value)  # freed when collected
@@ -168,7 +180,7 @@ def test_c_api(lib, name, tiny_llm):
     assert fields == [c for p in table for c in C_FIELDS.get(p["name"], (p["name"],))]
     getattr(lib, f"llama_simplex_{name}_default_params").restype = struct
     d = getattr(lib, f"llama_simplex_{name}_default_params")()
-    model = ctypes.c_void_p(ctypes.cast(tiny_llm.model, ctypes.c_void_p).value) if name == "power" else None
+    model = ctypes.c_void_p(ctypes.cast(tiny_llm.model, ctypes.c_void_p).value) if name in WITH_MODEL else None
     for p in table:
         if p["type"] == "support":
             assert (d.support, d.support_value) == (0, 0.0)
@@ -181,13 +193,12 @@ def test_c_api(lib, name, tiny_llm):
             continue
         for value, allowed in probes(p):
             c = getattr(lib, f"llama_simplex_{name}_default_params")()
-            if name == "power":  # small enough to build on the tiny model
-                c.candidates, c.rollouts, c.horizon, c.n_ctx = 2, 2, 2, 4096
+            _small(c, name)  # small enough to build on the tiny model
             if p["type"] in LIMITS and not LIMITS[p["type"]][0] <= value <= LIMITS[p["type"]][1]:
                 continue  # the C type cannot carry it
             if p["type"] == "f32" and (abs(value) > F32_MAX or 0 < abs(value) < F32_TRUE_MIN):
                 continue
-            if name == "power" and allowed and value > 8192:
+            if name in WITH_MODEL and allowed and value > 8192:
                 continue  # a rollout context this large: the model's limit (checked elsewhere), not the range
             setattr(c, field, value)
             status = _c_build(lib, name, c, model)
@@ -314,7 +325,7 @@ def test_one_message_for_an_out_of_range_value(spec, lib, tiny_llm):
     class, the C API (llama_simplex_last_error) and llama-server's reader."""
     name = spec["name"]
     cls = next(c for c in CLASSES if spec_of(c) is spec)
-    model = ctypes.c_void_p(ctypes.cast(tiny_llm.model, ctypes.c_void_p).value) if name == "power" else None
+    model = ctypes.c_void_p(ctypes.cast(tiny_llm.model, ctypes.c_void_p).value) if name in WITH_MODEL else None
     compared = 0
     for p in spec["params"]:
         for value in _out_of_range(p):
@@ -325,8 +336,7 @@ def test_one_message_for_an_out_of_range_value(spec, lib, tiny_llm):
                 messages["python"] = str(e.value)
             if "c" in p["surfaces"] and name in C_STRUCTS:
                 c = getattr(lib, f"llama_simplex_{name}_default_params")()
-                if name == "power":
-                    c.candidates, c.rollouts, c.horizon, c.n_ctx = 2, 2, 2, 4096
+                _small(c, name)
                 setattr(c, C_FIELDS.get(p["name"], (p["name"],))[0], value)
                 assert _c_build(lib, name, c, model) == 1, (name, p["name"], value)
                 messages["c"] = lib.llama_simplex_last_error().decode()

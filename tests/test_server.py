@@ -34,6 +34,7 @@ SAMPLERS = [
     {"name": "bok", "beta": 0.05, "lam": 0.5},
     {"name": "objective", "lam": 0.5, "entropy": 1.0, "kl": 0.0, "l2": 1.0, "steps": 10},
     {"name": "power", "alpha": 3.0, "candidates": 4, "rollouts": 2, "horizon": 3},
+    {"name": "smc", "particles": 4, "ramp": 2},
 ]
 
 
@@ -79,6 +80,21 @@ def test_bad_requests_get_400_and_the_server_keeps_serving(server, body, words):
     assert words in json.loads(data)["error"]["message"]
     status, _, _ = post(server, "/v1/completions", {"prompt": "abc", "max_tokens": 2, "sampler": "greedy"})
     assert status == 200
+
+
+def test_smc_serves_the_completion_generate_draws(server, tiny_llm):
+    """'smc' in a request runs the particles in the chain (its own context) and
+    answers the completion llama_simplex.generate draws with the same seed; a
+    context too small for the particles is a 400 naming the parameter."""
+    sampler = {"name": "smc", "particles": 6, "ess_threshold": 0.9}
+    body = {"prompt": "abc abc", "max_tokens": 7, "seed": 11, "sampler": sampler}
+    status, _, data = post(server, "/v1/completions", body)
+    assert status == 200, data
+    expect = ls.generate(tiny_llm, "abc abc", ls.SMCPowerSampler(particles=6, ess_threshold=0.9), max_tokens=7,
+                         seed=11, progress=False)
+    assert json.loads(data)["choices"][0]["text"] == expect.text
+    status, _, data = post(server, "/v1/completions", dict(body, sampler={"name": "smc", "particles": 0}))
+    assert status == 400 and "particles: must be in [1, 256]" in json.loads(data)["error"]["message"]
 
 
 def test_not_json_and_unknown_routes(server):

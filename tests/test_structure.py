@@ -133,6 +133,6 @@ def test_a_new_sequence_sampler_runs_through_generate(tiny_llm):
 
 
 def test_sequence_samplers_share_the_base():
-    for cls in (ls.PowerSampler, ls.BlockPowerSampler, ls.MCMCPowerSampler):
+    for cls in (ls.PowerSampler, ls.BlockPowerSampler, ls.MCMCPowerSampler, ls.SMCPowerSampler):
         assert issubclass(cls, SequenceSampler) and cls.name in ls.SAMPLERS
-    assert [n for n, c in ls.SAMPLERS.items() if issubclass(c, SequenceSampler) and c.in_chain] == ["power"]
+    assert [n for n, c in ls.SAMPLERS.items() if issubclass(c, SequenceSampler) and c.in_chain] == ["power", "smc"]

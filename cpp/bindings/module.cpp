@@ -19,6 +19,7 @@
 #include "llama_simplex/rollout.h"
 #include "llama_simplex/samplers.h"
 #include "llama_simplex/simplex.h"
+#include "llama_simplex/smc.h"
 #include "llama_simplex/solver.h"
 #include "llama_simplex/specs.h"
 
@@ -653,6 +654,92 @@ PYBIND11_MODULE(_core, m) {
         return py::make_tuple(out, d);
     }, py::arg("ctx"), py::arg("prompt"), py::arg("params"), py::arg("max_tokens"), py::arg("seed"),
        py::arg("stop_at_eog") = true, py::arg("progress") = py::none());
+
+    // Power-SMC (smc.h): the maths as pure functions, the context shape and the engine.
+    m.def("smc_alpha_at", &smc_alpha_at, py::arg("alpha"), py::arg("ramp"), py::arg("t"));
+    m.def("smc_log_z", [](const FloatArray & logits, double a) {
+        if (logits.ndim() != 1 || logits.size() == 0) throw py::value_error("logits: must be a non-empty 1-D array");
+        return smc_log_z(logits.data(), static_cast<int32_t>(logits.size()), a);
+    }, py::arg("logits"), py::arg("a"));
+    m.def("smc_incremental_log_weight", &smc_incremental_log_weight, py::arg("a_t"), py::arg("a_prev"),
+          py::arg("loglik"), py::arg("log_z"), py::arg("ended"));
+    m.def("smc_ess", &smc_ess, py::arg("log_w"));
+    m.def("smc_systematic_resample", &smc_systematic_resample, py::arg("log_w"), py::arg("u"));
+    m.def("smc_resample_slots", &smc_resample_slots, py::arg("ancestors"));
+    m.def("smc_log_normaliser", &smc_log_normaliser, py::arg("log_w"));
+
+    // params: an SMCPowerSampler's params() (the table fills SmcParams from them).
+    m.def("smc_context_shape", [checked](uintptr_t model, const py::dict & p, int64_t n_prompt,
+                                         int64_t max_tokens, uint32_t n_ubatch) {
+        const SmcParams params = run_params<SmcParams>("smc", p);
+        return checked(model, smc_context_shape(params, n_prompt, max_tokens), n_ubatch, "particles, max_tokens");
+    }, py::arg("model"), py::arg("params"), py::arg("n_prompt"), py::arg("max_tokens"), py::arg("n_ubatch") = 32);
+
+    // Runs the particles; returns a dict (the drawn completion, every round's particles and counters).
+    m.def("smc_generate", [](RolloutContext & ctx, const std::vector<llama_token> & prompt, const py::dict & p,
+                             int32_t max_tokens, uint64_t seed, bool stop_at_eog, py::object progress) {
+        const SmcParams params = run_params<SmcParams>("smc", p);
+        std::function<bool(int32_t, int32_t)> cb;
+        if (!progress.is_none()) {
+            cb = [&progress](int32_t step, int32_t resamples) {
+                py::gil_scoped_acquire gil;
+                py::object r = progress(step, resamples);
+                return r.is_none() || r.cast<bool>();
+            };
+        }
+        SmcResult r;
+        {
+            py::gil_scoped_release nogil;
+            r = smc_generate(ctx.ctx.get(), prompt, params, max_tokens, seed, stop_at_eog, cb);
+        }
+        py::list rounds;
+        for (const SmcRound & rd : r.rounds) {
+            py::list toks, logliks, log_w, stopped, ancestors;
+            for (const SmcParticle & p : rd.particles) {
+                toks.append(p.tokens);
+                logliks.append(p.loglik);
+                log_w.append(p.log_weight);
+                stopped.append(p.stopped);
+                ancestors.append(p.ancestor);
+            }
+            py::dict d;
+            d["tokens"] = toks, d["logliks"] = logliks, d["log_weights"] = log_w, d["stopped"] = stopped;
+            d["ancestors"] = ancestors, d["weights"] = rd.weights, d["log_z"] = rd.log_z, d["ess"] = rd.ess;
+            d["resamples"] = rd.resamples, d["unique_ancestors"] = rd.unique_ancestors;
+            rounds.append(d);
+        }
+        py::dict out;
+        out["tokens"] = r.tokens, out["stopped"] = r.stopped, out["round"] = r.round, out["particle"] = r.particle;
+        out["rounds"] = rounds, out["round_weights"] = r.round_weights;
+        out["decoded_tokens"] = r.decoded_tokens, out["decode_calls"] = r.decode_calls;
+        return out;
+    }, py::arg("ctx"), py::arg("prompt"), py::arg("params"), py::arg("max_tokens"), py::arg("seed"),
+       py::arg("stop_at_eog") = true, py::arg("progress") = py::none());
+
+    // The benchmarks' baseline: seconds of `steps` bare batched llama_decode calls (rollout.h).
+    m.def("raw_batched_decode_seconds", [](RolloutContext & ctx, const std::vector<llama_token> & prompt,
+                                           int32_t n_seq, int32_t steps) {
+        py::gil_scoped_release nogil;
+        return raw_batched_decode_seconds(ctx.ctx.get(), prompt, n_seq, steps);
+    }, py::arg("ctx"), py::arg("prompt"), py::arg("n_seq"), py::arg("steps"));
+
+    // For tests of the cache: prefill into sequence 0 of an emptied context, and a sequence's
+    // cells before position p1 as bytes (read through the empty sequence `spare`).
+    m.def("rollout_prefill", [](RolloutContext & ctx, const std::vector<llama_token> & tokens) {
+        py::gil_scoped_release nogil;
+        RolloutEngine engine(ctx.ctx.get());
+        engine.clear();
+        if (!tokens.empty()) engine.extend(0, tokens.data(), tokens.size(), 0);
+    }, py::arg("ctx"), py::arg("tokens"));
+    m.def("rollout_seq_state", [](RolloutContext & ctx, int32_t seq, int32_t p1, int32_t spare) {
+        if (seq < 0 || spare < 0 || seq == spare || spare >= static_cast<int32_t>(llama_n_seq_max(ctx.ctx.get())) ||
+            seq >= static_cast<int32_t>(llama_n_seq_max(ctx.ctx.get()))) {
+            throw py::value_error("seq, spare: two distinct sequences of the context");
+        }
+        RolloutEngine engine(ctx.ctx.get());
+        const std::vector<uint8_t> b = engine.seq_state(seq, p1, spare);
+        return py::bytes(reinterpret_cast<const char *>(b.data()), b.size());
+    }, py::arg("ctx"), py::arg("seq"), py::arg("p1"), py::arg("spare"));
 
     py::class_<Generator>(m, "Generator")
         .def(py::init([](uintptr_t ctx, NativeSampler & sampler, std::vector<llama_token> prompt, int32_t max_tokens,

@@ -186,10 +186,10 @@ constexpr std::array<common_sampler_factory, sizeof...(I)> table_factories(std::
     return {table_factory<I>...};
 }
 
-// Power runs its rollouts in a context of the sampler's own on the server's model; the
-// prompt reaches it through accept(). The request's seed seeds the rollouts.
-llama_sampler * make_power(const llama_model * model, const std::string & t, uint32_t seed) {
-    const SamplerSpec & spec = *find_sampler_spec("power");
+// Power and SMC run their rollouts / particles in a context of the sampler's own on the
+// server's model; the prompt reaches them through accept(). The request's seed seeds them.
+llama_sampler * make_with_model(const char * name, const llama_model * model, const std::string & t, uint32_t seed) {
+    const SamplerSpec & spec = *find_sampler_spec(name);
     std::vector<std::pair<std::string, ParamValue>> given = given_of(spec, t);
     ParamValue s;  // the request's seed, before (so under) a rollout_seed the request gives
     s.kind = ParamValue::integer, s.i = seed, s.text = std::to_string(seed);
@@ -201,11 +201,20 @@ llama_sampler * make_power(const llama_model * model, const std::string & t, uin
     return wrap_throwing(out);
 }
 
+llama_sampler * make_power(const llama_model * model, const std::string & t, uint32_t seed) {
+    return make_with_model("power", model, t, seed);
+}
+
+llama_sampler * make_smc(const llama_model * model, const std::string & t, uint32_t seed) {
+    return make_with_model("smc", model, t, seed);
+}
+
 // The C constructor of a sampler llama-server takes (the table's server_name); null if none.
 common_sampler_factory factory(const SamplerSpec & spec) {
     static constexpr auto by_index = table_factories(std::make_index_sequence<MAX_TABLE>{});
     const size_t i = size_t(&spec - sampler_specs().data());
     if (std::string_view(spec.name) == "power") return make_power;
+    if (std::string_view(spec.name) == "smc") return make_smc;
     if (has_c_constructor(spec)) return i < MAX_TABLE ? by_index[i] : nullptr;
     return nullptr;
 }

@@ -11,6 +11,7 @@
 
 #include "llama_simplex/power.h"
 #include "llama_simplex/samplers.h"
+#include "llama_simplex/smc.h"
 #include "llama_simplex/specs.h"
 
 using namespace llama_simplex;
@@ -93,6 +94,7 @@ llama_simplex_best_of_k_params llama_simplex_best_of_k_default_params(void) { re
 llama_simplex_objective_params llama_simplex_objective_default_params(void) { return table_defaults<llama_simplex_objective_params>("objective"); }
 // n_ctx (table default 8192): the paper preset's rollouts take 4,169 cells; the rest holds the sequence.
 llama_simplex_power_params llama_simplex_power_default_params(void) { return table_defaults<llama_simplex_power_params>("power"); }
+llama_simplex_smc_params llama_simplex_smc_default_params(void) { return table_defaults<llama_simplex_smc_params>("smc"); }
 
 llama_simplex_status llama_simplex_greedy(llama_sampler ** out) {
     static const int dummy = 0;
@@ -145,6 +147,18 @@ llama_simplex_status llama_simplex_power(const llama_simplex_power_params * p, l
         PowerParams run{};
         c_to_run(spec_of("power"), p, &run);
         return make_power_chain_sampler(model, run);
+    });
+}
+
+llama_simplex_status llama_simplex_smc(const llama_simplex_smc_params * p, llama_model * model, llama_sampler ** out) {
+    if (model == nullptr && out != nullptr) {
+        *out = nullptr;
+        return fail(LLAMA_SIMPLEX_NULL_ARGUMENT, "model: must not be NULL (the particles run on it)");
+    }
+    return build_checked("smc", p, out, [p, model] {
+        SmcParams run{};
+        c_to_run(spec_of("smc"), p, &run);
+        return make_smc_chain_sampler(model, p->n_ctx, run, p->rollout_seed, p->max_tokens);
     });
 }
 

@@ -1,6 +1,7 @@
 #include "llama_simplex/rollout.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <cmath>
@@ -213,6 +214,19 @@ void RolloutEngine::drop(llama_seq_id seq) {
     llama_memory_seq_rm(llama_get_memory(ctx_), seq, -1, -1);
 }
 
+void RolloutEngine::trim(llama_seq_id seq, llama_pos p0) {
+    llama_memory_seq_rm(llama_get_memory(ctx_), seq, p0, -1);
+}
+
+std::vector<uint8_t> RolloutEngine::seq_state(llama_seq_id seq, llama_pos p1, llama_seq_id spare) {
+    drop(spare);
+    fork_range(seq, spare, 0, p1);
+    std::vector<uint8_t> out(llama_state_seq_get_size(ctx_, spare));
+    out.resize(llama_state_seq_get_data(ctx_, out.data(), out.size(), spare));
+    drop(spare);
+    return out;
+}
+
 void RolloutEngine::step(const llama_seq_id * seqs, const llama_token * tokens, const llama_pos * pos, size_t n) {
     if (n > static_cast<size_t>(n_batch_)) {
         throw std::invalid_argument("step: " + std::to_string(n) + " sequences exceed the batch size " +
@@ -263,6 +277,45 @@ const float * RolloutEngine::logits(size_t row) const {
         throw std::runtime_error("the context returned no logits");
     }
     return l;
+}
+
+double raw_batched_decode_seconds(llama_context * ctx, const std::vector<llama_token> & prompt, int32_t n_seq,
+                                  int32_t steps) {
+    if (prompt.empty()) throw std::invalid_argument("prompt: must hold at least one token");
+    if (n_seq < 1 || n_seq > static_cast<int32_t>(llama_n_seq_max(ctx))) {
+        throw std::invalid_argument("n_seq: must be in [1, " + std::to_string(llama_n_seq_max(ctx)) + "]");
+    }
+    if (static_cast<int64_t>(prompt.size()) + static_cast<int64_t>(n_seq) * steps > llama_n_ctx(ctx)) {
+        throw std::invalid_argument("steps: the context cannot hold prompt + n_seq x steps cells");
+    }
+    RolloutEngine engine(ctx);
+    const auto t0 = std::chrono::steady_clock::now();
+    engine.clear();
+    if (prompt.size() > 1) engine.extend(0, prompt.data(), prompt.size() - 1, 0);
+    for (int32_t s = 1; s < n_seq; ++s) engine.fork(0, s);
+    std::vector<std::vector<llama_seq_id>> all(1);
+    for (int32_t s = 0; s < n_seq; ++s) all[0].push_back(s);
+    const llama_pos last = static_cast<llama_pos>(prompt.size()) - 1;
+    engine.step_shared(&prompt.back(), &last, all);
+    llama_batch batch = llama_batch_init(n_seq, 0, 1);
+    for (int32_t t = 0; t < steps; ++t) {
+        batch.n_tokens = n_seq;
+        for (int32_t s = 0; s < n_seq; ++s) {
+            batch.token[s] = prompt.back();
+            batch.pos[s] = static_cast<llama_pos>(prompt.size()) + t;
+            batch.n_seq_id[s] = 1;
+            batch.seq_id[s][0] = s;
+            batch.logits[s] = 1;
+        }
+        if (llama_decode(ctx, batch) != 0) {
+            llama_batch_free(batch);
+            throw std::runtime_error("llama_decode failed in the raw batched decode");
+        }
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    llama_batch_free(batch);
+    engine.clear();
+    return seconds;
 }
 
 double token_logprob(const float * logits, int32_t n_vocab, llama_token token) {

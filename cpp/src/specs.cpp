@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "llama_simplex/llama_simplex.h"
+#include "llama_simplex/smc.h"
 #include "llama_simplex/mcmc.h"
 #include "llama_simplex/power.h"
 
@@ -179,6 +180,12 @@ std::vector<SamplerSpec> build_table() {
     t.push_back({"mcmc", {}, nullptr, nullptr,
                  "the MCMC baseline of power sampling [MCMC]: Metropolis-Hastings on suffixes",
                  LS_RUN_PARAMS(NoStruct, McmcParams, LLAMA_SIMPLEX_MCMC_PARAMS), {}, nullptr, {}});
+
+    // Power-SMC: every parameter on its C struct (llama-server builds it through it) and
+    // on SmcParams, the struct its engine runs from.
+    t.push_back({"smc", {"power_smc", "power-smc"}, "smc", "simplex-smc",
+                 "power sampling by sequential Monte Carlo [SMC]: N particles on one KV cache, resampled by ESS",
+                 LS_RUN_PARAMS(llama_simplex_smc_params, SmcParams, LLAMA_SIMPLEX_SMC_PARAMS), {}, nullptr, {}});
 
     t.push_back({"dist", {}, nullptr, "simplex-dist",
                  "the final draw from softmax(logits) of what the chain left",
@@ -562,6 +569,10 @@ llama_simplex_status c_power(const void * c_struct, llama_model * model, llama_s
     return llama_simplex_power(static_cast<const llama_simplex_power_params *>(c_struct), model, out);
 }
 
+llama_simplex_status c_smc(const void * c_struct, llama_model * model, llama_sampler ** out) {
+    return llama_simplex_smc(static_cast<const llama_simplex_smc_params *>(c_struct), model, out);
+}
+
 CConstructor c_constructor(const SamplerSpec & target) {
     static const std::pair<const char *, CConstructor> map[] = {
         {"greedy", c_greedy},
@@ -572,6 +583,7 @@ CConstructor c_constructor(const SamplerSpec & target) {
         {"sparsemax", c_make<llama_simplex_sparsemax_params, llama_simplex_sparsemax>},
         {"objective", c_make<llama_simplex_objective_params, llama_simplex_objective>},
         {"power", c_power},
+        {"smc", c_smc},
     };
     for (const auto & [name, make] : map) {
         if (std::strcmp(name, target.name) == 0) return make;
@@ -597,6 +609,7 @@ std::string make_sampler(const SamplerSpec & spec, const std::vector<std::pair<s
         llama_simplex_sparsemax_params sparsemax;
         llama_simplex_objective_params objective;
         llama_simplex_power_params     power;
+        llama_simplex_smc_params       smc;
     } c_struct{};
     fill_c_defaults(target, &c_struct);
     const std::string why = read_params(spec, given, &c_struct, surface);

@@ -13,11 +13,13 @@ from .power import BlockPowerSampler, MCMCPowerSampler, PowerSampler, power_weig
 from .registry import SAMPLERS, sampler_from_name
 from .samplers import BestOfK, Chain, Dist, Greedy, MinP, Objective, Sampler, Softmax, Sparsemax, TopK, TopP
 from .sequence import SequenceSampler
+from .smc import SMCParticles, SMCPowerSampler, smc_particles
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BestOfK", "Objective", "Samples", "sample_k", "PowerSampler", "BlockPowerSampler", "MCMCPowerSampler", "power_weights",
+    "SMCPowerSampler", "SMCParticles", "smc_particles",
     "Chain", "Dist", "Generation", "Greedy", "MinP", "ModelNotFoundError", "SAMPLERS", "Sampler", "SequenceSampler", "Softmax",
     "SamplingError", "Sparsemax", "TopK", "TopP", "create_chat_completion", "create_completion", "generate", "kernels", "load_model", "resolve_model",
     "sampler_from_name", "to_llama_cpp", "use_sampler",

@@ -11,13 +11,14 @@ from . import _core
 from . import _validate as v
 from .power import BlockPowerSampler, MCMCPowerSampler, PowerSampler
 from .samplers import BestOfK, Greedy, MinP, Objective, Sampler, Softmax, Sparsemax, TopK, TopP
+from .smc import SMCPowerSampler
 
 __all__ = ["SAMPLERS", "python_name", "sampler_from_name"]
 
 # Decoders selectable by name, in the order `llama-simplex samplers` lists them.
 SAMPLERS: Dict[str, type] = {
     cls.name: cls for cls in (Greedy, Softmax, TopK, TopP, MinP, Sparsemax, BestOfK, Objective,
-                              PowerSampler, BlockPowerSampler, MCMCPowerSampler)
+                              PowerSampler, BlockPowerSampler, MCMCPowerSampler, SMCPowerSampler)
 }
 
 

@@ -141,7 +141,7 @@ def _one_sampler(spec: Any, where: str, limits: Limits, llm: Optional[llama_cpp.
         raise BadRequest(f"{where}: {e}") from None
     sequence = isinstance(sampler, SequenceSampler)
     if sequence and not sampler.in_chain:
-        raise BadRequest(f"{where}: {name!r} is not served (use 'power', which runs inside llama.cpp's chain)")
+        raise BadRequest(f"{where}: {name!r} is not served (use 'power' or 'smc', which run inside llama.cpp's chain)")
     if isinstance(sampler, (Objective, BestOfK)) and sampler.steps > limits.max_steps:
         raise BadRequest(f"{where}.steps: must be in [0, {limits.max_steps}] on this server (--max-steps), "
                          f"got {sampler.steps}")

@@ -63,6 +63,8 @@ LLAMA_SIMPLEX_PARAMS_STRUCT_(best_of_k, LLAMA_SIMPLEX_BEST_OF_K_PARAMS);
 LLAMA_SIMPLEX_PARAMS_STRUCT_(objective, LLAMA_SIMPLEX_OBJECTIVE_PARAMS);
 /* power's model and rollout context: see llama_simplex_params.h */
 LLAMA_SIMPLEX_PARAMS_STRUCT_(power,     LLAMA_SIMPLEX_POWER_PARAMS);
+/* smc's model and context: see llama_simplex_params.h */
+LLAMA_SIMPLEX_PARAMS_STRUCT_(smc,       LLAMA_SIMPLEX_SMC_PARAMS);
 
 struct llama_simplex_softmax_params   llama_simplex_softmax_default_params(void);
 struct llama_simplex_top_k_params     llama_simplex_top_k_default_params(void);
@@ -72,6 +74,7 @@ struct llama_simplex_sparsemax_params llama_simplex_sparsemax_default_params(voi
 struct llama_simplex_best_of_k_params llama_simplex_best_of_k_default_params(void);
 struct llama_simplex_objective_params llama_simplex_objective_default_params(void);
 struct llama_simplex_power_params     llama_simplex_power_default_params(void);
+struct llama_simplex_smc_params       llama_simplex_smc_default_params(void);
 
 llama_simplex_status llama_simplex_greedy   (struct llama_sampler ** out);
 llama_simplex_status llama_simplex_softmax  (const struct llama_simplex_softmax_params   * params, struct llama_sampler ** out);
@@ -82,6 +85,8 @@ llama_simplex_status llama_simplex_sparsemax(const struct llama_simplex_sparsema
 llama_simplex_status llama_simplex_best_of_k(const struct llama_simplex_best_of_k_params * params, struct llama_sampler ** out);
 llama_simplex_status llama_simplex_objective(const struct llama_simplex_objective_params * params, struct llama_sampler ** out);
 llama_simplex_status llama_simplex_power    (const struct llama_simplex_power_params     * params,
+                                             struct llama_model * model, struct llama_sampler ** out);
+llama_simplex_status llama_simplex_smc      (const struct llama_simplex_smc_params       * params,
                                              struct llama_model * model, struct llama_sampler ** out);
 
 /* Non-zero when the last apply of smpl (or of one of ours in a chain) failed:

@@ -185,6 +185,28 @@
     X(int32_t, stages, 16, IN(1, 100000), PY, "stages the output is generated in", "") \
     X(int32_t, steps, 10, IN(0, 1000000), PY, "Metropolis-Hastings steps per stage", "")
 
+/* Power sampling by sequential Monte Carlo [SMC] (docs/math.md section 6), for
+ * any chain: at its first apply it runs N particles after the prompt (learnt
+ * through accept(): feed it the prompt) in a context of its own (n_ctx cells)
+ * on `model`, up to max_tokens tokens, draws one completion by its weight, then
+ * emits it token by token (the one candidate left, p = 1), and end-of-sequence
+ * after it. If the chain accepts another token than the planned one, it plans
+ * again from there. n_ctx must hold prompt + N x max_tokens + 1 cells (checked
+ * at construction for a one-token prompt: INVALID_ARGUMENT naming n_ctx). The
+ * library's SmcParams (smc.h) holds these fields too. */
+#define LLAMA_SIMPLEX_SMC_PARAMS(F, X, S) \
+    LLAMA_SIMPLEX_ALPHA_(F, ALL) \
+    F(int32_t, particles, particles, 8, IN(1, 256), ALL, "N, particles (one KV-cache sequence each)", "") \
+    F(int32_t, ramp, ramp, 0, IN(0, 1000000), ALL, "R, the exponent rises linearly from 1 to alpha over R tokens", \
+      "0: alpha from the first token") \
+    F(double, ess_threshold, ess_threshold, 0.5, IN(0, 1), ALL, "kappa: resample when ESS < kappa N", "0: never") \
+    F(int32_t, block, block, 1, IN(1, 1000000), ALL, "tokens between ESS checks", "") \
+    F(int32_t, rounds, rounds, 1, IN(1, 1000), ALL, "independent runs, combined by their normaliser estimates", "") \
+    F(uint32_t, n_ctx, n_ctx, 8192, IN(64, UINT32_MAX), C | SV, "cells of the sampler's own context", "") \
+    F(uint32_t, rollout_seed, rollout_seed, 0, IN(0, UINT32_MAX), C | SV, \
+      "seeds the particles (llama-server: the request's seed)", "") \
+    F(int32_t, max_tokens, max_tokens, 256, IN(1, INT32_MAX), C | SV, "the completion's length limit", "")
+
 /* The final draw from softmax(logits) of what the chain left (no C struct). */
 #define LLAMA_SIMPLEX_DIST_PARAMS(F, X, S) \
     X(uint32_t, seed, 0, IN(0, UINT32_MAX - 1), PY, "its own seed (a call's seed replaces it)", \

@@ -93,6 +93,11 @@ class RolloutEngine {
     void fork_range(llama_seq_id src, llama_seq_id dst, llama_pos p0, llama_pos p1);
     // Removes every cell of seq.
     void drop(llama_seq_id seq);
+    // Removes seq's cells at positions >= p0 (what comes before stays, shared or not).
+    void trim(llama_seq_id seq, llama_pos p0);
+    // seq's cells at positions [0, p1) as llama_state_seq_get_data writes them (positions and
+    // K/V rows), read through `spare` (a sequence left empty): for tests that cells are unchanged.
+    std::vector<uint8_t> seq_state(llama_seq_id seq, llama_pos p1, llama_seq_id spare);
     // One llama_decode: tokens[i] appended to seqs[i] at pos[i], with logits
     // for every row, readable with logits(i).
     void step(const llama_seq_id * seqs, const llama_token * tokens, const llama_pos * pos, size_t n);
@@ -108,6 +113,14 @@ class RolloutEngine {
     int32_t         n_batch_;
     size_t          n_rows_ = 0;
 };
+
+// The benchmark baseline of the engines: prefills `prompt` but its last token into
+// sequence 0, shares it with n_seq sequences, decodes the last token once for all of
+// them, then `steps` bare llama_decode calls of one token per sequence (logits for every
+// row, as the engines ask), with no sampling or bookkeeping: the decodes Power-SMC makes
+// for steps + 1 tokens. Returns the seconds of all of it.
+double raw_batched_decode_seconds(llama_context * ctx, const std::vector<llama_token> & prompt, int32_t n_seq,
+                                  int32_t steps);
 
 // log p(token) under softmax(logits) (temperature 1), in float64.
 double token_logprob(const float * logits, int32_t n_vocab, llama_token token);

@@ -44,6 +44,13 @@ bool last_solve(const llama_sampler * smpl, SolveResult & out);
 // the rollouts need, more memory than available, horizon beyond the model).
 llama_sampler * make_power_chain_sampler(llama_model * model, const PowerParams & params);
 
+struct SmcParams;
+// Power-SMC for any chain (llama_simplex_smc): plans the completion with N particles in a
+// context of its own (n_ctx cells) at its first apply, then emits it token by token.
+// Throws std::invalid_argument naming the parameter when n_ctx cannot hold the particles.
+llama_sampler * make_smc_chain_sampler(llama_model * model, uint32_t n_ctx, const SmcParams & params,
+                                       uint32_t rollout_seed, int32_t max_tokens);
+
 // Final draw from softmax(logit) of whatever the chain left; LLAMA_DEFAULT_SEED picks a random seed.
 llama_sampler * make_dist(uint32_t seed);
 

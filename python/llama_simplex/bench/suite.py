@@ -66,12 +66,13 @@ def _draw_generation(ax, data: dict) -> None:
 
 
 def _draw_power(axes, data: dict) -> None:
-    a, b = axes
-    lat = data["latency"]
+    a, b, c = axes
+    # latency at the longest output length every method ran at
+    length, lat = max(((int(n), v["rows"]) for n, v in data["latency"].items()), key=lambda x: (len(x[1]), x[0]))
     a.barh([r["method"].split(" (")[0] for r in lat], [r["seconds"] for r in lat], color="tab:orange")
     a.set_xscale("log")
     a.set_xlabel("seconds (log scale)")
-    a.set_title("Latency at equal output length and alpha")
+    a.set_title(f"Latency, {length} tokens, alpha = 4")
     a.invert_yaxis()
     sc = data["scaling"]
     km = sorted((r for r in sc if r["H"] == 8 and r["prompt"] == 64), key=lambda r: r["K"] * r["M"])
@@ -82,6 +83,21 @@ def _draw_power(axes, data: dict) -> None:
     b.set_ylabel("seconds per generated token")
     b.set_title("Token-level power sampling cost")
     b.legend()
+    fid = data.get("fidelity")
+    if fid:
+        groups: Dict[str, list] = {}
+        for r in fid["rows"]:
+            key = r["sampler"] + (" (" + r["setting"].split(", ")[1] + ")" if r["sampler"] == "Power-SMC" else "")
+            groups.setdefault(key, []).append(r)
+        for key, rows in groups.items():
+            rows = sorted(rows, key=lambda r: r["decoded_tokens"])
+            c.plot([r["decoded_tokens"] for r in rows], [r["tv"] for r in rows], "o-", label=key)
+        c.axhline(fid["noise"], color="grey", ls="--", lw=1, label="noise q99")
+        c.set_xscale("log")
+        c.set_xlabel("decoded tokens per draw (log scale)")
+        c.set_ylabel("TV to pi")
+        c.set_title(f"Fidelity per compute ({fid['model']}, {fid['length']} tokens)")
+        c.legend(fontsize=7)
 
 
 def run_suite(out_dir: Path, model: Optional[str] = None, parts: Sequence[str] = PARTS, quick: bool = False) -> Path:
@@ -102,10 +118,10 @@ def run_suite(out_dir: Path, model: Optional[str] = None, parts: Sequence[str] =
         sections["generation"] = _run(generation.main, argv)
         _plot(out_dir, "generation", _draw_generation)
     if "power" in parts:
-        argv = model_args + ["--prompt-tokens", "64" if quick else "512", "--out-tokens", "4" if quick else "16",
-                             "--json", str(out_dir / "power.json")]
+        argv = model_args + ["--prompt-tokens", "64" if quick else "512", "--out-tokens", "4" if quick else "16,64",
+                             "--fidelity-draws", "100" if quick else "1000", "--json", str(out_dir / "power.json")]
         sections["power"] = _run(power.main, argv)
-        _plot(out_dir, "power", _draw_power, ncols=2, figsize=(11, 4.5))
+        _plot(out_dir, "power", _draw_power, ncols=3, figsize=(17, 4.5))
     for name, text in sections.items():
         (out_dir / f"{name}.md").write_text(text)
     report = [f"# llama-simplex bench ({time.perf_counter() - t0:.0f} s{', quick' if quick else ''})", ""]

@@ -23,6 +23,7 @@ import numpy as np
 from ..power import BlockPowerSampler, MCMCPowerSampler, PowerSampler
 from ..report import save_figure, write_results
 from ..samplers import Sampler
+from ..smc import SMCPowerSampler
 from . import exact
 from .cache import PointCache
 
@@ -37,6 +38,10 @@ def samplers_at_presets(alpha: float) -> List[Tuple[str, Sampler]]:
         for name in cls.PRESETS:
             out.append((f"{cls.__name__} {name}", cls.preset(name, alpha=alpha)))
     out.append(("MCMCPowerSampler paper (16 stages, 10 steps)", MCMCPowerSampler(alpha=alpha)))
+    # SMC has no presets: N = 64 at its defaults (no ramp), and N = 256 with the exponent
+    # ramped over 3 tokens (the whole output at the eval's default length).
+    out.append(("SMCPowerSampler N = 64", SMCPowerSampler(alpha=alpha, particles=64)))
+    out.append(("SMCPowerSampler N = 256, ramp = 3", SMCPowerSampler(alpha=alpha, particles=256, ramp=3)))
     return out
 
 
@@ -49,7 +54,9 @@ def algorithm_law(space: exact.Completions, sampler: Sampler) -> Tuple[np.ndarra
     - BlockPowerSampler with outputs shorter than a block: the whole output is
       its tail, one of L_tail base samples chosen ∝ p^α (Monte Carlo, error
       bound given);
-    - MCMCPowerSampler: the chain's law after its stages and steps (exact)."""
+    - MCMCPowerSampler: the chain's law after its stages and steps (exact);
+    - SMCPowerSampler: π itself, which its draws' law tends to as N grows
+      (bias O(1/N); not computed exactly at finite N)."""
     law = _ALGORITHM_LAWS.get(type(sampler))
     if law is None:
         raise TypeError(f"sampler: no exact law for {type(sampler).__name__}")
@@ -74,9 +81,14 @@ def _mcmc_law(space: exact.Completions, sampler: MCMCPowerSampler) -> Tuple[np.n
             f"the chain after {sampler.stages} stages x {sampler.steps} steps")
 
 
+def _smc_law(space: exact.Completions, sampler: SMCPowerSampler) -> Tuple[np.ndarray, float, str]:
+    return space.power(sampler.alpha), 0.0, f"π (N = {sampler.particles} particles: bias O(1/N))"
+
+
 # Each algorithm's law is its own maths: one entry per sequence-level sampler.
 _ALGORITHM_LAWS: Dict[type, Callable[..., Tuple[np.ndarray, float, str]]] = {
     PowerSampler: _power_law, BlockPowerSampler: _block_law, MCMCPowerSampler: _mcmc_law,
+    SMCPowerSampler: _smc_law,
 }
 
 
@@ -136,7 +148,7 @@ def run(models: Sequence[str], out_dir: Path, alpha: float = 4.0, samples: int =
              f"{length - 1} tokens left after the first). *Its algorithm's exact law*: what the sampler draws "
              f"with unlimited draws of its own randomness (power: exact futures over its K candidates; block "
              f"power, whose {length}-token outputs are shorter than a block: the best of L_tail base samples by "
-             f"p^α; MCMC: the chain after its stages and steps), computed exactly (block: Monte Carlo, its error "
+             f"p^α; MCMC: the chain after its stages and steps; SMC: π, its limit as N grows), computed exactly (block: Monte Carlo, its error "
              f"added to the noise); its TV to π is the bias by design, and the draws' TV to it checks the "
              f"implementation.", "",
              f"Command: `llama-simplex eval exactness --model {','.join(r['model'] for r in results)} "

@@ -1,0 +1,369 @@
+// Power-SMC (docs/math.md §6, smc.h): the weights, ESS, systematic resampling
+// and normaliser as pure functions, and the particle loop on the rollout engine.
+#include "llama_simplex/smc.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "llama_simplex/generate.h"
+#include "llama_simplex/rollout.h"
+#include "llama_simplex/simplex.h"
+#include "llama_simplex/specs.h"
+#include "vec_math.h"
+
+namespace llama_simplex {
+
+namespace {
+
+constexpr double NEG_INF = -std::numeric_limits<double>::infinity();
+
+double log_sum_exp(const std::vector<double> & x) {
+    double hi = NEG_INF;
+    for (double v : x) hi = std::max(hi, v);
+    if (hi == NEG_INF) return NEG_INF;
+    double s = 0.0;
+    for (double v : x) s += std::exp(v - hi);
+    return hi + std::log(s);
+}
+
+// One row of logits at exponent a: e[i] = exp(a·(logit_i − max)) (q's unnormalised weights),
+// lse_p = log-sum-exp(logits), log Z = log Σ p^a. Two exp passes (one for a = 1).
+struct Tempered {
+    double lse_p = 0.0;
+    double log_z = 0.0;
+    double total = 0.0;  // Σ e
+};
+
+Tempered tempered(const float * logits, int32_t n_vocab, double a, std::vector<float> & e) {
+    const size_t n = static_cast<size_t>(n_vocab);
+    float hi = -std::numeric_limits<float>::infinity();
+    for (size_t i = 0; i < n; ++i) hi = logits[i] > hi ? logits[i] : hi;  // ternary: vectorises
+    if (!std::isfinite(hi)) throw std::runtime_error("the model returned no finite logit (NaN or all -inf)");
+    e.resize(n);
+    Tempered t;
+    const double sum_p = vec::exp_shifted(logits, e.data(), n, 1.0f, hi);
+    t.lse_p = static_cast<double>(hi) + std::log(sum_p);
+    if (a == 1.0) {
+        t.total = sum_p;  // e already holds p's weights: q = p, Z = 1 exactly
+        t.log_z = 0.0;
+    } else {
+        const float af = static_cast<float>(a);
+        t.total = vec::exp_shifted(logits, e.data(), n, af, af * hi);
+        t.log_z = std::log(t.total) - a * std::log(sum_p);
+    }
+    if (!std::isfinite(t.lse_p) || !std::isfinite(t.log_z)) {
+        throw std::runtime_error("the model returned non-finite logits");
+    }
+    return t;
+}
+
+// Draws an index with probability e[i] / total (u uniform in [0, 1)).
+llama_token draw_index(const std::vector<float> & e, double total, double u) {
+    const double target = u * total;
+    double run = 0.0;
+    size_t last = 0;
+    for (size_t i = 0; i < e.size(); ++i) {
+        if (e[i] <= 0.0f) continue;
+        run += e[i];
+        last = i;
+        if (run > target) return static_cast<llama_token>(i);
+    }
+    return static_cast<llama_token>(last);  // rounding at the top end
+}
+
+// An index drawn ∝ exp(log_w).
+size_t draw_weighted(const std::vector<double> & log_w, double u) {
+    const double lse = log_sum_exp(log_w);
+    double run = 0.0;
+    size_t last = 0;
+    for (size_t i = 0; i < log_w.size(); ++i) {
+        const double w = std::exp(log_w[i] - lse);
+        if (!(w > 0.0)) continue;
+        run += w;
+        last = i;
+        if (run > u) return i;
+    }
+    return last;
+}
+
+}  // namespace
+
+double smc_alpha_at(double alpha, int32_t ramp, int32_t t) {
+    if (t <= 0) return 1.0;
+    if (ramp <= 0 || t >= ramp) return alpha;
+    return 1.0 + (alpha - 1.0) * static_cast<double>(t) / static_cast<double>(ramp);
+}
+
+double smc_log_z(const float * logits, int32_t n, double a, double * lse_p) {
+    std::vector<float> e;
+    const Tempered t = tempered(logits, n, a, e);
+    if (lse_p != nullptr) *lse_p = t.lse_p;
+    return t.log_z;
+}
+
+double smc_incremental_log_weight(double a_t, double a_prev, double loglik, double log_z, bool ended) {
+    // (a_t − a_prev)·loglik is 0 once the ramp is over, also for loglik = -inf (never NaN).
+    const double ramp_term = a_t == a_prev ? 0.0 : (a_t - a_prev) * loglik;
+    return ended ? ramp_term : ramp_term + log_z;
+}
+
+double smc_ess(const std::vector<double> & log_w) {
+    double hi = NEG_INF;
+    for (double v : log_w) hi = std::max(hi, v);
+    if (hi == NEG_INF) return 0.0;
+    double s1 = 0.0, s2 = 0.0;
+    for (double v : log_w) {
+        const double w = v == hi ? 1.0 : std::exp(v - hi);  // equal weights give exactly N
+        s1 += w;
+        s2 += w * w;
+    }
+    return s1 * s1 / s2;
+}
+
+std::vector<int32_t> smc_systematic_resample(const std::vector<double> & log_w, double u) {
+    const size_t n = log_w.size();
+    if (n == 0) return {};
+    if (!(u >= 0.0 && u < 1.0)) throw std::invalid_argument("u: must be in [0, 1)");
+    const double lse = log_sum_exp(log_w);
+    if (!std::isfinite(lse)) throw std::invalid_argument("log_w: needs a finite weight");
+    std::vector<int32_t> out(n);
+    double cum = 0.0;
+    size_t i = 0;
+    size_t last_positive = 0;
+    for (size_t k = 0; k < n; ++k) {
+        const double point = (u + static_cast<double>(k)) / static_cast<double>(n);
+        while (i < n) {
+            const double w = std::exp(log_w[i] - lse);
+            if (w > 0.0 && cum + w > point) break;
+            if (w > 0.0) last_positive = i;
+            cum += w;
+            ++i;
+        }
+        // Rounding can leave the last points past the cumulative sum: the last particle with weight takes them.
+        out[k] = static_cast<int32_t>(i < n ? i : last_positive);
+    }
+    return out;
+}
+
+std::vector<int32_t> smc_resample_slots(const std::vector<int32_t> & ancestors) {
+    const size_t n = ancestors.size();
+    std::vector<int32_t> offspring(n, 0);
+    for (int32_t a : ancestors) {
+        if (a < 0 || static_cast<size_t>(a) >= n) throw std::invalid_argument("ancestors: index out of range");
+        ++offspring[static_cast<size_t>(a)];
+    }
+    std::vector<int32_t> src(n);
+    std::vector<int32_t> free_slots;  // particles with no offspring, in order
+    for (size_t s = 0; s < n; ++s) {
+        src[s] = static_cast<int32_t>(s);
+        if (offspring[s] == 0) free_slots.push_back(static_cast<int32_t>(s));
+    }
+    size_t next = 0;
+    for (size_t a = 0; a < n; ++a) {
+        for (int32_t c = 1; c < offspring[a]; ++c) src[static_cast<size_t>(free_slots[next++])] = static_cast<int32_t>(a);
+    }
+    return src;
+}
+
+double smc_log_normaliser(const std::vector<double> & log_w) {
+    if (log_w.empty()) return NEG_INF;
+    return log_sum_exp(log_w) - std::log(static_cast<double>(log_w.size()));
+}
+
+void check_smc_params(const SmcParams & p) {
+    for (const ParamSpec & spec : find_sampler_spec("smc")->params) {
+        if (spec.get_run == nullptr) continue;
+        const std::string why = check_param(spec, spec.get_run(&p));
+        if (!why.empty()) throw std::invalid_argument(why);
+    }
+}
+
+RolloutShape smc_context_shape(const SmcParams & p, int64_t n_prompt, int64_t max_tokens) {
+    check_smc_params(p);
+    if (n_prompt < 0) throw std::invalid_argument("prompt: negative length");
+    if (max_tokens < 0) throw std::invalid_argument("max_tokens: must be >= 0, got " + std::to_string(max_tokens));
+    // The prompt's cells once (shared), and each particle's own tokens: a resampled copy shares
+    // its ancestor's cells and adds one per step, as the particle it replaced did.
+    return rollout_shape(n_prompt + p.particles * max_tokens + 1, static_cast<uint32_t>(p.particles),
+                         "prompt " + std::to_string(n_prompt) + " + particles " + std::to_string(p.particles) +
+                             " x max_tokens " + std::to_string(max_tokens) + " + 1");
+}
+
+SmcResult smc_generate(llama_context * ctx, const std::vector<llama_token> & prompt, const SmcParams & pp,
+                       int32_t max_tokens, uint64_t seed, bool stop_at_eog,
+                       const std::function<bool(int32_t, int32_t)> & progress) {
+    check_smc_params(pp);
+    RolloutEngine engine(ctx);
+    const llama_vocab * vocab = llama_model_get_vocab(llama_get_model(ctx));
+    const int32_t n_vocab = engine.n_vocab();
+    const int32_t n = pp.particles;
+    if (max_tokens < 0) throw std::invalid_argument("max_tokens: must be >= 0, got " + std::to_string(max_tokens));
+    check_prompt(prompt, n_vocab);
+    // Refused before any work: too few sequences or cells for N particles.
+    if (engine.n_seq_max() < n) {
+        throw std::invalid_argument("particles: " + std::to_string(n) + " particles need as many sequences, the context has " +
+                                    std::to_string(engine.n_seq_max()));
+    }
+    const RolloutShape shape = smc_context_shape(pp, static_cast<int64_t>(prompt.size()), max_tokens);
+    if (shape.cells > engine.n_ctx()) {
+        throw std::invalid_argument("max_tokens: SMC needs " + std::to_string(shape.cells) + " cells (" + shape.why +
+                                    "), the context has " + std::to_string(engine.n_ctx()));
+    }
+
+    struct Particle {
+        SmcParticle out;
+        llama_token pending = 0;  // decoded at the next step; its logits give the next token
+        llama_pos   pos = 0;
+        bool        ended = false;
+    };
+    struct Row {  // one decoded row of logits at the step's exponent
+        std::vector<float> e;  // q's unnormalised weights
+        Tempered           t;
+    };
+    SmcResult result;
+    uint64_t rng = seed;
+    const llama_pos p0 = static_cast<llama_pos>(prompt.size());
+    std::vector<Row> rows(static_cast<size_t>(n));
+
+    engine.clear();
+    // Invariant: a sequence's cells cover every position but its pending token.
+    if (p0 > 1) engine.extend(0, prompt.data(), prompt.size() - 1, 0);
+
+    bool stop = false;
+    std::vector<double> all_log_w;  // every round's final log-weights, for the draw across rounds
+    for (int32_t round = 0; round < pp.rounds && !stop; ++round) {
+        if (round > 0) {  // back to the prompt, whose cells stay: decoded once for all rounds
+            for (int32_t s = 1; s < n; ++s) engine.drop(s);
+            engine.trim(0, p0 - 1);
+        }
+        for (int32_t s = 1; s < n; ++s) engine.fork(0, s);
+        std::vector<Particle> parts(static_cast<size_t>(n));
+        std::vector<double> lw(static_cast<size_t>(n), 0.0);
+        for (int32_t s = 0; s < n; ++s) {
+            parts[s].pending = prompt.back();
+            parts[s].pos = p0 - 1;
+            parts[s].out.ancestor = s;
+        }
+        SmcRound rd;
+        double a_prev = 1.0;  // the exponent every weight is for so far
+        for (int32_t t = 1; t <= max_tokens; ++t) {
+            std::vector<int32_t> live;
+            for (int32_t s = 0; s < n; ++s) {
+                if (!parts[s].ended) live.push_back(s);
+            }
+            if (live.empty()) break;
+            const double a_t = smc_alpha_at(pp.alpha, pp.ramp, t);
+            // One llama_decode for every live particle; at the first step they share the
+            // prompt's last token (computed once, in every sequence).
+            std::vector<int32_t> row_of(static_cast<size_t>(n), -1);
+            size_t n_rows = 0;
+            if (t == 1) {
+                std::vector<std::vector<llama_seq_id>> seqs(1);
+                for (int32_t s = 0; s < n; ++s) seqs[0].push_back(s), row_of[s] = 0;
+                const llama_token tok = prompt.back();
+                const llama_pos pos = p0 - 1;
+                engine.step_shared(&tok, &pos, seqs);
+                n_rows = 1;
+            } else {
+                std::vector<llama_seq_id> seqs;
+                std::vector<llama_token> toks;
+                std::vector<llama_pos> pos;
+                for (int32_t s : live) {
+                    row_of[s] = static_cast<int32_t>(seqs.size());
+                    seqs.push_back(s);
+                    toks.push_back(parts[s].pending);
+                    pos.push_back(parts[s].pos);
+                }
+                engine.step(seqs.data(), toks.data(), pos.data(), seqs.size());
+                n_rows = seqs.size();
+            }
+            result.decoded_tokens += static_cast<int64_t>(n_rows);
+            ++result.decode_calls;
+            for (size_t r = 0; r < n_rows; ++r) rows[r].t = tempered(engine.logits(r), n_vocab, a_t, rows[r].e);
+
+            // Incremental weights: they depend on the prefix only, so resampling comes before the draw.
+            for (int32_t s = 0; s < n; ++s) {
+                const Particle & pt = parts[s];
+                const double log_z = pt.ended ? 0.0 : rows[static_cast<size_t>(row_of[s])].t.log_z;
+                lw[s] += smc_incremental_log_weight(a_t, a_prev, pt.out.loglik, log_z, pt.ended);
+            }
+            a_prev = a_t;
+            if (t % pp.block == 0) {
+                const double ess = smc_ess(lw);
+                rd.ess.push_back(ess);
+                if (ess < pp.ess_threshold * n) {
+                    const std::vector<int32_t> src = smc_resample_slots(smc_systematic_resample(lw, uniform01(rng)));
+                    const double mean = smc_log_normaliser(lw);  // every weight becomes the mean: Ẑ carries on
+                    for (int32_t s = 0; s < n; ++s) {
+                        lw[s] = mean;
+                        if (src[s] == s) continue;
+                        // Sources keep their slots and are never overwritten: copy straight from them.
+                        engine.drop(s);
+                        engine.fork(src[s], s);
+                        parts[s] = parts[src[s]];
+                        row_of[s] = row_of[src[s]];
+                    }
+                    ++rd.resamples;
+                }
+            }
+            // The draw: y_t ~ q_t = softmax(α_t · logits) for each live particle.
+            for (int32_t s = 0; s < n; ++s) {
+                Particle & pt = parts[s];
+                if (pt.ended) continue;
+                const Row & r = rows[static_cast<size_t>(row_of[s])];
+                const llama_token y = draw_index(r.e, r.t.total, uniform01(rng));
+                const float * logits = engine.logits(static_cast<size_t>(row_of[s]));
+                pt.out.loglik += static_cast<double>(logits[y]) - r.t.lse_p;
+                if (stop_at_eog && llama_vocab_is_eog(vocab, y)) {
+                    pt.ended = pt.out.stopped = true;
+                    continue;
+                }
+                pt.out.tokens.push_back(y);
+                pt.pending = y;
+                ++pt.pos;
+                if (static_cast<int32_t>(pt.out.tokens.size()) >= max_tokens) pt.ended = true;
+            }
+            if (progress && !progress(t, rd.resamples)) {
+                stop = true;
+                break;
+            }
+        }
+        // The rest of the ramp for every particle (all ended): the weights are then for p(y)^α.
+        for (int32_t s = 0; s < n; ++s) {
+            lw[s] += smc_incremental_log_weight(pp.alpha, a_prev, parts[s].out.loglik, 0.0, true);
+        }
+        rd.log_z = smc_log_normaliser(lw);
+        const double lse = log_sum_exp(lw);
+        std::vector<int32_t> ancestors;
+        for (int32_t s = 0; s < n; ++s) {
+            parts[s].out.log_weight = lw[s];
+            rd.weights.push_back(std::exp(lw[s] - lse));
+            ancestors.push_back(parts[s].out.ancestor);
+            rd.particles.push_back(parts[s].out);
+            all_log_w.push_back(lw[s]);
+        }
+        std::sort(ancestors.begin(), ancestors.end());
+        rd.unique_ancestors = static_cast<int32_t>(std::unique(ancestors.begin(), ancestors.end()) - ancestors.begin());
+        result.rounds.push_back(std::move(rd));
+    }
+    // Rounds combine by Ẑ_r: a round ∝ Ẑ_r, then a particle ∝ its weight; as every round
+    // starts at weight 1 this is one draw ∝ exp(log_w) over all particles of all rounds.
+    std::vector<double> log_zs;
+    for (const SmcRound & rd : result.rounds) log_zs.push_back(rd.log_z);
+    const double lse_z = log_sum_exp(log_zs);
+    for (double lz : log_zs) result.round_weights.push_back(std::exp(lz - lse_z));
+    if (!all_log_w.empty()) {
+        const size_t pick = draw_weighted(all_log_w, uniform01(rng));
+        result.round = static_cast<int32_t>(pick / static_cast<size_t>(n));
+        result.particle = static_cast<int32_t>(pick % static_cast<size_t>(n));
+        const SmcParticle & chosen = result.rounds[result.round].particles[result.particle];
+        result.tokens = chosen.tokens;
+        result.stopped = chosen.stopped;
+    }
+    return result;
+}
+
+}  // namespace llama_simplex

@@ -1,0 +1,307 @@
+"""Power-SMC (docs/math.md §6): the weights, ESS, systematic resampling and
+normaliser as pure functions; the sampler against the exact target
+π(y) ∝ p(y)^α enumerated on tiny generated models (3-token outputs, α = 4);
+the KV cache after resampling; the surfaces (generate, smc_particles, CLI)."""
+
+from __future__ import annotations
+
+import math
+
+import llama_cpp
+import numpy as np
+import pytest
+
+import llama_simplex as ls
+from llama_simplex import _core, cli
+from llama_simplex.eval import exact
+from llama_simplex.handles import model_address
+
+EOS = 2
+ALPHA = 4.0
+LENGTH = 3
+DRAWS = 2000
+
+
+# ---------------------------------------------------------------- pure functions
+
+def test_exponent_schedule():
+    assert _core.smc_alpha_at(4.0, 0, 0) == 1.0
+    assert [_core.smc_alpha_at(4.0, 0, t) for t in (1, 2, 50)] == [4.0, 4.0, 4.0]
+    # linear over the first R = 4 tokens: α_t = 1 + (α - 1) t / R
+    assert [_core.smc_alpha_at(4.0, 4, t) for t in range(7)] == [1.0, 1.75, 2.5, 3.25, 4.0, 4.0, 4.0]
+
+
+def test_log_z_and_incremental_weights():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=50).astype(np.float32) * 3
+    lp = logits.astype(np.float64) - np.log(np.exp(logits.astype(np.float64)).sum())
+    for a in (0.5, 2.0, 4.0):
+        assert _core.smc_log_z(logits, a) == pytest.approx(np.log(np.exp(a * lp).sum()), abs=1e-5)
+    assert _core.smc_log_z(logits, 1.0) == 0.0  # exactly: α = 1 weights are exactly 1
+    # live: (α_t − α_{t−1}) log p(prefix) + log Z_t; ended: the ramp term alone
+    assert _core.smc_incremental_log_weight(2.5, 1.75, -3.0, 0.2, False) == pytest.approx(0.75 * -3.0 + 0.2)
+    assert _core.smc_incremental_log_weight(2.5, 1.75, -3.0, 0.2, True) == pytest.approx(0.75 * -3.0)
+    assert _core.smc_incremental_log_weight(4.0, 4.0, -math.inf, 0.2, True) == 0.0  # never NaN
+
+
+def test_ess():
+    assert _core.smc_ess([0.3] * 7) == 7.0
+    assert _core.smc_ess([0.0, -math.inf, -math.inf]) == pytest.approx(1.0)
+    lw = np.log([0.1, 0.2, 0.3, 0.4])
+    w = np.exp(lw)
+    assert _core.smc_ess(list(lw)) == pytest.approx(w.sum() ** 2 / (w ** 2).sum())
+
+
+def test_systematic_resampling():
+    """Against a direct implementation; each particle gets floor(N W_i) or
+    ceil(N W_i) offspring (the property of systematic resampling)."""
+    rng = np.random.default_rng(1)
+    for n in (1, 2, 5, 16, 64):
+        for _ in range(50):
+            lw = rng.normal(size=n) * 2
+            u = float(rng.uniform())
+            got = _core.smc_systematic_resample(list(lw), u)
+            w = np.exp(lw - lw.max())
+            w /= w.sum()
+            expect = np.searchsorted(np.cumsum(w), (u + np.arange(n)) / n, side="right")
+            assert got == list(np.minimum(expect, n - 1))
+            counts = np.bincount(got, minlength=n)
+            assert np.all(counts >= np.floor(n * w - 1e-9)) and np.all(counts <= np.ceil(n * w + 1e-9))
+    # a zero weight is never drawn
+    assert 1 not in _core.smc_systematic_resample([0.0, -math.inf, 0.0], 0.999)
+    with pytest.raises(ValueError, match="u"):
+        _core.smc_systematic_resample([0.0], 1.0)
+
+
+def test_resample_slots_never_overwrite_a_source():
+    """Slot s takes a copy of src[s]: every ancestor keeps its own slot for its
+    first copy, further copies go to slots whose particle has no offspring."""
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        n = int(rng.integers(1, 20))
+        ancestors = sorted(rng.integers(0, n, size=n).tolist())
+        src = _core.smc_resample_slots(ancestors)
+        assert sorted(src) == ancestors  # the same multiset of ancestors
+        kept = set(ancestors)
+        for s, a in enumerate(src):
+            if s in kept:
+                assert a == s  # a source keeps its slot (so it is never overwritten)
+            else:
+                assert a in kept and a != s
+
+
+def test_log_normaliser():
+    lw = [-1.0, -2.0, -0.5]
+    assert _core.smc_log_normaliser(lw) == pytest.approx(np.log(np.mean(np.exp(lw))))
+
+
+# ---------------------------------------------------------------- against π
+
+@pytest.fixture(scope="module")
+def hard_model(tmp_path_factory):
+    """Among tiny models (vocabulary 8, seeds 0..7), the one where token-wise
+    low-temperature sampling (SMC's proposal without a ramp) is furthest from
+    π (3 tokens, α = 4), computed exactly."""
+    from tiny_gguf import build_tiny_model
+    best = None
+    for seed in range(8):
+        path = build_tiny_model(tmp_path_factory.mktemp("smc") / f"m{seed}.gguf", n_vocab=8, seed=seed)
+        llm = llama_cpp.Llama(model_path=str(path), n_ctx=1024, verbose=False)
+        space = exact.Completions(llm, [1, 3], LENGTH, EOS)
+        tv = exact.tv(space.power(ALPHA), space.low_temperature(ALPHA))
+        if best is None or tv > best[0]:
+            best = (tv, llm, space)
+    return best[1], best[2], best[0]
+
+
+def _tv(model, sampler, alpha=ALPHA, n=DRAWS):
+    llm, space, _ = model
+    target = space.power(alpha)
+    law, _stats = exact.empirical(llm, sampler, space, n)
+    return exact.tv(law, target), exact.tv_noise_quantile(target, n)
+
+
+@pytest.mark.parametrize("ramp,particles", [(3, 64), (0, 256)])
+def test_smc_draws_follow_pi(hard_model, ramp, particles):
+    """The drawn completion's law is within the 99% noise quantile of an exact
+    sampler of π at 2000 draws. With the ramp (R = 3, the whole output) at
+    N = 64; without it, on this model, the O(1/N) bias at N = 64 exceeds the
+    noise (π's mode has 9% under the proposal softmax(4·logits)): N = 256."""
+    _llm, _space, tv_low = hard_model
+    tv, noise = _tv(hard_model, ls.SMCPowerSampler(alpha=ALPHA, particles=particles, ramp=ramp))
+    assert tv < noise < tv_low, (tv, noise, tv_low)
+
+
+@pytest.mark.parametrize("ramp", [0, 3])
+def test_smc_tv_falls_as_particles_grow(hard_model, ramp):
+    """TV to π at N = 4, 16, 64: each step down by more than the noise
+    quantile of π at these draws, so the fall is not sampling noise."""
+    tvs = {}
+    for n in (4, 16, 64):
+        tvs[n], noise = _tv(hard_model, ls.SMCPowerSampler(alpha=ALPHA, particles=n, ramp=ramp))
+    assert tvs[4] - tvs[64] > noise, (tvs, noise)
+    assert tvs[4] > tvs[16] > tvs[64], tvs
+
+
+def test_normaliser_estimate_is_unbiased(hard_model):
+    """Ẑ (the mean of the final weights, resamplings carrying the mean) is an
+    unbiased estimate of Σ_y p(y)^α: the mean over 1000 runs is within 4
+    standard errors of the exact sum."""
+    llm, space, _ = hard_model
+    z_pi = float(np.exp(ALPHA * space.logp()).sum())
+    for ramp, n in ((0, 16), (3, 16)):
+        s = ls.SMCPowerSampler(alpha=ALPHA, particles=n, ramp=ramp, ess_threshold=1.0)
+        z = np.array([math.exp(ls.smc_particles(llm, space.prompt, s, max_tokens=LENGTH, seed=k,
+                                                add_special=False).log_z[0]) for k in range(1000)])
+        se = z.std(ddof=1) / math.sqrt(z.size)
+        assert abs(z.mean() - z_pi) < 4 * se, (ramp, z.mean(), z_pi, se)
+
+
+@pytest.mark.parametrize("ramp", [0, 2])
+def test_alpha_one_is_plain_sampling(hard_model, ramp):
+    """α = 1: every weight is exactly 1 (ESS = N, no resampling) and the draws
+    follow p itself (the same TV test against p)."""
+    llm, space, _ = hard_model
+    s = ls.SMCPowerSampler(alpha=1.0, particles=8, ramp=ramp, ess_threshold=1.0)
+    tv, noise = _tv(hard_model, s, alpha=1.0)
+    assert tv < noise, (tv, noise)
+    r = ls.smc_particles(llm, space.prompt, s, max_tokens=LENGTH, seed=0, add_special=False)
+    assert r.weights == pytest.approx([1 / 8] * 8, rel=1e-12) and r.resamples == [0] and all(e == 8.0 for e in r.ess[0])
+
+
+def test_rounds_combine(hard_model):
+    """rounds = 4 of N = 16: the draw is within the noise of π as N = 64 with
+    the ramp is, and smc_particles returns 4 x 16 particles whose weights sum to 1."""
+    llm, space, _ = hard_model
+    s = ls.SMCPowerSampler(alpha=ALPHA, particles=16, ramp=3, rounds=4)
+    r = ls.smc_particles(llm, space.prompt, s, max_tokens=LENGTH, seed=1, add_special=False)
+    assert len(r) == 64 and sum(r.weights) == pytest.approx(1.0) and len(r.log_z) == 4
+    tv, noise = _tv(hard_model, s, n=1000)
+    assert tv < noise, (tv, noise)
+
+
+# ---------------------------------------------------------------- the KV cache
+
+def _context(llm, sampler, n_prompt, max_tokens, extra_seq=1):
+    n_ctx, n_seq = sampler.context_size(llm, n_prompt, max_tokens)
+    return _core.RolloutContext(model_address(llm), n_ctx, n_seq + extra_seq, 0, 64, 32), n_seq
+
+
+def test_prompt_cells_are_untouched_and_shared(hard_model):
+    """After a run with resampling at every step, every particle's sequence
+    holds the prompt's cells bit for bit as one prefill left them (positions
+    and K/V rows), and the prompt's last token is one cell all share."""
+    llm, _space, _ = hard_model
+    prompt = [1, 3, 4, 5, 6, 3]
+    s = ls.SMCPowerSampler(alpha=ALPHA, particles=8, ess_threshold=1.0)
+    ctx, n = _context(llm, s, len(prompt), 6)
+    spare = n  # the extra sequence
+    _core.rollout_prefill(ctx, prompt[:-1])
+    before = _core.rollout_seq_state(ctx, 0, len(prompt) - 1, spare)
+    assert len(before) > 0
+    out = _core.smc_generate(ctx, prompt, s.params(), 6, 3, True)
+    assert out["rounds"][0]["resamples"] > 0
+    for seq in range(n):
+        assert _core.rollout_seq_state(ctx, seq, len(prompt) - 1, spare) == before, seq
+    whole = {_core.rollout_seq_state(ctx, seq, len(prompt), spare) for seq in range(n)}
+    assert len(whole) == 1
+
+
+def test_resampled_particles_match_a_re_decode(hard_model):
+    """After resampling (κ = 1: whenever ESS < N), each particle's
+    log-likelihood is that of a plain decode of its tokens (so its cells are
+    its own sequence's), and its weight is p(y)^α's up to the common factor."""
+    llm, _space, _ = hard_model
+    prompt = [1, 3]
+    s = ls.SMCPowerSampler(alpha=ALPHA, particles=8, ess_threshold=1.0)
+    ctx, _n = _context(llm, s, len(prompt), 6, extra_seq=0)
+    resamples = 0
+    for seed in range(5):
+        out = _core.smc_generate(ctx, prompt, s.params(), 6, seed, True)
+        rd = out["rounds"][0]
+        resamples += rd["resamples"]
+        for toks, ll, stopped in zip(rd["tokens"], rd["logliks"], rd["stopped"]):
+            seq = list(toks) + ([EOS] if stopped else [])
+            expect = sum(exact.next_logprobs(llm, prompt + seq[:i])[seq[i]] for i in range(len(seq)))
+            assert ll == pytest.approx(expect, abs=1e-3), (seed, seq)
+    assert resamples > 0
+
+
+def test_too_small_a_context_is_refused_before_any_work(hard_model):
+    llm, _space, _ = hard_model
+    s = ls.SMCPowerSampler(particles=8)
+    ctx = _core.RolloutContext(model_address(llm), 256, 4, 0, 64, 32)
+    with pytest.raises(ValueError, match="particles: 8 particles need as many sequences"):
+        _core.smc_generate(ctx, [1, 3], s.params(), 4, 0, True)
+    ctx = _core.RolloutContext(model_address(llm), 256, 8, 0, 64, 32)
+    with pytest.raises(ValueError, match=r"max_tokens: SMC needs 395 cells \(prompt 2 \+ particles 8 x max_tokens 49"):
+        _core.smc_generate(ctx, [1, 3], s.params(), 49, 0, True)
+    with pytest.raises(ValueError, match="particles, max_tokens"):
+        s.context_size(llm, 2, 2**30)
+
+
+def test_bad_parameters_name_themselves():
+    for kwargs, name in [({"alpha": 0}, "alpha"), ({"particles": 0}, "particles"), ({"particles": 257}, "particles"),
+                         ({"ramp": -1}, "ramp"), ({"ess_threshold": 1.5}, "ess_threshold"), ({"block": 0}, "block"),
+                         ({"rounds": 0}, "rounds")]:
+        with pytest.raises(ValueError, match=f"^{name}: must be"):
+            ls.SMCPowerSampler(**kwargs)
+    with pytest.raises(TypeError, match="particles"):
+        ls.SMCPowerSampler(particles=2.5)
+    with pytest.raises(TypeError, match="SMCPowerSampler"):
+        ls.smc_particles("unused.gguf", "x", ls.PowerSampler())
+
+
+# ---------------------------------------------------------------- surfaces
+
+def test_generate_is_seeded_and_is_smc_particles_choice(tiny_llm, tiny_text):
+    s = ls.SMCPowerSampler(particles=6, ess_threshold=1.0)
+    a = ls.generate(tiny_llm, tiny_text, s, max_tokens=8, seed=4, progress=False)
+    b = ls.generate(tiny_llm, tiny_text, s, max_tokens=8, seed=4, progress=False)
+    assert a.tokens == b.tokens and a.text == b.text and len(a.tokens) <= 8
+    assert a.stats["decode_calls"] <= 8 and a.stats["decoded_tokens"] <= 1 + 6 * 7
+    r = ls.smc_particles(tiny_llm, tiny_text, s, max_tokens=8, seed=4)
+    assert r.tokens[r.chosen] == a.tokens and len(r) == 6
+    assert sum(r.weights) == pytest.approx(1.0) and 1 <= r.unique_ancestors[0] <= 6
+    assert r.majority_vote() is not None
+    # sample_k-like voting: the heaviest answer
+    votes = {}
+    for t, w in zip(r.texts, r.weights):
+        votes[t.strip()] = votes.get(t.strip(), 0.0) + w
+    assert r.majority_vote() == max(votes, key=votes.get)
+
+
+def test_cli_generate_smc(tiny_model_path, capfd):
+    args = ["generate", "--model", str(tiny_model_path), "--sampler", "smc", "--particles", "4", "--ramp", "2",
+            "--ess-threshold", "0.9", "--seed", "5", "--max-tokens", "6", "abc"]
+    assert cli.main(args) == 0
+    first = capfd.readouterr()
+    assert "[smc]" in first.err and "particles" in first.err
+    assert cli.main(args + ["--quiet"]) == 0
+    second = capfd.readouterr()
+    assert second.out == first.out and "[smc]" not in second.err
+    assert cli.main(["generate", "--model", str(tiny_model_path), "--sampler", "smc", "--particles", "0"]) == 2
+    assert "particles: must be" in capfd.readouterr().err
+
+
+def test_chain_member_through_create_completion(tiny_llm, tiny_text):
+    """In a llama.cpp chain (llama_cpp's create_completion): the completion is
+    the one the particles drew, emitted token by token, ending at max_tokens."""
+    s = ls.SMCPowerSampler(particles=4)
+    out = ls.create_completion(tiny_llm, tiny_text, s, max_tokens=5, seed=2)
+    text = out["choices"][0]["text"]
+    prompt = ls.integration._prompt_tokens(tiny_llm, tiny_text)
+    expect = s.run(tiny_llm, prompt, 5, 2, False).tokens
+    assert text == _core.detokenize(model_address(tiny_llm), expect).decode("utf-8", errors="replace")
+
+
+def test_block_spaces_the_ess_checks(hard_model):
+    """ESS is checked every `block` tokens: 6 tokens give 6 checks at block = 1,
+    3 at block = 2 and 1 at block = 4 (when no particle ends earlier)."""
+    llm, _space, _ = hard_model
+    for block, checks in ((1, 6), (2, 3), (4, 1)):
+        s = ls.SMCPowerSampler(particles=4, block=block)
+        ctx, _n = _context(llm, s, 2, 6, extra_seq=0)
+        out = _core.smc_generate(ctx, [1, 3], s.params(), 6, 0, False)  # no end-of-sequence: every step runs
+        assert len(out["rounds"][0]["ess"]) == checks, (block, out["rounds"][0]["ess"])
+        assert out["decode_calls"] == 6 and out["decoded_tokens"] == 1 + 4 * 5
