@@ -147,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
         ("max_horizon", int, "longest power rollout"),
         ("max_rollout_cells", int, "most power rollout-context cells, candidates*rollouts*(horizon+1)"),
         ("max_rollout_tokens", int, "most power rollout tokens per request, max_tokens*candidates*rollouts*horizon"),
+        ("max_connections", int, "connections served at once (a thread each); one more gets HTTP 503"),
     ):
         default = getattr(limits, field)
         srv.add_argument("--" + field.replace("_", "-"), type=kind, default=default, help=f"{what} (default {default})")
