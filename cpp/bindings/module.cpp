@@ -626,6 +626,10 @@ PYBIND11_MODULE(_core, m) {
     m.def("rollout_context_bytes", [](uintptr_t model, int64_t n_ctx, uint32_t n_seq, uint32_t n_ubatch) {
         return rollout_context_bytes(reinterpret_cast<const llama_model *>(model), n_ctx, n_seq, n_ubatch);
     }, py::arg("model"), py::arg("n_ctx"), py::arg("n_seq"), py::arg("n_ubatch") = 32);
+    m.def("gguf_context_bytes", [](const std::string & path, int64_t n_ctx, uint32_t n_seq, uint32_t n_ubatch) {
+        py::gil_scoped_release nogil;
+        return gguf_context_bytes(path, n_ctx, n_seq, n_ubatch);
+    }, py::arg("path"), py::arg("n_ctx"), py::arg("n_seq") = 1, py::arg("n_ubatch") = 512);
     m.def("available_memory_bytes", &available_memory_bytes);
 
     // MCMC power sampling on a rollout context; returns (tokens, stats dict).

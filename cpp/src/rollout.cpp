@@ -10,6 +10,8 @@
 
 #include <unistd.h>
 
+#include "gguf.h"
+
 #include "vec_math.h"
 
 namespace llama_simplex {
@@ -51,23 +53,89 @@ RolloutShape rollout_shape(int64_t cells, uint32_t n_seq, std::string why) {
     return s;
 }
 
+namespace {
+
+// What the memory estimate needs of a model, from a loaded model or from a
+// GGUF file's metadata alone (the same keys llama.cpp reads).
+struct ModelShape {
+    int64_t n_layer = 1, n_embd = 1, n_head = 1, n_head_kv = 1, head_k = 0, head_v = 0, n_vocab = 1;
+};
+
+uint64_t context_bytes(const ModelShape & m, int64_t n_ctx, uint32_t n_seq, uint32_t n_ubatch) {
+    const int64_t head_k = std::max(m.n_embd / m.n_head, m.head_k);
+    const int64_t head_v = std::max(m.n_embd / m.n_head, m.head_v);
+    const int64_t cells = (std::max<int64_t>(n_ctx, 1) + 255) / 256 * 256;
+    const long double kv = static_cast<long double>(cells) * m.n_layer * m.n_head_kv * (head_k + head_v) * 2;  // f16
+    const long double outputs = static_cast<long double>(std::max<uint32_t>(n_seq, n_ubatch)) * m.n_vocab * 4;
+    const long double scores = static_cast<long double>(cells) * std::max<uint32_t>(n_ubatch, 1) * m.n_head * 4;
+    const long double total = kv + outputs + scores;
+    return total >= 1.8e19L ? UINT64_MAX : static_cast<uint64_t>(total);
+}
+
+// An integer of the GGUF's metadata (a per-layer array: its largest entry), or `fallback`.
+int64_t gguf_int(const gguf_context * g, const std::string & key, int64_t fallback) {
+    const int64_t id = gguf_find_key(g, key.c_str());
+    if (id < 0) return fallback;
+    auto scalar = [&](gguf_type type, const void * data, size_t i) -> int64_t {
+        switch (type) {
+            case GGUF_TYPE_UINT8:  return static_cast<const uint8_t *>(data)[i];
+            case GGUF_TYPE_INT8:   return static_cast<const int8_t *>(data)[i];
+            case GGUF_TYPE_UINT16: return static_cast<const uint16_t *>(data)[i];
+            case GGUF_TYPE_INT16:  return static_cast<const int16_t *>(data)[i];
+            case GGUF_TYPE_UINT32: return static_cast<const uint32_t *>(data)[i];
+            case GGUF_TYPE_INT32:  return static_cast<const int32_t *>(data)[i];
+            case GGUF_TYPE_UINT64: return static_cast<int64_t>(std::min<uint64_t>(static_cast<const uint64_t *>(data)[i], INT64_MAX));
+            case GGUF_TYPE_INT64:  return static_cast<const int64_t *>(data)[i];
+            default:               return fallback;
+        }
+    };
+    const gguf_type type = gguf_get_kv_type(g, id);
+    if (type != GGUF_TYPE_ARRAY) return scalar(type, gguf_get_val_data(g, id), 0);
+    const gguf_type elem = gguf_get_arr_type(g, id);
+    if (elem == GGUF_TYPE_STRING || elem == GGUF_TYPE_ARRAY) return fallback;
+    int64_t most = fallback;
+    for (size_t i = 0, n = gguf_get_arr_n(g, id); i < n; ++i) {
+        most = i == 0 ? scalar(elem, gguf_get_arr_data(g, id), i) : std::max(most, scalar(elem, gguf_get_arr_data(g, id), i));
+    }
+    return most;
+}
+
+}  // namespace
+
 uint64_t rollout_context_bytes(const llama_model * model, int64_t n_ctx, uint32_t n_seq, uint32_t n_ubatch) {
-    const int64_t n_layer = std::max(1, llama_model_n_layer(model));
-    const int64_t n_embd = std::max(1, llama_model_n_embd(model));
-    const int64_t n_head = std::max(1, llama_model_n_head(model));
-    const int64_t n_head_kv = std::max(1, llama_model_n_head_kv(model));
+    ModelShape m;
+    m.n_layer = std::max(1, llama_model_n_layer(model));
+    m.n_embd = std::max(1, llama_model_n_embd(model));
+    m.n_head = std::max(1, llama_model_n_head(model));
+    m.n_head_kv = std::max(1, llama_model_n_head_kv(model));
     // Head sizes: the GGUF's key/value lengths where given (Gemma's exceed n_embd / n_head).
     char arch[64] = "";
     llama_model_meta_val_str(model, "general.architecture", arch, sizeof arch);
-    const int64_t head_k = std::max(n_embd / n_head, meta_int(model, std::string(arch) + ".attention.key_length"));
-    const int64_t head_v = std::max(n_embd / n_head, meta_int(model, std::string(arch) + ".attention.value_length"));
-    const int64_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
-    const int64_t cells = (std::max<int64_t>(n_ctx, 1) + 255) / 256 * 256;
-    const long double kv = static_cast<long double>(cells) * n_layer * n_head_kv * (head_k + head_v) * 2;  // f16
-    const long double outputs = static_cast<long double>(std::max<uint32_t>(n_seq, n_ubatch)) * n_vocab * 4;
-    const long double scores = static_cast<long double>(cells) * std::max<uint32_t>(n_ubatch, 1) * n_head * 4;
-    const long double total = kv + outputs + scores;
-    return total >= 1.8e19L ? UINT64_MAX : static_cast<uint64_t>(total);
+    m.head_k = meta_int(model, std::string(arch) + ".attention.key_length");
+    m.head_v = meta_int(model, std::string(arch) + ".attention.value_length");
+    m.n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+    return context_bytes(m, n_ctx, n_seq, n_ubatch);
+}
+
+uint64_t gguf_context_bytes(const std::string & path, int64_t n_ctx, uint32_t n_seq, uint32_t n_ubatch) {
+    gguf_init_params params = {/*no_alloc =*/ true, /*ctx =*/ nullptr};  // the metadata only, no tensor data
+    gguf_context * g = gguf_init_from_file(path.c_str(), params);
+    if (g == nullptr) return 0;
+    const int64_t arch_id = gguf_find_key(g, "general.architecture");
+    const std::string arch = arch_id >= 0 && gguf_get_kv_type(g, arch_id) == GGUF_TYPE_STRING
+                                 ? gguf_get_val_str(g, arch_id) : "";
+    ModelShape m;
+    m.n_layer = std::max<int64_t>(1, gguf_int(g, arch + ".block_count", 1));
+    m.n_embd = std::max<int64_t>(1, gguf_int(g, arch + ".embedding_length", 1));
+    m.n_head = std::max<int64_t>(1, gguf_int(g, arch + ".attention.head_count", 1));
+    m.n_head_kv = std::max<int64_t>(1, gguf_int(g, arch + ".attention.head_count_kv", m.n_head));  // llama.cpp's default
+    m.head_k = gguf_int(g, arch + ".attention.key_length", 0);
+    m.head_v = gguf_int(g, arch + ".attention.value_length", 0);
+    const int64_t tokens = gguf_find_key(g, "tokenizer.ggml.tokens");
+    m.n_vocab = tokens >= 0 && gguf_get_kv_type(g, tokens) == GGUF_TYPE_ARRAY
+                    ? std::max<int64_t>(1, static_cast<int64_t>(gguf_get_arr_n(g, tokens))) : 1;
+    gguf_free(g);
+    return context_bytes(m, n_ctx, n_seq, n_ubatch);
 }
 
 uint64_t available_memory_bytes() {

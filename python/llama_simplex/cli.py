@@ -91,7 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--temperature", type=float, default=0.8, help="temperature for every sampler that has one")
     _add_model_args(cmp_)
 
-    sub.add_parser("samplers", help="list the samplers with their parameters and defaults")
+    smp = sub.add_parser("samplers", help="list the samplers with their parameters and defaults")
+    smp.add_argument("--markdown", action="store_true",
+                     help="print the Markdown tables the docs carry (scripts/gen_docs.py writes them)")
 
     bench = sub.add_parser("bench", help="every benchmark in one run: JSON, Markdown and PNG plots")
     bench.add_argument("--model", "-m", default=None, help="GGUF path for the end-to-end parts (default model otherwise)")
@@ -145,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
         ("max_horizon", int, "longest power rollout"),
         ("max_rollout_cells", int, "most power rollout-context cells, candidates*rollouts*(horizon+1)"),
         ("max_rollout_tokens", int, "most power rollout tokens per request, max_tokens*candidates*rollouts*horizon"),
+        ("max_connections", int, "connections served at once (a thread each); one more gets HTTP 503"),
     ):
         default = getattr(limits, field)
         srv.add_argument("--" + field.replace("_", "-"), type=kind, default=default, help=f"{what} (default {default})")
@@ -298,8 +301,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_samplers(_: argparse.Namespace) -> int:
+def _cmd_samplers(args: argparse.Namespace) -> int:
     """Lists the sampler table (``_core.sampler_specs()``): what every surface takes."""
+    if args.markdown:
+        from .docgen import markdown_reference
+        print(markdown_reference(), end="")
+        return 0
     for spec in _core.sampler_specs():
         aliases = f" (also: {', '.join(spec['aliases'])})" if spec["aliases"] else ""
         server = f"; llama-server: {spec['server_name']}" if spec["server_name"] else ""

@@ -39,12 +39,32 @@ def load_model(model: Optional[Union[str, os.PathLike]] = None, *, n_ctx: int = 
     path = resolve_model(model)
     key = (str(path.resolve()), n_ctx, n_gpu_layers)
     if key not in _loaded or llama_kwargs:
+        _check_context_memory(path, n_ctx, n_gpu_layers, llama_kwargs)
         llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, verbose=False,
                               **llama_kwargs)
         if llama_kwargs:
             return llm
         _loaded[key] = llm
     return _loaded[key]
+
+
+def _check_context_memory(path: os.PathLike, n_ctx: int, n_gpu_layers: int, llama_kwargs: Dict[str, Any]) -> None:
+    """Refuses an n_ctx whose context (KV cache, outputs, attention scores of
+    one micro-batch; the estimate of the rollout contexts, cpp/src/rollout.cpp)
+    would not fit in the memory available, before llama.cpp allocates it:
+    an allocation that large fails or gets the process killed. The model's
+    shape comes from the GGUF's metadata (nothing loaded). When the cache
+    goes to a GPU (a GPU build, layers offloaded) llama.cpp checks that
+    memory itself."""
+    if n_gpu_layers != 0 and llama_cpp.llama_supports_gpu_offload():
+        return
+    n_ubatch = min(int(llama_kwargs.get("n_batch", 512)), int(llama_kwargs.get("n_ubatch", 512)))
+    need = _core.gguf_context_bytes(str(path), n_ctx, 1, max(1, min(n_ubatch, n_ctx)))
+    have = _core.available_memory_bytes()
+    if need > have:
+        raise ValueError(f"n_ctx: a context of {n_ctx} tokens on {os.fspath(path)!r} needs about {-(-need >> 20)} MiB "
+                         f"(KV cache and buffers), more than the {have >> 20} MiB of memory available; "
+                         f"choose a smaller n_ctx")
 
 
 def _address(ptr: object) -> int:

@@ -57,20 +57,13 @@ def power_weights(log_p: npt.ArrayLike, loglik: npt.ArrayLike, *, alpha: float, 
 class PowerSampler(SequenceSampler):
     """Token-level power sampling (Algorithm 1 of [POWER]).
 
-    alpha: the power α (> 0; 1 is ordinary sampling, the paper uses 4);
-    candidates: K, the most likely tokens considered at each step;
-    rollouts: M per candidate; horizon: H, the rollout length cap;
-    jackknife: bias-corrected weights (needs M >= 2);
-    low_temperature_last: futures end at max_tokens, as the sequences of π
-    do: after the token at step t a rollout runs at most
+    With ``low_temperature_last`` the futures end at max_tokens, as the
+    sequences of π do: after the token at step t a rollout runs at most
     min(H, max_tokens - t - 1) tokens, and the last token (no future left)
     is drawn from p^α over the candidates without rollouts. False is for
     benchmarks only: every step runs H-token rollouts, as far from the end of
     a long output, and the law of the last H tokens is then not π.
-    Cost per token: K·M rollouts of up to H tokens. Presets: ``paper``
-    (α = 4, K = M = 8, H = 64; H is not stated in the paper) and ``cpu-small``
-    (α = 4, K = M = 4, H = 16), practical for Gemma 3 270M on 2 cores.
-    Runs through :func:`llama_simplex.generate` (not inside a foreign chain).
+    Cost per token: K·M rollouts of up to H tokens. Runs through :func:`llama_simplex.generate` (not inside a foreign chain).
     """
 
     name: ClassVar[str] = "power"
@@ -146,7 +139,7 @@ class MCMCPowerSampler(SequenceSampler):
     proposal q = softmax(α·logits) and followed by ``steps`` Metropolis-
     Hastings steps that resample the suffix after a uniformly random position
     from q and accept with probability min(1, (p(x')/p(x))^α · q(x)/q(x')).
-    The paper's setting: 16 stages, 10 steps. Runs through generate()."""
+    The defaults are the paper's setting. Runs through generate()."""
 
     name: ClassVar[str] = "mcmc"
 
@@ -175,10 +168,7 @@ class BlockPowerSampler(SequenceSampler):
     rollouts of up to ``horizon`` tokens (never past max_tokens); the block is
     drawn with weight p(block)^α·ζ̂(block) (jackknifed). The tail (max_tokens
     mod block) is drawn among ``tail_samples`` base samples by p^α alone. A
-    block that reaches end-of-sequence stops there and has ζ = 1.
-    Presets: ``paper`` (α = 4, B = 192, K = 8, M = 8; L = 16 and H = 192 are
-    not stated in the paper) and ``cpu-small`` (α = 4, B = 8, L = 8, K = 4,
-    M = 4, H = 16)."""
+    block that reaches end-of-sequence stops there and has ζ = 1."""
 
     name: ClassVar[str] = "block-power"
     PRESETS: ClassVar[Dict[str, Dict[str, Any]]]  # the table's: name -> {parameter: value}

@@ -48,7 +48,8 @@ def from_table(table_name: str) -> Any:
         lines = [f"    {p['name']} = {p['default']!r} ("
                  + ("one of " + ", ".join(map(repr, p["choices"])) if p["type"] == "choice" else p["range"])
                  + (f"; {p['note']}" if p["note"] else "") + f"): {p['doc']}" for p in params]
-        lines += [f"    preset {ps['name']}: {ps['doc']}" for ps in spec["presets"]]
+        lines += [f"    preset {ps['name']}: " + ", ".join(f"{k}={val!r}" for k, val in ps["values"].items())
+                  + f" ({ps['doc']})" for ps in spec["presets"]]
         if lines:
             cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n\n    Parameters (the sampler table, " \
                 f"``{spec['name']}``):\n\n" + "\n".join(lines) + "\n"
@@ -171,13 +172,12 @@ class Objective(Sampler):
     Closed form when only entropy/KL terms are present (q ∝ r^kl·exp(s/lam)
     to the power 1/(entropy + kl)); otherwise ``steps`` entropy-mirror-ascent
     steps of size ``step_size`` from q0 = r, stopping early when the
-    optimality gap max g - <q, g> < tol; steps is in [0, 1000] (each step
-    is O(vocabulary), with l2 a sort). support: 'full', 'top-k:K',
-    'top-p:P' or 'min-p:P' (chosen by softmax(logits)).
+    optimality gap max g - <q, g> < tol (each step
+    is O(vocabulary), with l2 a sort). The support is chosen by
+    softmax(logits).
 
-    Ranges: lam, entropy, kl, l2, beta, tol >= 0 and temperature,
-    reference_temperature, step_size > 0, each a float32 (at most 3.4e38,
-    and 0 or at least 1.4e-45 in magnitude; otherwise ValueError). Every
+    Each float parameter is a float32 (at most 3.4e38, and 0 or at least
+    1.4e-45 in magnitude; otherwise ValueError), in the range listed below. Every
     value in range gives a finite q on the simplex: the closed forms are
     computed in shifted coordinates and equal their limits at the extremes
     (lam -> 0 or temperature -> 0: the argmax of the scores, equal mass on
@@ -197,11 +197,11 @@ class BestOfK(Sampler):
 
     p = softmax(logits) (base temperature 1), U_K the weighted chance that K
     draws contain each of the top-m tokens of p, solved by ``steps`` mirror-
-    ascent steps (J = 5 in the paper; at most 1000). The paper's settings (beta, lam) are
-    the presets ``paper-0.01`` (0.01, 0.1), ``paper-0.02`` (0.02, 0.2) and
-    ``paper-0.05`` (0.05, 0.5). Not stated by the paper, our defaults: K = 8,
-    weights 1 on the top m = 8 tokens of p, step_size 1.0, s = logits/T with
-    p at temperature 1, support the full vocabulary. Without the coverage
+    ascent steps (J in the paper). The paper's settings of (beta, lam) are
+    the presets listed below, and its J is the default ``steps``. Not stated
+    by the paper, ours: ``k_samples``, ``weights`` on the top ``m`` tokens
+    of p, ``step_size``, s = logits/T with p at temperature 1, and the
+    ``support``. Without the coverage
     term (beta = 0) q ∝ p·exp(s/lam): a strong sharpening. Parameter
     ranges and extremes as in :class:`Objective`.
     """

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import queue
 import select
 import socket
 import threading
@@ -65,7 +66,10 @@ class Limits:
     ``objective``/``bok``; max_horizon: ``power`` rollout length;
     max_rollout_cells: ``power`` rollout-context cells per token,
     candidates·rollouts·(horizon+1); max_rollout_tokens: ``power`` rollout
-    tokens per request, max_tokens·candidates·rollouts·horizon.
+    tokens per request, max_tokens·candidates·rollouts·horizon;
+    max_connections: connections served at once, each by a thread (one more
+    gets HTTP 503 and is closed, so a flood of connections cannot exhaust
+    the process's threads or memory).
     max_tokens is bounded by the context left after the prompt.
     """
 
@@ -75,6 +79,7 @@ class Limits:
     max_horizon: int = 256
     max_rollout_cells: int = 16384
     max_rollout_tokens: int = 262144
+    max_connections: int = 32
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -322,6 +327,75 @@ def _client_error(e: BaseException) -> Optional[str]:
     return None
 
 
+class _CappedServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer with at most `max_connections` handler threads.
+
+    A connection beyond the cap is handed to one refusing thread (so the
+    accept loop never waits on a client): it answers 503 and closes. After
+    the answer it reads what the client sent, for up to a second, so that
+    closing does not reset the connection before the client reads the 503.
+    The refusals waiting for that thread are bounded too; beyond them a
+    connection is closed unanswered."""
+
+    daemon_threads = True
+    MAX_WAITING_REFUSALS = 64
+
+    def __init__(self, address: Tuple[str, int], handler: type, max_connections: int, write_timeout: float) -> None:
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._write_timeout = min(write_timeout, 1.0)
+        self._refusals: "queue.Queue[Optional[socket.socket]]" = queue.Queue(self.MAX_WAITING_REFUSALS)
+        body = json.dumps(_error_body(503, f"server busy: {max_connections} connections are being served, the most "
+                                           f"this server takes at once (--max-connections); retry later")).encode()
+        self._busy = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n" % len(body) + body)
+        super().__init__(address, handler)
+        self._refuser = threading.Thread(target=self._refuse_loop, name="llama-simplex-503", daemon=True)
+        self._refuser.start()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            try:
+                self._refusals.put_nowait(request)
+            except queue.Full:
+                self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse_loop(self) -> None:
+        while (sock := self._refusals.get()) is not None:
+            try:
+                sock.settimeout(self._write_timeout)
+                sock.sendall(self._busy)
+                sock.shutdown(socket.SHUT_WR)
+                deadline = time.monotonic() + 1.0
+                while (left := deadline - time.monotonic()) > 0:
+                    sock.settimeout(left)
+                    if not sock.recv(1 << 16):
+                        break
+            except OSError:
+                pass
+            finally:
+                sock.close()
+
+    def server_close(self) -> None:
+        super().server_close()
+        try:
+            self._refusals.put_nowait(None)  # ends the refusing thread
+        except queue.Full:
+            pass
+
+
 def make_server(llm: llama_cpp.Llama, host: str = "127.0.0.1", port: int = 8000,
                 model_name: str = "llama-simplex", limits: Optional[Limits] = None,
                 reuse_prefix: bool = False) -> ThreadingHTTPServer:
@@ -559,7 +633,7 @@ def make_server(llm: llama_cpp.Llama, host: str = "127.0.0.1", port: int = 8000,
             except (OSError, ValueError):
                 return True
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    server = _CappedServer((host, port), Handler, limits.max_connections, limits.read_timeout)
     server.stats = stats  # type: ignore[attr-defined]
     server.limits = limits  # type: ignore[attr-defined]
     return server

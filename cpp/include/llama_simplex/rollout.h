@@ -47,6 +47,11 @@ RolloutShape rollout_shape(int64_t cells, uint32_t n_seq, std::string why);
 // micro-batch of n_ubatch tokens.
 uint64_t rollout_context_bytes(const llama_model * model, int64_t n_ctx, uint32_t n_seq, uint32_t n_ubatch);
 
+// The same estimate for the model in the GGUF file `path`, from its metadata
+// alone (nothing is loaded): what load_model checks before llama.cpp
+// allocates a context. 0 when the file is not a readable GGUF.
+uint64_t gguf_context_bytes(const std::string & path, int64_t n_ctx, uint32_t n_seq, uint32_t n_ubatch);
+
 // Physical memory available now (MemAvailable, else free pages), in bytes.
 uint64_t available_memory_bytes();
 

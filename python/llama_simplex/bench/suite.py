@@ -57,11 +57,24 @@ def _draw_decoders(ax, data: dict) -> None:
 
 
 def _draw_generation(ax, data: dict) -> None:
-    rates = data["decode_tokens_per_s"]
-    ax.barh(list(rates), list(rates.values()), color="tab:blue")
-    ax.set_xlabel("decode tokens / s")
-    ax.set_title(f"End to end: sample_k(k={data['k']}) {data['sequential_s'] / data['sample_k_s']:.2f}x faster "
-                 "than sequential generation")
+    rows = [r for r in data["rows"] if r.get("ref")]
+    y = list(range(len(rows)))
+    med = [r["ratio"] for r in rows]
+    ci = [r["ci95"] or (r["ratio"], r["ratio"]) for r in rows]  # no interval from too few rounds
+    lo = [r["ratio"] - c[0] for r, c in zip(rows, ci)]
+    hi = [c[1] - r["ratio"] for r, c in zip(rows, ci)]
+    colors = ["tab:green" if r["verdict"] == "PASS" else "tab:red" if r["verdict"] == "FAIL" else "tab:gray"
+              for r in rows]
+    ax.barh(y, med, xerr=[lo, hi], color=colors, capsize=3)
+    for i, r in enumerate(rows):
+        if r["target"] is not None:
+            ax.plot([r["target"]] * 2, [i - 0.4, i + 0.4], color="black", linewidth=1.5)
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{r['label']}\nvs {r['ref']}" for r in rows], fontsize=7)
+    ax.set_xlim(min(0.8, min(c[0] for c in ci) - 0.02), max(1.1, max(c[1] for c in ci) + 0.02))
+    ax.set_xlabel("tokens/s over the reference's, same round (median, 95% CI; black: target)")
+    ax.set_title(f"End to end, {data['rounds']} interleaved rounds; sample_k(k={data['k']}) "
+                 f"{data['speedup']:.2f}x faster than sequential generation")
     ax.invert_yaxis()
 
 
@@ -113,10 +126,11 @@ def run_suite(out_dir: Path, model: Optional[str] = None, parts: Sequence[str] =
         sections["decoders"] = _run(decoders.main, argv)
         _plot(out_dir, "decoders", _draw_decoders)
     if "generation" in parts:
-        argv = model_args + ["--tokens", "16" if quick else "64", "--repeats", "1" if quick else "5",
-                             "--json", str(out_dir / "generation.json")]
+        argv = model_args + ["--tokens", "16" if quick else "64", "--rounds", "2" if quick else "20",
+                             "--sample-k-rounds", "1" if quick else "3", "--in-graph-rounds", "1" if quick else "3",
+                             "--timing-repeats", "3" if quick else "20", "--json", str(out_dir / "generation.json")]
         sections["generation"] = _run(generation.main, argv)
-        _plot(out_dir, "generation", _draw_generation)
+        _plot(out_dir, "generation", _draw_generation, figsize=(10, 6.5))
     if "power" in parts:
         argv = model_args + ["--prompt-tokens", "64" if quick else "512", "--out-tokens", "4" if quick else "16,64",
                              "--fidelity-draws", "100" if quick else "1000", "--json", str(out_dir / "power.json")]
@@ -124,8 +138,18 @@ def run_suite(out_dir: Path, model: Optional[str] = None, parts: Sequence[str] =
         _plot(out_dir, "power", _draw_power, ncols=3, figsize=(17, 4.5))
     for name, text in sections.items():
         (out_dir / f"{name}.md").write_text(text)
-    report = [f"# llama-simplex bench ({time.perf_counter() - t0:.0f} s{', quick' if quick else ''})", ""]
-    for name, text in sections.items():
-        report += [f"## {name}", "", text.strip(), "", f"![{name}]({name}.png)", ""]
+    return write_report(out_dir, list(sections), time.perf_counter() - t0, quick)
+
+
+def write_report(out_dir: Path, ran: Sequence[str], seconds: float, quick: bool = False) -> Path:
+    """report.md from every part whose <part>.md the directory has: a run of
+    some parts updates theirs and keeps the others' from an earlier run."""
+    report = ["# llama-simplex bench", "",
+              f"Last run: {', '.join(ran)} ({seconds:.0f} s{', quick' if quick else ''}); each part's section is "
+              "from the last run of that part.", ""]
+    for name in PARTS:
+        if (out_dir / f"{name}.md").is_file():
+            text = (out_dir / f"{name}.md").read_text()
+            report += [f"## {name}", "", text.strip(), "", f"![{name}]({name}.png)", ""]
     (out_dir / "report.md").write_text("\n".join(report))
     return out_dir / "report.md"
