@@ -130,18 +130,7 @@ def graphs_run(rpc: "RpcServer") -> int:
     return log.count("[graph_compute]") + log.count("[graph_recompute]")
 
 
-# smc over RPC: the second request of the same body kills llama-server, and with it every
-# later test of this module. The mechanism (llama.cpp's ggml-rpc.cpp, read, not yet fixed
-# here): freeing the sampler's own context frees its remote buffers, and the RPC server's
-# free_buffer discards every stored graph, while the client's per-device last_graph_uid
-# still names the main context's graph; the main context's next decode of the same shape
-# (the cached prompt's last token) sends GRAPH_RECOMPUTE, the server has no graph and
-# fails, and llama-server aborts ("Remote RPC server crashed"). Open (see the smc report).
-SMC_OVER_RPC = pytest.mark.skip(reason="smc over RPC: a freed sampler context voids the RPC server's stored "
-                                       "graph that llama-server then reuses (llama.cpp ggml-rpc; open)")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=SMC_OVER_RPC) if n == "smc" else n for n in SAMPLERS])
+@pytest.mark.parametrize("name", SAMPLERS)
 def test_each_sampler_over_rpc_matches_the_local_server(rpc_llama_server, rpc_server, server, name):
     """Each sampler of ours by name over RPC: seeded answers reproducible,
     streamed = not streamed, and equal to the plain (local CPU) server's

@@ -36,7 +36,7 @@ struct SmcChain : SamplerBase {
     std::vector<llama_token> plan;            // the drawn completion (with end-of-sequence if it stopped)
     size_t                   plan_at = 0;     // history length the plan starts at
     bool                     planned = false;
-    ContextPtr               ctx;             // made on first use; a clone makes its own
+    ContextPtr               ctx;             // held only while a plan is made
 
     SmcChain(llama_model * m, uint32_t n, const SmcParams & p, uint64_t s, int32_t limit)
         : model(m), n_ctx(n), params(p), seed(s), max_tokens(limit) {}
@@ -81,6 +81,11 @@ struct SmcChain : SamplerBase {
                                          seed + 0x9E3779B97F4A7C15ull * plans++, true);
         plan = r.tokens;
         if (r.stopped) plan.push_back(llama_vocab_eos(llama_model_get_vocab(model)));
+        // Freed now, not with the sampler: its N * max_tokens cells are not needed to
+        // emit the plan (a re-plan makes another), and a context freed after the
+        // caller's next decode would void the graph llama.cpp's RPC client then
+        // reuses (ggml-rpc drops every stored graph when any buffer is freed).
+        ctx.reset();
     }
 
     Outcome run(llama_token_data_array * c, bool & sorted) override {
