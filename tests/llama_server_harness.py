@@ -62,6 +62,17 @@ def model_64(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("server") / "tiny64.gguf", n_vocab=64, seed=0)
 
 
+def stop_process(proc: subprocess.Popen, log) -> None:
+    """Terminates a server process (killed if it does not exit in 30 s) and closes its log."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
+    log.close()
+
+
 class LlamaServer:
     """llama-server on 127.0.0.1 (4 slots, 2048 cells, one thread) on `model`;
     fails the test if it does not become healthy within a minute."""
@@ -88,13 +99,7 @@ class LlamaServer:
         return self.proc.poll() is None
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-        self.log.close()
+        stop_process(self.proc, self.log)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ import pytest
 
 from http_client import events, post
 from llama_server_harness import (PROMPT, SAMPLERS, LlamaServer, completion, free_port,  # noqa: F401
-                                  model_64, server, server_binary)
+                                  model_64, server, server_binary, stop_process)
 
 
 class RpcServer:
@@ -58,13 +58,7 @@ class RpcServer:
         return self.log_path.read_text(errors="replace")
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-        self.log.close()
+        stop_process(self.proc, self.log)
 
 
 @pytest.fixture(scope="module")
