@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Set, Tuple
 
+import numpy as np
 import pytest
 
 import llama_simplex as ls
@@ -217,14 +218,6 @@ def source_files() -> List[Path]:
 # The places left, by (file, sampler), each with why: the test fails on any other, and
 # on an entry here that is no longer found (delete it then).
 KNOWN = {
-    ("cpp/bindings/module.cpp", "top_p"): "the raw kernel binding _core.top_p(logits, p, temperature, order), "
-                                          "the C++ kernel's signature (tests/test_decoders_vs_llama.py calls it)",
-    ("cpp/src/samplers.cpp", "top_p"): "the llama_sampler struct TopP keeps its decoder's values as fields",
-    ("cpp/src/samplers.cpp", "min_p"): "the llama_sampler struct MinP keeps its decoder's values as fields",
-    ("cpp/src/backend_sampling.h", "top_p"): "GraphDecoder: the values the in-graph builder takes, filled from "
-                                             "the sampler struct's fields by its graph() (samplers.cpp)",
-    ("python/llama_simplex/eval/exact.py", "mcmc"): "the exact law of MCMC is a function of the sampler's values "
-                                                     "(no defaults of its own)",
     ("python/llama_simplex/power.py", "power"): "PowerSampler.native() hands make_sampler its C-only arguments "
                                                 "n_ctx, max_tokens and the seed",
     ("python/llama_simplex/power.py", "smc"): "the same three C-only arguments of PowerSampler.native(), which "
@@ -348,3 +341,19 @@ def test_one_entry_is_a_parameter_on_every_surface(tmp_path):
     fields = {f.name: f.default for f in dataclasses.fields(TopKPlus)}
     assert fields == {"k": 40, "temperature": 1.0, "min_keep": 0}
     assert "min_keep = 0 (>= 0)" in TopKPlus.__doc__
+
+
+def test_top_p_kernel_takes_the_samplers_keywords():
+    """_core.top_p reads top_p's keywords through the table (its C struct and
+    the C API's check): the table's default, range and choice messages, and
+    no minimum of its own (min_keep is the sampler's widening)."""
+    logits = np.array([3.0, 2.0, 1.0, 0.0], dtype=np.float32)
+    q_default, _ = _core.top_p(logits, {})
+    q_09, _ = _core.top_p(logits, {"p": 0.9, "temperature": 1.0, "order": "model"})
+    assert np.array_equal(q_default, q_09)  # the table's defaults: p 0.9, temperature 1, order model
+    with pytest.raises(ValueError, match=r"^p: must be in \[0, 1\], got 2"):
+        _core.top_p(logits, {"p": 2.0})
+    with pytest.raises(ValueError, match=r"^order: "):
+        _core.top_p(logits, {"order": "bogus"})
+    with pytest.raises(ValueError, match="min_keep"):
+        _core.top_p(logits, {"min_keep": 3})
