@@ -173,6 +173,15 @@ py::dict spec_dict(const SamplerSpec & s) {
         d["surfaces"] = surfaces;
         d["choices"] = p.choices;
         d["field"] = p.field ? py::object(py::str(p.field)) : py::none();
+        // The C struct's layout (offsetof / sizeof), for mirrors of the struct made from the table.
+        if (p.field && p.c_struct_size) {
+            py::dict c;
+            c["offset"] = p.c_offset, c["size"] = p.c_size, c["struct_size"] = p.c_struct_size;
+            if (p.type == ParamType::support) c["value_offset"] = p.c_value_offset;
+            d["c_layout"] = c;
+        } else {
+            d["c_layout"] = py::none();
+        }
         params.append(d);
     }
     py::list presets;
