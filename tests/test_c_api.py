@@ -54,14 +54,57 @@ class DrawParams(ctypes.Structure):
     _fields_ = [("draw", ctypes.c_bool), ("seed", ctypes.c_uint32)]
 
 
-class TopKParams(ctypes.Structure):
-    _fields_ = [("k", ctypes.c_int32), ("temperature", ctypes.c_float), ("draw", DrawParams)]
+# The C types of the table's parameter types; a choice is an index, a bool for two names.
+CTYPES = {"f32": ctypes.c_float, "f64": ctypes.c_double, "i32": ctypes.c_int32, "u32": ctypes.c_uint32,
+          "bool": ctypes.c_bool}
 
 
-class BestOfKParams(ctypes.Structure):
-    _fields_ = [("k_samples", ctypes.c_int32), ("beta", ctypes.c_float), ("lam", ctypes.c_float),
-                ("steps", ctypes.c_int32), ("step_size", ctypes.c_float), ("m", ctypes.c_int32),
-                ("temperature", ctypes.c_float), ("draw", DrawParams)]
+def c_struct(spec: dict) -> type:
+    """The ctypes mirror of a sampler's C parameter struct, made from the table
+    (its C-surface parameters in order, then `draw`): a parameter added to a
+    list reaches it with no edit here. test_ctypes_structs_have_the_headers_layout
+    checks it against the compiled header's offsets and sizes."""
+    fields = []
+    for p in spec["params"]:
+        if "c" not in p["surfaces"]:
+            continue
+        if p["type"] == "support":
+            fields += [(p["field"], ctypes.c_int32), (p["field"] + "_value", ctypes.c_double)]
+        elif p["type"] == "choice":
+            fields.append((p["field"], {1: ctypes.c_bool, 4: ctypes.c_int32}[p["c_layout"]["size"]]))
+        else:
+            fields.append((p["field"], CTYPES[p["type"]]))
+    return type(f"llama_simplex_{spec['name']}_params", (ctypes.Structure,), {"_fields_": fields + [("draw", DrawParams)]})
+
+
+# Every sampler's C struct (those with C parameters), by table name.
+C_STRUCTS = {s["name"]: c_struct(s) for s in ls._core.sampler_specs() if any("c" in p["surfaces"] for p in s["params"])}
+SoftmaxParams, SparsemaxParams, TopKParams, TopPParams, MinPParams = (
+    C_STRUCTS[n] for n in ("softmax", "sparsemax", "top_k", "top_p", "min_p"))
+BestOfKParams, ObjectiveParams, PowerParams, SmcParams = (C_STRUCTS[n] for n in ("best_of_k", "objective", "power", "smc"))
+
+
+def test_ctypes_structs_have_the_headers_layout():
+    """The generated mirrors lie as the compiled header's structs do: each
+    field at the offset and with the size offsetof / sizeof give in specs.cpp
+    (the table's c_layout), and the struct's size; with
+    test_one_definition.py::test_c_structs_are_the_tables_c_parameters
+    (the header's fields and C types, preprocessed) they are the header's."""
+    assert C_STRUCTS
+    for spec in ls._core.sampler_specs():
+        if spec["name"] not in C_STRUCTS:
+            continue
+        struct = C_STRUCTS[spec["name"]]
+        for p in spec["params"]:
+            if "c" not in p["surfaces"]:
+                assert p["c_layout"] is None, (spec["name"], p["name"])
+                continue
+            layout = p["c_layout"]
+            field = getattr(struct, p["field"])
+            assert (field.offset, field.size) == (layout["offset"], layout["size"]), (spec["name"], p["name"])
+            assert ctypes.sizeof(struct) == layout["struct_size"], spec["name"]
+            if p["type"] == "support":
+                assert getattr(struct, p["field"] + "_value").offset == layout["value_offset"]
 
 
 @pytest.fixture(scope="module")
@@ -119,28 +162,6 @@ def test_null_pointers_and_a_good_sampler(lib):
     smpl = ctypes.cast(out, llama_cpp.llama_sampler_p_ctypes)
     assert llama_cpp.llama_sampler_name(smpl) == b"simplex-best-of-k"
     llama_cpp.llama_sampler_free(smpl)
-
-
-class ObjectiveParams(ctypes.Structure):
-    _fields_ = [("lam", ctypes.c_float), ("entropy", ctypes.c_float), ("kl", ctypes.c_float), ("l2", ctypes.c_float),
-                ("beta", ctypes.c_float), ("k_samples", ctypes.c_int32), ("weights", ctypes.c_int32),
-                ("m", ctypes.c_int32), ("support", ctypes.c_int32), ("support_value", ctypes.c_double),
-                ("temperature", ctypes.c_float), ("reference_temperature", ctypes.c_float),
-                ("steps", ctypes.c_int32), ("step_size", ctypes.c_float), ("tol", ctypes.c_float),
-                ("draw", DrawParams)]
-
-
-class PowerParams(ctypes.Structure):
-    _fields_ = [("alpha", ctypes.c_float), ("candidates", ctypes.c_int32), ("rollouts", ctypes.c_int32),
-                ("horizon", ctypes.c_int32), ("jackknife", ctypes.c_bool), ("n_ctx", ctypes.c_uint32),
-                ("rollout_seed", ctypes.c_uint32), ("max_tokens", ctypes.c_int32), ("draw", DrawParams)]
-
-
-class SmcParams(ctypes.Structure):
-    _fields_ = [("alpha", ctypes.c_float), ("particles", ctypes.c_int32), ("ramp", ctypes.c_int32),
-                ("ess_threshold", ctypes.c_double), ("block", ctypes.c_int32), ("rounds", ctypes.c_int32),
-                ("n_ctx", ctypes.c_uint32), ("rollout_seed", ctypes.c_uint32), ("max_tokens", ctypes.c_int32),
-                ("draw", DrawParams)]
 
 
 def test_smc_constructor(lib, tiny_llm):
@@ -253,31 +274,12 @@ def test_power_length_limit_through_the_c_api(lib, tiny_llm):
     assert status == 1 and b"max_tokens: must be >= 0 (0: no limit), got -1" in error
 
 
-class SoftmaxParams(ctypes.Structure):
-    _fields_ = [("temperature", ctypes.c_float), ("draw", DrawParams)]
-
-
-SparsemaxParams = SoftmaxParams  # the same layout
-
-
-class TopPParams(ctypes.Structure):
-    _fields_ = [("p", ctypes.c_double), ("temperature", ctypes.c_float), ("order_by_temperature", ctypes.c_bool),
-                ("min_keep", ctypes.c_int32), ("draw", DrawParams)]
-
-
-class MinPParams(ctypes.Structure):
-    _fields_ = [("p_min", ctypes.c_double), ("temperature", ctypes.c_float), ("min_keep", ctypes.c_int32),
-                ("draw", DrawParams)]
-
-
 SUBNORMAL = 1.401298464324817e-45  # the smallest positive float32
 
 
 def _c_sampler(lib, kind: str, **fields):
     """A sampler built through the C API from the default parameters with `fields` set, adopted by _core."""
-    structs = {"softmax": SoftmaxParams, "top_k": TopKParams, "top_p": TopPParams, "min_p": MinPParams,
-               "sparsemax": SoftmaxParams, "best_of_k": BestOfKParams, "objective": ObjectiveParams}
-    getattr(lib, f"llama_simplex_{kind}_default_params").restype = structs[kind]
+    getattr(lib, f"llama_simplex_{kind}_default_params").restype = C_STRUCTS[kind]
     p = getattr(lib, f"llama_simplex_{kind}_default_params")()
     for k, v in fields.items():
         setattr(p, k, v)

@@ -29,8 +29,8 @@ llama_cpp = pytest.importorskip("llama_cpp")
 import llama_simplex as ls  # noqa: E402
 from llama_simplex import _core  # noqa: E402
 
-MODEL = _core.NucleusOrder.model
-TEMPERATURE = _core.NucleusOrder.temperature
+MODEL = "model"
+TEMPERATURE = "temperature"
 
 # llama_token_data laid out as numpy sees it: {int32 id; float logit; float p}.
 TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
@@ -191,8 +191,8 @@ TOP_P_CASES = [
 def test_upstream_top_p(probs, expected, p, order):
     # With temperature 1 both nucleus orders are llama.cpp's top-p.
     want = upstream_expectation(probs, expected, [llama_cpp.llama_sampler_init_top_p(p, 0)])
-    check_ours(*_core.top_p(upstream_logits(probs), p, 1.0, order), want)
-    check_sampler(_core.make_sampler("top_p", {"p": p, "temperature": 1.0, "order": order.name}), probs, want)
+    check_ours(*_core.top_p(upstream_logits(probs), dict(p=p, temperature=1.0, order=order)), want)
+    check_sampler(_core.make_sampler("top_p", {"p": p, "temperature": 1.0, "order": order}), probs, want)
 
 
 MIN_P_CASES = [
@@ -468,7 +468,7 @@ def compare_top_p(logits, p, t, order):
     """Ours top_p(p, t, order) against llama.cpp:
     model order, t == 1: top_p(p, 1) + dist;
     temperature order:   temp(t) + top_p(p, 1) + dist."""
-    q, support = _core.top_p(logits, p, t, order)
+    q, support = _core.top_p(logits, dict(p=p, temperature=t, order=order))
     if order == MODEL:
         assert t == 1.0
         chain = [llama_cpp.llama_sampler_init_top_p(p, 1)]
@@ -527,7 +527,7 @@ COMPARE = {"greedy": compare_greedy, "softmax": compare_softmax, "top_k": compar
 
 def _case_id(case):
     name, args = case
-    return name + "-" + "-".join(a.name if hasattr(a, "name") else f"{a:g}" for a in args)
+    return name + "-" + "-".join(a if isinstance(a, str) else f"{a:g}" for a in args)
 
 
 @pytest.mark.parametrize("case", DECODER_CASES, ids=[_case_id(c) for c in DECODER_CASES])
@@ -556,8 +556,8 @@ def test_difference_nucleus_order():
     top_p): softmax(logits / 0.5) = (0.66, 0.24, 0.11) puts 0.66 >= 0.6 in token
     0 alone, so the nucleus is {0}."""
     logits = upstream_logits([0.5, 0.3, 0.2])
-    q_model, s_model = _core.top_p(logits, 0.6, 0.5, MODEL)
-    q_temp, s_temp = _core.top_p(logits, 0.6, 0.5, TEMPERATURE)
+    q_model, s_model = _core.top_p(logits, dict(p=0.6, temperature=0.5, order=MODEL))
+    q_temp, s_temp = _core.top_p(logits, dict(p=0.6, temperature=0.5, order=TEMPERATURE))
     assert sorted(s_model.tolist()) == [0, 1]
     assert s_temp.tolist() == [0]
     np.testing.assert_allclose(q_model[:2], np.array([25, 9]) / 34, atol=1e-6)
@@ -572,7 +572,8 @@ def test_difference_nucleus_order():
                              llama_cpp.llama_sampler_init_dist(0)])
     assert_probs(q_temp, full_q(3, res.ids, res.p))
     # At T = 1 the two orders agree.
-    assert np.array_equal(_core.top_p(logits, 0.6, 1.0, MODEL)[0], _core.top_p(logits, 0.6, 1.0, TEMPERATURE)[0])
+    assert np.array_equal(_core.top_p(logits, dict(p=0.6, temperature=1.0, order=MODEL))[0],
+                          _core.top_p(logits, dict(p=0.6, temperature=1.0, order=TEMPERATURE))[0])
 
 
 @pytest.mark.parametrize("n", [8, 10_000])  # partial sort, and the histogram selection
@@ -590,7 +591,7 @@ def test_difference_top_k_ties_take_lower_ids(n):
 
 def test_difference_top_p_ties_take_lower_ids():
     logits = np.zeros(8, dtype=np.float32)
-    _, support = _core.top_p(logits, 0.3, 1.0, MODEL)  # 3 of 8 equal tokens reach 0.375 >= 0.3
+    _, support = _core.top_p(logits, dict(p=0.3, temperature=1.0, order=MODEL))  # 3 of 8 equal tokens reach 0.375 >= 0.3
     assert sorted(support.tolist()) == [0, 1, 2]
 
 
@@ -611,8 +612,8 @@ OURS_IN_CHAIN = [
     ("greedy", lambda: _core.make_sampler("greedy", {}), lambda l: _core.greedy(l)),
     ("softmax", lambda: _core.make_sampler("softmax", {"temperature": 0.7}), lambda l: _core.softmax(l, 0.7)),
     ("top_k", lambda: _core.make_sampler("top_k", {"k": 40, "temperature": 0.8}), lambda l: _core.top_k(l, 40, 0.8)),
-    ("top_p_model", lambda: _core.make_sampler("top_p", {"p": 0.9, "temperature": 0.7, "order": "model"}), lambda l: _core.top_p(l, 0.9, 0.7, MODEL)),
-    ("top_p_temp", lambda: _core.make_sampler("top_p", {"p": 0.9, "temperature": 0.7, "order": "temperature"}), lambda l: _core.top_p(l, 0.9, 0.7, TEMPERATURE)),
+    ("top_p_model", lambda: _core.make_sampler("top_p", {"p": 0.9, "temperature": 0.7, "order": "model"}), lambda l: _core.top_p(l, dict(p=0.9, temperature=0.7, order=MODEL))),
+    ("top_p_temp", lambda: _core.make_sampler("top_p", {"p": 0.9, "temperature": 0.7, "order": "temperature"}), lambda l: _core.top_p(l, dict(p=0.9, temperature=0.7, order=TEMPERATURE))),
     ("min_p", lambda: _core.make_sampler("min_p", {"p_min": 0.05, "temperature": 1.3}), lambda l: _core.min_p(l, 0.05, 1.3)),
     ("sparsemax", lambda: _core.make_sampler("sparsemax", {"temperature": 0.5}), lambda l: _core.sparsemax(l, 0.5)),
 ]

@@ -120,7 +120,7 @@ def test_mcmc_chain_converges_to_pi(tmp_path):
                           verbose=False)
     try:
         space = exact.Completions(llm, PROMPT, LENGTH, EOS)
-        assert exact.tv(space.mcmc_law(ALPHA, stages=1, steps=2000), space.power(ALPHA)) < 1e-3
+        assert exact.tv(space.mcmc_law(ls.MCMCPowerSampler(alpha=ALPHA, stages=1, steps=2000)), space.power(ALPHA)) < 1e-3
     finally:
         llm.close()
 

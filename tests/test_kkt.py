@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from llama_simplex import _core
 
-MODEL = _core.NucleusOrder.model
-TEMPERATURE = _core.NucleusOrder.temperature
+MODEL = "model"
+TEMPERATURE = "temperature"
 
 SETTINGS = settings(max_examples=200, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -169,7 +169,7 @@ def test_top_k(logits, k, t):
 @SETTINGS
 @given(logits_arrays(), probabilities, temperatures, orders)
 def test_top_p(logits, p, t, order):
-    q, support = _core.top_p(logits, p, t, order)
+    q, support = _core.top_p(logits, dict(p=p, temperature=t, order=order))
     check_simplex(q, support, logits)
     p32 = float(F32(p))
     ranked = rank_order(logits)
@@ -268,7 +268,7 @@ def test_zero_temperature_is_greedy(logits, name):
     call = {
         "softmax": lambda l: _core.softmax(l, 0.0),
         "top_k": lambda l: _core.top_k(l, 5, 0.0),
-        "top_p": lambda l: _core.top_p(l, 0.9, 0.0, MODEL),
+        "top_p": lambda l: _core.top_p(l, dict(p=0.9, temperature=0.0, order=MODEL)),
         "sparsemax": lambda l: _core.sparsemax(l, 0.0),
     }[name]
     q, support = call(logits)
@@ -285,8 +285,8 @@ SAMPLERS = {
     "greedy": (lambda: _core.make_sampler("greedy", {}), lambda l: _core.greedy(l)),
     "softmax": (lambda: _core.make_sampler("softmax", {"temperature": 0.7}), lambda l: _core.softmax(l, 0.7)),
     "top_k": (lambda: _core.make_sampler("top_k", {"k": 7, "temperature": 1.3}), lambda l: _core.top_k(l, 7, 1.3)),
-    "top_p": (lambda: _core.make_sampler("top_p", {"p": 0.8, "temperature": 0.7, "order": "model"}), lambda l: _core.top_p(l, 0.8, 0.7, MODEL)),
-    "top_p_t": (lambda: _core.make_sampler("top_p", {"p": 0.8, "temperature": 0.7, "order": "temperature"}), lambda l: _core.top_p(l, 0.8, 0.7, TEMPERATURE)),
+    "top_p": (lambda: _core.make_sampler("top_p", {"p": 0.8, "temperature": 0.7, "order": "model"}), lambda l: _core.top_p(l, dict(p=0.8, temperature=0.7, order=MODEL))),
+    "top_p_t": (lambda: _core.make_sampler("top_p", {"p": 0.8, "temperature": 0.7, "order": "temperature"}), lambda l: _core.top_p(l, dict(p=0.8, temperature=0.7, order=TEMPERATURE))),
     "min_p": (lambda: _core.make_sampler("min_p", {"p_min": 0.1, "temperature": 1.0}), lambda l: _core.min_p(l, 0.1, 1.0)),
     "sparsemax": (lambda: _core.make_sampler("sparsemax", {"temperature": 1.0}), lambda l: _core.sparsemax(l, 1.0)),
 }
@@ -317,13 +317,13 @@ KERNELS = {
     "greedy": lambda l: _core.greedy(l),
     "softmax": lambda l: _core.softmax(l, 1.0),
     "top_k": lambda l: _core.top_k(l, 3, 1.0),
-    "top_p": lambda l: _core.top_p(l, 0.9, 1.0, MODEL),
-    "top_p_t": lambda l: _core.top_p(l, 0.9, 0.7, TEMPERATURE),
+    "top_p": lambda l: _core.top_p(l, dict(p=0.9, temperature=1.0, order=MODEL)),
+    "top_p_t": lambda l: _core.top_p(l, dict(p=0.9, temperature=0.7, order=TEMPERATURE)),
     "min_p": lambda l: _core.min_p(l, 0.1, 1.0),
     "sparsemax": lambda l: _core.sparsemax(l, 1.0),
     "softmax_t0": lambda l: _core.softmax(l, 0.0),
     "top_k_t0": lambda l: _core.top_k(l, 3, 0.0),
-    "top_p_t0": lambda l: _core.top_p(l, 0.9, 0.0, MODEL),
+    "top_p_t0": lambda l: _core.top_p(l, dict(p=0.9, temperature=0.0, order=MODEL)),
     "min_p_t0": lambda l: _core.min_p(l, 0.1, 0.0),
     "sparsemax_t0": lambda l: _core.sparsemax(l, 0.0),
 }

@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Set, Tuple
 
+import numpy as np
 import pytest
 
 import llama_simplex as ls
@@ -195,14 +196,31 @@ def cpp_groups(text: str) -> Iterator[Tuple[int, Set[str]]]:
         line += statement.count("\n")
 
 
+def python_side() -> Dict[str, Set[str]]:
+    """sampler -> the names of its parameters that Python declares (its class's
+    fields, the kernels' keywords): the table's python and kernel surfaces."""
+    return {s["name"]: {n for p in s["params"] if {"python", "kernel"} & set(p["surfaces"])
+                        for n in (p["name"], p["field"]) if n}
+            for s in SPECS}
+
+
 def lists_in(path: Path) -> List[str]:
-    """Where `path` names AT_LEAST parameters of one sampler together."""
+    """Where `path` names AT_LEAST parameters of one sampler together. In
+    Python, a group of only parameters that no Python class declares (the C
+    and llama-server surfaces' n_ctx, rollout_seed, max_tokens) is not a copy
+    of a list but the values a native constructor takes at call time
+    (native(llm=..., max_tokens=...) hands them to make_sampler over the
+    class's params()): a parameter added to that sampler needs no edit there.
+    One Python-declared parameter among them makes the group a list again."""
     text = path.read_text(encoding="utf-8")
-    groups = python_groups(ast.parse(text, str(path))) if path.suffix == ".py" else cpp_groups(text)
+    python = path.suffix == ".py"
+    groups = python_groups(ast.parse(text, str(path))) if python else cpp_groups(text)
     found = []
     for line, names in groups:
         for sampler, params in sampler_names().items():
             common = names & params
+            if python and not common & python_side()[sampler]:
+                continue
             if len(common) >= AT_LEAST:
                 found.append(f"{path.relative_to(ROOT)}:{line}: {sampler} {sorted(common)}")
     return found
@@ -215,21 +233,8 @@ def source_files() -> List[Path]:
 
 
 # The places left, by (file, sampler), each with why: the test fails on any other, and
-# on an entry here that is no longer found (delete it then).
-KNOWN = {
-    ("cpp/bindings/module.cpp", "top_p"): "the raw kernel binding _core.top_p(logits, p, temperature, order), "
-                                          "the C++ kernel's signature (tests/test_decoders_vs_llama.py calls it)",
-    ("cpp/src/samplers.cpp", "top_p"): "the llama_sampler struct TopP keeps its decoder's values as fields",
-    ("cpp/src/samplers.cpp", "min_p"): "the llama_sampler struct MinP keeps its decoder's values as fields",
-    ("cpp/src/backend_sampling.h", "top_p"): "GraphDecoder: the values the in-graph builder takes, filled from "
-                                             "the sampler struct's fields by its graph() (samplers.cpp)",
-    ("python/llama_simplex/eval/exact.py", "mcmc"): "the exact law of MCMC is a function of the sampler's values "
-                                                     "(no defaults of its own)",
-    ("python/llama_simplex/power.py", "power"): "PowerSampler.native() hands make_sampler its C-only arguments "
-                                                "n_ctx, max_tokens and the seed",
-    ("python/llama_simplex/power.py", "smc"): "the same three C-only arguments of PowerSampler.native(), which "
-                                              "SMC's chain member has too",
-}
+# on an entry here that is no longer found (delete it then). None is left.
+KNOWN: Dict[Tuple[str, str], str] = {}
 
 
 def test_no_file_lists_a_samplers_parameters():
@@ -251,7 +256,10 @@ def test_the_scan_finds_a_second_list(tmp_path):
                    '.def_readwrite("stages", &A::stages).def_readwrite("steps", &A::steps);\n')
     py = tmp_path / "x.py"
     py.write_text("p.alpha, p.candidates, p.rollouts = a, b, c\n"
-                  "def solve(s, *, lam, entropy=0.0, kl=1.0): pass\n")
+                  "def solve(s, *, lam, entropy=0.0, kl=1.0): pass\n"
+                  # a native call's C-only values: not a list; with alpha (a class field) it is one
+                  "f({**x, 'n_ctx': n_ctx, 'rollout_seed': rollout_seed, 'max_tokens': max_tokens})\n"
+                  "g(alpha=alpha, n_ctx=n_ctx, max_tokens=max_tokens)\n")
     global ROOT
     saved, ROOT = ROOT, tmp_path
     try:
@@ -259,7 +267,7 @@ def test_the_scan_finds_a_second_list(tmp_path):
     finally:
         ROOT = saved
     samplers = [f.split(": ")[1].split()[0] for f in found]
-    assert samplers == ["block_power", "mcmc", "power", "block_power", "objective"], found
+    assert samplers == ["block_power", "mcmc", "power", "block_power", "objective", "power", "smc"], found
 
 
 # --- adding a parameter is one edit ------------------------------------------------------------------
@@ -348,3 +356,19 @@ def test_one_entry_is_a_parameter_on_every_surface(tmp_path):
     fields = {f.name: f.default for f in dataclasses.fields(TopKPlus)}
     assert fields == {"k": 40, "temperature": 1.0, "min_keep": 0}
     assert "min_keep = 0 (>= 0)" in TopKPlus.__doc__
+
+
+def test_top_p_kernel_takes_the_samplers_keywords():
+    """_core.top_p reads top_p's keywords through the table (its C struct and
+    the C API's check): the table's default, range and choice messages, and
+    no minimum of its own (min_keep is the sampler's widening)."""
+    logits = np.array([3.0, 2.0, 1.0, 0.0], dtype=np.float32)
+    q_default, _ = _core.top_p(logits, {})
+    q_09, _ = _core.top_p(logits, {"p": 0.9, "temperature": 1.0, "order": "model"})
+    assert np.array_equal(q_default, q_09)  # the table's defaults: p 0.9, temperature 1, order model
+    with pytest.raises(ValueError, match=r"^p: must be in \[0, 1\], got 2"):
+        _core.top_p(logits, {"p": 2.0})
+    with pytest.raises(ValueError, match=r"^order: "):
+        _core.top_p(logits, {"order": "bogus"})
+    with pytest.raises(ValueError, match="min_keep"):
+        _core.top_p(logits, {"min_keep": 3})

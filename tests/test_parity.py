@@ -19,8 +19,7 @@ import pytest
 import llama_simplex as ls
 from llama_simplex import _core, cli
 from llama_simplex.power import BlockPowerSampler, MCMCPowerSampler, PowerSampler
-from test_c_api import (PKG, BestOfKParams, MinPParams, ObjectiveParams, PowerParams, SmcParams, SoftmaxParams,
-                        TopKParams, TopPParams)
+from test_c_api import C_STRUCTS, PKG
 
 SPECS: List[Dict[str, Any]] = _core.sampler_specs()
 BY_NAME = {s["name"]: s for s in SPECS}
@@ -29,10 +28,8 @@ CLASSES = [ls.Greedy, ls.Softmax, ls.TopK, ls.TopP, ls.MinP, ls.Sparsemax, ls.Be
 F32_MAX = float(np.finfo(np.float32).max)
 F32_TRUE_MIN = 1.401298464324817e-45
 LIMITS = {"i32": (-2**31, 2**31 - 1), "u32": (0, 2**32 - 1)}
-# The C struct of each sampler with a C constructor (test_c_api's ctypes mirror).
-C_STRUCTS = {"softmax": SoftmaxParams, "top_k": TopKParams, "top_p": TopPParams, "min_p": MinPParams,
-             "sparsemax": SoftmaxParams, "best_of_k": BestOfKParams, "objective": ObjectiveParams,
-             "power": PowerParams, "smc": SmcParams}
+# C_STRUCTS: the C struct of each sampler with a C constructor (test_c_api's ctypes
+# mirrors, made from the table and checked against the compiled header's layout there).
 # Table parameters whose C field is named or shaped otherwise: a choice of two kept
 # as a bool, and the support spec kept as (kind, value).
 C_FIELDS = {"order": ("order_by_temperature",), "support": ("support", "support_value")}

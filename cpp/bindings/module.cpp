@@ -173,6 +173,15 @@ py::dict spec_dict(const SamplerSpec & s) {
         d["surfaces"] = surfaces;
         d["choices"] = p.choices;
         d["field"] = p.field ? py::object(py::str(p.field)) : py::none();
+        // The C struct's layout (offsetof / sizeof), for mirrors of the struct made from the table.
+        if (p.field && p.c_struct_size) {
+            py::dict c;
+            c["offset"] = p.c_offset, c["size"] = p.c_size, c["struct_size"] = p.c_struct_size;
+            if (p.type == ParamType::support) c["value_offset"] = p.c_value_offset;
+            d["c_layout"] = c;
+        } else {
+            d["c_layout"] = py::none();
+        }
         params.append(d);
     }
     py::list presets;
@@ -243,16 +252,23 @@ Run run_params(const char * sampler, const py::dict & params) {
     return run;
 }
 
-// The objective sampler's C struct from the kernels' keywords (the table's kernel
-// surface: the solver's weights and budget), over the table's defaults.
-ObjectiveParams objective_params(const py::dict & params) {
-    const SamplerSpec & spec = spec_named("objective");
-    ObjectiveParams o{};
-    fill_c_defaults(spec, &o);
-    std::string why = read_params(spec, given_of(params), &o, SURFACE_KERNEL);
-    if (why.empty()) why = check_c_struct(spec, &o);
+// A sampler's C struct from keywords of one surface, over the table's defaults,
+// checked by the table (the C API's one check and its messages).
+template <typename C>
+C c_params(const char * sampler, const py::dict & params, uint32_t surface) {
+    const SamplerSpec & spec = spec_named(sampler);
+    C out{};
+    fill_c_defaults(spec, &out);
+    std::string why = read_params(spec, given_of(params), &out, surface);
+    if (why.empty()) why = check_c_struct(spec, &out);
     if (!why.empty()) throw py::value_error(why);
-    return o;
+    return out;
+}
+
+// The objective sampler's C struct from the kernels' keywords (the table's kernel
+// surface: the solver's weights and budget).
+ObjectiveParams objective_params(const py::dict & params) {
+    return c_params<ObjectiveParams>("objective", params, SURFACE_KERNEL);
 }
 
 }  // namespace
@@ -274,9 +290,18 @@ PYBIND11_MODULE(_core, m) {
     m.def("top_k", [](const FloatArray & l, int32_t k, float t) {
         return run_kernel(l, [k, t](llama_token_data * c, size_t n, Workspace & ws) { return top_k(c, n, k, t, ws); });
     }, py::arg("logits"), py::arg("k"), py::arg("temperature"));
-    m.def("top_p", [](const FloatArray & l, double p, float t, NucleusOrder o) {
-        return run_kernel(l, [p, t, o](llama_token_data * c, size_t n, Workspace & ws) { return top_p(c, n, p, t, o, ws); });
-    }, py::arg("logits"), py::arg("p"), py::arg("temperature"), py::arg("order"));
+    // top_p's kernel from the sampler's keywords (its C struct, read and checked by
+    // the table); min_keep is the sampler's widening (samplers.cpp), not the kernel's.
+    m.def("top_p", [](const FloatArray & l, const py::dict & params) {
+        const auto tp = c_params<llama_simplex_top_p_params>("top_p", params, SURFACE_PYTHON);
+        if (tp.min_keep > 1) {
+            throw py::value_error("min_keep: the top_p kernel keeps no minimum (the sampler does: make_sampler)");
+        }
+        const NucleusOrder o = tp.order_by_temperature ? NucleusOrder::temperature : NucleusOrder::model;
+        return run_kernel(l, [&tp, o](llama_token_data * c, size_t n, Workspace & ws) {
+            return top_p(c, n, tp.p, tp.temperature, o, ws);
+        });
+    }, py::arg("logits"), py::arg("params"));
     m.def("min_p", [](const FloatArray & l, double p, float t) {
         return run_kernel(l, [p, t](llama_token_data * c, size_t n, Workspace & ws) { return min_p(c, n, p, t, ws); });
     }, py::arg("logits"), py::arg("p_min"), py::arg("temperature"));

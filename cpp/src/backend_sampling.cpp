@@ -263,7 +263,7 @@ Built build_q(ggml_context * c, const GraphDecoder & g, ggml_tensor * x, ggml_te
     // (x - max) * (1/T): the CPU kernels' shifted exponent, bit for bit.
     ggml_tensor * s = ggml_scale(c, ggml_sub(c, x, top), 1.0f / g.temperature);
     ggml_tensor * keep = nullptr;
-    const int64_t min_keep = std::min<int64_t>(std::max<int32_t>(g.min_keep, 0), n);
+    const int64_t min_keep = std::min<int64_t>(std::max<int32_t>(g.min_keep(), 0), n);
     switch (g.kind) {
         case Kind::top_p: {
             // The nucleus: the shortest prefix of the (logit desc, id asc)
@@ -271,10 +271,10 @@ Built build_q(ggml_context * c, const GraphDecoder & g, ggml_tensor * x, ggml_te
             // (order 'model') or T (order 'temperature'). Its length m is the
             // number of prefixes with cdf < p, plus one; its boundary value
             // is the logit at that position of the sorted order.
-            ggml_tensor * w = g.order == NucleusOrder::temperature ? s : ggml_sub(c, x, top);
+            ggml_tensor * w = g.top_p->order_by_temperature ? s : ggml_sub(c, x, top);
             ggml_tensor * order = ggml_argsort(c, ordered(c, x), GGML_SORT_ORDER_DESC);
             ggml_tensor * cdf = ggml_cumsum(c, flat(c, ggml_get_rows(c, as_rows(c, ggml_soft_max(c, w)), order)));
-            ggml_tensor * below = ggml_sum(c, ggml_step(c, ggml_scale_bias(c, cdf, -1.0f, static_cast<float>(g.p))));
+            ggml_tensor * below = ggml_sum(c, ggml_step(c, ggml_scale_bias(c, cdf, -1.0f, static_cast<float>(g.top_p->p))));
             ggml_tensor * j = ggml_clamp(c, below, 0.0f, static_cast<float>(n - 1));
             ggml_tensor * id_j = flat(c, at(c, order, ggml_cast(c, j, GGML_TYPE_I32)));
             keep = prefix_mask(c, x, at(c, x, id_j), ggml_scale_bias(c, j, 1.0f, 1.0f), 0.0f);
@@ -286,7 +286,7 @@ Built build_q(ggml_context * c, const GraphDecoder & g, ggml_tensor * x, ggml_te
         }
         case Kind::min_p: {
             // p(v) >= p_min max p  <=>  logit(v) >= max logit + log p_min
-            ggml_tensor * cut = ggml_scale_bias(c, top, 1.0f, static_cast<float>(std::log(g.p)));
+            ggml_tensor * cut = ggml_scale_bias(c, top, 1.0f, static_cast<float>(std::log(g.min_p->p_min)));
             keep = ggml_scale_bias(c, ggml_step(c, ggml_neg(c, ggml_sub(c, x, cut))), -1.0f, 1.0f);
             if (min_keep > 1) {
                 keep = either(c, keep, prefix_mask(c, x, kth_value(c, x, static_cast<int32_t>(min_keep)), nullptr,
@@ -320,9 +320,9 @@ GraphDecoder effective(GraphDecoder g, int64_t n) {
     if (g.kind != Kind::greedy && g.temperature <= 0.0f) {
         g.kind = Kind::greedy;
     }
-    const bool all = (g.kind == Kind::top_k && (g.k <= 0 || g.k >= n)) || (g.kind == Kind::top_p && g.p >= 1.0) ||
-                     (g.kind == Kind::min_p && g.p <= 0.0 && g.min_keep <= 1);
-    const bool widened = (g.kind == Kind::top_p || g.kind == Kind::min_p) && g.min_keep >= n;
+    const bool all = (g.kind == Kind::top_k && (g.k <= 0 || g.k >= n)) || (g.kind == Kind::top_p && g.top_p->p >= 1.0) ||
+                     (g.kind == Kind::min_p && g.min_p->p_min <= 0.0 && g.min_p->min_keep <= 1);
+    const bool widened = g.min_keep() >= n;
     if (all || widened) {
         g.kind = Kind::softmax;
     }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "llama.h"
+#include "llama_simplex/llama_simplex.h"
 #include "llama_simplex/rollout.h"
 #include "llama_simplex/simplex.h"
 #include "llama_simplex/samplers.h"
@@ -22,16 +23,21 @@ namespace detail {
 
 // What a decoder computes in-graph: one q over the candidates, with the
 // parameters of its CPU kernel (simplex.h). Each sampler of ours fills one
-// in SamplerBase::graph().
+// in SamplerBase::graph(). Top-p and min-p point at their sampler's C
+// parameter struct (llama_simplex.h, from the table's lists) rather than
+// copy its fields; the sampler outlives every use (graph_init / graph_apply).
 struct GraphDecoder {
     enum class Kind { greedy, softmax, top_k, top_p, min_p, sparsemax, objective };
     Kind         kind = Kind::softmax;
-    float        temperature = 1.0f;
-    int32_t      k = 0;
-    double       p = 1.0;
-    NucleusOrder order = NucleusOrder::model;
-    int32_t      min_keep = 0;
+    float        temperature = 1.0f;  // the decoder's (every kind but greedy and objective)
+    int32_t      k = 0;               // top_k's
+    const llama_simplex_top_p_params * top_p = nullptr;  // Kind::top_p
+    const llama_simplex_min_p_params * min_p = nullptr;  // Kind::min_p
     const ObjectiveParams * objective = nullptr;
+    // min_keep of top-p / min-p (0 for the other kinds).
+    int32_t min_keep() const {
+        return kind == Kind::top_p ? top_p->min_keep : kind == Kind::min_p ? min_p->min_keep : 0;
+    }
 };
 
 // The llama_sampler_i backend members of our samplers.

@@ -110,14 +110,11 @@ llama_simplex_status llama_simplex_top_k(const llama_simplex_top_k_params * p, l
 }
 
 llama_simplex_status llama_simplex_top_p(const llama_simplex_top_p_params * p, llama_sampler ** out) {
-    return build_checked("top_p", p, out, [p] {
-        return make_top_p(p->p, p->temperature, p->order_by_temperature ? NucleusOrder::temperature : NucleusOrder::model,
-                          p->min_keep);
-    });
+    return build_checked("top_p", p, out, [p] { return make_top_p(*p); });
 }
 
 llama_simplex_status llama_simplex_min_p(const llama_simplex_min_p_params * p, llama_sampler ** out) {
-    return build_checked("min_p", p, out, [p] { return make_min_p(p->p_min, p->temperature, p->min_keep); });
+    return build_checked("min_p", p, out, [p] { return make_min_p(*p); });
 }
 
 llama_simplex_status llama_simplex_sparsemax(const llama_simplex_sparsemax_params * p, llama_sampler ** out) {

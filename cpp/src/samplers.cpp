@@ -79,39 +79,38 @@ Outcome keep_at_least(int32_t min_keep, float temperature, llama_token_data_arra
     return top_k(c->data, c->size, min_keep, temperature, ws);
 }
 
+// TopP and MinP hold their C parameter struct (llama_simplex.h, expanded from
+// the one list in llama_simplex_params.h): no field of theirs is a copy of it.
+// `draw` in it is the C API's; the sampler's draw state is SamplerBase's.
 struct TopP : Sampler<TopP> {
-    double       p;
-    float        temperature;
-    NucleusOrder order;
-    int32_t      min_keep;
+    llama_simplex_top_p_params params;
     std::vector<llama_token_data> input;
-    TopP(double p_, float t, NucleusOrder o, int32_t mk) : p(p_), temperature(t), order(o), min_keep(mk) {}
-    const char * name() const override { return order == NucleusOrder::model ? "simplex-top-p" : "simplex-top-p-llama"; }
+    explicit TopP(const llama_simplex_top_p_params & p) : params(p) {}
+    NucleusOrder order() const { return params.order_by_temperature ? NucleusOrder::temperature : NucleusOrder::model; }
+    const char * name() const override { return params.order_by_temperature ? "simplex-top-p-llama" : "simplex-top-p"; }
     Outcome run(llama_token_data_array * c, bool & sorted) override {
-        sorted = temperature <= 0.0f;  // the nucleus comes from a selection, not a sort
-        return keep_at_least(min_keep, temperature, c, sorted, ws, input,
-                             [&] { return top_p(c->data, c->size, p, temperature, order, ws); });
+        sorted = params.temperature <= 0.0f;  // the nucleus comes from a selection, not a sort
+        return keep_at_least(params.min_keep, params.temperature, c, sorted, ws, input,
+                             [&] { return top_p(c->data, c->size, params.p, params.temperature, order(), ws); });
     }
     bool graph(GraphDecoder & g) const override {
-        g.kind = Kind::top_p; g.p = p; g.temperature = temperature; g.order = order; g.min_keep = min_keep;
+        g.kind = Kind::top_p; g.temperature = params.temperature; g.top_p = &params;
         return true;
     }
 };
 
 struct MinP : Sampler<MinP> {
-    double  p_min;
-    float   temperature;
-    int32_t min_keep;
+    llama_simplex_min_p_params params;
     std::vector<llama_token_data> input;
-    MinP(double p, float t, int32_t mk) : p_min(p), temperature(t), min_keep(mk) {}
+    explicit MinP(const llama_simplex_min_p_params & p) : params(p) {}
     const char * name() const override { return "simplex-min-p"; }
     Outcome run(llama_token_data_array * c, bool & sorted) override {
         sorted = false;
-        return keep_at_least(min_keep, temperature, c, sorted, ws, input,
-                             [&] { return min_p(c->data, c->size, p_min, temperature, ws); });
+        return keep_at_least(params.min_keep, params.temperature, c, sorted, ws, input,
+                             [&] { return min_p(c->data, c->size, params.p_min, params.temperature, ws); });
     }
     bool graph(GraphDecoder & g) const override {
-        g.kind = Kind::min_p; g.p = p_min; g.temperature = temperature; g.min_keep = min_keep;
+        g.kind = Kind::min_p; g.temperature = params.temperature; g.min_p = &params;
         return true;
     }
 };
@@ -363,12 +362,8 @@ llama_sampler * detail::wrap(SamplerBase * s) {
 llama_sampler * make_greedy()                                            { return wrap(new Greedy()); }
 llama_sampler * make_softmax(float temperature)                          { return wrap(new Softmax(temperature)); }
 llama_sampler * make_top_k(int32_t k, float temperature)                 { return wrap(new TopK(k, temperature)); }
-llama_sampler * make_top_p(double p, float temperature, NucleusOrder o, int32_t min_keep) {
-    return wrap(new TopP(p, temperature, o, min_keep));
-}
-llama_sampler * make_min_p(double p_min, float temperature, int32_t min_keep) {
-    return wrap(new MinP(p_min, temperature, min_keep));
-}
+llama_sampler * make_top_p(const llama_simplex_top_p_params & params)   { return wrap(new TopP(params)); }
+llama_sampler * make_min_p(const llama_simplex_min_p_params & params)   { return wrap(new MinP(params)); }
 llama_sampler * make_sparsemax(float temperature)                        { return wrap(new Sparsemax(temperature)); }
 llama_sampler * make_dist(uint32_t seed)                                 { return wrap(new Dist(seed)); }
 llama_sampler * make_objective(const ObjectiveParams & params)           { return wrap(new ObjectiveSampler(params)); }

@@ -2,6 +2,7 @@
 #include "llama_simplex/specs.h"
 
 #include <cfloat>
+#include <cstddef>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -93,12 +94,21 @@ ParamSpec support_entry(const char * name, unsigned surfaces, const char * doc) 
     return p;
 }
 
+// An entry of the C struct S with its layout there.
+ParamSpec at(ParamSpec p, size_t offset, size_t size, size_t struct_size, size_t value_offset = 0) {
+    p.c_offset = offset, p.c_size = size, p.c_struct_size = struct_size, p.c_value_offset = value_offset;
+    return p;
+}
+
 // A sampler's parameters from its list, on the struct STRUCT the list defines
 // (NoStruct for a list of X entries only).
 #define LS_F(ctype, field, name, def, domain, surfaces, doc, note) \
-    field_entry<&Struct::field>(#field, #name, def, domain, surfaces, doc, note),
+    at(field_entry<&Struct::field>(#field, #name, def, domain, surfaces, doc, note), offsetof(Struct, field), \
+       sizeof(Struct::field), sizeof(Struct)),
 #define LS_X(ctype, name, def, domain, surfaces, doc, note) entry<ctype>(#name, def, domain, surfaces, doc, note),
-#define LS_S(field, surfaces, doc) support_entry<&Struct::field, &Struct::field##_value>(#field, surfaces, doc),
+#define LS_S(field, surfaces, doc) \
+    at(support_entry<&Struct::field, &Struct::field##_value>(#field, surfaces, doc), offsetof(Struct, field), \
+       sizeof(Struct::field), sizeof(Struct), offsetof(Struct, field##_value)),
 #define LS_PARAMS(STRUCT, LIST) \
     [] { \
         using Struct = STRUCT; \
@@ -113,7 +123,8 @@ template <auto M> ParamSpec with_run(ParamSpec p) {
     return p;
 }
 #define LS_RUN_F(ctype, field, name, def, domain, surfaces, doc, note) \
-    with_run<&Run::field>(field_entry<&Struct::field>(#field, #name, def, domain, surfaces, doc, note)),
+    with_run<&Run::field>(at(field_entry<&Struct::field>(#field, #name, def, domain, surfaces, doc, note), \
+                             offsetof(Struct, field), sizeof(Struct::field), sizeof(Struct))),
 #define LS_RUN_X(ctype, name, def, domain, surfaces, doc, note) \
     with_run<&Run::name>(entry<ctype>(#name, def, domain, surfaces, doc, note)),
 #define LS_RUN_PARAMS(STRUCT, RUN, LIST) \

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "llama.h"
+#include "llama_simplex/llama_simplex.h"
 #include "llama_simplex/simplex.h"
 #include "llama_simplex/solver.h"
 
@@ -17,9 +18,10 @@ struct PowerParams;
 llama_sampler * make_greedy();
 llama_sampler * make_softmax(float temperature);
 llama_sampler * make_top_k(int32_t k, float temperature);
-// min_keep: at least this many tokens stay in the support (llama.cpp's min_keep; 0 or 1: no effect).
-llama_sampler * make_top_p(double p, float temperature, NucleusOrder order, int32_t min_keep = 0);
-llama_sampler * make_min_p(double p_min, float temperature, int32_t min_keep = 0);
+// From their C parameter structs (llama_simplex.h: the table's lists); min_keep:
+// at least this many tokens stay in the support (llama.cpp's; 0 or 1: no effect).
+llama_sampler * make_top_p(const llama_simplex_top_p_params & params);
+llama_sampler * make_min_p(const llama_simplex_min_p_params & params);
 llama_sampler * make_sparsemax(float temperature);
 // Which closed-form decoder chooses the support of a composite objective.
 enum class SupportKind : int { full = 0, top_k = 1, top_p = 2, min_p = 3 };

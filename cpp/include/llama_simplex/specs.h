@@ -5,6 +5,7 @@
 // parity test) are all read from this table: adding a parameter is one entry.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -56,6 +57,10 @@ struct ParamSpec {
     void   (*set_run)(void * run_struct, double value) = nullptr;
     double (*get_run)(const void * run_struct) = nullptr;
     const char * field = nullptr;  // its C struct field (support: and field_value); null when not in the C struct
+    // Where the C struct holds it (offsetof / sizeof on llama_simplex.h's struct), so that
+    // a mirror of the struct (the tests' ctypes ones) is made from the table; 0 off the C
+    // struct. support: the code's field, its value's at c_value_offset.
+    size_t c_offset = 0, c_size = 0, c_value_offset = 0, c_struct_size = 0;
 };
 
 struct PresetSpec {

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 import llama_cpp
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..power import MCMCPowerSampler
 
 Outcome = Tuple[int, ...]
 
@@ -127,14 +130,15 @@ class Completions:
                 out += [prefix + (v,) for v in range(lp.size) if v == self.eos or len(prefix) + 1 == t]
         return sorted(out)
 
-    def mcmc_law(self, alpha: float, stages: int, steps: int) -> np.ndarray:
-        """The exact law of the MCMC power sampler (mcmc.cpp, [MCMC]) with these
-        values (its defaults are MCMCPowerSampler's, the sampler table's) after its
+    def mcmc_law(self, sampler: "MCMCPowerSampler") -> np.ndarray:
+        """The exact law of the MCMC power sampler (mcmc.cpp, [MCMC]) `sampler`
+        (its alpha, stages and steps: the sampler table's parameters) after its
         stages: each stage extends the state from q = softmax(α·ℓ) to the
         stage's length, then `steps` Metropolis-Hastings moves resample the
         suffix after a uniform position from q and accept with probability
         min(1, (p(x')/p(x))^α q(x)/q(x') · |x|/|x'|). Computed by propagating
         the state's law through the chain's transition matrices."""
+        alpha = sampler.alpha
         lse = {prefix: float(np.log(np.exp(alpha * lp - (alpha * lp).max()).sum()) + (alpha * lp).max())
                for prefix, lp in self.next_lp.items()}
 
@@ -150,10 +154,10 @@ class Completions:
             import bisect
             return slice(bisect.bisect_left(states, prefix), bisect.bisect_left(states, prefix + (1 << 30,)))
 
-        stage_len = -(-self.length // stages)
+        stage_len = -(-self.length // sampler.stages)
         law: Dict[Outcome, float] = {(): 1.0}
         target, stage = 0, 0
-        while stage < stages and target < self.length:
+        while stage < sampler.stages and target < self.length:
             target = min(target + stage_len, self.length)
             stage += 1
             states = self._states(target)
@@ -175,7 +179,7 @@ class Completions:
                     acc = np.minimum(1.0, np.exp(s[sl] - s[a] + np.log(len(x)) - np.log(lens[sl])))
                     move[a, sl] += prop * acc / len(x)
                 move[a, a] += 1.0 - move[a].sum()
-            for _ in range(steps):
+            for _ in range(sampler.steps):
                 v = v @ move
             law = {z: float(p) for z, p in zip(states, v) if p > 0}
         return np.array([law.get(o, 0.0) for o in self.outcomes])

@@ -77,7 +77,7 @@ def _block_law(space: exact.Completions, sampler: BlockPowerSampler) -> Tuple[np
 
 
 def _mcmc_law(space: exact.Completions, sampler: MCMCPowerSampler) -> Tuple[np.ndarray, float, str]:
-    return (space.mcmc_law(sampler.alpha, sampler.stages, sampler.steps), 0.0,
+    return (space.mcmc_law(sampler), 0.0,
             f"the chain after {sampler.stages} stages x {sampler.steps} steps")
 
 
