@@ -35,6 +35,7 @@ def test_base_is_required(bv, capsys):
     (["--calls", "0"], "--calls"),
     (["--tokens", "0"], "--tokens"),
     (["--seq-tokens", "100001"], "--seq-tokens"),
+    (["--stat", "mean"], "--stat"),
     (["--rounds", "0", "--call-rounds", "0"], "nothing to measure"),
 ])
 def test_bad_numbers_name_the_option(bv, capsys, argv, name):
@@ -46,7 +47,8 @@ def test_bad_numbers_name_the_option(bv, capsys, argv, name):
 
 def test_defaults(bv):
     a = bv.parse_args(["--base", "7f6b2ab"])
-    assert (a.base, a.rounds, a.call_rounds, a.tokens, a.new_python) == ("7f6b2ab", 10, 10, 64, sys.executable)
+    assert (a.base, a.rounds, a.call_rounds, a.tokens, a.stat, a.new_python) == (
+        "7f6b2ab", 10, 10, 64, "median", sys.executable)
 
 
 def test_check_commit(bv):
