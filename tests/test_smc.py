@@ -38,6 +38,12 @@ def test_log_z_and_incremental_weights():
     for a in (0.5, 2.0, 4.0):
         assert _core.smc_log_z(logits, a) == pytest.approx(np.log(np.exp(a * lp).sum()), abs=1e-5)
     assert _core.smc_log_z(logits, 1.0) == 0.0  # exactly: α = 1 weights are exactly 1
+    # a row longer than smc.cpp's 2048-token blocks (two whole and a partial one), its maximum in the last
+    big = rng.normal(size=5000).astype(np.float32) * 3
+    big[4999] = big.max() + 1.0
+    lpb = big.astype(np.float64) - np.log(np.exp(big.astype(np.float64)).sum())
+    for a in (0.5, 4.0):
+        assert _core.smc_log_z(big, a) == pytest.approx(np.log(np.exp(a * lpb).sum()), abs=1e-5)
     # live: (α_t − α_{t−1}) log p(prefix) + log Z_t; ended: the ramp term alone
     assert _core.smc_incremental_log_weight(2.5, 1.75, -3.0, 0.2, False) == pytest.approx(0.75 * -3.0 + 0.2)
     assert _core.smc_incremental_log_weight(2.5, 1.75, -3.0, 0.2, True) == pytest.approx(0.75 * -3.0)

@@ -30,48 +30,88 @@ double log_sum_exp(const std::vector<double> & x) {
 }
 
 // One row of logits at exponent a: e[i] = exp(a·(logit_i − max)) (q's unnormalised weights),
-// lse_p = log-sum-exp(logits), log Z = log Σ p^a. Two exp passes (one for a = 1).
+// lse_p = log-sum-exp(logits), log Z = log Σ p^a.
 struct Tempered {
     double lse_p = 0.0;
     double log_z = 0.0;
     double total = 0.0;  // Σ e
 };
 
-Tempered tempered(const float * logits, int32_t n_vocab, double a, std::vector<float> & e) {
-    const size_t n = static_cast<size_t>(n_vocab);
-    float hi = -std::numeric_limits<float>::infinity();
-    for (size_t i = 0; i < n; ++i) hi = logits[i] > hi ? logits[i] : hi;  // ternary: vectorises
-    if (!std::isfinite(hi)) throw std::runtime_error("the model returned no finite logit (NaN or all -inf)");
-    e.resize(n);
-    Tempered t;
-    const double sum_p = vec::exp_shifted(logits, e.data(), n, 1.0f, hi);
-    t.lse_p = static_cast<double>(hi) + std::log(sum_p);
-    if (a == 1.0) {
-        t.total = sum_p;  // e already holds p's weights: q = p, Z = 1 exactly
-        t.log_z = 0.0;
-    } else {
-        const float af = static_cast<float>(a);
-        t.total = vec::exp_shifted(logits, e.data(), n, af, af * hi);
-        t.log_z = std::log(t.total) - a * std::log(sum_p);
+// A decoded row's weights e and their sums per block of ROW_BLOCK tokens: the draw finds
+// its block from the sums and scans one block, not the whole vocabulary (262,144 for Gemma 3).
+constexpr size_t ROW_BLOCK = 2048;
+
+struct Row {
+    std::vector<float>  e;
+    std::vector<double> block;  // Σ e over each block
+    Tempered            t;
+};
+
+// max over the row in 16 independent lanes: the plain `x > hi ? x : hi` reduction does not
+// vectorise without -ffinite-math-only, the lanes do (vmaxps); NaN is never taken, as before.
+float row_max(const float * x, size_t n) {
+    float acc[16];
+    for (float & a : acc) a = -std::numeric_limits<float>::infinity();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        for (int j = 0; j < 16; ++j) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
     }
+    float hi = -std::numeric_limits<float>::infinity();
+    for (; i < n; ++i) hi = x[i] > hi ? x[i] : hi;
+    for (float a : acc) hi = a > hi ? a : hi;
+    return hi;
+}
+
+// One pass over the logits, block by block (each block's p weights only in an L1 scratch
+// buffer): the per-token values are the same exp_nonpositive calls as two full passes.
+void tempered(const float * logits, int32_t n_vocab, double a, Row & row) {
+    const size_t n = static_cast<size_t>(n_vocab);
+    const float hi = row_max(logits, n);
+    if (!std::isfinite(hi)) throw std::runtime_error("the model returned no finite logit (NaN or all -inf)");
+    row.e.resize(n);
+    row.block.resize((n + ROW_BLOCK - 1) / ROW_BLOCK);
+    const float af = static_cast<float>(a);
+    float scratch[ROW_BLOCK];
+    double sum_p = 0.0, total = 0.0;
+    for (size_t b = 0, i0 = 0; i0 < n; ++b, i0 += ROW_BLOCK) {
+        const size_t len = std::min(ROW_BLOCK, n - i0);
+        if (a == 1.0) {  // e holds p's weights: q = p, Z = 1 exactly
+            row.block[b] = vec::exp_shifted(logits + i0, row.e.data() + i0, len, 1.0f, hi);
+            sum_p += row.block[b];
+        } else {
+            row.block[b] = vec::exp_shifted(logits + i0, row.e.data() + i0, len, af, af * hi);
+            sum_p += vec::exp_shifted(logits + i0, scratch, len, 1.0f, hi);
+        }
+        total += row.block[b];
+    }
+    Tempered & t = row.t;
+    t.lse_p = static_cast<double>(hi) + std::log(sum_p);
+    t.total = total;
+    t.log_z = a == 1.0 ? 0.0 : std::log(total) - a * std::log(sum_p);
     if (!std::isfinite(t.lse_p) || !std::isfinite(t.log_z)) {
         throw std::runtime_error("the model returned non-finite logits");
     }
-    return t;
 }
 
-// Draws an index with probability e[i] / total (u uniform in [0, 1)).
-llama_token draw_index(const std::vector<float> & e, double total, double u) {
-    const double target = u * total;
+// Draws an index with probability e[i] / total (u uniform in [0, 1)): inverse CDF, skipping
+// whole blocks by their sums.
+llama_token draw_index(const Row & r, double u) {
+    const double target = u * r.t.total;
+    const size_t n = r.e.size();
     double run = 0.0;
-    size_t last = 0;
-    for (size_t i = 0; i < e.size(); ++i) {
-        if (e[i] <= 0.0f) continue;
-        run += e[i];
-        last = i;
+    size_t b = 0;
+    // Skip blocks whose end stays at or below the target (the last block is always scanned).
+    while (b + 1 < r.block.size() && run + r.block[b] <= target) run += r.block[b++];
+    for (size_t i = b * ROW_BLOCK; i < n; ++i) {
+        if (r.e[i] <= 0.0f) continue;
+        run += r.e[i];
         if (run > target) return static_cast<llama_token>(i);
     }
-    return static_cast<llama_token>(last);  // rounding at the top end
+    // Rounding at the top end: the last token with weight.
+    for (size_t i = n; i-- > 0;) {
+        if (r.e[i] > 0.0f) return static_cast<llama_token>(i);
+    }
+    return 0;
 }
 
 // An index drawn ∝ exp(log_w).
@@ -98,10 +138,10 @@ double smc_alpha_at(double alpha, int32_t ramp, int32_t t) {
 }
 
 double smc_log_z(const float * logits, int32_t n, double a, double * lse_p) {
-    std::vector<float> e;
-    const Tempered t = tempered(logits, n, a, e);
-    if (lse_p != nullptr) *lse_p = t.lse_p;
-    return t.log_z;
+    Row row;
+    tempered(logits, n, a, row);
+    if (lse_p != nullptr) *lse_p = row.t.lse_p;
+    return row.t.log_z;
 }
 
 double smc_incremental_log_weight(double a_t, double a_prev, double loglik, double log_z, bool ended) {
@@ -219,10 +259,6 @@ SmcResult smc_generate(llama_context * ctx, const std::vector<llama_token> & pro
         llama_pos   pos = 0;
         bool        ended = false;
     };
-    struct Row {  // one decoded row of logits at the step's exponent
-        std::vector<float> e;  // q's unnormalised weights
-        Tempered           t;
-    };
     SmcResult result;
     uint64_t rng = seed;
     const llama_pos p0 = static_cast<llama_pos>(prompt.size());
@@ -282,7 +318,7 @@ SmcResult smc_generate(llama_context * ctx, const std::vector<llama_token> & pro
             }
             result.decoded_tokens += static_cast<int64_t>(n_rows);
             ++result.decode_calls;
-            for (size_t r = 0; r < n_rows; ++r) rows[r].t = tempered(engine.logits(r), n_vocab, a_t, rows[r].e);
+            for (size_t r = 0; r < n_rows; ++r) tempered(engine.logits(r), n_vocab, a_t, rows[r]);
 
             // Incremental weights: they depend on the prefix only, so resampling comes before the draw.
             for (int32_t s = 0; s < n; ++s) {
@@ -314,7 +350,7 @@ SmcResult smc_generate(llama_context * ctx, const std::vector<llama_token> & pro
                 Particle & pt = parts[s];
                 if (pt.ended) continue;
                 const Row & r = rows[static_cast<size_t>(row_of[s])];
-                const llama_token y = draw_index(r.e, r.t.total, uniform01(rng));
+                const llama_token y = draw_index(r, uniform01(rng));
                 const float * logits = engine.logits(static_cast<size_t>(row_of[s]));
                 pt.out.loglik += static_cast<double>(logits[y]) - r.t.lse_p;
                 if (stop_at_eog && llama_vocab_is_eog(vocab, y)) {
