@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -376,7 +377,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     for v in pair_order(r, i):
                         rates[label][v].append(workers[v].ask(op="gen", row=label, tokens=tokens, seed=r)["rate"])
                 log(f"end to end: round {r + 1}/{a.rounds}")
-            ratios = {k: [n / b for n, b in zip(t["new"], t["base"])] for k, t in rates.items()}
+            # a run with no timed token (rate 0: it ended at once) has no ratio: NaN, dropped by summarise
+            ratios = {k: [n / b if n > 0 and b > 0 else math.nan for n, b in zip(t["new"], t["base"])]
+                      for k, t in rates.items()}
             rows = summarise(ratios, rates, "tok/s")
             result["end_to_end"] = dict(rounds=a.rounds, tokens=a.tokens, seq_tokens=a.seq_tokens, rows=rows)
             sections.append(markdown(
