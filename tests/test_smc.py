@@ -277,6 +277,12 @@ def test_generate_is_seeded_and_is_smc_particles_choice(tiny_llm, tiny_text):
     assert r.majority_vote() == max(votes, key=votes.get)
 
 
+def test_sample_k_refuses_smc_and_names_smc_particles(tiny_llm):
+    """Several outputs of SMC come from one run's particles: sample_k says which call gives them."""
+    with pytest.raises(TypeError, match=r"^sampler: SMCPowerSampler runs through smc_particles\(\)"):
+        ls.sample_k(tiny_llm, "a", 2, ls.SMCPowerSampler(particles=2), max_tokens=2, seed=0)
+
+
 def test_cli_generate_smc(tiny_model_path, capfd):
     args = ["generate", "--model", str(tiny_model_path), "--sampler", "smc", "--particles", "4", "--ramp", "2",
             "--ess-threshold", "0.9", "--seed", "5", "--max-tokens", "6", "abc"]

@@ -36,14 +36,9 @@ struct SmcChain : SamplerBase {
     std::vector<llama_token> plan;            // the drawn completion (with end-of-sequence if it stopped)
     size_t                   plan_at = 0;     // history length the plan starts at
     bool                     planned = false;
-    ContextPtr               ctx;             // held only while a plan is made
 
     SmcChain(llama_model * m, uint32_t n, const SmcParams & p, uint64_t s, int32_t limit)
         : model(m), n_ctx(n), params(p), seed(s), max_tokens(limit) {}
-    SmcChain(const SmcChain & o)
-        : SamplerBase(o), model(o.model), n_ctx(o.n_ctx), params(o.params), seed(o.seed), plans(o.plans),
-          max_tokens(o.max_tokens), n_prompt(o.n_prompt), history(o.history), plan(o.plan), plan_at(o.plan_at),
-          planned(o.planned) {}
     SamplerBase * copy() const override { return new SmcChain(*this); }
     const char * name() const override { return "simplex-smc"; }
     void accept(llama_token t) override { history.push_back(t); }
@@ -76,16 +71,16 @@ struct SmcChain : SamplerBase {
                                         shape.why + "), the sampler's context has " + std::to_string(n_ctx));
         }
         const uint32_t n_seq = static_cast<uint32_t>(params.particles);
-        if (!ctx) ctx = make_rollout_context(model, n_ctx, n_seq, 0, std::max<uint32_t>(64, n_seq), 32);
+        // The particles' context lives only while the plan is drawn, not as long as the
+        // sampler: its N * max_tokens cells are not needed to emit the plan (a re-plan
+        // makes another), and a context freed after the caller's next decode would void
+        // the graph llama.cpp's RPC client then reuses (ggml-rpc drops every stored graph
+        // when any buffer is freed).
+        const ContextPtr ctx = make_rollout_context(model, n_ctx, n_seq, 0, std::max<uint32_t>(64, n_seq), 32);
         const SmcResult r = smc_generate(ctx.get(), history, params, static_cast<int32_t>(left),
                                          seed + 0x9E3779B97F4A7C15ull * plans++, true);
         plan = r.tokens;
         if (r.stopped) plan.push_back(llama_vocab_eos(llama_model_get_vocab(model)));
-        // Freed now, not with the sampler: its N * max_tokens cells are not needed to
-        // emit the plan (a re-plan makes another), and a context freed after the
-        // caller's next decode would void the graph llama.cpp's RPC client then
-        // reuses (ggml-rpc drops every stored graph when any buffer is freed).
-        ctx.reset();
     }
 
     Outcome run(llama_token_data_array * c, bool & sorted) override {

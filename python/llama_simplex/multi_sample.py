@@ -98,7 +98,7 @@ def sample_k(
     llm, tokens, sampler, max_tokens, seed, stops = prepare(llm, prompt, sampler, max_tokens, seed, stop, add_special)
     backend_sampling = check_backend_sampling(backend_sampling, sampler)
     if isinstance(sampler, SequenceSampler):
-        raise TypeError(f"sampler: {type(sampler).__name__} runs through generate(), not sample_k")
+        raise TypeError(f"sampler: {type(sampler).__name__} runs through {sampler.many_outputs}, not sample_k")
     cells = len(tokens) + k * max_tokens
     train = llama_cpp.llama_model_n_ctx_train(llm.model)
     if cells > max(train, 1) * 4 and cells > 65536:

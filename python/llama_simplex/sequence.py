@@ -61,6 +61,8 @@ class SequenceSampler(Sampler):
     """
 
     in_chain: ClassVar[bool] = False
+    # What to call instead of sample_k for several outputs (named in sample_k's refusal).
+    many_outputs: ClassVar[str] = "generate()"
 
     def run(self, llm: llama_cpp.Llama, prompt_tokens: Sequence[int], max_tokens: int, seed: int,
             progress: bool) -> SequenceResult:

@@ -46,6 +46,7 @@ class SMCPowerSampler(SequenceSampler):
     first apply, then emits it token by token)."""
 
     name: ClassVar[str] = "smc"
+    many_outputs: ClassVar[str] = "smc_particles() (all N completions of one run, weighted)"
     in_chain: ClassVar[bool] = True
 
     def context_size(self, llm: llama_cpp.Llama, n_prompt: int, max_tokens: int) -> tuple:
