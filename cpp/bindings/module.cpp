@@ -95,8 +95,16 @@ py::tuple run_kernel(const FloatArray & logits, Kernel kernel) {
 }
 
 struct RolloutContext {
-    ContextPtr ctx;
+    ContextPtr      ctx;
+    ContextNumerics numerics;  // what ctx was made with (for sample_k's in-graph context)
 };
+
+// The numerics of the llama_context_params at `address` (a llama_cpp.Llama's
+// context_params, checked against sizeof by the caller); 0: llama.cpp's defaults.
+ContextNumerics numerics_at(uintptr_t address) {
+    if (address == 0) return ContextNumerics{};
+    return numerics_of(*reinterpret_cast<const llama_context_params *>(address));
+}
 
 using PowerProgress = std::function<bool(int32_t, const PowerStats &)>;
 
@@ -391,6 +399,11 @@ PYBIND11_MODULE(_core, m) {
         .def("enable_draw", [](NativeSampler & s, uint32_t seed) { return enable_draw(s.get(), seed); }, py::arg("seed"))
         // Makes this sampler (or chain) select a token on every apply, seeded (samplers.h).
         .def("ensure_draw", [](NativeSampler & s, uint32_t seed) { return ensure_draw(s.get(), seed); }, py::arg("seed"))
+        // The contexts this sampler makes compute like one made with the
+        // llama_context_params at context_params (samplers.h set_context_numerics).
+        .def("set_context_params", [](NativeSampler & s, uintptr_t context_params) {
+            return set_context_numerics(s.get(), numerics_at(context_params));
+        }, py::arg("context_params"))
         .def("reset", [](NativeSampler & s) { llama_sampler_reset(s.get()); })
         .def("accept", [](NativeSampler & s, llama_token t) { llama_sampler_accept(s.get(), t); })
         // Applies the sampler to logits with ids 0..n-1, as llama.cpp would;
@@ -487,6 +500,9 @@ PYBIND11_MODULE(_core, m) {
         if (!why.empty()) throw py::value_error(why);
         return new NativeSampler(s);
     }, py::arg("name"), py::arg("params") = py::dict(), py::arg("model") = 0);
+    // sizeof(llama_context_params) of the llama.h this module was built with:
+    // handles.context_params checks llama_cpp's ctypes struct against it.
+    m.attr("CONTEXT_PARAMS_SIZE") = sizeof(llama_context_params);
     m.def("make_dist", [](uint32_t seed) { return new NativeSampler(make_dist(seed)); }, py::arg("seed"));
     // A llama.cpp chain that takes ownership of the members.
     m.def("make_chain", [](std::vector<NativeSampler *> members) {
@@ -509,12 +525,14 @@ PYBIND11_MODULE(_core, m) {
     // A context of our own on a model (unified KV cache for forked sequences).
     py::class_<RolloutContext>(m, "RolloutContext")
         .def(py::init([](uintptr_t model, uint32_t n_ctx, uint32_t n_seq, int32_t n_threads, uint32_t n_batch,
-                         uint32_t n_ubatch) {
+                         uint32_t n_ubatch, uintptr_t context_params) {
+                 const ContextNumerics numerics = numerics_at(context_params);
                  return new RolloutContext{make_rollout_context(reinterpret_cast<llama_model *>(model), n_ctx, n_seq,
-                                                                n_threads, n_batch, n_ubatch)};
+                                                                n_threads, n_batch, n_ubatch, numerics),
+                                           numerics};
              }),
              py::arg("model"), py::arg("n_ctx"), py::arg("n_seq"), py::arg("n_threads") = 0, py::arg("n_batch") = 512,
-             py::arg("n_ubatch") = 0)
+             py::arg("n_ubatch") = 0, py::arg("context_params") = 0)
         .def_property_readonly("address", [](const RolloutContext & c) { return reinterpret_cast<uintptr_t>(c.ctx.get()); })
         .def_property_readonly("n_ctx", [](const RolloutContext & c) { return llama_n_ctx(c.ctx.get()); })
         .def_property_readonly("n_seq", [](const RolloutContext & c) { return llama_n_seq_max(c.ctx.get()); });
@@ -529,6 +547,7 @@ PYBIND11_MODULE(_core, m) {
         o.stop = std::move(stop);
         o.stop_at_eog = stop_at_eog;
         o.backend_sampling = backend_sampling;
+        o.numerics = ctx.numerics;
         SampleKResult r;
         {
             py::gil_scoped_release nogil;
@@ -772,16 +791,19 @@ PYBIND11_MODULE(_core, m) {
 
     py::class_<Generator>(m, "Generator")
         .def(py::init([](uintptr_t ctx, NativeSampler & sampler, std::vector<llama_token> prompt, int32_t max_tokens,
-                         std::vector<std::string> stop, bool stop_at_eog, bool backend_sampling) {
+                         std::vector<std::string> stop, bool stop_at_eog, bool backend_sampling,
+                         uintptr_t context_params) {
                  GenerateOptions o;
                  o.max_tokens = max_tokens;
                  o.stop = std::move(stop);
                  o.stop_at_eog = stop_at_eog;
                  o.backend_sampling = backend_sampling;
+                 o.numerics = numerics_at(context_params);
                  return new Generator(reinterpret_cast<llama_context *>(ctx), sampler.get(), std::move(prompt), std::move(o));
              }),
              py::arg("ctx"), py::arg("sampler"), py::arg("prompt"), py::arg("max_tokens"), py::arg("stop"),
-             py::arg("stop_at_eog") = true, py::arg("backend_sampling") = false, py::keep_alive<1, 3>())
+             py::arg("stop_at_eog") = true, py::arg("backend_sampling") = false, py::arg("context_params") = 0,
+             py::keep_alive<1, 3>())
         .def("__iter__", [](Generator & g) -> Generator & { return g; })
         // One step: (token, text); token is -1 when only held-back text remains.
         .def("__next__", [](Generator & g) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "llama.h"
+#include "llama_simplex/rollout.h"
 #include "llama_simplex/simplex.h"
 
 namespace llama_simplex {
@@ -41,6 +42,9 @@ struct SamplerBase {
     // The decoder's in-graph form (backend_sampling.cpp); false: it has none
     // and runs on the CPU (llama.cpp calls its apply).
     virtual bool graph(GraphDecoder &) const { return false; }
+    // A sampler that makes contexts of its own (PowerChain, SmcChain) makes
+    // them with these numerics from then on; false: it makes none.
+    virtual bool set_numerics(const ContextNumerics &) { return false; }
     // The uniforms of the current sampling graph, one per in-graph draw
     // (set before each decode from rng, like a CPU draw).
     std::vector<ggml_tensor *> graph_uniforms;

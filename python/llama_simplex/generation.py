@@ -12,7 +12,7 @@ import llama_cpp
 
 from . import _core
 from . import _validate as v
-from .handles import LlamaLike, context_address, context_use, load_model, model_address
+from .handles import LlamaLike, context_address, context_params_address, context_use, load_model, model_address
 from .samplers import SEED_MAX, Sampler, Softmax
 from .sequence import SequenceSampler
 
@@ -289,7 +289,7 @@ def generate(
     native = sampler.native(seed=seed)  # always selects: its last member draws with `seed`
     generator = _core.Generator(context_address(llm), native, tokens, max_tokens,
                                 [s.encode("utf-8").decode("utf-8") for s in stops],
-                                backend_sampling=backend_sampling)
+                                backend_sampling=backend_sampling, context_params=context_params_address(llm))
     result = Generation(llm, generator, native, seed, sampler, own_context=backend_sampling)
     if callback is not None:
         for token, text in result._steps():

@@ -18,7 +18,8 @@ from . import _core
 from . import _validate as v
 from .models import resolve_model
 
-__all__ = ["load_model", "model_address", "context_address", "rollout_context", "context_use", "LlamaLike"]
+__all__ = ["load_model", "model_address", "context_address", "context_params_address", "rollout_context",
+           "context_use", "LlamaLike"]
 
 LlamaLike = Union[llama_cpp.Llama, str, os.PathLike]
 
@@ -84,6 +85,23 @@ def context_address(llm: llama_cpp.Llama) -> int:
     return _address(llm.ctx)
 
 
+def context_params_address(llm: llama_cpp.Llama) -> int:
+    """The address of the ``llama_context_params`` `llm`'s context was made
+    with (``llm.context_params``), for the native code that makes contexts of
+    our own on its model: it copies their numerics (flash attention, KV cache
+    types, RoPE/YaRN scaling, offloading; cpp/include/llama_simplex/rollout.h
+    ContextNumerics) so that those contexts compute `llm`'s logits. 0 (llama.cpp's
+    defaults) when `llm` has no ctypes ``context_params`` (not a llama_cpp.Llama)."""
+    params = getattr(llm, "context_params", None)
+    if not isinstance(params, llama_cpp.llama_context_params):
+        return 0
+    if ctypes.sizeof(params) != _core.CONTEXT_PARAMS_SIZE:  # another llama.h than the one we were built with
+        raise RuntimeError(f"llama_cpp's llama_context_params has {ctypes.sizeof(params)} bytes, the llama.h "
+                           f"llama_simplex was built with {_core.CONTEXT_PARAMS_SIZE}: reinstall llama_simplex "
+                           f"against this llama_cpp")
+    return ctypes.addressof(params)
+
+
 # Every Llama holding contexts of ours: freed at exit while the interpreter is
 # whole, because freeing a context logs through llama_cpp's Python callback.
 _holders: "weakref.WeakSet[llama_cpp.Llama]" = weakref.WeakSet()
@@ -97,8 +115,9 @@ def _free_rollout_contexts() -> None:
 
 def rollout_context(llm: llama_cpp.Llama, n_ctx: int, n_seq: int, n_ubatch: int = 0) -> _core.RolloutContext:
     """A context of our own on `llm`'s model with a unified KV cache for forked
-    sequences. Cached on `llm`, one at a time (each holds a KV cache), and
-    freed before the model when `llm` is closed."""
+    sequences, computing `llm`'s logits (its context's numerics:
+    :func:`context_params_address`). Cached on `llm`, one at a time (each
+    holds a KV cache), and freed before the model when `llm` is closed."""
     cache = llm.__dict__.get("_llama_simplex_contexts")
     if cache is None:
         cache = llm.__dict__["_llama_simplex_contexts"] = {}
@@ -110,7 +129,8 @@ def rollout_context(llm: llama_cpp.Llama, n_ctx: int, n_seq: int, n_ubatch: int 
     if key not in cache:
         cache.clear()
         n_threads = int(getattr(llm, "n_threads", 0) or 0)
-        cache[key] = _core.RolloutContext(model_address(llm), n_ctx, n_seq, n_threads, max(64, n_seq), n_ubatch)
+        cache[key] = _core.RolloutContext(model_address(llm), n_ctx, n_seq, n_threads, max(64, n_seq), n_ubatch,
+                                          context_params_address(llm))
     return cache[key]
 
 

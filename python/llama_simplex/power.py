@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from . import _core
 from . import _validate as v
-from .handles import model_address, rollout_context
+from .handles import context_params_address, model_address, rollout_context
 from .samplers import SEED_MAX, from_table
 from .sequence import RolloutCost, SequenceResult, SequenceSampler
 
@@ -97,6 +97,7 @@ class PowerSampler(SequenceSampler):
         # the table's one constructor, llama-server's (n_ctx checked there)
         native = _core.make_sampler("power", {**self.params(), "n_ctx": n_ctx, "rollout_seed": rollout_seed,
                                               "max_tokens": max_tokens}, model=model_address(llm))
+        native.set_context_params(context_params_address(llm))  # its rollouts see llm's logits
         if seed is not None:
             native.enable_draw((rollout_seed * 2654435761 + 1) % 4294967295)  # a stream apart from the rollouts'
         return native

@@ -26,6 +26,46 @@ struct ContextDeleter {
 };
 using ContextPtr = std::unique_ptr<llama_context, ContextDeleter>;
 
+// The llama_context_params fields that change what a context computes (its
+// logits), apart from its shape: attention kernel, KV cache types, RoPE/YaRN
+// scaling, and where attention runs on a GPU build (offload_kqv, op_offload:
+// another backend's kernels round differently; on a CPU build they change
+// nothing). A context of ours made for a user's context copies these from the
+// user's llama_context_params, so that our rollouts and in-graph draws see
+// the logits the user's context gives (llama.cpp's default flash attention is
+// AUTO, llama_cpp.Llama's is off: on Gemma 3 270M the next-token laws differ
+// by a TV of 0.1). Shape fields (n_ctx, n_batch, n_seq_max, kv_unified,
+// swa_full) are ours to choose; threads and callbacks change no value.
+// One list: the struct, numerics_of and apply_numerics all come from it.
+#define LLAMA_SIMPLEX_CONTEXT_NUMERICS(X)                  \
+    X(enum llama_flash_attn_type, flash_attn_type)         \
+    X(enum ggml_type, type_k)                              \
+    X(enum ggml_type, type_v)                              \
+    X(enum llama_rope_scaling_type, rope_scaling_type)     \
+    X(float, rope_freq_base)                               \
+    X(float, rope_freq_scale)                              \
+    X(float, yarn_ext_factor)                              \
+    X(float, yarn_attn_factor)                             \
+    X(float, yarn_beta_fast)                               \
+    X(float, yarn_beta_slow)                               \
+    X(uint32_t, yarn_orig_ctx)                             \
+    X(bool, offload_kqv)                                   \
+    X(bool, op_offload)
+
+struct ContextNumerics {
+#define LLAMA_SIMPLEX_X(type, name) type name;
+    LLAMA_SIMPLEX_CONTEXT_NUMERICS(LLAMA_SIMPLEX_X)
+#undef LLAMA_SIMPLEX_X
+    // llama.cpp's defaults (llama_context_default_params): what a context made
+    // by C/C++ code that has no user context to follow gets.
+    ContextNumerics();
+};
+
+// The numerics of a context made with `params`.
+ContextNumerics numerics_of(const llama_context_params & params);
+// Sets the numerics fields of `params` to `numerics` (the rest is left alone).
+void apply_numerics(llama_context_params & params, const ContextNumerics & numerics);
+
 // The rollout context a sampler needs: KV cells (rounded up to 256, as
 // llama.cpp pads them) and sequences. Each sampler has one function that
 // computes it (power_context_shape, block_context_shape, mcmc_context_shape);
@@ -72,9 +112,9 @@ void check_horizon(const llama_model * model, int64_t horizon);
 // Throws std::invalid_argument naming the parameter when it cannot be made
 // (check_rollout_context, before anything is allocated).
 // n_ubatch (0: n_batch) bounds the compute buffer: a wide batch is computed
-// in slices of n_ubatch tokens.
+// in slices of n_ubatch tokens. numerics: the user's context's (ContextNumerics).
 ContextPtr make_rollout_context(llama_model * model, uint32_t n_ctx, uint32_t n_seq, int32_t n_threads,
-                                uint32_t n_batch, uint32_t n_ubatch = 0);
+                                uint32_t n_batch, uint32_t n_ubatch = 0, const ContextNumerics & numerics = {});
 
 class RolloutEngine {
   public:

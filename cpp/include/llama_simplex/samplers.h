@@ -8,6 +8,7 @@
 
 #include "llama.h"
 #include "llama_simplex/llama_simplex.h"
+#include "llama_simplex/rollout.h"
 #include "llama_simplex/simplex.h"
 #include "llama_simplex/solver.h"
 
@@ -68,6 +69,13 @@ bool enable_draw(llama_sampler * smpl, uint32_t seed);
 // mirostat, ...) it is left alone, and otherwise a seeded dist of ours is
 // appended. False if smpl is neither ours nor a chain.
 bool ensure_draw(llama_sampler * smpl, uint32_t seed);
+
+// Gives the samplers that make contexts of their own (power's and SMC's
+// chain members; in a chain, every such member) the numerics of the
+// caller's context (ContextNumerics, rollout.h), so that their rollouts see
+// the caller's logits; until then they use llama.cpp's defaults. Returns how
+// many samplers took them.
+int32_t set_context_numerics(llama_sampler * smpl, const ContextNumerics & numerics);
 
 // True when smpl was made by this library.
 bool is_ours(const llama_sampler * smpl);
