@@ -375,6 +375,37 @@ def test_ensure_draw_makes_any_chain_select(lib, tiny_llm, tiny_text):
     assert lib.llama_simplex_ensure_draw(None, 7) == 2
 
 
+def test_set_context_params(lib, tiny_llm):
+    """llama_simplex_set_context_params: the samplers that make contexts of
+    their own (SMC here, in a chain) take the caller's numerics; others take
+    none; NULL arguments are errors naming them."""
+    import llama_cpp
+    lib.llama_simplex_smc_default_params.restype = SmcParams
+    lib.llama_simplex_set_context_params.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int32)]
+    q = lib.llama_simplex_smc_default_params()
+    q.particles, q.max_tokens, q.n_ctx = 2, 3, 256
+    out = ctypes.c_void_p()
+    assert lib.llama_simplex_smc(ctypes.byref(q), ctypes.c_void_p(ls.handles.model_address(tiny_llm)),
+                                 ctypes.byref(out)) == 0
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_top_k(10))
+    llama_cpp.llama_sampler_chain_add(chain, ctypes.cast(out, llama_cpp.llama_sampler_p_ctypes))
+    params = ctypes.addressof(tiny_llm.context_params)
+    n = ctypes.c_int32(-1)
+    assert lib.llama_simplex_set_context_params(ctypes.cast(chain, ctypes.c_void_p), params, ctypes.byref(n)) == 0
+    assert n.value == 1
+    lone = llama_cpp.llama_sampler_init_top_k(3)
+    assert lib.llama_simplex_set_context_params(ctypes.cast(lone, ctypes.c_void_p), params, ctypes.byref(n)) == 0
+    assert n.value == 0
+    assert lib.llama_simplex_set_context_params(ctypes.cast(lone, ctypes.c_void_p), params, None) == 0
+    assert lib.llama_simplex_set_context_params(None, params, ctypes.byref(n)) == 2
+    assert b"smpl: must not be NULL" in lib.llama_simplex_last_error()
+    assert lib.llama_simplex_set_context_params(ctypes.cast(lone, ctypes.c_void_p), None, None) == 2
+    assert b"params: must not be NULL" in lib.llama_simplex_last_error()
+    llama_cpp.llama_sampler_free(lone)
+    llama_cpp.llama_sampler_free(chain)
+
+
 def test_sampler_status_reports_a_degenerate_q(lib):
     """Extreme temperatures: q is a distribution (status 0) or status 5 with a
     valid selection; main returned NaN q with status 0."""

@@ -805,6 +805,7 @@ PYBIND11_MODULE(_core, m) {
              py::arg("stop_at_eog") = true, py::arg("backend_sampling") = false, py::arg("context_params") = 0,
              py::keep_alive<1, 3>())
         .def("__iter__", [](Generator & g) -> Generator & { return g; })
+        .def_property_readonly("context_address", [](const Generator & g) { return reinterpret_cast<uintptr_t>(g.context()); })
         // One step: (token, text); token is -1 when only held-back text remains.
         .def("__next__", [](Generator & g) {
             Step step;

@@ -169,6 +169,17 @@ const char * llama_simplex_sampler_status_string(int32_t status) {
     return status < 0 ? "unknown status" : status_message(static_cast<Status>(status));
 }
 
+llama_simplex_status llama_simplex_set_context_params(llama_sampler * smpl, const llama_context_params * params,
+                                                      int32_t * n_taken) {
+    if (n_taken != nullptr) *n_taken = 0;
+    if (smpl == nullptr) return fail(LLAMA_SIMPLEX_NULL_ARGUMENT, "smpl: must not be NULL");
+    if (params == nullptr) return fail(LLAMA_SIMPLEX_NULL_ARGUMENT, "params: must not be NULL");
+    const int32_t n = set_context_numerics(smpl, numerics_of(*params));
+    if (n_taken != nullptr) *n_taken = n;
+    last_error.clear();
+    return LLAMA_SIMPLEX_OK;
+}
+
 llama_simplex_status llama_simplex_ensure_draw(llama_sampler * smpl, uint32_t seed) {
     if (smpl == nullptr) return fail(LLAMA_SIMPLEX_NULL_ARGUMENT, "smpl: must not be NULL");
     try {

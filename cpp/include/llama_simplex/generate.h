@@ -57,6 +57,9 @@ class Generator {
     // The context (or its model) is about to be freed: later steps throw instead of using it.
     void detach() { ctx_ = nullptr; own_ctx_.reset(); }
     bool done() const { return done_; }
+    // The context the loop decodes in: ctx, or with backend_sampling its own
+    // (whose llama_get_sampled_* outputs tests compare with ctx's logits).
+    llama_context * context() const { return ctx_; }
 
     const std::string &              finish_reason() const { return finish_reason_; }
     const std::vector<llama_token> & tokens() const { return tokens_; }
