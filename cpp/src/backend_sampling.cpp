@@ -4,6 +4,9 @@
 #include <cfloat>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -26,6 +29,19 @@
 // min-p threshold are decided in float where the CPU kernels use double:
 // they can differ only for a token whose cumulative mass or logit gap is
 // within float rounding of p or log p_min.
+//
+// Two forms of each decoder (backend_init chooses, per sampler):
+//   - the host form, on a device that is the CPU: a graph op there is CPU
+//     code, so the cheapest exact form is our kernel itself as one custom op
+//     (ggml_custom_4d, which only the CPU backend runs). It reads the logits
+//     tensor where it lies and runs the CPU path's kernel (the sampler's own
+//     run(), double where it uses double), so q is the CPU path's bit for
+//     bit, and the draw is pick() with the sampler's next uniform: the same
+//     token as the CPU path for the same seed. Greedy scans the float row
+//     (greedy_row) without a candidate array.
+//   - the portable graph of element-wise ops below, for every other device
+//     (CUDA, Metal, ...), and on the CPU when LLAMA_SIMPLEX_GRAPH_FORM=portable
+//     (read at backend_init; tests and benchmarks use it to run this form here).
 
 namespace llama_simplex {
 namespace detail {
@@ -374,6 +390,178 @@ void apply(SamplerBase & self, const GraphDecoder & decoder, ggml_context * c, l
     data->sampled = b.candidates != nullptr ? flat(c, ggml_get_rows(c, as_rows(c, b.candidates), pos)) : pos;
 }
 
+// The host form (see the top of the file). Its one custom op writes a packed
+// F32 result: [q (m) | ids (m, when compact) | logits (m, when the member
+// passes logits on) | sampled (1, when it draws)], m the output candidates:
+// 1 for greedy, k for top-k (compact: their ids are outputs), the whole row
+// for the rest (ids: the input candidates, passed through). Ids are int32
+// bits in the F32 buffer; two tiny custom ops copy them into I32 outputs,
+// and q and the logits are views, so the outputs have today's shapes.
+struct HostLayout {
+    int64_t m = 0;
+    bool    compact = false;
+    bool    logits = false;
+    bool    sampled = false;
+    int64_t size() const { return m * (1 + compact + logits) + sampled; }
+    int64_t at_logits() const { return m * (1 + compact); }
+};
+
+HostLayout host_layout(const GraphDecoder & g, int64_t n, bool draws) {
+    HostLayout l;
+    l.compact = g.kind == Kind::greedy || g.kind == Kind::top_k;
+    l.m = g.kind == Kind::greedy ? 1 : g.kind == Kind::top_k ? g.k : n;
+    l.logits = !draws;
+    l.sampled = draws;
+    return l;
+}
+
+void put_id(float * out, int64_t i, int32_t id) { std::memcpy(out + i, &id, sizeof id); }
+
+// dst = the packed result; src: the logits (F32, contiguous), the input
+// candidates when Cand, the draw's rng state (2 x I32) when Draws.
+template <bool Draws, bool Cand>
+void host_decode(ggml_tensor * dst, int ith, int /*nth*/, void * userdata) {
+    if (ith != 0) {
+        return;
+    }
+    SamplerBase & self = *static_cast<SamplerBase *>(userdata);
+    const float * x = static_cast<const float *>(dst->src[0]->data);
+    const int64_t n = ggml_nelements(dst->src[0]);
+    const int32_t * cand = Cand ? static_cast<const int32_t *>(dst->src[1]->data) : nullptr;
+    uint64_t rng = 0;
+    if (Draws) std::memcpy(&rng, dst->src[Cand ? 2 : 1]->data, sizeof rng);
+    GraphDecoder g;
+    self.graph(g);
+    g = effective(g, n);
+    const HostLayout l = host_layout(g, n, Draws);
+    float * out = static_cast<float *>(dst->data);
+    float * logits = out + l.at_logits();
+    auto id_of = [&](int64_t pos) { return cand != nullptr ? cand[pos] : static_cast<int32_t>(pos); };
+    // A q with no finite positive mass: NaN, which sample_backend reports
+    // as the CPU path's error (and a next member of the chain reads NaN
+    // logits, so it fails too).
+    auto fail = [&](int64_t first_pos) {
+        for (int64_t i = 0; i < l.m; ++i) out[i] = NAN;
+        if (l.logits) for (int64_t i = 0; i < l.m; ++i) logits[i] = NAN;
+        if (l.compact) for (int64_t i = 0; i < l.m; ++i) put_id(out, l.m + i, id_of(first_pos + i));
+        if (Draws) put_id(out, l.size() - 1, id_of(first_pos));
+    };
+    if (g.kind == Kind::greedy) {
+        size_t at = 0;
+        if (greedy_row(x, static_cast<size_t>(n), at).status != Status::ok) {
+            fail(0);
+            return;
+        }
+        out[0] = 1.0f;
+        put_id(out, 1, id_of(static_cast<int64_t>(at)));
+        if (l.logits) logits[0] = 0.0f;
+        if (Draws) put_id(out, l.size() - 1, id_of(static_cast<int64_t>(at)));
+        return;
+    }
+    // The CPU path's candidates (ids = positions in this row) and kernel.
+    auto & cur = self.graph_tokens;
+    cur.resize(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) cur[i] = llama_token_data{static_cast<llama_token>(i), x[i], 0.0f};
+    llama_token_data_array arr = {cur.data(), cur.size(), -1, false};
+    bool sorted = false;
+    // Dist's run() would draw with its own state; its q is softmax(logit).
+    const Outcome o = self.selects() ? softmax(cur.data(), cur.size(), 1.0f, self.ws) : self.run(&arr, sorted);
+    if (o.status != Status::ok || o.support == 0 || !is_distribution(cur.data(), o.support)) {
+        fail(0);
+        return;
+    }
+    int64_t drawn = 0;
+    if (Draws) {
+        drawn = pick(cur.data(), o.support, rng);
+        if (drawn < 0) {
+            fail(0);
+            return;
+        }
+        put_id(out, l.size() - 1, id_of(cur[drawn].id));
+    }
+    if (l.compact) {  // top-k: the kernel's order; past the support (fewer finite than k), q = 0
+        for (int64_t i = 0; i < l.m; ++i) {
+            const bool in = i < static_cast<int64_t>(o.support);
+            out[i] = in ? cur[i].p : 0.0f;
+            put_id(out, l.m + i, id_of(cur[i].id));
+            if (l.logits) logits[i] = in ? cur[i].logit : -INFINITY;
+        }
+        return;
+    }
+    std::fill(out, out + n, 0.0f);
+    if (l.logits) std::fill(logits, logits + n, -INFINITY);
+    for (size_t i = 0; i < o.support; ++i) {
+        out[cur[i].id] = cur[i].p;
+        if (l.logits) logits[cur[i].id] = cur[i].logit;
+    }
+}
+
+// dst (I32) = the int32 bits at [offset, offset + size(dst)) of the packed
+// result: the ids right after q (offset m = size(dst)), the sampled token
+// last.
+void host_ids(ggml_tensor * dst, int ith, int /*nth*/, void * /*userdata*/) {
+    if (ith == 0) {
+        std::memcpy(dst->data, static_cast<const float *>(dst->src[0]->data) + ggml_nelements(dst), ggml_nbytes(dst));
+    }
+}
+
+void host_sampled(ggml_tensor * dst, int ith, int /*nth*/, void * /*userdata*/) {
+    if (ith == 0) {
+        std::memcpy(dst->data, static_cast<const float *>(dst->src[0]->data) + ggml_nelements(dst->src[0]) - 1,
+                    sizeof(int32_t));
+    }
+}
+
+void apply_host(SamplerBase & self, const GraphDecoder & decoder, ggml_context * c, llama_sampler_data * data) {
+    ggml_tensor * x = data->logits;
+    const int64_t n = ggml_nelements(x);
+    const GraphDecoder g = effective(decoder, n);
+    const bool draws = self.draws || self.selects();
+    const bool cand = data->candidates != nullptr;
+    const HostLayout l = host_layout(g, n, draws);
+    ggml_tensor * args[3] = {x, nullptr, nullptr};
+    int n_args = 1;
+    if (cand) args[n_args++] = data->candidates;
+    if (draws) {
+        // The rng state of the draw (set_input): pick() takes one uniform from it.
+        ggml_tensor * u = ggml_new_tensor_1d(c, GGML_TYPE_I32, 2);
+        ggml_set_input(u);
+        ggml_format_name(u, "simplex_rng_%zu", self.graph_uniforms.size());
+        self.graph_uniforms.push_back(u);
+        args[n_args++] = u;
+    }
+    ggml_custom_op_t fun = draws ? (cand ? host_decode<true, true> : host_decode<true, false>)
+                                 : (cand ? host_decode<false, true> : host_decode<false, false>);
+    // userdata: the sampler, which outlives every graph llama.cpp builds with it
+    ggml_tensor * packed = ggml_custom_4d(c, GGML_TYPE_F32, l.size(), 1, 1, 1, args, n_args, fun, 1, &self);
+    ggml_format_name(packed, "simplex_host_%s", self.name());
+    data->probs = ggml_view_1d(c, packed, l.m, 0);
+    if (l.compact) {
+        data->candidates = ggml_custom_4d(c, GGML_TYPE_I32, l.m, 1, 1, 1, &packed, 1, host_ids, 1, nullptr);
+    }
+    if (l.logits) {
+        data->logits = ggml_view_1d(c, packed, l.m, static_cast<size_t>(l.at_logits()) * sizeof(float));
+    }
+    if (draws) {
+        data->sampled = ggml_custom_4d(c, GGML_TYPE_I32, 1, 1, 1, 1, &packed, 1, host_sampled, 1, nullptr);
+    }
+}
+
+// LLAMA_SIMPLEX_GRAPH_FORM: unset, empty or "auto" (the host form on a CPU
+// device, the portable graph elsewhere) or "portable" (the portable graph
+// everywhere). Anything else: bad, with the message in `why`.
+enum class FormSetting { automatic, portable, bad };
+
+FormSetting form_setting(std::string * why) {
+    const char * v = std::getenv("LLAMA_SIMPLEX_GRAPH_FORM");
+    if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) return FormSetting::automatic;
+    if (std::strcmp(v, "portable") == 0) return FormSetting::portable;
+    if (why != nullptr) {
+        *why = std::string("LLAMA_SIMPLEX_GRAPH_FORM must be 'auto' or 'portable' (or unset), got '") + v + "'";
+    }
+    return FormSetting::bad;
+}
+
 // Whether every op of the sampler's graph runs on buft's device (the CPU
 // backend runs them all), probed on a graph of 128Ki candidates.
 bool supported(SamplerBase & self, const GraphDecoder & g, ggml_backend_buffer_type_t buft) {
@@ -405,6 +593,13 @@ bool supported(SamplerBase & self, const GraphDecoder & g, ggml_backend_buffer_t
 
 }  // namespace
 
+void check_graph_form() {
+    std::string why;
+    if (form_setting(&why) == FormSetting::bad) {
+        throw std::invalid_argument(why);
+    }
+}
+
 bool graph_init(llama_sampler * smpl, ggml_backend_buffer_type_t buft, uint32_t n_outputs_max_per_seq) {
     SamplerBase & self = *base(smpl);
     GraphDecoder g;
@@ -421,13 +616,34 @@ bool graph_init(llama_sampler * smpl, ggml_backend_buffer_type_t buft, uint32_t 
     if ((self.draws || self.selects()) && n_outputs_max_per_seq > 1) {
         return false;
     }
-    return supported(self, g, buft);
+    std::string why;
+    const FormSetting form = form_setting(&why);
+    if (form == FormSetting::bad) {
+        // No way to report it from here: say so, and stay on the CPU path
+        // (make_backend_context and run_graph refuse it with this message).
+        std::fprintf(stderr, "llama_simplex: %s; sampler %s stays on the CPU path\n", why.c_str(), self.name());
+        return false;
+    }
+    // The CPU device, as supported() sees it (ggml's CPU buffer type has no
+    // device); and host memory, which the custom op reads.
+    ggml_backend_dev_t dev = ggml_backend_buft_get_device(buft);
+    self.graph_host = form == FormSetting::automatic && ggml_backend_buft_is_host(buft) &&
+                      (dev == nullptr || ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_CPU);
+    return self.graph_host || supported(self, g, buft);
 }
 
 void graph_apply(llama_sampler * smpl, ggml_context * ctx, ggml_cgraph * /*gf*/, llama_sampler_data * data) {
     SamplerBase & self = *base(smpl);
     GraphDecoder g;
-    if (self.graph(g)) {
+    if (!self.graph(g)) {
+        return;
+    }
+    ggml_tensor * x = data->logits;
+    const bool host_ok = x->type == GGML_TYPE_F32 && ggml_is_contiguous(x) &&
+                         (data->candidates == nullptr || data->candidates->type == GGML_TYPE_I32);
+    if (self.graph_host && host_ok) {
+        apply_host(self, g, ctx, data);
+    } else {
         apply(self, g, ctx, data);
     }
 }
@@ -435,6 +651,14 @@ void graph_apply(llama_sampler * smpl, ggml_context * ctx, ggml_cgraph * /*gf*/,
 void graph_set_input(llama_sampler * smpl) {
     SamplerBase & self = *base(smpl);
     for (ggml_tensor * u : self.graph_uniforms) {
+        if (u->type == GGML_TYPE_I32) {
+            // The host form's draw is pick() from this state: the uniform a
+            // CPU draw would take next, in double.
+            const uint64_t state = self.rng;
+            (void) uniform01(self.rng);
+            ggml_backend_tensor_set(u, &state, 0, sizeof state);
+            continue;
+        }
         // The same uniform as a CPU draw, kept below 1 in float so that the
         // target stays below the total mass.
         const float v = std::min(static_cast<float>(uniform01(self.rng)), 0x1.fffffep-1f);
@@ -458,6 +682,7 @@ void graph_copy_state(const llama_sampler * src, llama_sampler * dst) {
 }  // namespace detail
 
 ContextPtr make_backend_context(llama_context * like, const std::vector<llama_sampler *> & chains) {
+    detail::check_graph_form();
     std::vector<llama_sampler_seq_config> configs;
     for (size_t i = 0; i < chains.size(); ++i) {
         configs.push_back({static_cast<llama_seq_id>(i), chains[i]});
@@ -526,6 +751,7 @@ llama_token sample_backend(llama_context * ctx, llama_sampler * chain, int32_t i
 
 GraphOutput run_graph(const llama_sampler * sampler, const float * logits, size_t n, int32_t repeats,
                       double * seconds, int32_t n_threads) {
+    detail::check_graph_form();
     GraphOutput out;
     std::unique_ptr<ggml_backend, void (*)(ggml_backend_t)> backend(
         ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr), ggml_backend_free);

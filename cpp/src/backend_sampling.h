@@ -40,6 +40,11 @@ struct GraphDecoder {
     }
 };
 
+// Throws std::invalid_argument when LLAMA_SIMPLEX_GRAPH_FORM (the in-graph
+// form backend_init chooses: unset/"auto", or "portable") is set to anything
+// else; backend_init itself can only refuse in-graph sampling then.
+void check_graph_form();
+
 // The llama_sampler_i backend members of our samplers.
 bool graph_init(llama_sampler * smpl, ggml_backend_buffer_type_t buft, uint32_t n_outputs_max_per_seq);
 void graph_apply(llama_sampler * smpl, ggml_context * ctx, ggml_cgraph * gf, llama_sampler_data * data);
