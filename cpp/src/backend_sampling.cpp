@@ -171,8 +171,12 @@ Built build_top_k(ggml_context * c, const GraphDecoder & g, ggml_tensor * x, ggm
     ggml_tensor * ids = ggml_top_k(c, ggml_add(c, x, ggml_log(c, keep)), g.k);
     ggml_tensor * xk = flat(c, ggml_get_rows(c, as_rows(c, x), ids));
     Built b;
+    ggml_tensor * ok = poison(c, x);
     b.logits = ggml_scale(c, ggml_sub(c, xk, at(c, xk, ggml_argmax(c, xk))), 1.0f / g.temperature);
-    b.q = ggml_mul(c, ggml_soft_max(c, b.logits), poison(c, x));
+    b.q = ggml_mul(c, ggml_soft_max(c, b.logits), ok);
+    // The k gathered logits skip a NaN: pass the verdict on (log 1 = 0), so
+    // a next member of the chain fails on a bad row as well.
+    b.logits = ggml_add(c, b.logits, ggml_log(c, ok));
     b.candidates = candidates != nullptr ? flat(c, ggml_get_rows(c, as_rows(c, candidates), ids)) : ids;
     return b;
 }
@@ -212,8 +216,10 @@ Built build_objective(ggml_context * c, const ObjectiveParams & p, ggml_tensor *
     ggml_tensor * lr = ggml_sub(c, xr, ggml_log(c, ggml_sum(c, ggml_exp(c, xr))));
     Built b;
     if (cov == 0.0f || m == 0) {  // closed form: q ∝ exp((s + λ_kl log r) / Λ)
+        ggml_tensor * ok = poison(c, x);
         b.logits = ggml_scale(c, ggml_add(c, s, ggml_scale(c, lr, lam_kl)), 1.0f / big_l);
-        b.q = ggml_mul(c, ggml_soft_max(c, b.logits), poison(c, x));
+        b.q = ggml_mul(c, ggml_soft_max(c, b.logits), ok);
+        b.logits = ggml_add(c, b.logits, ggml_log(c, ok));  // as in build_top_k: the clamps hide a bad row
         return b;
     }
     // Coverage weights on the top-M tokens of r (ties: lower ids).
@@ -267,8 +273,9 @@ Built build_objective(ggml_context * c, const ObjectiveParams & p, ggml_tensor *
         eta = ggml_mul(c, eta, ggml_scale_bias(c, halve, -0.5f, 1.0f));
         stopped = stop;
     }
-    b.q = ggml_mul(c, cur.q, poison(c, x));
-    b.logits = ggml_sub(c, cur.th, cur.ln);
+    ggml_tensor * ok = poison(c, x);
+    b.q = ggml_mul(c, cur.q, ok);
+    b.logits = ggml_add(c, ggml_sub(c, cur.th, cur.ln), ggml_log(c, ok));
     return b;
 }
 
