@@ -107,6 +107,33 @@ def test_graph_q_equals_cpu_q_on_synthetic_logits(name, kind, form):
     assert_same_q(DECODERS[name], synthetic(kind))
 
 
+def top_k_rows():
+    """Rows of 100 blocks of 64 logits for the host top-k, which runs its
+    kernel on the tokens not below the k-th largest block maximum: all tied;
+    fewer finite blocks than k; the k best in one block; a tie at the bar
+    straddling blocks."""
+    rng = np.random.default_rng(3)
+    tied = np.zeros(6400, np.float32)
+    sparse = np.full(6400, -np.inf, np.float32)
+    sparse[[70, 700, 6399]] = [1.0, 2.0, 2.0]
+    one_block = rng.normal(size=6400).astype(np.float32)
+    one_block[640:680] = 10 + rng.normal(size=40).astype(np.float32)
+    bar_tie = np.round(rng.normal(size=6400) * 2).astype(np.float32)
+    return {"tied": tied, "sparse": sparse, "one-block": one_block, "bar-tie": bar_tie}
+
+
+@pytest.mark.parametrize("row", list(top_k_rows()))
+@pytest.mark.parametrize("k", [1, 5, 40, 99, 101])
+def test_top_k_on_rows_that_cut_its_candidates_short(row, k, form):
+    x = top_k_rows()[row]
+    sampler = ls.TopK(k, 0.9)
+    assert_same_q(sampler, x)
+    if form == "host":
+        for seed in range(5):
+            ids, _logits, _p, selected, _sorted = sampler.native(seed=seed).apply(x)
+            assert graph_q(sampler, x, seed=seed)[1] == ids[selected]
+
+
 def test_ties_sit_on_the_boundaries_the_tests_use():
     """The tie case is one: the 5th and 6th best logits are equal (top-k 5
     must choose the lower id) and the maximum is tied (greedy)."""

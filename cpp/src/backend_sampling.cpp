@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -424,6 +425,54 @@ HostLayout host_layout(const GraphDecoder & g, int64_t n, bool draws) {
 
 void put_id(float * out, int64_t i, int32_t id) { std::memcpy(out + i, &id, sizeof id); }
 
+// The host top-k's candidates: the tokens of x that can rank in its k best.
+// With x cut in blocks of 64, the k-th largest block maximum `bar` is at
+// most the k-th best logit (k blocks hold a logit >= bar), so the tokens not
+// below bar (NaN and +inf included: they fail the kernel the same way) hold
+// the k best with their ties, in id order: the kernel over them is the
+// kernel over the row (the same q, the same draw), and the candidate array
+// shrinks from the vocabulary to about k. Every token when no such bar is
+// finite (fewer blocks than k, or fewer than k blocks with a finite logit).
+void gather_top(const float * x, size_t n, size_t k, std::vector<llama_token_data> & cur, std::vector<float> & maxima) {
+    constexpr size_t B = 64;
+    const size_t nb = n / B;
+    float bar = -INFINITY;
+    if (k > 0 && nb >= k) {
+        maxima.resize(nb);
+        for (size_t b = 0; b < nb; ++b) {
+            float m[8];
+            std::fill(m, m + 8, -INFINITY);
+            for (size_t i = b * B; i < b * B + B; i += 8) {
+                for (size_t j = 0; j < 8; ++j) m[j] = x[i + j] > m[j] ? x[i + j] : m[j];  // NaN: ignored
+            }
+            maxima[b] = *std::max_element(m, m + 8);
+        }
+        std::nth_element(maxima.begin(), maxima.begin() + static_cast<std::ptrdiff_t>(k - 1), maxima.end(),
+                         std::greater<float>());
+        bar = maxima[k - 1];
+    }
+    cur.clear();
+    auto take = [&](size_t i) { cur.push_back(llama_token_data{static_cast<llama_token>(i), x[i], 0.0f}); };
+    if (bar == -INFINITY) {
+        cur.reserve(n);
+        for (size_t i = 0; i < n; ++i) take(i);
+        return;
+    }
+    size_t i = 0;
+    for (; i + B <= n; i += B) {
+        uint32_t hits = 0;
+        for (size_t j = 0; j < B; ++j) hits += !(x[i + j] < bar);
+        if (hits != 0) {
+            for (size_t j = i; j < i + B; ++j) {
+                if (!(x[j] < bar)) take(j);
+            }
+        }
+    }
+    for (; i < n; ++i) {
+        if (!(x[i] < bar)) take(i);
+    }
+}
+
 // dst = the packed result; src: the logits (F32, contiguous), the input
 // candidates when Cand, the draw's rng state (2 x I32) when Draws.
 template <bool Draws, bool Cand>
@@ -467,8 +516,12 @@ void host_decode(ggml_tensor * dst, int ith, int /*nth*/, void * userdata) {
     }
     // The CPU path's candidates (ids = positions in this row) and kernel.
     auto & cur = self.graph_tokens;
-    cur.resize(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) cur[i] = llama_token_data{static_cast<llama_token>(i), x[i], 0.0f};
+    if (g.kind == Kind::top_k) {
+        gather_top(x, static_cast<size_t>(n), static_cast<size_t>(g.k), cur, self.ws.values);
+    } else {
+        cur.resize(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) cur[i] = llama_token_data{static_cast<llama_token>(i), x[i], 0.0f};
+    }
     llama_token_data_array arr = {cur.data(), cur.size(), -1, false};
     bool sorted = false;
     // Dist's run() would draw with its own state; its q is softmax(logit).
