@@ -38,8 +38,14 @@
 //     tensor where it lies and runs the CPU path's kernel (the sampler's own
 //     run(), double where it uses double), so q is the CPU path's bit for
 //     bit, and the draw is pick() with the sampler's next uniform: the same
-//     token as the CPU path for the same seed. Greedy scans the float row
-//     (greedy_row) without a candidate array.
+//     token as the CPU path for the same seed (in a chain, when the members
+//     before it leave the CPU path's order: greedy, top-k with k < n; a
+//     member that keeps the whole row passes it on in id order). Greedy
+//     scans the float row (greedy_row) without a candidate array; top-k
+//     gives its kernel only the tokens that can rank in its k best
+//     (gather_top). The op's userdata is the sampler itself, which outlives
+//     every graph llama.cpp builds with it (a clone builds its own ops;
+//     copy_state copies no graph state).
 //   - the portable graph of element-wise ops below, for every other device
 //     (CUDA, Metal, ...), and on the CPU when LLAMA_SIMPLEX_GRAPH_FORM=portable
 //     (read at backend_init; tests and benchmarks use it to run this form here).
