@@ -344,8 +344,9 @@ Outcome greedy(llama_token_data * cur, size_t n, Workspace & /*ws*/) {
 }
 
 Outcome greedy_row(const float * x, size_t n, size_t & at) {
-    // greedy() over a plain row (positions are the ids): the same one pass,
-    // and scanning in position order keeps the first of tied maxima.
+    // greedy() (docs/math.md §1, T = 0) over a plain row (positions are the
+    // ids): the same one pass, and scanning in position order keeps the
+    // first of tied maxima.
     float best = -FLOAT_MAX;
     at = n;
     bool bad = false;
