@@ -316,4 +316,72 @@ def test_block_spaces_the_ess_checks(hard_model):
         ctx, _n = _context(llm, s, 2, 6, extra_seq=0)
         out = _core.smc_generate(ctx, [1, 3], s.params(), 6, 0, False)  # no end-of-sequence: every step runs
         assert len(out["rounds"][0]["ess"]) == checks, (block, out["rounds"][0]["ess"])
-        assert out["decode_calls"] == 6 and out["decoded_tokens"] == 1 + 4 * 5
+        rows = out["rounds"][0]["rows"]  # one row per distinct live sequence: at most N
+        assert out["decode_calls"] == 6 and len(rows) == 6 and rows[0] == 1 and max(rows) <= 4
+        assert out["decoded_tokens"] == sum(rows)
+
+
+# ---------------------------------------------------------------- one row per distinct sequence
+
+def _live_prefixes(rd, t, max_tokens):
+    """The distinct token sequences, among the final particles, that were live at step t
+    (their first t - 1 tokens): a particle that stopped after k tokens lived through step
+    k + 1, one cut at max_tokens through step max_tokens."""
+    out = set()
+    for toks, stopped in zip(rd["tokens"], rd["stopped"]):
+        last = len(toks) + 1 if stopped else max_tokens
+        if t <= last:
+            out.add(tuple(toks[:t - 1]))
+    return out
+
+
+def test_decoded_rows_are_the_distinct_live_sequences(hard_model):
+    """Without resampling (κ = 0) a particle's history is the prefixes of its final
+    tokens, so the rows decoded at step t must be exactly the distinct live prefixes:
+    particles holding the same tokens share one row. Fewer rows than live particles
+    (what main decoded) at some step, as copies hold the same tokens at α = 4."""
+    llm, _space, _ = hard_model
+    n, max_tokens = 16, 6
+    s = ls.SMCPowerSampler(alpha=ALPHA, particles=n, ess_threshold=0.0)
+    ctx, _n = _context(llm, s, 2, max_tokens, extra_seq=0)
+    shared = False
+    for seed in range(5):
+        out = _core.smc_generate(ctx, [1, 3], s.params(), max_tokens, seed, True)
+        rd = out["rounds"][0]
+        assert rd["resamples"] == 0
+        expect = [len(_live_prefixes(rd, t, max_tokens)) for t in range(1, len(rd["rows"]) + 1)]
+        assert out["decoded_tokens"] == sum(expect) and out["decode_calls"] == len(expect), (seed, expect)
+        assert rd["rows"] == expect, (seed, rd["rows"], expect)
+        live = [sum(1 for toks, st in zip(rd["tokens"], rd["stopped"])
+                    if t <= (len(toks) + 1 if st else max_tokens)) for t in range(1, len(expect) + 1)]
+        shared |= any(r < k for r, k in zip(rd["rows"][1:], live[1:]))
+    assert shared
+
+
+def test_decoded_rows_with_resampling_are_bounded(hard_model):
+    """With resampling at every step (κ = 1): at step t at least the distinct live
+    prefixes of the final particles (each was a live sequence then) and at most the
+    live particles are decoded; the draws stay those of a re-decode (the test above)."""
+    llm, _space, _ = hard_model
+    n, max_tokens = 16, 6
+    s = ls.SMCPowerSampler(alpha=ALPHA, particles=n, ess_threshold=1.0)
+    ctx, _n = _context(llm, s, 2, max_tokens, extra_seq=0)
+    for seed in range(5):
+        out = _core.smc_generate(ctx, [1, 3], s.params(), max_tokens, seed, True)
+        rd = out["rounds"][0]
+        assert out["decoded_tokens"] == sum(rd["rows"]) and rd["rows"][0] == 1
+        for t, rows in enumerate(rd["rows"], start=1):
+            assert len(_live_prefixes(rd, t, max_tokens)) <= rows <= n, (seed, t, rd["rows"])
+
+
+def test_one_sequence_decodes_one_row_per_step(hard_model):
+    """At a huge α the proposal is a point mass: all N particles draw the same tokens
+    and share one row, so a run decodes one row per step (main: N rows per step)."""
+    llm, _space, _ = hard_model
+    for n in (8, 64):
+        s = ls.SMCPowerSampler(alpha=1e4, particles=n)
+        ctx, _n = _context(llm, s, 2, 6, extra_seq=0)
+        out = _core.smc_generate(ctx, [1, 3], s.params(), 6, 0, False)
+        rd = out["rounds"][0]
+        assert len({tuple(t) for t in rd["tokens"]}) == 1 and len(rd["tokens"][0]) == 6
+        assert out["decoded_tokens"] == out["decode_calls"] == 6 and rd["rows"] == [1] * 6

@@ -734,7 +734,7 @@ PYBIND11_MODULE(_core, m) {
             py::dict d;
             d["tokens"] = toks, d["logliks"] = logliks, d["log_weights"] = log_w, d["stopped"] = stopped;
             d["ancestors"] = ancestors, d["weights"] = rd.weights, d["log_z"] = rd.log_z, d["ess"] = rd.ess;
-            d["resamples"] = rd.resamples, d["unique_ancestors"] = rd.unique_ancestors;
+            d["resamples"] = rd.resamples, d["unique_ancestors"] = rd.unique_ancestors, d["rows"] = rd.rows;
             rounds.append(d);
         }
         py::dict out;
