@@ -752,6 +752,13 @@ PYBIND11_MODULE(_core, m) {
         return raw_batched_decode_seconds(ctx.ctx.get(), prompt, n_seq, steps);
     }, py::arg("ctx"), py::arg("prompt"), py::arg("n_seq"), py::arg("steps"));
 
+    // The same with rows[t] rows at step t (the shapes a Power-SMC run decoded: its rounds' "rows").
+    m.def("raw_batched_decode_rows_seconds", [](RolloutContext & ctx, const std::vector<llama_token> & prompt,
+                                                const std::vector<int32_t> & rows) {
+        py::gil_scoped_release nogil;
+        return raw_batched_decode_rows_seconds(ctx.ctx.get(), prompt, rows);
+    }, py::arg("ctx"), py::arg("prompt"), py::arg("rows"));
+
     // For tests of the cache: prefill into sequence 0 of an emptied context, and a sequence's
     // cells before position p1 as bytes (read through the empty sequence `spare`).
     m.def("rollout_prefill", [](RolloutContext & ctx, const std::vector<llama_token> & tokens) {
