@@ -1,13 +1,14 @@
 // Power sampling by sequential Monte Carlo [SMC] (Azizi et al., docs/math.md §6):
-// N particles advance together, one token per step, each in its own sequence
-// of a unified KV cache (all of a step in one llama_decode). Each draws from
-// q_t = softmax(α_t·logits) and is weighted by
+// N particles advance together, one token per step, on a unified KV cache (all
+// of a step in one llama_decode). Particles holding the same tokens (copies after
+// resampling, or equal draws) share one sequence and one decoded row: their
+// next-token logits are the same, and each draws its own token from that row.
+// Each draws from q_t = softmax(α_t·logits) and is weighted by
 //   log w_t = (α_t − α_{t−1})·log p(y_1:t−1) + log Z_t,   Z_t = Σ_v p_t(v)^α_t,
 // which depends on the prefix only, so the particles are resampled (systematic,
 // when ESS < κN, checked every `block` steps) before the draw. Resampling is
-// seq_rm + seq_cp on the cache: no tensor is copied, the prompt is prefilled
-// once. Particles holding the same tokens (copies after resampling, or equal
-// draws) are decoded once per step: one row serves them all, each draws from it.
+// bookkeeping (a particle joins its ancestor's sequence); sequences split by
+// seq_cp and are freed by seq_rm: no tensor is copied, the prompt is prefilled once.
 // The output is one particle drawn ∝ its final weight (every weight is
 // then for p(y)^α); `rounds` independent runs combine by their normaliser
 // estimates. α = 1 is plain sampling (every weight 1, no resampling).
