@@ -269,6 +269,7 @@ def test_generate_is_seeded_and_is_smc_particles_choice(tiny_llm, tiny_text):
     r = ls.smc_particles(tiny_llm, tiny_text, s, max_tokens=8, seed=4)
     assert r.tokens[r.chosen] == a.tokens and len(r) == 6
     assert sum(r.weights) == pytest.approx(1.0) and 1 <= r.unique_ancestors[0] <= 6
+    assert r.decoded_tokens == sum(r.rows[0]) == a.stats["decoded_tokens"] and max(r.rows[0]) <= 6
     assert r.majority_vote() is not None
     # sample_k-like voting: the heaviest answer
     votes = {}
