@@ -131,9 +131,9 @@ def throughput(llm, prompt, n_out: int):
             t0 = time.perf_counter()
             out = _core.smc_generate(ctx, list(prompt), s.params(), n_out, rep, True)
             smc.append(time.perf_counter() - t0)
-            rows = [k for rd in out["rounds"] for k in rd["rows"]]  # one per distinct particle sequence
+            shapes = [k for rd in out["rounds"] for k in rd["rows"]]  # one row per distinct particle sequence
             decoded = out["decoded_tokens"]
-            raw.append(_core.raw_batched_decode_rows_seconds(ctx, list(prompt), rows))
+            raw.append(_core.raw_batched_decode_rows_seconds(ctx, list(prompt), shapes))
         rows.append(dict(particles=n, decoded_tokens=decoded, smc_seconds=min(smc), raw_seconds=min(raw),
                          ratio=min(raw) / min(smc)))
     print("\n| SMC particles | decoded rows | SMC seconds | bare batched llama_decode seconds (same rows) | throughput ratio |"
