@@ -273,6 +273,15 @@ SmcResult smc_generate(llama_context * ctx, const std::vector<llama_token> & pro
     std::vector<llama_token> pending(static_cast<size_t>(n), 0);
     std::vector<llama_pos>   pos(static_cast<size_t>(n), 0);
     std::vector<int32_t>     row_of(static_cast<size_t>(n), -1);
+    // Every fork goes into a free sequence (the bookkeeping's invariant): checked, as a
+    // fork into a sequence in use would mix two lineages' cells silently.
+    llama_memory_t mem = llama_get_memory(ctx);
+    auto fork_free = [&](llama_seq_id src, llama_seq_id dst) {
+        if (llama_memory_seq_pos_max(mem, dst) >= 0) {
+            throw std::logic_error("smc: sequence " + std::to_string(dst) + " is in use (lineage bookkeeping)");
+        }
+        engine.fork(src, dst);
+    };
     auto live_lineages = [&](const std::vector<Particle> & ps) {
         std::vector<llama_seq_id> out;
         std::vector<char> seen(static_cast<size_t>(n), 0);
@@ -298,7 +307,7 @@ SmcResult smc_generate(llama_context * ctx, const std::vector<llama_token> & pro
                 if (q != keep) engine.drop(q);
             }
             engine.trim(keep, p0 - 1);
-            if (keep != 0) engine.fork(keep, 0), engine.drop(keep);
+            if (keep != 0) fork_free(keep, 0), engine.drop(keep);
         }
         // One lineage in sequence 0, the prompt's: its last token is decoded once for all.
         parts.assign(static_cast<size_t>(n), Particle{});
@@ -360,7 +369,7 @@ SmcResult smc_generate(llama_context * ctx, const std::vector<llama_token> & pro
                         if (!was[q]) continue;
                         if (moved[q] >= 0) {
                             const llama_seq_id m = moved[q];
-                            engine.fork(q, m);
+                            fork_free(q, m);
                             engine.drop(q);
                             pending[m] = pending[q], pos[m] = pos[q], row_of[m] = row_of[q];
                         } else if (!used[q]) {
@@ -406,7 +415,7 @@ SmcResult smc_generate(llama_context * ctx, const std::vector<llama_token> & pro
                     while (drawn[members[j]] != drawn[s]) ++j;
                     branch[i] = members[j];
                     if (j == i) {
-                        engine.fork(q, s);
+                        fork_free(q, s);
                         pending[s] = drawn[s], pos[s] = pos[q] + 1;
                     }
                 }
@@ -440,7 +449,7 @@ SmcResult smc_generate(llama_context * ctx, const std::vector<llama_token> & pro
     // Particle s is left in sequence s (its lineage's cells shared, as smc.h promises): a
     // particle that is no representative has a free id.
     for (int32_t s = 0; s < n; ++s) {
-        if (parts[s].seq != s) engine.fork(parts[s].seq, s);
+        if (parts[s].seq != s) fork_free(parts[s].seq, s);
     }
     // Rounds combine by Ẑ_r: a round ∝ Ẑ_r, then a particle ∝ its weight; as every round
     // starts at weight 1 this is one draw ∝ exp(log_w) over all particles of all rounds.
