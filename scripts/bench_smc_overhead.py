@@ -3,9 +3,12 @@
 Each round runs, in turn: plain sampling (ls.generate with Softmax), SMC at
 N = 4, 8, 16 (_core.smc_generate in a rollout context of SMC's own shape) and,
 right after each SMC run, bare batched llama_decode of the same shape
-(_core.raw_batched_decode_seconds: prefill, one shared row, then the SMC run's
-steps of N rows). Prints medians and min-max over rounds of: seconds, SMC / plain,
-raw / SMC (throughput ratio), and the tokens drawn (to compare builds' draws).
+(_core.raw_batched_decode_rows_seconds: prefill, then as many rows per step as
+the SMC run decoded, one per distinct particle sequence; a build without it,
+whose SMC decodes N rows per step: _core.raw_batched_decode_seconds, one shared
+row, then the run's steps of N rows). Prints medians and min-max over rounds of:
+seconds, SMC / plain, raw / SMC (throughput ratio), the rows SMC decoded, and the
+tokens drawn (to compare builds' draws).
 
     python scripts/bench_smc_overhead.py --rounds 5 --out-tokens 16,64 [--json out.json]
 
@@ -28,18 +31,28 @@ PROMPT = b"Q: A farmer has 17 sheep. All but 9 run away. How many are left?\nA:"
 def table(n_out: int, rec: dict, ns: list) -> None:
     med = {k: statistics.median(v) for k, v in rec.items()}
     print(f"\n## {n_out} tokens, alpha = 4, {len(rec['plain'])} interleaved rounds (median [min, max])\n")
-    print("| arm | seconds | SMC / plain | raw batched decode / SMC |\n|---|---:|---:|---:|")
-    print(f"| plain | {med['plain']:.3f} [{min(rec['plain']):.3f}, {max(rec['plain']):.3f}] | | |")
+    print("| arm | seconds | SMC / plain | raw batched decode / SMC | decoded rows |\n|---|---:|---:|---:|---:|")
+    print(f"| plain | {med['plain']:.3f} [{min(rec['plain']):.3f}, {max(rec['plain']):.3f}] | | | |")
     for n in ns:
         sm, rw = rec[f"smc{n}"], rec[f"raw{n}"]
         lat = [x / p for x, p in zip(sm, rec["plain"])]
         thr = [r / x for r, x in zip(rw, sm)]
         print(f"| SMC N = {n} | {med[f'smc{n}']:.3f} [{min(sm):.3f}, {max(sm):.3f}] | "
               f"{statistics.median(lat):.2f} [{min(lat):.2f}, {max(lat):.2f}] | "
-              f"{statistics.median(thr):.2f} [{min(thr):.2f}, {max(thr):.2f}] |")
+              f"{statistics.median(thr):.2f} [{min(thr):.2f}, {max(thr):.2f}] | "
+              + (f"{med[f'rows{n}']:.0f} [{min(rec[f'rows{n}'])}, {max(rec[f'rows{n}'])}]" if f"rows{n}" in rec else "")
+              + " |")
     for n in ns:
-        print(f"| raw batched decode, N = {n} rows | {med[f'raw{n}']:.3f} [{min(rec[f'raw{n}']):.3f}, "
-              f"{max(rec[f'raw{n}']):.3f}] | | |")
+        print(f"| raw batched decode, SMC N = {n}'s rows | {med[f'raw{n}']:.3f} [{min(rec[f'raw{n}']):.3f}, "
+              f"{max(rec[f'raw{n}']):.3f}] | | | |")
+
+
+def raw_seconds(ctx, prompt, n: int, out: dict) -> float:
+    """Bare batched llama_decode of the batch shapes the SMC run `out` decoded."""
+    if hasattr(_core, "raw_batched_decode_rows_seconds"):  # one row per distinct sequence
+        return _core.raw_batched_decode_rows_seconds(ctx, list(prompt), [k for rd in out["rounds"] for k in rd["rows"]])
+    steps = max(0, len(max((t for rd in out["rounds"] for t in rd["tokens"]), key=len)) - 1)
+    return _core.raw_batched_decode_seconds(ctx, list(prompt), n, steps)  # N rows per step after the first
 
 
 def main() -> None:
@@ -74,7 +87,8 @@ def main() -> None:
         for n in ns:
             s = ls.SMCPowerSampler(alpha=4.0, particles=n)
             ctxs[n] = (s, ls.handles.rollout_context(llm, *s.context_size(llm, len(prompt), n_out), 32))
-        rec = {"plain": []} | {f"smc{n}": [] for n in ns} | {f"raw{n}": [] for n in ns}
+        rec = ({"plain": []} | {f"smc{n}": [] for n in ns} | {f"raw{n}": [] for n in ns}
+               | {f"rows{n}": [] for n in ns})
         draws = {n: [] for n in ns}
         for rnd in range(a.first_round, a.first_round + a.rounds):
             t0 = time.perf_counter()
@@ -89,8 +103,8 @@ def main() -> None:
                 out = _core.smc_generate(ctx, list(prompt), s.params(), n_out, rnd, True)
                 rec[f"smc{n}"].append(time.perf_counter() - t0)
                 draws[n].append(list(out["tokens"]))
-                steps = max(0, len(max((t for rd in out["rounds"] for t in rd["tokens"]), key=len)) - 1)
-                rec[f"raw{n}"].append(_core.raw_batched_decode_seconds(ctx, list(prompt), n, steps))
+                rec[f"rows{n}"].append(out["decoded_tokens"])
+                rec[f"raw{n}"].append(raw_seconds(ctx, prompt, n, out))
         table(n_out, rec, ns)
         results[n_out] = {"seconds": rec, "draws": {str(n): d for n, d in draws.items()}}
     if a.json:

@@ -26,6 +26,18 @@ from llama_simplex.eval import exact
 
 TOL = 1e-5
 
+
+@pytest.fixture(params=["host", "portable"])
+def form(request, monkeypatch):
+    """The in-graph form backend_init chooses: on this CPU the host form (our
+    kernel as one custom op) unless LLAMA_SIMPLEX_GRAPH_FORM=portable forces
+    the portable graph of element-wise ops that CUDA and Metal run."""
+    if request.param == "portable":
+        monkeypatch.setenv("LLAMA_SIMPLEX_GRAPH_FORM", "portable")
+    else:
+        monkeypatch.delenv("LLAMA_SIMPLEX_GRAPH_FORM", raising=False)
+    return request.param
+
 DECODERS = {
     "greedy": ls.Greedy(),
     "softmax": ls.Softmax(1.0),
@@ -91,8 +103,35 @@ def assert_same_q(sampler, logits):
 
 @pytest.mark.parametrize("kind", ["random", "ties", "inf", "ties-inf"])
 @pytest.mark.parametrize("name", list(DECODERS))
-def test_graph_q_equals_cpu_q_on_synthetic_logits(name, kind):
+def test_graph_q_equals_cpu_q_on_synthetic_logits(name, kind, form):
     assert_same_q(DECODERS[name], synthetic(kind))
+
+
+def top_k_rows():
+    """Rows of 100 blocks of 64 logits for the host top-k, which runs its
+    kernel on the tokens not below the k-th largest block maximum: all tied;
+    fewer finite blocks than k; the k best in one block; a tie at the bar
+    straddling blocks."""
+    rng = np.random.default_rng(3)
+    tied = np.zeros(6400, np.float32)
+    sparse = np.full(6400, -np.inf, np.float32)
+    sparse[[70, 700, 6399]] = [1.0, 2.0, 2.0]
+    one_block = rng.normal(size=6400).astype(np.float32)
+    one_block[640:680] = 10 + rng.normal(size=40).astype(np.float32)
+    bar_tie = np.round(rng.normal(size=6400) * 2).astype(np.float32)
+    return {"tied": tied, "sparse": sparse, "one-block": one_block, "bar-tie": bar_tie}
+
+
+@pytest.mark.parametrize("row", list(top_k_rows()))
+@pytest.mark.parametrize("k", [1, 5, 40, 99, 101])
+def test_top_k_on_rows_that_cut_its_candidates_short(row, k, form):
+    x = top_k_rows()[row]
+    sampler = ls.TopK(k, 0.9)
+    assert_same_q(sampler, x)
+    if form == "host":
+        for seed in range(5):
+            ids, _logits, _p, selected, _sorted = sampler.native(seed=seed).apply(x)
+            assert graph_q(sampler, x, seed=seed)[1] == ids[selected]
 
 
 def test_ties_sit_on_the_boundaries_the_tests_use():
@@ -109,7 +148,7 @@ def model_logits(llm: llama_cpp.Llama, tokens) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", list(DECODERS))
-def test_graph_q_equals_cpu_q_on_tiny_model_logits(name, tiny_llm, tiny_text):
+def test_graph_q_equals_cpu_q_on_tiny_model_logits(name, tiny_llm, tiny_text, form):
     logits = model_logits(tiny_llm, tiny_llm.tokenize(tiny_text.encode()))
     assert_same_q(DECODERS[name], logits)
     logits[[3, 5]] = -np.inf
@@ -123,14 +162,14 @@ def gemma_logits():
 
 
 @pytest.mark.parametrize("name", list(DECODERS))
-def test_graph_q_equals_cpu_q_on_gemma_logits(name, gemma_logits):
+def test_graph_q_equals_cpu_q_on_gemma_logits(name, gemma_logits, form):
     assert len(gemma_logits) == 262144
     assert_same_q(DECODERS[name], gemma_logits)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 @pytest.mark.parametrize("name", list(DECODERS))
-def test_nan_or_inf_logits_give_no_distribution(name, bad):
+def test_nan_or_inf_logits_give_no_distribution(name, bad, form):
     """A NaN or +inf among finite logits (the CPU kernels' nan_logit /
     inf_logit): the graph runs (its sorts see a total order) and the q it
     leaves has no finite positive mass at its token, which the generate
@@ -143,7 +182,7 @@ def test_nan_or_inf_logits_give_no_distribution(name, bad):
     assert not (q[token] > 0 and np.isfinite(q[token]))
 
 
-def test_temperature_zero_is_greedy_with_the_lowest_id_on_ties():
+def test_temperature_zero_is_greedy_with_the_lowest_id_on_ties(form):
     x = np.array([1.0, 3.0, -np.inf, 3.0, 2.0], dtype=np.float32)
     for sampler in (ls.Greedy(), ls.Softmax(0.0), ls.TopK(3, 0.0), ls.TopP(0.5, 0.0), ls.MinP(0.1, 0.0)):
         q, token = graph_q(sampler, x, seed=1)
@@ -153,7 +192,7 @@ def test_temperature_zero_is_greedy_with_the_lowest_id_on_ties():
 @pytest.mark.parametrize("sampler", [ls.Softmax(1e-40), ls.BestOfK(weights="rank"), ls.BestOfK(support="top-k:20"),
                                      ls.Objective(lam=0.5, entropy=1.0, kl=0.0, l2=1.0), ls.BestOfK(steps=100)],
                          ids=repr)
-def test_in_graph_sampling_refuses_what_it_cannot_reproduce(sampler):
+def test_in_graph_sampling_refuses_what_it_cannot_reproduce(sampler, form):
     """No exact in-graph form: a subnormal temperature (1/T overflows
     float), rank weights, a truncated support, ½‖q‖², more than 16 solver
     steps. The sampler stays on the CPU (None here; in a context llama.cpp
@@ -161,7 +200,7 @@ def test_in_graph_sampling_refuses_what_it_cannot_reproduce(sampler):
     assert _core.graph_sample(sampler.native(), np.zeros(8, np.float32)) is None
 
 
-def test_best_of_k_in_graph_takes_its_solver_steps():
+def test_best_of_k_in_graph_takes_its_solver_steps(form):
     """The in-graph Best-of-K is the solver's q after its steps, not r nor
     the closed form without coverage (which the tests above would also
     match if the steps did nothing)."""
@@ -173,12 +212,79 @@ def test_best_of_k_in_graph_takes_its_solver_steps():
     assert np.abs(q - cpu_q(ls.Softmax(1.0), x)).max() > 1e-3
 
 
+@pytest.mark.parametrize("name", [n for n in DECODERS if not n.startswith("objective")] + ["dist"])
+def test_host_form_draws_the_cpu_path_token(name):
+    """The host form runs the CPU path's kernel and pick() on the uniform the
+    CPU draw takes next, so for a seed it draws the CPU path's token (the
+    portable graph draws from the same law, in float, over the positions)."""
+    sampler = ls.Dist(0) if name == "dist" else DECODERS[name]
+    x = synthetic("ties-inf")
+    for seed in range(20):
+        ids, _logits, _p, selected, _sorted = sampler.native(seed=seed).apply(x)
+        assert graph_q(sampler, x, seed=seed)[1] == ids[selected], (name, seed)
+
+
+def test_the_portable_form_is_the_one_forced(monkeypatch):
+    """LLAMA_SIMPLEX_GRAPH_FORM=portable does switch forms on the CPU: the
+    portable top-k draws over ggml_top_k's order, so some of 40 seeded draws
+    differ from the CPU path's token, none in the host form (above)."""
+    monkeypatch.setenv("LLAMA_SIMPLEX_GRAPH_FORM", "portable")
+    x = synthetic("random")
+    sampler = ls.TopK(40, 1.0)
+    same = []
+    for seed in range(40):
+        ids, _logits, _p, selected, _sorted = sampler.native(seed=seed).apply(x)
+        same.append(graph_q(sampler, x, seed=seed)[1] == ids[selected])
+    assert not all(same)
+
+
+@pytest.mark.parametrize("value", ["host", "PORTABLE", "1"])
+def test_a_bad_graph_form_setting_is_refused(value, monkeypatch, tiny_llm):
+    monkeypatch.setenv("LLAMA_SIMPLEX_GRAPH_FORM", value)
+    with pytest.raises(ValueError, match="LLAMA_SIMPLEX_GRAPH_FORM must be 'auto' or 'portable'"):
+        _core.graph_sample(ls.TopK(3).native(seed=1), synthetic("random"))
+    with pytest.raises(ValueError, match="LLAMA_SIMPLEX_GRAPH_FORM"):
+        ls.generate(tiny_llm, [1, 3], ls.Greedy(), max_tokens=1, backend_sampling=True)
+    monkeypatch.setenv("LLAMA_SIMPLEX_GRAPH_FORM", "auto")
+    assert _core.graph_sample(ls.TopK(3).native(seed=1), synthetic("random")) is not None
+
+
+CHAINS = [ls.Chain(ls.TopK(8), ls.TopP(0.9, 1.0)), ls.Chain(ls.TopK(8, 1.0), ls.Softmax(0.9)),
+          ls.Chain(ls.BestOfK.preset("paper-0.05"), ls.TopP(0.9, 1.0)), ls.Chain(ls.MinP(0.1, 1.0), ls.Sparsemax(1.0)),
+          ls.Chain(ls.Softmax(0.8), ls.Greedy())]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("chain", CHAINS, ids=repr)
+def test_a_bad_row_fails_through_a_chain_of_in_graph_members(chain, bad, form):
+    """q of a chain of in-graph members equals the CPU chain's; with a NaN or
+    +inf logit the first member's output must carry the failure to the last
+    one's q (the portable top-k and Best-of-K once passed on finite logits
+    that the last member turned into a valid q)."""
+    x = synthetic("random")
+    ours, _ = graph_q(chain, x)
+    assert np.abs(ours - cpu_q(chain, x)).max() <= TOL
+    x[[10, 500]] = bad
+    q, token = graph_q(chain, x, seed=1)
+    assert not (q[token] > 0 and np.isfinite(q[token]))
+
+
+def test_nan_logits_fail_through_an_in_graph_chain_in_generate(nan_model_path, form):
+    llm = llama_cpp.Llama(model_path=str(nan_model_path), n_ctx=64, verbose=False)
+    try:
+        with pytest.raises(RuntimeError, match="not a distribution"):
+            ls.generate(llm, [1, 3], ls.Chain(ls.TopK(8), ls.Softmax(0.9)), max_tokens=2, seed=0,
+                        backend_sampling=True).tokens
+    finally:
+        llm.close()
+
+
 N_DRAWS = 1500
 
 
 @pytest.mark.parametrize("name", ["softmax", "top-k", "top-p", "top-p-temperature-order", "min-p", "sparsemax-T3",
                                   "best-of-k", "dist"])
-def test_drawn_tokens_follow_q(name, tiny_llm, tiny_text):
+def test_drawn_tokens_follow_q(name, tiny_llm, tiny_text, form):
     """N seeded in-graph draws on the tiny model's logits against the CPU q."""
     sampler = ls.Dist(0) if name == "dist" else DECODERS[name]
     logits = model_logits(tiny_llm, tiny_llm.tokenize(tiny_text.encode()))
@@ -191,7 +297,7 @@ def test_drawn_tokens_follow_q(name, tiny_llm, tiny_text):
     assert exact.tv(counts / N_DRAWS, q) <= exact.tv_noise_quantile(q, N_DRAWS, 0.999)
 
 
-def test_drawn_tokens_are_seeded():
+def test_drawn_tokens_are_seeded(form):
     logits = synthetic("random")
     draws = [graph_q(ls.TopP(0.95, 1.0), logits, seed=s)[1] for s in (5, 5, 6, 7, 8)]
     assert draws[0] == draws[1] and len(set(draws[1:])) > 1
@@ -220,7 +326,7 @@ def _context_with(llm: llama_cpp.Llama, native: _core.NativeSampler, attach: str
 
 @pytest.mark.parametrize("attach", ["params", "set_sampler"])
 @pytest.mark.parametrize("name", ["greedy", "top-k", "top-p", "min-p-min-keep", "sparsemax"])
-def test_a_context_samples_in_graph_with_our_samplers(name, attach, tiny_llm, tiny_text):
+def test_a_context_samples_in_graph_with_our_samplers(name, attach, tiny_llm, tiny_text, form):
     """llama_get_sampled_probs_ith / _candidates_ith hold q, the token is
     llama_get_sampled_token_ith, and llama_get_sampled_logits_ith the
     model's logits (our drawing decoder leaves them): q equals the CPU
@@ -271,6 +377,22 @@ def test_generate_in_graph_is_seeded_and_leaves_llm_alone(sampler, tiny_llm, tin
     assert runs[0] == runs[1] and len(runs[0]) > 0
     after = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(tiny_llm.ctx, -1), shape=(len(before),))
     assert np.array_equal(before, after)  # llm's context was not used
+
+
+@pytest.mark.parametrize("sampler", [ls.Softmax(0.9), ls.TopK(8, 1.2), ls.TopP(0.9, 0.8), ls.MinP(0.05, 1.0),
+                                     ls.Sparsemax(1.5), ls.BestOfK.preset("paper-0.05", temperature=0.8),
+                                     ls.Chain(ls.TopK(8), ls.TopP(0.9, 1.0))], ids=repr)
+def test_host_form_generates_what_the_cpu_path_does(sampler, tiny_llm, tiny_text):
+    """On the CPU the host form is the default, and it draws the CPU path's
+    token for a seed: a seeded in-graph generation is the CPU path's. (For a
+    chain this holds when the members before the last leave few candidates,
+    top-k with k < n or greedy, which keep the CPU path's order; a member
+    that keeps the whole row passes it on in id order, where the CPU path
+    passes its kernel's order, so the last member's pick sees another order:
+    the same law, another token for a seed.)"""
+    kw = dict(max_tokens=16, seed=11)
+    graph = ls.generate(tiny_llm, tiny_text, sampler, backend_sampling=True, **kw).tokens
+    assert len(graph) > 0 and graph == ls.generate(tiny_llm, tiny_text, sampler, **kw).tokens
 
 
 def test_greedy_in_graph_generates_what_the_cpu_path_does():

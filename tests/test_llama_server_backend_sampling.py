@@ -7,9 +7,12 @@ samplers without an in-graph form (the harness's objective, which has a
 ½‖q‖² term, and power) still work under the flag: llama.cpp runs their CPU
 apply.
 
-That the graph really samples: with the same seed, a CPU-path server (the
-harness's) and this one draw from the same q with different arithmetic (a
-cumulative sum over the vocabulary in id order, not over the top-k support
+On this CPU-only server our samplers run in their host form (the CPU
+kernel as one graph op, drawing with the CPU path's pick() and uniform), so
+a seeded answer is the CPU-path server's (the harness's). That the graph
+really samples: the portable graph (LLAMA_SIMPLEX_GRAPH_FORM=portable, the
+form a GPU server runs) draws from the same q with different arithmetic (a
+cumulative sum over the candidates in id order, not over the top-k support
 in the CPU kernel's sorted order), so a hot top-k answers differently for
 some seed, while greedy answers the same."""
 
@@ -80,10 +83,19 @@ def test_bad_parameters_are_a_400(backend_server, name, params, words):
     assert completion(backend_server.port, name)[0] == 200  # still serving
 
 
-def test_the_graph_samples(backend_server, server):
+def test_the_graph_samples(backend_server, server, server_binary, model_64, tmp_path, monkeypatch):
     def answers(srv, name, params):
         return [json.loads(completion(srv.port, name, seed=s, sampler_params={name: params})[2])["content"]
                 for s in range(6)]
     hot = {"k": 20, "temperature": 2.0}
-    assert answers(backend_server, "simplex_top_k", hot) != answers(server, "simplex_top_k", hot)
+    cpu = answers(server, "simplex_top_k", hot)
+    assert answers(backend_server, "simplex_top_k", hot) == cpu  # the host form: the CPU path's draws
     assert answers(backend_server, "greedy", {}) == answers(server, "greedy", {})
+    monkeypatch.setenv("LLAMA_SIMPLEX_GRAPH_FORM", "portable")  # inherited by the server process
+    portable = LlamaServer(server_binary, model_64, tmp_path, "--backend-sampling")
+    try:
+        assert answers(portable, "simplex_top_k", hot) != cpu
+        assert answers(portable, "greedy", {}) == answers(server, "greedy", {})
+        assert portable.alive()
+    finally:
+        portable.close()

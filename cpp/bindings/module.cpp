@@ -753,7 +753,7 @@ PYBIND11_MODULE(_core, m) {
             py::dict d;
             d["tokens"] = toks, d["logliks"] = logliks, d["log_weights"] = log_w, d["stopped"] = stopped;
             d["ancestors"] = ancestors, d["weights"] = rd.weights, d["log_z"] = rd.log_z, d["ess"] = rd.ess;
-            d["resamples"] = rd.resamples, d["unique_ancestors"] = rd.unique_ancestors;
+            d["resamples"] = rd.resamples, d["unique_ancestors"] = rd.unique_ancestors, d["rows"] = rd.rows;
             rounds.append(d);
         }
         py::dict out;
@@ -770,6 +770,13 @@ PYBIND11_MODULE(_core, m) {
         py::gil_scoped_release nogil;
         return raw_batched_decode_seconds(ctx.ctx.get(), prompt, n_seq, steps);
     }, py::arg("ctx"), py::arg("prompt"), py::arg("n_seq"), py::arg("steps"));
+
+    // The same with rows[t] rows at step t (the shapes a Power-SMC run decoded: its rounds' "rows").
+    m.def("raw_batched_decode_rows_seconds", [](RolloutContext & ctx, const std::vector<llama_token> & prompt,
+                                                const std::vector<int32_t> & rows) {
+        py::gil_scoped_release nogil;
+        return raw_batched_decode_rows_seconds(ctx.ctx.get(), prompt, rows);
+    }, py::arg("ctx"), py::arg("prompt"), py::arg("rows"));
 
     // For tests of the cache: prefill into sequence 0 of an emptied context, and a sequence's
     // cells before position p1 as bytes (read through the empty sequence `spare`).

@@ -4,6 +4,10 @@
 #include <cfloat>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -26,6 +30,25 @@
 // min-p threshold are decided in float where the CPU kernels use double:
 // they can differ only for a token whose cumulative mass or logit gap is
 // within float rounding of p or log p_min.
+//
+// Two forms of each decoder (backend_init chooses, per sampler):
+//   - the host form, on a device that is the CPU: a graph op there is CPU
+//     code, so the cheapest exact form is our kernel itself as one custom op
+//     (ggml_custom_4d, which only the CPU backend runs). It reads the logits
+//     tensor where it lies and runs the CPU path's kernel (the sampler's own
+//     run(), double where it uses double), so q is the CPU path's bit for
+//     bit, and the draw is pick() with the sampler's next uniform: the same
+//     token as the CPU path for the same seed (in a chain, when the members
+//     before it leave the CPU path's order: greedy, top-k with k < n; a
+//     member that keeps the whole row passes it on in id order). Greedy
+//     scans the float row (greedy_row) without a candidate array; top-k
+//     gives its kernel only the tokens that can rank in its k best
+//     (gather_top). The op's userdata is the sampler itself, which outlives
+//     every graph llama.cpp builds with it (a clone builds its own ops;
+//     copy_state copies no graph state).
+//   - the portable graph of element-wise ops below, for every other device
+//     (CUDA, Metal, ...), and on the CPU when LLAMA_SIMPLEX_GRAPH_FORM=portable
+//     (read at backend_init; tests and benchmarks use it to run this form here).
 
 namespace llama_simplex {
 namespace detail {
@@ -155,8 +178,12 @@ Built build_top_k(ggml_context * c, const GraphDecoder & g, ggml_tensor * x, ggm
     ggml_tensor * ids = ggml_top_k(c, ggml_add(c, x, ggml_log(c, keep)), g.k);
     ggml_tensor * xk = flat(c, ggml_get_rows(c, as_rows(c, x), ids));
     Built b;
+    ggml_tensor * ok = poison(c, x);
     b.logits = ggml_scale(c, ggml_sub(c, xk, at(c, xk, ggml_argmax(c, xk))), 1.0f / g.temperature);
-    b.q = ggml_mul(c, ggml_soft_max(c, b.logits), poison(c, x));
+    b.q = ggml_mul(c, ggml_soft_max(c, b.logits), ok);
+    // The k gathered logits skip a NaN: pass the verdict on (log 1 = 0), so
+    // a next member of the chain fails on a bad row as well.
+    b.logits = ggml_add(c, b.logits, ggml_log(c, ok));
     b.candidates = candidates != nullptr ? flat(c, ggml_get_rows(c, as_rows(c, candidates), ids)) : ids;
     return b;
 }
@@ -196,8 +223,10 @@ Built build_objective(ggml_context * c, const ObjectiveParams & p, ggml_tensor *
     ggml_tensor * lr = ggml_sub(c, xr, ggml_log(c, ggml_sum(c, ggml_exp(c, xr))));
     Built b;
     if (cov == 0.0f || m == 0) {  // closed form: q ∝ exp((s + λ_kl log r) / Λ)
+        ggml_tensor * ok = poison(c, x);
         b.logits = ggml_scale(c, ggml_add(c, s, ggml_scale(c, lr, lam_kl)), 1.0f / big_l);
-        b.q = ggml_mul(c, ggml_soft_max(c, b.logits), poison(c, x));
+        b.q = ggml_mul(c, ggml_soft_max(c, b.logits), ok);
+        b.logits = ggml_add(c, b.logits, ggml_log(c, ok));  // as in build_top_k: the clamps hide a bad row
         return b;
     }
     // Coverage weights on the top-M tokens of r (ties: lower ids).
@@ -251,8 +280,9 @@ Built build_objective(ggml_context * c, const ObjectiveParams & p, ggml_tensor *
         eta = ggml_mul(c, eta, ggml_scale_bias(c, halve, -0.5f, 1.0f));
         stopped = stop;
     }
-    b.q = ggml_mul(c, cur.q, poison(c, x));
-    b.logits = ggml_sub(c, cur.th, cur.ln);
+    ggml_tensor * ok = poison(c, x);
+    b.q = ggml_mul(c, cur.q, ok);
+    b.logits = ggml_add(c, ggml_sub(c, cur.th, cur.ln), ggml_log(c, ok));
     return b;
 }
 
@@ -374,6 +404,230 @@ void apply(SamplerBase & self, const GraphDecoder & decoder, ggml_context * c, l
     data->sampled = b.candidates != nullptr ? flat(c, ggml_get_rows(c, as_rows(c, b.candidates), pos)) : pos;
 }
 
+// The host form (see the top of the file). Its one custom op writes a packed
+// F32 result: [q (m) | ids (m, when compact) | logits (m, when the member
+// passes logits on) | sampled (1, when it draws)], m the output candidates:
+// 1 for greedy, k for top-k (compact: their ids are outputs), the whole row
+// for the rest (ids: the input candidates, passed through). Ids are int32
+// bits in the F32 buffer; two tiny custom ops copy them into I32 outputs,
+// and q and the logits are views, so the outputs have today's shapes.
+struct HostLayout {
+    int64_t m = 0;
+    bool    compact = false;
+    bool    logits = false;
+    bool    sampled = false;
+    int64_t size() const { return m * (1 + compact + logits) + sampled; }
+    int64_t at_logits() const { return m * (1 + compact); }
+};
+
+HostLayout host_layout(const GraphDecoder & g, int64_t n, bool draws) {
+    HostLayout l;
+    l.compact = g.kind == Kind::greedy || g.kind == Kind::top_k;
+    l.m = g.kind == Kind::greedy ? 1 : g.kind == Kind::top_k ? g.k : n;
+    l.logits = !draws;
+    l.sampled = draws;
+    return l;
+}
+
+void put_id(float * out, int64_t i, int32_t id) { std::memcpy(out + i, &id, sizeof id); }
+
+// The host top-k's candidates: the tokens of x that can rank in its k best.
+// With x cut in blocks of 64, the k-th largest block maximum `bar` is at
+// most the k-th best logit (k blocks hold a logit >= bar), so the tokens not
+// below bar (NaN and +inf included: they fail the kernel the same way) hold
+// the k best with their ties, in id order: the kernel over them is the
+// kernel over the row (the same q, the same draw), and the candidate array
+// shrinks from the vocabulary to about k. Every token when no such bar is
+// finite (fewer blocks than k, or fewer than k blocks with a finite logit).
+void gather_top(const float * x, size_t n, size_t k, std::vector<llama_token_data> & cur, std::vector<float> & maxima) {
+    constexpr size_t B = 64;
+    const size_t nb = n / B;
+    float bar = -INFINITY;
+    if (k > 0 && nb >= k) {
+        maxima.resize(nb);
+        for (size_t b = 0; b < nb; ++b) {
+            float m[8];
+            std::fill(m, m + 8, -INFINITY);
+            for (size_t i = b * B; i < b * B + B; i += 8) {
+                for (size_t j = 0; j < 8; ++j) m[j] = x[i + j] > m[j] ? x[i + j] : m[j];  // NaN: ignored
+            }
+            maxima[b] = *std::max_element(m, m + 8);
+        }
+        std::nth_element(maxima.begin(), maxima.begin() + static_cast<std::ptrdiff_t>(k - 1), maxima.end(),
+                         std::greater<float>());
+        bar = maxima[k - 1];
+    }
+    cur.clear();
+    auto take = [&](size_t i) { cur.push_back(llama_token_data{static_cast<llama_token>(i), x[i], 0.0f}); };
+    if (bar == -INFINITY) {
+        cur.reserve(n);
+        for (size_t i = 0; i < n; ++i) take(i);
+        return;
+    }
+    size_t i = 0;
+    for (; i + B <= n; i += B) {
+        uint32_t hits = 0;
+        for (size_t j = 0; j < B; ++j) hits += !(x[i + j] < bar);
+        if (hits != 0) {
+            for (size_t j = i; j < i + B; ++j) {
+                if (!(x[j] < bar)) take(j);
+            }
+        }
+    }
+    for (; i < n; ++i) {
+        if (!(x[i] < bar)) take(i);
+    }
+}
+
+// dst = the packed result; src: the logits (F32, contiguous), the input
+// candidates when Cand, the draw's rng state (2 x I32) when Draws.
+template <bool Draws, bool Cand>
+void host_decode(ggml_tensor * dst, int ith, int /*nth*/, void * userdata) {
+    if (ith != 0) {
+        return;
+    }
+    SamplerBase & self = *static_cast<SamplerBase *>(userdata);
+    const float * x = static_cast<const float *>(dst->src[0]->data);
+    const int64_t n = ggml_nelements(dst->src[0]);
+    const int32_t * cand = Cand ? static_cast<const int32_t *>(dst->src[1]->data) : nullptr;
+    uint64_t rng = 0;
+    if (Draws) std::memcpy(&rng, dst->src[Cand ? 2 : 1]->data, sizeof rng);
+    GraphDecoder g;
+    self.graph(g);
+    g = effective(g, n);
+    const HostLayout l = host_layout(g, n, Draws);
+    float * out = static_cast<float *>(dst->data);
+    float * logits = out + l.at_logits();
+    auto id_of = [&](int64_t pos) { return cand != nullptr ? cand[pos] : static_cast<int32_t>(pos); };
+    // A q with no finite positive mass: NaN, which sample_backend reports
+    // as the CPU path's error (and a next member of the chain reads NaN
+    // logits, so it fails too).
+    auto fail = [&](int64_t first_pos) {
+        for (int64_t i = 0; i < l.m; ++i) out[i] = NAN;
+        if (l.logits) for (int64_t i = 0; i < l.m; ++i) logits[i] = NAN;
+        if (l.compact) for (int64_t i = 0; i < l.m; ++i) put_id(out, l.m + i, id_of(first_pos + i));
+        if (Draws) put_id(out, l.size() - 1, id_of(first_pos));
+    };
+    if (g.kind == Kind::greedy) {
+        size_t at = 0;
+        if (greedy_row(x, static_cast<size_t>(n), at).status != Status::ok) {
+            fail(0);
+            return;
+        }
+        out[0] = 1.0f;
+        put_id(out, 1, id_of(static_cast<int64_t>(at)));
+        if (l.logits) logits[0] = 0.0f;
+        if (Draws) put_id(out, l.size() - 1, id_of(static_cast<int64_t>(at)));
+        return;
+    }
+    // The CPU path's candidates (ids = positions in this row) and kernel.
+    auto & cur = self.graph_tokens;
+    if (g.kind == Kind::top_k) {
+        gather_top(x, static_cast<size_t>(n), static_cast<size_t>(g.k), cur, self.ws.values);
+    } else {
+        cur.resize(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) cur[i] = llama_token_data{static_cast<llama_token>(i), x[i], 0.0f};
+    }
+    llama_token_data_array arr = {cur.data(), cur.size(), -1, false};
+    bool sorted = false;
+    // Dist's run() would draw with its own state; its q is softmax(logit).
+    const Outcome o = self.selects() ? softmax(cur.data(), cur.size(), 1.0f, self.ws) : self.run(&arr, sorted);
+    if (o.status != Status::ok || o.support == 0 || !is_distribution(cur.data(), o.support)) {
+        fail(0);
+        return;
+    }
+    int64_t drawn = 0;
+    if (Draws) {
+        drawn = pick(cur.data(), o.support, rng);
+        if (drawn < 0) {
+            fail(0);
+            return;
+        }
+        put_id(out, l.size() - 1, id_of(cur[drawn].id));
+    }
+    if (l.compact) {  // top-k: the kernel's order; past the support (fewer finite than k), q = 0
+        for (int64_t i = 0; i < l.m; ++i) {
+            const bool in = i < static_cast<int64_t>(o.support);
+            out[i] = in ? cur[i].p : 0.0f;
+            put_id(out, l.m + i, id_of(cur[i].id));
+            if (l.logits) logits[i] = in ? cur[i].logit : -INFINITY;
+        }
+        return;
+    }
+    std::fill(out, out + n, 0.0f);
+    if (l.logits) std::fill(logits, logits + n, -INFINITY);
+    for (size_t i = 0; i < o.support; ++i) {
+        out[cur[i].id] = cur[i].p;
+        if (l.logits) logits[cur[i].id] = cur[i].logit;
+    }
+}
+
+// dst (I32) = the int32 bits at [offset, offset + size(dst)) of the packed
+// result: the ids right after q (offset m = size(dst)), the sampled token
+// last.
+void host_ids(ggml_tensor * dst, int ith, int /*nth*/, void * /*userdata*/) {
+    if (ith == 0) {
+        std::memcpy(dst->data, static_cast<const float *>(dst->src[0]->data) + ggml_nelements(dst), ggml_nbytes(dst));
+    }
+}
+
+void host_sampled(ggml_tensor * dst, int ith, int /*nth*/, void * /*userdata*/) {
+    if (ith == 0) {
+        std::memcpy(dst->data, static_cast<const float *>(dst->src[0]->data) + ggml_nelements(dst->src[0]) - 1,
+                    sizeof(int32_t));
+    }
+}
+
+void apply_host(SamplerBase & self, const GraphDecoder & decoder, ggml_context * c, llama_sampler_data * data) {
+    ggml_tensor * x = data->logits;
+    const int64_t n = ggml_nelements(x);
+    const GraphDecoder g = effective(decoder, n);
+    const bool draws = self.draws || self.selects();
+    const bool cand = data->candidates != nullptr;
+    const HostLayout l = host_layout(g, n, draws);
+    ggml_tensor * args[3] = {x, nullptr, nullptr};
+    int n_args = 1;
+    if (cand) args[n_args++] = data->candidates;
+    if (draws) {
+        // The rng state of the draw (set_input): pick() takes one uniform from it.
+        ggml_tensor * u = ggml_new_tensor_1d(c, GGML_TYPE_I32, 2);
+        ggml_set_input(u);
+        ggml_format_name(u, "simplex_rng_%zu", self.graph_uniforms.size());
+        self.graph_uniforms.push_back(u);
+        args[n_args++] = u;
+    }
+    ggml_custom_op_t fun = draws ? (cand ? host_decode<true, true> : host_decode<true, false>)
+                                 : (cand ? host_decode<false, true> : host_decode<false, false>);
+    // userdata: the sampler, which outlives every graph llama.cpp builds with it
+    ggml_tensor * packed = ggml_custom_4d(c, GGML_TYPE_F32, l.size(), 1, 1, 1, args, n_args, fun, 1, &self);
+    ggml_format_name(packed, "simplex_host_%s", self.name());
+    data->probs = ggml_view_1d(c, packed, l.m, 0);
+    if (l.compact) {
+        data->candidates = ggml_custom_4d(c, GGML_TYPE_I32, l.m, 1, 1, 1, &packed, 1, host_ids, 1, nullptr);
+    }
+    if (l.logits) {
+        data->logits = ggml_view_1d(c, packed, l.m, static_cast<size_t>(l.at_logits()) * sizeof(float));
+    }
+    if (draws) {
+        data->sampled = ggml_custom_4d(c, GGML_TYPE_I32, 1, 1, 1, 1, &packed, 1, host_sampled, 1, nullptr);
+    }
+}
+
+// LLAMA_SIMPLEX_GRAPH_FORM: unset, empty or "auto" (the host form on a CPU
+// device, the portable graph elsewhere) or "portable" (the portable graph
+// everywhere). Anything else: bad, with the message in `why`.
+enum class FormSetting { automatic, portable, bad };
+
+FormSetting form_setting(std::string * why) {
+    const char * v = std::getenv("LLAMA_SIMPLEX_GRAPH_FORM");
+    if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) return FormSetting::automatic;
+    if (std::strcmp(v, "portable") == 0) return FormSetting::portable;
+    if (why != nullptr) {
+        *why = std::string("LLAMA_SIMPLEX_GRAPH_FORM must be 'auto' or 'portable' (or unset), got '") + v + "'";
+    }
+    return FormSetting::bad;
+}
+
 // Whether every op of the sampler's graph runs on buft's device (the CPU
 // backend runs them all), probed on a graph of 128Ki candidates.
 bool supported(SamplerBase & self, const GraphDecoder & g, ggml_backend_buffer_type_t buft) {
@@ -405,6 +659,13 @@ bool supported(SamplerBase & self, const GraphDecoder & g, ggml_backend_buffer_t
 
 }  // namespace
 
+void check_graph_form() {
+    std::string why;
+    if (form_setting(&why) == FormSetting::bad) {
+        throw std::invalid_argument(why);
+    }
+}
+
 bool graph_init(llama_sampler * smpl, ggml_backend_buffer_type_t buft, uint32_t n_outputs_max_per_seq) {
     SamplerBase & self = *base(smpl);
     GraphDecoder g;
@@ -421,13 +682,34 @@ bool graph_init(llama_sampler * smpl, ggml_backend_buffer_type_t buft, uint32_t 
     if ((self.draws || self.selects()) && n_outputs_max_per_seq > 1) {
         return false;
     }
-    return supported(self, g, buft);
+    std::string why;
+    const FormSetting form = form_setting(&why);
+    if (form == FormSetting::bad) {
+        // No way to report it from here: say so, and stay on the CPU path
+        // (make_backend_context and run_graph refuse it with this message).
+        std::fprintf(stderr, "llama_simplex: %s; sampler %s stays on the CPU path\n", why.c_str(), self.name());
+        return false;
+    }
+    // The CPU device, as supported() sees it (ggml's CPU buffer type has no
+    // device); and host memory, which the custom op reads.
+    ggml_backend_dev_t dev = ggml_backend_buft_get_device(buft);
+    self.graph_host = form == FormSetting::automatic && ggml_backend_buft_is_host(buft) &&
+                      (dev == nullptr || ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_CPU);
+    return self.graph_host || supported(self, g, buft);
 }
 
 void graph_apply(llama_sampler * smpl, ggml_context * ctx, ggml_cgraph * /*gf*/, llama_sampler_data * data) {
     SamplerBase & self = *base(smpl);
     GraphDecoder g;
-    if (self.graph(g)) {
+    if (!self.graph(g)) {
+        return;
+    }
+    ggml_tensor * x = data->logits;
+    const bool host_ok = x->type == GGML_TYPE_F32 && ggml_is_contiguous(x) &&
+                         (data->candidates == nullptr || data->candidates->type == GGML_TYPE_I32);
+    if (self.graph_host && host_ok) {
+        apply_host(self, g, ctx, data);
+    } else {
         apply(self, g, ctx, data);
     }
 }
@@ -435,6 +717,14 @@ void graph_apply(llama_sampler * smpl, ggml_context * ctx, ggml_cgraph * /*gf*/,
 void graph_set_input(llama_sampler * smpl) {
     SamplerBase & self = *base(smpl);
     for (ggml_tensor * u : self.graph_uniforms) {
+        if (u->type == GGML_TYPE_I32) {
+            // The host form's draw is pick() from this state: the uniform a
+            // CPU draw would take next, in double.
+            const uint64_t state = self.rng;
+            (void) uniform01(self.rng);
+            ggml_backend_tensor_set(u, &state, 0, sizeof state);
+            continue;
+        }
         // The same uniform as a CPU draw, kept below 1 in float so that the
         // target stays below the total mass.
         const float v = std::min(static_cast<float>(uniform01(self.rng)), 0x1.fffffep-1f);
@@ -459,6 +749,7 @@ void graph_copy_state(const llama_sampler * src, llama_sampler * dst) {
 
 ContextPtr make_backend_context(llama_context * like, const std::vector<llama_sampler *> & chains,
                                 const ContextNumerics & numerics) {
+    detail::check_graph_form();
     std::vector<llama_sampler_seq_config> configs;
     for (size_t i = 0; i < chains.size(); ++i) {
         configs.push_back({static_cast<llama_seq_id>(i), chains[i]});
@@ -528,6 +819,7 @@ llama_token sample_backend(llama_context * ctx, llama_sampler * chain, int32_t i
 
 GraphOutput run_graph(const llama_sampler * sampler, const float * logits, size_t n, int32_t repeats,
                       double * seconds, int32_t n_threads) {
+    detail::check_graph_form();
     GraphOutput out;
     std::unique_ptr<ggml_backend, void (*)(ggml_backend_t)> backend(
         ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr), ggml_backend_free);

@@ -2,7 +2,10 @@
 
 // In-graph sampling (llama.cpp's backend sampling, experimental there): the
 // closed-form decoders of docs/math.md §1 built as ggml ops inside the
-// model's compute graph, so that the logits never leave the device. The
+// model's compute graph, so that the logits never leave the device. On a
+// CPU device the op is our CPU kernel itself (the host form, one custom
+// op); elsewhere, or with LLAMA_SIMPLEX_GRAPH_FORM=portable, a graph of
+// ggml element-wise ops (backend_sampling.cpp says more). The
 // functions here are the backend_* members of our llama_sampler_i
 // (samplers.cpp); a sampler without an in-graph form, a parameter the graph
 // cannot reproduce exactly, or a backend lacking an op makes backend_init
@@ -39,6 +42,11 @@ struct GraphDecoder {
         return kind == Kind::top_p ? top_p->min_keep : kind == Kind::min_p ? min_p->min_keep : 0;
     }
 };
+
+// Throws std::invalid_argument when LLAMA_SIMPLEX_GRAPH_FORM (the in-graph
+// form backend_init chooses: unset/"auto", or "portable") is set to anything
+// else; backend_init itself can only refuse in-graph sampling then.
+void check_graph_form();
 
 // The llama_sampler_i backend members of our samplers.
 bool graph_init(llama_sampler * smpl, ggml_backend_buffer_type_t buft, uint32_t n_outputs_max_per_seq);

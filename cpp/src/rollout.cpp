@@ -408,6 +408,45 @@ double raw_batched_decode_seconds(llama_context * ctx, const std::vector<llama_t
     return seconds;
 }
 
+double raw_batched_decode_rows_seconds(llama_context * ctx, const std::vector<llama_token> & prompt,
+                                       const std::vector<int32_t> & rows) {
+    if (prompt.empty()) throw std::invalid_argument("prompt: must hold at least one token");
+    const int32_t n_seq_max = static_cast<int32_t>(llama_n_seq_max(ctx));
+    int64_t cells = static_cast<int64_t>(prompt.size());
+    int32_t n_seq = 1;
+    for (int32_t k : rows) {
+        if (k < 1 || k > n_seq_max) throw std::invalid_argument("rows: each must be in [1, " + std::to_string(n_seq_max) + "]");
+        n_seq = std::max(n_seq, k);
+        cells += k;
+    }
+    if (cells > llama_n_ctx(ctx)) throw std::invalid_argument("rows: the context cannot hold prompt + sum(rows) cells");
+    RolloutEngine engine(ctx);
+    const auto t0 = std::chrono::steady_clock::now();
+    engine.clear();
+    if (prompt.size() > 1) engine.extend(0, prompt.data(), prompt.size() - 1, 0);
+    for (int32_t s = 1; s < n_seq; ++s) engine.fork(0, s);
+    std::vector<llama_pos> next(static_cast<size_t>(n_seq), static_cast<llama_pos>(prompt.size()) - 1);
+    llama_batch batch = llama_batch_init(n_seq, 0, 1);
+    for (int32_t k : rows) {
+        batch.n_tokens = k;
+        for (int32_t s = 0; s < k; ++s) {
+            batch.token[s] = prompt.back();
+            batch.pos[s] = next[static_cast<size_t>(s)]++;
+            batch.n_seq_id[s] = 1;
+            batch.seq_id[s][0] = s;
+            batch.logits[s] = 1;
+        }
+        if (llama_decode(ctx, batch) != 0) {
+            llama_batch_free(batch);
+            throw std::runtime_error("llama_decode failed in the raw batched decode");
+        }
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    llama_batch_free(batch);
+    engine.clear();
+    return seconds;
+}
+
 double token_logprob(const float * logits, int32_t n_vocab, llama_token token) {
     float hi = -INFINITY;
 #pragma omp simd reduction(max : hi)

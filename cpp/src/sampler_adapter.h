@@ -48,6 +48,11 @@ struct SamplerBase {
     // The uniforms of the current sampling graph, one per in-graph draw
     // (set before each decode from rng, like a CPU draw).
     std::vector<ggml_tensor *> graph_uniforms;
+    // backend_init's choice of in-graph form (backend_sampling.cpp): the
+    // host form (this sampler's kernel as one custom op, on a CPU device) or
+    // the portable graph of element-wise ops; and the host form's candidates.
+    bool graph_host = false;
+    std::vector<llama_token_data> graph_tokens;
 
     // Seeds the final draw: a decoder then draws from its q; Dist draws anyway.
     void draw_with(uint32_t seed) {
@@ -57,6 +62,10 @@ struct SamplerBase {
     }
 };
 
+
+// True when p over cur[0..n) is a distribution a draw can use: every value
+// finite and >= 0, and a positive, finite total (what apply checks).
+bool is_distribution(const llama_token_data * cur, size_t n);
 
 // A llama_sampler owning `s` (freed with it), with our interface.
 llama_sampler * wrap(SamplerBase * s);

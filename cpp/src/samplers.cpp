@@ -257,36 +257,12 @@ const char * iface_name(const llama_sampler * smpl) {
     return self(smpl)->name();
 }
 
-// True when p over cur[0..n) is a distribution a draw can use: every value
-// finite and >= 0, and a positive, finite total.
-bool is_distribution(const llama_token_data * cur, size_t n) {
-    // Branch-free over the whole support (it runs on every apply): NaN fails
-    // both comparisons; four partial sums let the compiler vectorise.
-    constexpr float big = std::numeric_limits<float>::max();
-    bool ok = true;
-    float total[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        for (size_t j = 0; j < 4; ++j) {
-            const float p = cur[i + j].p;
-            ok &= (p >= 0.0f) & (p <= big);
-            total[j] += p;
-        }
-    }
-    for (; i < n; ++i) {
-        const float p = cur[i].p;
-        ok &= (p >= 0.0f) & (p <= big);
-        total[0] += p;
-    }
-    const float sum = (total[0] + total[1]) + (total[2] + total[3]);
-    return ok && sum > 0.0f && sum <= big;
-}
 
 void iface_apply(llama_sampler * smpl, llama_token_data_array * cur_p) {
     SamplerBase * s = self(smpl);
     bool sorted = false;
     Outcome out = s->run(cur_p, sorted);
-    if (out.status == Status::ok && (out.support == 0 || !is_distribution(cur_p->data, out.support))) {
+    if (out.status == Status::ok && (out.support == 0 || !detail::is_distribution(cur_p->data, out.support))) {
         // Degenerate parameters for these logits (NaN, inf or all-zero q): a
         // failure the caller's error path reports, never a draw from junk. The
         // kernel already rewrote the array, so reduce it to one finite
@@ -354,6 +330,31 @@ llama_sampler_i ours_iface = {
 };
 
 }  // namespace
+
+// True when p over cur[0..n) is a distribution a draw can use: every value
+// finite and >= 0, and a positive, finite total.
+bool detail::is_distribution(const llama_token_data * cur, size_t n) {
+    // Branch-free over the whole support (it runs on every apply): NaN fails
+    // both comparisons; four partial sums let the compiler vectorise.
+    constexpr float big = std::numeric_limits<float>::max();
+    bool ok = true;
+    float total[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        for (size_t j = 0; j < 4; ++j) {
+            const float p = cur[i + j].p;
+            ok &= (p >= 0.0f) & (p <= big);
+            total[j] += p;
+        }
+    }
+    for (; i < n; ++i) {
+        const float p = cur[i].p;
+        ok &= (p >= 0.0f) & (p <= big);
+        total[0] += p;
+    }
+    const float sum = (total[0] + total[1]) + (total[2] + total[3]);
+    return ok && sum > 0.0f && sum <= big;
+}
 
 llama_sampler * detail::wrap(SamplerBase * s) {
     return llama_sampler_init(&ours_iface, s);

@@ -343,6 +343,33 @@ Outcome greedy(llama_token_data * cur, size_t n, Workspace & /*ws*/) {
     return {Status::ok, 1};
 }
 
+Outcome greedy_row(const float * x, size_t n, size_t & at) {
+    // greedy() (docs/math.md §1, T = 0) over a plain row (positions are the
+    // ids): the same one pass, and scanning in position order keeps the
+    // first of tied maxima.
+    float best = -FLOAT_MAX;
+    at = n;
+    bool bad = false;
+    auto visit = [&](size_t i) {
+        const float l = x[i];
+        if (!(l <= FLOAT_MAX)) {
+            bad = true;
+        } else if (at == n || l > best) {
+            best = l;
+            at = i;
+        }
+    };
+    visit_not_below(n, best, [&](size_t i) { return x[i]; }, visit);
+    if (bad) {
+        at = n;
+        return {std::any_of(x, x + n, [](float l) { return l != l; }) ? Status::nan_logit : Status::inf_logit, 0};
+    }
+    if (at == n) {
+        return {Status::empty_support, 0};
+    }
+    return {Status::ok, 1};
+}
+
 Outcome softmax(llama_token_data * cur, size_t n, float temperature, Workspace & ws) {
     if (temperature <= 0.0f) {
         return greedy(cur, n, ws);

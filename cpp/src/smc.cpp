@@ -253,16 +253,45 @@ SmcResult smc_generate(llama_context * ctx, const std::vector<llama_token> & pro
                                     "), the context has " + std::to_string(engine.n_ctx()));
     }
 
+    // Lineages (docs/math.md §6): particles holding the same token sequence share one KV
+    // sequence and one decoded row, as their next-token logits are the same; each still draws
+    // its own token from that row, so the law is unchanged. A lineage's sequence id is the index
+    // of one of its particles (its representative): ids stay < N, and a particle that is not a
+    // representative has a free id, which is where its branch goes when the lineage splits.
+    // The members of a lineage are all live or all ended (they end at the same draw).
     struct Particle {
-        SmcParticle out;
-        llama_token pending = 0;  // decoded at the next step; its logits give the next token
-        llama_pos   pos = 0;
-        bool        ended = false;
+        SmcParticle  out;
+        llama_seq_id seq = 0;  // its lineage's sequence (the representative's index)
+        bool         ended = false;
     };
     SmcResult result;
     uint64_t rng = seed;
     const llama_pos p0 = static_cast<llama_pos>(prompt.size());
     std::vector<Row> rows(static_cast<size_t>(n));
+    // Per sequence id: its pending token (decoded at the next step; its logits give the next
+    // token), that token's position, and the step's row of the lineage (-1: not decoded).
+    std::vector<llama_token> pending(static_cast<size_t>(n), 0);
+    std::vector<llama_pos>   pos(static_cast<size_t>(n), 0);
+    std::vector<int32_t>     row_of(static_cast<size_t>(n), -1);
+    // Every fork goes into a free sequence (the bookkeeping's invariant): checked, as a
+    // fork into a sequence in use would mix two lineages' cells silently.
+    llama_memory_t mem = llama_get_memory(ctx);
+    auto fork_free = [&](llama_seq_id src, llama_seq_id dst) {
+        if (llama_memory_seq_pos_max(mem, dst) >= 0) {
+            throw std::logic_error("smc: sequence " + std::to_string(dst) + " is in use (lineage bookkeeping)");
+        }
+        engine.fork(src, dst);
+    };
+    auto live_lineages = [&](const std::vector<Particle> & ps) {
+        std::vector<llama_seq_id> out;
+        std::vector<char> seen(static_cast<size_t>(n), 0);
+        for (const Particle & pt : ps) {
+            if (pt.ended || seen[pt.seq]) continue;
+            seen[pt.seq] = 1;
+            out.push_back(pt.seq);
+        }
+        return out;
+    };
 
     engine.clear();
     // Invariant: a sequence's cells cover every position but its pending token.
@@ -270,60 +299,46 @@ SmcResult smc_generate(llama_context * ctx, const std::vector<llama_token> & pro
 
     bool stop = false;
     std::vector<double> all_log_w;  // every round's final log-weights, for the draw across rounds
+    std::vector<Particle> parts(static_cast<size_t>(n));
     for (int32_t round = 0; round < pp.rounds && !stop; ++round) {
-        if (round > 0) {  // back to the prompt, whose cells stay: decoded once for all rounds
-            for (int32_t s = 1; s < n; ++s) engine.drop(s);
-            engine.trim(0, p0 - 1);
+        if (round > 0) {  // back to the prompt, whose cells every sequence shares: decoded once for all rounds
+            const llama_seq_id keep = parts[0].seq;
+            for (int32_t q = 0; q < n; ++q) {
+                if (q != keep) engine.drop(q);
+            }
+            engine.trim(keep, p0 - 1);
+            if (keep != 0) fork_free(keep, 0), engine.drop(keep);
         }
-        for (int32_t s = 1; s < n; ++s) engine.fork(0, s);
-        std::vector<Particle> parts(static_cast<size_t>(n));
+        // One lineage in sequence 0, the prompt's: its last token is decoded once for all.
+        parts.assign(static_cast<size_t>(n), Particle{});
+        pending[0] = prompt.back();
+        pos[0] = p0 - 1;
         std::vector<double> lw(static_cast<size_t>(n), 0.0);
-        for (int32_t s = 0; s < n; ++s) {
-            parts[s].pending = prompt.back();
-            parts[s].pos = p0 - 1;
-            parts[s].out.ancestor = s;
-        }
+        for (int32_t s = 0; s < n; ++s) parts[s].out.ancestor = s;
         SmcRound rd;
         double a_prev = 1.0;  // the exponent every weight is for so far
         for (int32_t t = 1; t <= max_tokens; ++t) {
-            std::vector<int32_t> live;
-            for (int32_t s = 0; s < n; ++s) {
-                if (!parts[s].ended) live.push_back(s);
-            }
+            std::vector<llama_seq_id> live = live_lineages(parts);
             if (live.empty()) break;
             const double a_t = smc_alpha_at(pp.alpha, pp.ramp, t);
-            // One llama_decode for every live particle; at the first step they share the
-            // prompt's last token (computed once, in every sequence).
-            std::vector<int32_t> row_of(static_cast<size_t>(n), -1);
-            size_t n_rows = 0;
-            if (t == 1) {
-                std::vector<std::vector<llama_seq_id>> seqs(1);
-                for (int32_t s = 0; s < n; ++s) seqs[0].push_back(s), row_of[s] = 0;
-                const llama_token tok = prompt.back();
-                const llama_pos pos = p0 - 1;
-                engine.step_shared(&tok, &pos, seqs);
-                n_rows = 1;
-            } else {
-                std::vector<llama_seq_id> seqs;
-                std::vector<llama_token> toks;
-                std::vector<llama_pos> pos;
-                for (int32_t s : live) {
-                    row_of[s] = static_cast<int32_t>(seqs.size());
-                    seqs.push_back(s);
-                    toks.push_back(parts[s].pending);
-                    pos.push_back(parts[s].pos);
-                }
-                engine.step(seqs.data(), toks.data(), pos.data(), seqs.size());
-                n_rows = seqs.size();
+            // One llama_decode, one row per live lineage.
+            std::vector<llama_token> toks;
+            std::vector<llama_pos> at;
+            for (size_t r = 0; r < live.size(); ++r) {
+                row_of[live[r]] = static_cast<int32_t>(r);
+                toks.push_back(pending[live[r]]);
+                at.push_back(pos[live[r]]);
             }
-            result.decoded_tokens += static_cast<int64_t>(n_rows);
+            engine.step(live.data(), toks.data(), at.data(), live.size());
+            rd.rows.push_back(static_cast<int32_t>(live.size()));
+            result.decoded_tokens += static_cast<int64_t>(live.size());
             ++result.decode_calls;
-            for (size_t r = 0; r < n_rows; ++r) tempered(engine.logits(r), n_vocab, a_t, rows[r]);
+            for (size_t r = 0; r < live.size(); ++r) tempered(engine.logits(r), n_vocab, a_t, rows[r]);
 
             // Incremental weights: they depend on the prefix only, so resampling comes before the draw.
             for (int32_t s = 0; s < n; ++s) {
                 const Particle & pt = parts[s];
-                const double log_z = pt.ended ? 0.0 : rows[static_cast<size_t>(row_of[s])].t.log_z;
+                const double log_z = pt.ended ? 0.0 : rows[static_cast<size_t>(row_of[pt.seq])].t.log_z;
                 lw[s] += smc_incremental_log_weight(a_t, a_prev, pt.out.loglik, log_z, pt.ended);
             }
             a_prev = a_t;
@@ -333,35 +348,81 @@ SmcResult smc_generate(llama_context * ctx, const std::vector<llama_token> & pro
                 if (ess < pp.ess_threshold * n) {
                     const std::vector<int32_t> src = smc_resample_slots(smc_systematic_resample(lw, uniform01(rng)));
                     const double mean = smc_log_normaliser(lw);  // every weight becomes the mean: Ẑ carries on
+                    std::vector<char> was(static_cast<size_t>(n), 0), used(static_cast<size_t>(n), 0);
+                    for (const Particle & pt : parts) was[pt.seq] = 1;
+                    // Bookkeeping only: slot s takes particle src[s] with its lineage (sources keep their
+                    // slots and are never overwritten, so any order copies the old particles).
                     for (int32_t s = 0; s < n; ++s) {
                         lw[s] = mean;
-                        if (src[s] == s) continue;
-                        // Sources keep their slots and are never overwritten: copy straight from them.
-                        engine.drop(s);
-                        engine.fork(src[s], s);
-                        parts[s] = parts[src[s]];
-                        row_of[s] = row_of[src[s]];
+                        if (src[s] != s) parts[s] = parts[src[s]];
                     }
+                    for (const Particle & pt : parts) used[pt.seq] = 1;
+                    // A lineage whose representative's slot now holds another lineage moves to a particle
+                    // of its that kept its slot (one exists: a source keeps its slot); that particle was
+                    // no representative, so its id is free. A lineage with no particle left is dropped.
+                    std::vector<llama_seq_id> moved(static_cast<size_t>(n), -1);
+                    for (int32_t s = 0; s < n; ++s) {
+                        const llama_seq_id q = parts[s].seq;
+                        if (src[s] == s && parts[q].seq != q && moved[q] < 0) moved[q] = s;
+                    }
+                    for (int32_t q = 0; q < n; ++q) {
+                        if (!was[q]) continue;
+                        if (moved[q] >= 0) {
+                            const llama_seq_id m = moved[q];
+                            fork_free(q, m);
+                            engine.drop(q);
+                            pending[m] = pending[q], pos[m] = pos[q], row_of[m] = row_of[q];
+                        } else if (!used[q]) {
+                            engine.drop(q);
+                        }
+                    }
+                    for (Particle & pt : parts) {
+                        if (moved[pt.seq] >= 0) pt.seq = moved[pt.seq];
+                    }
+                    live = live_lineages(parts);
                     ++rd.resamples;
                 }
             }
-            // The draw: y_t ~ q_t = softmax(α_t · logits) for each live particle.
+            // The draw: y_t ~ q_t = softmax(α_t · logits) for each live particle, from its lineage's row.
+            std::vector<llama_token> drawn(static_cast<size_t>(n), -1);
             for (int32_t s = 0; s < n; ++s) {
                 Particle & pt = parts[s];
                 if (pt.ended) continue;
-                const Row & r = rows[static_cast<size_t>(row_of[s])];
-                const llama_token y = draw_index(r, uniform01(rng));
-                const float * logits = engine.logits(static_cast<size_t>(row_of[s]));
-                pt.out.loglik += static_cast<double>(logits[y]) - r.t.lse_p;
+                const size_t r = static_cast<size_t>(row_of[pt.seq]);
+                const llama_token y = draw_index(rows[r], uniform01(rng));
+                drawn[s] = y;
+                pt.out.loglik += static_cast<double>(engine.logits(r)[y]) - rows[r].t.lse_p;
                 if (stop_at_eog && llama_vocab_is_eog(vocab, y)) {
                     pt.ended = pt.out.stopped = true;
                     continue;
                 }
                 pt.out.tokens.push_back(y);
-                pt.pending = y;
-                ++pt.pos;
                 if (static_cast<int32_t>(pt.out.tokens.size()) >= max_tokens) pt.ended = true;
             }
+            // Each lineage splits by drawn token: the branch holding the representative keeps the
+            // sequence, every other branch forks it (seq_cp: shared cells, no tensor copied) into
+            // the id of its first particle.
+            for (llama_seq_id q : live) {
+                std::vector<int32_t> members;
+                for (int32_t s = 0; s < n; ++s) {
+                    if (parts[s].seq == q) members.push_back(s);
+                }
+                std::vector<llama_seq_id> branch(members.size(), q);
+                for (size_t i = 0; i < members.size(); ++i) {
+                    const int32_t s = members[i];
+                    if (drawn[s] == drawn[q]) continue;  // one token, one branch (end-of-sequence included)
+                    size_t j = 0;
+                    while (drawn[members[j]] != drawn[s]) ++j;
+                    branch[i] = members[j];
+                    if (j == i) {
+                        fork_free(q, s);
+                        pending[s] = drawn[s], pos[s] = pos[q] + 1;
+                    }
+                }
+                for (size_t i = 0; i < members.size(); ++i) parts[members[i]].seq = branch[i];
+                pending[q] = drawn[q], ++pos[q];
+            }
+            std::fill(row_of.begin(), row_of.end(), -1);
             if (progress && !progress(t, rd.resamples)) {
                 stop = true;
                 break;
@@ -384,6 +445,11 @@ SmcResult smc_generate(llama_context * ctx, const std::vector<llama_token> & pro
         std::sort(ancestors.begin(), ancestors.end());
         rd.unique_ancestors = static_cast<int32_t>(std::unique(ancestors.begin(), ancestors.end()) - ancestors.begin());
         result.rounds.push_back(std::move(rd));
+    }
+    // Particle s is left in sequence s (its lineage's cells shared, as smc.h promises): a
+    // particle that is no representative has a free id.
+    for (int32_t s = 0; s < n; ++s) {
+        if (parts[s].seq != s) fork_free(parts[s].seq, s);
     }
     // Rounds combine by Ẑ_r: a round ∝ Ẑ_r, then a particle ∝ its weight; as every round
     // starts at weight 1 this is one draw ∝ exp(log_w) over all particles of all rounds.

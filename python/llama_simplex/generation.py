@@ -272,8 +272,11 @@ def generate(
     dist and Best-of-K (objectives without ½‖q‖² over the full vocabulary)
     compute q and draw the token as graph ops, alone or as a Chain's leading
     members, so the logits stay on the device; q is the CPU path's
-    (docs/math.md §1-2), the draws are seeded but not the CPU path's tokens.
-    The loop decodes in a context of its own on llm's model (same shape), so
+    (docs/math.md §1-2). On a CPU device the graph op is the CPU kernel
+    itself (the host form), whose seeded draws are the CPU path's tokens;
+    on a GPU (or with LLAMA_SIMPLEX_GRAPH_FORM=portable) a graph of ggml
+    element-wise ops draws from the same q, seeded, other tokens; any other
+    LLAMA_SIMPLEX_GRAPH_FORM than auto or portable: ValueError. The loop decodes in a context of its own on llm's model (same shape), so
     llm's context is left alone. A sampler without an in-graph form runs on
     the CPU as usual. Sequence samplers (power, block power, MCMC) keep
     their CPU orchestration: ValueError.

@@ -1,11 +1,12 @@
 """Power sampling by sequential Monte Carlo [SMC] (docs/math.md §6): the same
 target π(y) ∝ p(y)^α as :class:`~llama_simplex.PowerSampler`, at close to
 plain-decoding cost. N particles advance together (one llama_decode per
-step), each in its own sequence of one unified KV cache; each draws from
+step) on one unified KV cache, particles holding the same tokens sharing one
+sequence and one decoded row (:attr:`SMCParticles.rows`); each draws from
 softmax(α_t·logits) and carries the weight Z_t = Σ_v p(v)^α_t (times
 p(prefix)^(α_t − α_{t−1}) during the ramp). When the effective sample size
-falls below κN the particles are resampled (systematic), which on the cache
-is seq_rm + seq_cp: no tensor is copied and the prompt is decoded once. The
+falls below κN the particles are resampled (systematic): a copy joins its
+ancestor's sequence, no tensor is copied and the prompt is decoded once. The
 output is one particle drawn ∝ its weight; :func:`smc_particles` returns all
 of them with their weights, for weighted voting."""
 
@@ -57,7 +58,8 @@ class SMCPowerSampler(SequenceSampler):
         return _core.smc_context_shape(model_address(llm), self.params(), n_prompt, max_tokens, UBATCH)
 
     def rollout_cost(self) -> RolloutCost:
-        # Every output token costs N decoded tokens per round; no rollout horizon.
+        # Every output token costs at most N decoded rows per round (one per distinct
+        # particle sequence: the worst case, for the server's bound); no rollout horizon.
         return RolloutCost(0, self.particles, "particles", self.particles * self.rounds, "particles·rounds")
 
     def native(self, seed: Optional[int] = None, *, llm: Optional[llama_cpp.Llama] = None,
@@ -118,8 +120,9 @@ class SMCParticles:
     weights (summing to 1 over all rounds: a round's weights times its
     normaliser's share), log-likelihoods under the model (temperature 1),
     finish reasons ('stop' or 'length'); per round the ESS at each check,
-    the number of resamplings and of distinct first-step ancestors left, and
-    log Ẑ. ``chosen``: the index of the particle :func:`generate` would
+    the number of resamplings and of distinct first-step ancestors left,
+    log Ẑ, and the rows decoded at each step (one per distinct live particle
+    sequence: ``decoded_tokens`` is their sum). ``chosen``: the index of the particle :func:`generate` would
     return with this seed. Plain data, valid after ``llm.close()``."""
 
     texts: List[str]
@@ -134,6 +137,7 @@ class SMCParticles:
     chosen: int
     seed: int
     decoded_tokens: int
+    rows: List[List[int]]
     sampler: SMCPowerSampler = field(repr=False)
 
     def __len__(self) -> int:
@@ -184,4 +188,4 @@ def smc_particles(
     return SMCParticles(texts, toks, weights, logliks, finish, [r["ess"] for r in rounds],
                         [r["resamples"] for r in rounds], [r["unique_ancestors"] for r in rounds],
                         [r["log_z"] for r in rounds], out["round"] * sampler.particles + out["particle"], seed,
-                        out["decoded_tokens"], sampler)
+                        out["decoded_tokens"], [r["rows"] for r in rounds], sampler)

@@ -167,6 +167,14 @@ class RolloutEngine {
 double raw_batched_decode_seconds(llama_context * ctx, const std::vector<llama_token> & prompt, int32_t n_seq,
                                   int32_t steps);
 
+// The same baseline for a sampler that decodes a varying number of rows per step
+// (Power-SMC decodes one row per distinct particle sequence): prefills `prompt` but its
+// last token into sequence 0, shares it with max(rows) sequences, then one bare
+// llama_decode per step t of rows[t] rows, sequence s < rows[t] appending at its own next
+// position (from the prompt's last), logits for every row. Returns the seconds of all of it.
+double raw_batched_decode_rows_seconds(llama_context * ctx, const std::vector<llama_token> & prompt,
+                                       const std::vector<int32_t> & rows);
+
 // log p(token) under softmax(logits) (temperature 1), in float64.
 double token_logprob(const float * logits, int32_t n_vocab, llama_token token);
 

@@ -79,6 +79,11 @@ Outcome top_p    (llama_token_data * cur, size_t n, double p, float temperature,
 Outcome min_p    (llama_token_data * cur, size_t n, double p_min, float temperature, Workspace & ws);
 Outcome sparsemax(llama_token_data * cur, size_t n, float temperature, Workspace & ws);
 
+// greedy over a row of logits whose positions are the ids, without a
+// candidate array: `at` is the first position of the maximum (the lowest id
+// on ties), n on error (NaN or +inf logits, none finite).
+Outcome greedy_row(const float * x, size_t n, size_t & at);
+
 // The sparsemax threshold tau of z (sum_i max(z_i - tau, 0) = 1), found by
 // randomised pivoting in O(n) expected time. `z` is reordered.
 float sparsemax_threshold(float * z, size_t n);

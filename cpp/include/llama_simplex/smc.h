@@ -1,12 +1,15 @@
 // Power sampling by sequential Monte Carlo [SMC] (Azizi et al., docs/math.md §6):
-// N particles advance together, one token per step, each in its own sequence
-// of a unified KV cache (all of a step in one llama_decode). Each draws from
-// q_t = softmax(α_t·logits) and is weighted by
+// N particles advance together, one token per step, on a unified KV cache (all
+// of a step in one llama_decode). Particles holding the same tokens (copies after
+// resampling, or equal draws) share one sequence and one decoded row: their
+// next-token logits are the same, and each draws its own token from that row.
+// Each draws from q_t = softmax(α_t·logits) and is weighted by
 //   log w_t = (α_t − α_{t−1})·log p(y_1:t−1) + log Z_t,   Z_t = Σ_v p_t(v)^α_t,
 // which depends on the prefix only, so the particles are resampled (systematic,
 // when ESS < κN, checked every `block` steps) before the draw. Resampling is
-// seq_rm + seq_cp on the cache: no tensor is copied, the prompt is prefilled
-// once. The output is one particle drawn ∝ its final weight (every weight is
+// bookkeeping (a particle joins its ancestor's sequence); sequences split by
+// seq_cp and are freed by seq_rm: no tensor is copied, the prompt is prefilled once.
+// The output is one particle drawn ∝ its final weight (every weight is
 // then for p(y)^α); `rounds` independent runs combine by their normaliser
 // estimates. α = 1 is plain sampling (every weight 1, no resampling).
 #pragma once
@@ -45,6 +48,7 @@ struct SmcRound {
     std::vector<double>      ess;         // ESS at each check (before any resampling)
     int32_t                  resamples = 0;
     int32_t                  unique_ancestors = 0;
+    std::vector<int32_t>     rows;        // rows decoded at each step: the distinct live sequences
 };
 
 struct SmcResult {
@@ -53,7 +57,7 @@ struct SmcResult {
     int32_t                  round = 0, particle = 0;  // where it was drawn
     std::vector<SmcRound>    rounds;
     std::vector<double>      round_weights;  // normalised Ẑ_r
-    int64_t                  decoded_tokens = 0;  // tokens through llama_decode after the prompt
+    int64_t                  decoded_tokens = 0;  // rows through llama_decode after the prompt (Σ rows)
     int64_t                  decode_calls = 0;
 };
 
@@ -89,8 +93,9 @@ RolloutShape smc_context_shape(const SmcParams & params, int64_t n_prompt, int64
 void check_smc_params(const SmcParams & params);
 
 // Runs the particles on ctx (a unified KV cache with >= N sequences and the cells of
-// smc_context_shape: refused before any work otherwise). The particles are left in
-// sequences 0..N-1 of ctx. progress(step, resamples) is called after each step; false stops.
+// smc_context_shape: refused before any work otherwise). Particles with the same tokens
+// share one sequence and one decoded row per step (SmcRound::rows). The particles are
+// left in sequences 0..N-1 of ctx. progress(step, resamples) is called after each step; false stops.
 SmcResult smc_generate(llama_context * ctx, const std::vector<llama_token> & prompt, const SmcParams & params,
                        int32_t max_tokens, uint64_t seed, bool stop_at_eog,
                        const std::function<bool(int32_t, int32_t)> & progress = nullptr);

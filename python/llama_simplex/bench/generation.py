@@ -17,12 +17,17 @@
 2. sample_k(k) against k sequential generate calls, same sampler and length:
    wall time of each and the speed-up (rounds alternating the two).
 3. In-graph sampling (generate(..., backend_sampling=True)): for each
-   decoder, tokens/s with our decoder in the model's graph, on our CPU path,
-   and with llama.cpp's own in-graph chain of the same decoder (top-k ->
-   temp -> dist, ...); and the per-token sampling time of each way on one
-   row of the model's logits (in-graph: the sampling graph alone, computed
-   on the CPU backend with the context's threads; CPU path: candidates
-   filled and apply).
+   decoder, tokens/s with our decoder in the model's graph (on this CPU
+   backend: its host form), on our CPU path, and with llama.cpp's own
+   in-graph chain of the same decoder (top-k -> temp -> dist, ...), the
+   three interleaved in each round (their order rotating), with the
+   per-round ratio in-graph / CPU path; and the per-token sampling time of
+   each way on one row of the model's logits (in-graph: the sampling graph
+   alone, computed on the CPU backend with the context's threads, in the
+   host form and in the portable form that CUDA and Metal run,
+   LLAMA_SIMPLEX_GRAPH_FORM=portable; CPU path: candidates filled and
+   apply), measured in every round, median over the rounds (the portable
+   form, much slower on a CPU, in the first round only).
 
     llama-simplex bench --parts generation [--model PATH]
     python -m llama_simplex.bench.generation [--model PATH] [--tokens 64] [--rounds 20] [--k 8] [--json out.json]
@@ -34,9 +39,11 @@ the arm it is compared with and the target).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -289,6 +296,24 @@ IN_GRAPH = {
 }
 
 
+@contextlib.contextmanager
+def graph_form(form: str):
+    """LLAMA_SIMPLEX_GRAPH_FORM=form while the block runs (read at backend_init)."""
+    before = os.environ.get("LLAMA_SIMPLEX_GRAPH_FORM")
+    os.environ["LLAMA_SIMPLEX_GRAPH_FORM"] = form
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["LLAMA_SIMPLEX_GRAPH_FORM"]
+        else:
+            os.environ["LLAMA_SIMPLEX_GRAPH_FORM"] = before
+
+
+WAYS = ("ours in-graph", "ours CPU path", "llama.cpp in-graph")
+TIMED = ("ours in-graph", "ours in-graph portable", "ours CPU path", "llama.cpp in-graph")
+
+
 def in_graph_section(llm, tokens: int, repeats: int, timing_repeats: int) -> dict:
     """Part 3: tokens/s and per-token sampling time, in-graph against the CPU path and llama.cpp's in-graph chain."""
     llm.reset()
@@ -296,33 +321,54 @@ def in_graph_section(llm, tokens: int, repeats: int, timing_repeats: int) -> dic
     logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),)).copy()
     llm.reset()
     threads = llama_cpp.llama_n_threads(llm.ctx)
-    ways = ("ours in-graph", "ours CPU path", "llama.cpp in-graph")
-    rates = {name: {w: [] for w in ways} for name in IN_GRAPH}
+    rates = {name: {w: [] for w in WAYS} for name in IN_GRAPH}
+    ratios = {name: [] for name in IN_GRAPH}
+    ms = {name: {w: [] for w in TIMED} for name in IN_GRAPH}
+    load = [os.getloadavg()[0]]
     native_rate(llm, ls.TopK(40).native(seed=0), 8, True)  # warm-up
     for rep in range(repeats):
         for name, (ours, theirs) in IN_GRAPH.items():
-            rates[name]["ours in-graph"].append(native_rate(llm, ours.native(seed=rep), tokens, True))
-            rates[name]["ours CPU path"].append(native_rate(llm, ours.native(seed=rep), tokens, False))
+            runs = {"ours in-graph": lambda: native_rate(llm, ours.native(seed=rep), tokens, True),
+                    "ours CPU path": lambda: native_rate(llm, ours.native(seed=rep), tokens, False)}
             if theirs is not None:
-                rates[name]["llama.cpp in-graph"].append(native_rate(llm, theirs(rep), tokens, True))
+                runs["llama.cpp in-graph"] = lambda: native_rate(llm, theirs(rep), tokens, True)
+            order = list(runs)
+            order = order[rep % len(order):] + order[:rep % len(order)]  # load drifts: rotate who goes first
+            got = {w: runs[w]() for w in order}
+            for w, r in got.items():
+                rates[name][w].append(r)
+            ratios[name].append(got["ours in-graph"] / got["ours CPU path"])
+            t = ms[name]
+            t["ours in-graph"].append(_core.graph_seconds(ours.native(seed=0), logits, timing_repeats, threads))
+            if rep == 0:  # the slow one (full-vocabulary element-wise passes): timed in the first round only
+                with graph_form("portable"):
+                    t["ours in-graph portable"].append(_core.graph_seconds(ours.native(seed=0), logits,
+                                                                           timing_repeats, threads))
+            t["ours CPU path"].append(_core.cpu_path_seconds(ours.native(seed=0), logits, timing_repeats))
+            t["llama.cpp in-graph"].append(_core.graph_seconds(theirs(0), logits, timing_repeats, threads)
+                                           if theirs is not None else None)
+        load.append(os.getloadavg()[0])
     out = {}
-    print(f"\n## In-graph sampling, {tokens} tokens, median of {repeats} interleaved runs; per-token sampling "
-          f"time on one row of logits ({len(logits)} candidates, mean of {timing_repeats}; in-graph on the CPU "
-          f"backend, {threads} threads)\n")
-    print("| decoder | ours in-graph tok/s | ours CPU path tok/s | llama.cpp in-graph tok/s "
-          "| ours in-graph ms | ours CPU path ms | llama.cpp in-graph ms |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, (ours, theirs) in IN_GRAPH.items():
+    print(f"\n## In-graph sampling, {tokens} tokens, {repeats} interleaved rounds (median tokens/s; ratio "
+          f"in-graph / CPU path per round: median [min, max]); per-token sampling time on one row of logits "
+          f"({len(logits)} candidates, mean of {timing_repeats}, median over the rounds; in-graph on the CPU "
+          f"backend, {threads} threads); 1-minute load average {min(load):.1f}-{max(load):.1f}\n")
+    print("| decoder | ours in-graph tok/s | ours CPU path tok/s | llama.cpp in-graph tok/s | in-graph / CPU path "
+          "| ours in-graph (host) ms | ours in-graph (portable) ms | ours CPU path ms | llama.cpp in-graph ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name in IN_GRAPH:
         med = {w: statistics.median(r) if r else float("nan") for w, r in rates[name].items()}
-        ms = {"ours in-graph": _core.graph_seconds(ours.native(seed=0), logits, timing_repeats, threads),
-              "ours CPU path": _core.cpu_path_seconds(ours.native(seed=0), logits, timing_repeats),
-              "llama.cpp in-graph": (_core.graph_seconds(theirs(0), logits, timing_repeats, threads)
-                                     if theirs is not None else None)}
-        ms = {w: float("nan") if v is None else v * 1e3 for w, v in ms.items()}
-        out[name] = {"tokens_per_s": med, "sampling_ms": ms}
-        print(f"| {name} | " + " | ".join(f"{med[w]:.1f}" for w in ways) + " | "
-              + " | ".join(f"{ms[w]:.3f}" for w in ways) + " |")
-    return out
+        r = ratios[name]
+        ms_med = {w: (statistics.median(v) * 1e3 if v and v[0] is not None else float("nan"))
+                  for w, v in ms[name].items()}
+        out[name] = {"tokens_per_s": med, "tokens_per_s_rounds": rates[name],
+                     "ratio_in_graph_to_cpu_path": {"median": statistics.median(r), "min": min(r), "max": max(r),
+                                                    "rounds": r},
+                     "sampling_ms": ms_med}
+        print(f"| {name} | " + " | ".join(f"{med[w]:.1f}" for w in WAYS)
+              + f" | {statistics.median(r):.3f} [{min(r):.3f}, {max(r):.3f}] | "
+              + " | ".join(f"{ms_med[w]:.3f}" for w in TIMED) + " |")
+    return {"decoders": out, "load_average_1min": load, "threads": threads, "rounds": repeats}
 
 
 def main(argv=None) -> int:

@@ -7,7 +7,7 @@
 3. Latency at alpha = 4 of plain sampling, Power-SMC (N = 4, 8, 16), block
    and token-level power (cpu-small) and MCMC, for each --out-tokens length;
    SMC's decode throughput against bare batched llama_decode of the same
-   batch shape, measured in the same run.
+   batch shapes (the rows SMC decoded at each step), measured in the same run.
 4. Peak memory (VmHWM, in a fresh process each) of plain generation against
    power sampling at K = M = 8, H = 64 and SMC at N = 8.
 5. On a tiny enumerable model (--tiny-model, or one built with
@@ -119,9 +119,9 @@ def latency(llm, q_prompt, n_out: int, max_slow_tokens: int):
 
 def throughput(llm, prompt, n_out: int):
     """Power-SMC's decode throughput (N = 4, 8, 16; n_out tokens, prompt
-    included) against bare batched llama_decode of the same shape (prefill,
-    one shared row, then n_out - 1 steps of N rows) in the same context,
-    interleaved, best of 2 each."""
+    included) against bare batched llama_decode of the same batch shapes
+    (prefill, then at each step as many rows as the SMC run decoded: one per
+    distinct particle sequence) in the same context, interleaved, best of 2 each."""
     rows = []
     for n in (4, 8, 16):
         s = ls.SMCPowerSampler(alpha=4.0, particles=n)
@@ -131,12 +131,12 @@ def throughput(llm, prompt, n_out: int):
             t0 = time.perf_counter()
             out = _core.smc_generate(ctx, list(prompt), s.params(), n_out, rep, True)
             smc.append(time.perf_counter() - t0)
-            steps = max(0, len(max((t for rd in out["rounds"] for t in rd["tokens"]), key=len)) - 1)
+            shapes = [k for rd in out["rounds"] for k in rd["rows"]]  # one row per distinct particle sequence
             decoded = out["decoded_tokens"]
-            raw.append(_core.raw_batched_decode_seconds(ctx, list(prompt), n, steps))
+            raw.append(_core.raw_batched_decode_rows_seconds(ctx, list(prompt), shapes))
         rows.append(dict(particles=n, decoded_tokens=decoded, smc_seconds=min(smc), raw_seconds=min(raw),
                          ratio=min(raw) / min(smc)))
-    print("\n| SMC particles | decoded tokens | SMC seconds | bare batched llama_decode seconds | throughput ratio |"
+    print("\n| SMC particles | decoded rows | SMC seconds | bare batched llama_decode seconds (same rows) | throughput ratio |"
           "\n|---:|---:|---:|---:|---:|")
     for t in rows:
         print(f"| {t['particles']} | {t['decoded_tokens']} | {t['smc_seconds']:.2f} | {t['raw_seconds']:.2f} | "
