@@ -501,7 +501,7 @@ PYBIND11_MODULE(_core, m) {
         return new NativeSampler(s);
     }, py::arg("name"), py::arg("params") = py::dict(), py::arg("model") = 0);
     // sizeof(llama_context_params) of the llama.h this module was built with:
-    // handles.context_params checks llama_cpp's ctypes struct against it.
+    // handles.context_params_address checks llama_cpp's ctypes struct against it.
     m.attr("CONTEXT_PARAMS_SIZE") = sizeof(llama_context_params);
     m.def("make_dist", [](uint32_t seed) { return new NativeSampler(make_dist(seed)); }, py::arg("seed"));
     // A llama.cpp chain that takes ownership of the members.
