@@ -101,6 +101,28 @@ def assert_same_q(sampler, logits):
     assert abs(ours.sum() - 1.0) <= TOL
 
 
+@pytest.mark.parametrize("name", list(DECODERS))
+def test_a_row_of_llama_cpps_padded_logits_is_read_from_the_logits(name, form):
+    """llama.cpp hands each sampler a row of a padded copy of the logits (one
+    zero row appended by ggml_pad, a per-element copy of every logit per
+    decode). Given a row that the logits hold, the graph reads it there: no
+    pad node is left in the graph, and q and the drawn token are those of the
+    row given alone. The dummy row (only the padded copy has it) keeps the pad
+    and is the zero row."""
+    sampler = DECODERS[name]
+    rng = np.random.default_rng(11)
+    rows = (rng.normal(size=(2, 500)) * 3).astype(np.float32)
+    rows[1, rng.choice(500, 100, replace=False)] = -np.inf
+    for r in range(3):
+        out = _core.graph_sample_padded(sampler.native(seed=5), rows, r)
+        probs, ids, token, pad_nodes = out
+        alone = rows[r] if r < 2 else np.zeros(500, dtype=np.float32)
+        q, t = graph_q(sampler, alone, seed=5)
+        assert pad_nodes == (0 if r < 2 else 1), (name, r, pad_nodes)
+        assert np.array_equal(dense(np.arange(len(probs)) if ids is None else ids, probs, 500), q), (name, r)
+        assert token == t, (name, r)
+
+
 @pytest.mark.parametrize("kind", ["random", "ties", "inf", "ties-inf"])
 @pytest.mark.parametrize("name", list(DECODERS))
 def test_graph_q_equals_cpu_q_on_synthetic_logits(name, kind, form):

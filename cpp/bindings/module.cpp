@@ -562,7 +562,14 @@ PYBIND11_MODULE(_core, m) {
     // A sampler's in-graph outputs for one row of logits on ggml's CPU
     // backend: (probs, candidate ids or None for ids 0..n-1, sampled token
     // or -1); None when it has no in-graph form for these parameters.
-    m.def("graph_sample", [](NativeSampler & s, const FloatArray & logits) -> py::object {
+    // (probs, candidate ids or None for ids 0..n-1, sampled token or -1) of an in-graph run.
+    const auto graph_tuple = [](const GraphOutput & g) {
+        py::object ids = g.candidates.empty() ? py::object(py::none()) : py::object(py::array_t<int32_t>(
+            static_cast<py::ssize_t>(g.candidates.size()), g.candidates.data()));
+        return py::make_tuple(py::array_t<float>(static_cast<py::ssize_t>(g.probs.size()), g.probs.data()), ids,
+                              g.sampled == LLAMA_TOKEN_NULL ? -1 : g.sampled);
+    };
+    m.def("graph_sample", [graph_tuple](NativeSampler & s, const FloatArray & logits) -> py::object {
         if (logits.ndim() != 1 || logits.shape(0) == 0) {
             throw py::value_error("logits: must be a non-empty 1-D array");
         }
@@ -572,11 +579,26 @@ PYBIND11_MODULE(_core, m) {
             g = run_graph(s.get(), logits.data(), static_cast<size_t>(logits.shape(0)));
         }
         if (!g.in_graph) return py::none();
-        py::object ids = g.candidates.empty() ? py::object(py::none()) : py::object(py::array_t<int32_t>(
-            static_cast<py::ssize_t>(g.candidates.size()), g.candidates.data()));
-        return py::make_tuple(py::array_t<float>(static_cast<py::ssize_t>(g.probs.size()), g.probs.data()), ids,
-                              g.sampled == LLAMA_TOKEN_NULL ? -1 : g.sampled);
+        return graph_tuple(g);
     }, py::arg("sampler"), py::arg("logits"));
+    // The same for a row given as llama.cpp's build_sampling gives it: `logits`
+    // (rows x n) padded with one zero row in the graph, the sampler handed row
+    // `row` of the padded copy. Returns (probs, ids or None, sampled or -1,
+    // number of pad nodes left in the computed graph), None without an in-graph form.
+    m.def("graph_sample_padded", [graph_tuple](NativeSampler & s, py::array_t<float, py::array::c_style | py::array::forcecast> logits,
+                                    int32_t row) -> py::object {
+        if (logits.ndim() != 2 || logits.shape(0) == 0 || logits.shape(1) == 0) {
+            throw py::value_error("logits: must be a non-empty 2-D array (rows x vocabulary)");
+        }
+        GraphOutput g;
+        {
+            py::gil_scoped_release nogil;
+            g = run_graph(s.get(), logits.data(), static_cast<size_t>(logits.shape(1)), 1, nullptr, 0,
+                          static_cast<int32_t>(logits.shape(0)), row);
+        }
+        if (!g.in_graph) return py::none();
+        return graph_tuple(g) + py::make_tuple(g.pad_nodes);
+    }, py::arg("sampler"), py::arg("logits"), py::arg("row"));
     // Mean seconds per token of a sampler on one row of logits: in-graph (the
     // graph computed `repeats` times on the CPU backend; None without an
     // in-graph form) and the CPU path (candidates filled, apply).

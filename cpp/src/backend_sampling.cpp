@@ -657,6 +657,37 @@ bool supported(SamplerBase & self, const GraphDecoder & g, ggml_backend_buffer_t
     return ok;
 }
 
+// llama.cpp (build_sampling) hands every sampler a row of a padded copy of
+// the logits (ggml_pad adds a dummy row, so that a graph whose samplers are
+// inactive keeps its shape): a copy of the whole logits matrix per decode,
+// which ggml's CPU backend does element by element (about 1.1 ms a token on
+// one thread for Gemma's 262,144 logits, more than our host kernels). A row
+// that the unpadded logits hold has the same values there, so it is read
+// from them, and the copy drops out of the graph when no other sampler reads
+// it. Anything but that exact shape (a view of one row of a zero pad that
+// only appends rows to contiguous F32 logits) is left as given: the padded
+// row is as correct, only slower to get.
+ggml_tensor * unpadded_row(ggml_context * c, ggml_tensor * row) {
+    ggml_tensor * padded = row->view_src;
+    if (row->op != GGML_OP_VIEW || padded == nullptr || padded->op != GGML_OP_PAD || row->type != GGML_TYPE_F32) {
+        return row;
+    }
+    ggml_tensor * src = padded->src[0];
+    const int32_t * pad = reinterpret_cast<const int32_t *>(padded->op_params);
+    const bool rows_appended = pad[0] == 0 && pad[1] == 0 && pad[2] == 0 && pad[4] == 0 && pad[5] == 0 &&
+                               pad[6] == 0 && pad[7] == 0 && pad[8] == 0;
+    if (src == nullptr || !rows_appended || src->type != GGML_TYPE_F32 || !ggml_is_contiguous(src) ||
+        !ggml_is_contiguous(padded) || src->ne[2] != 1 || src->ne[3] != 1 || src->nb[1] != padded->nb[1] ||
+        ggml_nelements(row) != src->ne[0] || !ggml_is_contiguous(row)) {
+        return row;
+    }
+    const size_t offs = row->view_offs;
+    if (offs % src->nb[1] != 0 || static_cast<int64_t>(offs / src->nb[1]) >= src->ne[1]) {
+        return row;  // the dummy row itself (no outputs): only the padded copy has it
+    }
+    return ggml_view_1d(c, src, src->ne[0], offs);
+}
+
 }  // namespace
 
 void check_graph_form() {
@@ -704,6 +735,7 @@ void graph_apply(llama_sampler * smpl, ggml_context * ctx, ggml_cgraph * /*gf*/,
     if (!self.graph(g)) {
         return;
     }
+    data->logits = unpadded_row(ctx, data->logits);
     ggml_tensor * x = data->logits;
     const bool host_ok = x->type == GGML_TYPE_F32 && ggml_is_contiguous(x) &&
                          (data->candidates == nullptr || data->candidates->type == GGML_TYPE_I32);
@@ -818,8 +850,11 @@ llama_token sample_backend(llama_context * ctx, llama_sampler * chain, int32_t i
 }
 
 GraphOutput run_graph(const llama_sampler * sampler, const float * logits, size_t n, int32_t repeats,
-                      double * seconds, int32_t n_threads) {
+                      double * seconds, int32_t n_threads, int32_t padded_rows, int32_t row) {
     detail::check_graph_form();
+    if (padded_rows < 0 || row < 0 || row > padded_rows) {
+        throw std::invalid_argument("row: must be in [0, padded_rows], got " + std::to_string(row));
+    }
     GraphOutput out;
     std::unique_ptr<ggml_backend, void (*)(ggml_backend_t)> backend(
         ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr), ggml_backend_free);
@@ -841,17 +876,26 @@ GraphOutput run_graph(const llama_sampler * sampler, const float * logits, size_
                                nullptr, true};
     std::unique_ptr<ggml_context, void (*)(ggml_context *)> c(ggml_init(params), ggml_free);
     ggml_cgraph * gf = ggml_new_graph_custom(c.get(), max_nodes, false);
-    ggml_tensor * x = ggml_new_tensor_1d(c.get(), GGML_TYPE_F32, static_cast<int64_t>(n));
+    const int64_t n_rows = std::max<int32_t>(padded_rows, 1);
+    ggml_tensor * x = ggml_new_tensor_2d(c.get(), GGML_TYPE_F32, static_cast<int64_t>(n), n_rows);
     ggml_set_input(x);
-    llama_sampler_data data = {x, nullptr, nullptr, nullptr};
+    ggml_tensor * given = ggml_view_1d(c.get(), x, static_cast<int64_t>(n), 0);
+    if (padded_rows > 0) {
+        ggml_tensor * padded = ggml_pad(c.get(), x, 0, 1, 0, 0);
+        given = ggml_view_1d(c.get(), padded, static_cast<int64_t>(n), static_cast<size_t>(row) * padded->nb[1]);
+    }
+    llama_sampler_data data = {given, nullptr, nullptr, nullptr};
     chain->iface->backend_reset(chain.get());
     chain->iface->backend_apply(chain.get(), c.get(), gf, &data);
     for (ggml_tensor * t : {data.logits, data.probs, data.sampled, data.candidates}) {
         if (t != nullptr) ggml_build_forward_expand(gf, t);
     }
+    for (int i = 0; i < ggml_graph_n_nodes(gf); ++i) {
+        out.pad_nodes += ggml_graph_node(gf, i)->op == GGML_OP_PAD;
+    }
     std::unique_ptr<ggml_backend_buffer, void (*)(ggml_backend_buffer_t)> buf(
         ggml_backend_alloc_ctx_tensors(c.get(), backend.get()), ggml_backend_buffer_free);
-    ggml_backend_tensor_set(x, logits, 0, n * sizeof(float));
+    ggml_backend_tensor_set(x, logits, 0, static_cast<size_t>(n_rows) * n * sizeof(float));
     const auto t0 = std::chrono::steady_clock::now();
     for (int32_t r = 0; r < std::max(repeats, 1); ++r) {
         chain->iface->backend_set_input(chain.get());

@@ -86,13 +86,17 @@ struct GraphOutput {
     std::vector<float>       probs;             // q over the output candidates
     std::vector<llama_token> candidates;        // their ids (empty: ids 0..n-1)
     llama_token              sampled = LLAMA_TOKEN_NULL;
+    int32_t                  pad_nodes = 0;     // GGML_OP_PAD nodes in the computed graph
 };
 // repeats > 1 computes the graph that many times (inputs set each time:
 // new draws) and, with seconds given, writes the mean seconds of one
 // computation (set_input and compute, not the build); n_threads > 0 sets the
-// CPU backend's threads.
+// CPU backend's threads. padded_rows > 0 gives the sampler its row as
+// llama.cpp's build_sampling does: `logits` holds padded_rows rows of n, the
+// graph pads them with one zero row (ggml_pad) and the sampler gets row `row`
+// of that padded copy (row == padded_rows: the dummy row).
 GraphOutput run_graph(const llama_sampler * sampler, const float * logits, size_t n, int32_t repeats = 1,
-                      double * seconds = nullptr, int32_t n_threads = 0);
+                      double * seconds = nullptr, int32_t n_threads = 0, int32_t padded_rows = 0, int32_t row = 0);
 
 // Mean seconds per token of the CPU path for one row of logits: the
 // candidates filled from the logits (as the generate loop does) and the
