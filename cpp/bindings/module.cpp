@@ -786,14 +786,8 @@ PYBIND11_MODULE(_core, m) {
     }, py::arg("ctx"), py::arg("prompt"), py::arg("params"), py::arg("max_tokens"), py::arg("seed"),
        py::arg("stop_at_eog") = true, py::arg("progress") = py::none());
 
-    // The benchmarks' baseline: seconds of `steps` bare batched llama_decode calls (rollout.h).
-    m.def("raw_batched_decode_seconds", [](RolloutContext & ctx, const std::vector<llama_token> & prompt,
-                                           int32_t n_seq, int32_t steps) {
-        py::gil_scoped_release nogil;
-        return raw_batched_decode_seconds(ctx.ctx.get(), prompt, n_seq, steps);
-    }, py::arg("ctx"), py::arg("prompt"), py::arg("n_seq"), py::arg("steps"));
-
-    // The same with rows[t] rows at step t (the shapes a Power-SMC run decoded: its rounds' "rows").
+    // The benchmarks' baseline: seconds of bare llama_decode calls of rows[t] rows at step t
+    // (the shapes a Power-SMC run decoded: its rounds' "rows"; rollout.h).
     m.def("raw_batched_decode_rows_seconds", [](RolloutContext & ctx, const std::vector<llama_token> & prompt,
                                                 const std::vector<int32_t> & rows) {
         py::gil_scoped_release nogil;

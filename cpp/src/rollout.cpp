@@ -369,45 +369,6 @@ const float * RolloutEngine::logits(size_t row) const {
     return l;
 }
 
-double raw_batched_decode_seconds(llama_context * ctx, const std::vector<llama_token> & prompt, int32_t n_seq,
-                                  int32_t steps) {
-    if (prompt.empty()) throw std::invalid_argument("prompt: must hold at least one token");
-    if (n_seq < 1 || n_seq > static_cast<int32_t>(llama_n_seq_max(ctx))) {
-        throw std::invalid_argument("n_seq: must be in [1, " + std::to_string(llama_n_seq_max(ctx)) + "]");
-    }
-    if (static_cast<int64_t>(prompt.size()) + static_cast<int64_t>(n_seq) * steps > llama_n_ctx(ctx)) {
-        throw std::invalid_argument("steps: the context cannot hold prompt + n_seq x steps cells");
-    }
-    RolloutEngine engine(ctx);
-    const auto t0 = std::chrono::steady_clock::now();
-    engine.clear();
-    if (prompt.size() > 1) engine.extend(0, prompt.data(), prompt.size() - 1, 0);
-    for (int32_t s = 1; s < n_seq; ++s) engine.fork(0, s);
-    std::vector<std::vector<llama_seq_id>> all(1);
-    for (int32_t s = 0; s < n_seq; ++s) all[0].push_back(s);
-    const llama_pos last = static_cast<llama_pos>(prompt.size()) - 1;
-    engine.step_shared(&prompt.back(), &last, all);
-    llama_batch batch = llama_batch_init(n_seq, 0, 1);
-    for (int32_t t = 0; t < steps; ++t) {
-        batch.n_tokens = n_seq;
-        for (int32_t s = 0; s < n_seq; ++s) {
-            batch.token[s] = prompt.back();
-            batch.pos[s] = static_cast<llama_pos>(prompt.size()) + t;
-            batch.n_seq_id[s] = 1;
-            batch.seq_id[s][0] = s;
-            batch.logits[s] = 1;
-        }
-        if (llama_decode(ctx, batch) != 0) {
-            llama_batch_free(batch);
-            throw std::runtime_error("llama_decode failed in the raw batched decode");
-        }
-    }
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    llama_batch_free(batch);
-    engine.clear();
-    return seconds;
-}
-
 double raw_batched_decode_rows_seconds(llama_context * ctx, const std::vector<llama_token> & prompt,
                                        const std::vector<int32_t> & rows) {
     if (prompt.empty()) throw std::invalid_argument("prompt: must hold at least one token");

@@ -159,16 +159,8 @@ class RolloutEngine {
     size_t          n_rows_ = 0;
 };
 
-// The benchmark baseline of the engines: prefills `prompt` but its last token into
-// sequence 0, shares it with n_seq sequences, decodes the last token once for all of
-// them, then `steps` bare llama_decode calls of one token per sequence (logits for every
-// row, as the engines ask), with no sampling or bookkeeping: the decodes Power-SMC makes
-// for steps + 1 tokens. Returns the seconds of all of it.
-double raw_batched_decode_seconds(llama_context * ctx, const std::vector<llama_token> & prompt, int32_t n_seq,
-                                  int32_t steps);
-
-// The same baseline for a sampler that decodes a varying number of rows per step
-// (Power-SMC decodes one row per distinct particle sequence): prefills `prompt` but its
+// The benchmark baseline of the engines, for a sampler that decodes a varying number of
+// rows per step (Power-SMC decodes one row per distinct particle sequence): prefills `prompt` but its
 // last token into sequence 0, shares it with max(rows) sequences, then one bare
 // llama_decode per step t of rows[t] rows, sequence s < rows[t] appending at its own next
 // position (from the prompt's last), logits for every row. Returns the seconds of all of it.
