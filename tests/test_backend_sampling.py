@@ -436,6 +436,20 @@ def test_sample_k_in_graph(tiny_llm, tiny_text):
     assert np.allclose(greedy.logliks, ref.logliks, atol=1e-4)
 
 
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("name", ["softmax", "top-p", "min-p", "best-of-k"])
+def test_host_form_sample_k_draws_the_cpu_path_tokens(tiny_llm, tiny_text, name, k):
+    """The host form draws with pick() from the sampler's own rng, so seeded
+    in-graph sample_k gives the CPU path's completions: no draw is taken at
+    the prompt's prefill (an output there would be a draw of sequence 0's
+    sampler, and every later draw of it would shift)."""
+    sampler = DECODERS[name]
+    for seed in range(4):
+        kw = dict(max_tokens=6, seed=seed)
+        graph = ls.sample_k(tiny_llm, tiny_text, k, sampler, backend_sampling=True, **kw)
+        assert graph.tokens == ls.sample_k(tiny_llm, tiny_text, k, sampler, **kw).tokens, (name, k, seed)
+
+
 def test_nan_logits_fail_in_graph_as_on_the_cpu(nan_model_path):
     llm = llama_cpp.Llama(model_path=str(nan_model_path), n_ctx=64, verbose=False)
     try:

@@ -95,8 +95,10 @@ SampleKResult sample_k(llama_context * ctx, const std::vector<llama_token> & pro
     } else {
         // Each sequence samples its first token from a row of its own (a
         // sequence's in-graph sampler only sees that sequence's outputs):
-        // the prompt's last token is decoded once per sequence.
-        if (prompt.size() > 1) engine.extend(0, prompt.data(), prompt.size() - 1, 0);
+        // the prompt's last token is decoded once per sequence. The rest of
+        // the prompt has no output, so sequence 0's sampler draws nothing
+        // there (its draws stay those of the CPU path).
+        if (prompt.size() > 1) engine.extend(0, prompt.data(), prompt.size() - 1, 0, false);
         std::vector<llama_seq_id> seqs(k);
         std::vector<llama_token> last(k, prompt.back());
         std::vector<llama_pos> at(k, static_cast<llama_pos>(prompt.size() - 1));

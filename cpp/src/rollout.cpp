@@ -273,7 +273,7 @@ void RolloutEngine::clear() {
     llama_memory_clear(llama_get_memory(ctx_), true);
 }
 
-void RolloutEngine::extend(llama_seq_id seq, const llama_token * tokens, size_t n, llama_pos pos0) {
+void RolloutEngine::extend(llama_seq_id seq, const llama_token * tokens, size_t n, llama_pos pos0, bool output_last) {
     for (size_t done = 0; done < n;) {
         const size_t take = std::min<size_t>(static_cast<size_t>(n_batch_), n - done);
         batch_.n_tokens = static_cast<int32_t>(take);
@@ -282,14 +282,14 @@ void RolloutEngine::extend(llama_seq_id seq, const llama_token * tokens, size_t 
             batch_.pos[i] = pos0 + static_cast<llama_pos>(done + i);
             batch_.n_seq_id[i] = 1;
             batch_.seq_id[i][0] = seq;
-            batch_.logits[i] = (done + i + 1 == n);
+            batch_.logits[i] = output_last && done + i + 1 == n;
         }
         if (llama_decode(ctx_, batch_) != 0) {
             throw std::runtime_error("llama_decode failed while extending a sequence (is the context full?)");
         }
         done += take;
     }
-    n_rows_ = 1;
+    n_rows_ = output_last ? 1 : 0;
 }
 
 void RolloutEngine::fork(llama_seq_id src, llama_seq_id dst) {

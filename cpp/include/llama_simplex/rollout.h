@@ -130,8 +130,10 @@ class RolloutEngine {
     // Clears the whole cache.
     void clear();
     // Decodes tokens on `seq` at positions pos0.. (split by n_batch); only
-    // the last token's logits are kept, readable with logits(0).
-    void extend(llama_seq_id seq, const llama_token * tokens, size_t n, llama_pos pos0);
+    // the last token's logits are kept, readable with logits(0). With
+    // output_last false no token is an output: in a context with in-graph
+    // samplers an output is a draw, which a prefill must not take.
+    void extend(llama_seq_id seq, const llama_token * tokens, size_t n, llama_pos pos0, bool output_last = true);
     // dst shares src's cells (all positions); no copy in a unified cache.
     void fork(llama_seq_id src, llama_seq_id dst);
     // dst shares src's cells at positions [p0, p1).
