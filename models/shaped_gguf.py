@@ -28,7 +28,7 @@ import numpy as np
 
 import gguf
 
-from tiny_gguf import ALPHABET, BOS_ID, DEFAULT_LOGIT_SCALE, EOS_ID, UNK_ID
+from tiny_gguf import ALPHABET, DEFAULT_LOGIT_SCALE, add_llama_header
 
 __all__ = ["SHAPES", "shaped_vocab", "n_params", "build_shaped_model"]
 
@@ -77,30 +77,13 @@ def build_shaped_model(path: str | pathlib.Path, *, n_vocab: int, n_embd: int, n
     q_dim, kv_dim = n_head * head_dim, n_head_kv * head_dim
     w = gguf.GGUFWriter(path, "llama")
     w.add_name(name)
-    w.add_context_length(n_ctx_train)
-    w.add_embedding_length(n_embd)
-    w.add_block_count(n_layer)
-    w.add_feed_forward_length(n_ff)
-    w.add_head_count(n_head)
-    w.add_head_count_kv(n_head_kv)
-    w.add_key_length(head_dim)
-    w.add_value_length(head_dim)
-    w.add_rope_dimension_count(head_dim)
-    w.add_rope_freq_base(10000.0)
-    w.add_layer_norm_rms_eps(1e-6)
-    w.add_vocab_size(n_vocab)
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
-    w.add_tokenizer_model("llama")
-    w.add_token_list(tokens)
-    w.add_token_scores([0.0] * (3 + N_BYTES) + [-float(i) for i in range(n_vocab - 3 - N_BYTES)])
-    w.add_token_types([gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
-                      + [gguf.TokenType.BYTE] * N_BYTES + [gguf.TokenType.NORMAL] * (n_vocab - 3 - N_BYTES))
-    w.add_unk_token_id(UNK_ID)
-    w.add_bos_token_id(BOS_ID)
-    w.add_eos_token_id(EOS_ID)
-    w.add_add_bos_token(True)
-    w.add_add_eos_token(False)
-    w.add_add_space_prefix(False)
+    add_llama_header(w, n_ctx_train=n_ctx_train, n_embd=n_embd, n_layer=n_layer, n_ff=n_ff, n_head=n_head,
+                     n_head_kv=n_head_kv, head_dim=head_dim, rms_eps=1e-6, file_type=gguf.LlamaFileType.MOSTLY_F16,
+                     tokens=tokens,
+                     scores=[0.0] * (3 + N_BYTES) + [-float(i) for i in range(n_vocab - 3 - N_BYTES)],
+                     token_types=[gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
+                     + [gguf.TokenType.BYTE] * N_BYTES + [gguf.TokenType.NORMAL] * (n_vocab - 3 - N_BYTES),
+                     key_value_length=True)
     # Tied embeddings (no output.weight): llama.cpp uses token_embd for the
     # output matmul too, as Gemma does. Its scale sets the logits' spread.
     w.add_tensor("token_embd.weight", normal(n_vocab, n_embd, logit_scale * n_embd ** -0.5))

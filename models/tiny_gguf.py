@@ -71,6 +71,41 @@ def _check_range(name: str, value: int, lo: int, hi: int | None = None) -> None:
         raise ValueError(f"{name} must be in {allowed}, got {value}")
 
 
+def add_llama_header(w: "gguf.GGUFWriter", *, n_ctx_train: int, n_embd: int, n_layer: int, n_ff: int, n_head: int,
+                     n_head_kv: int, head_dim: int, rms_eps: float, file_type: "gguf.LlamaFileType",
+                     tokens: list[str], scores: list[float], token_types: list[Any],
+                     key_value_length: bool = False) -> None:
+    """The llama-architecture keys and the SPM tokenizer of our generated models,
+    in the order they are written (the bytes of a model depend on it):
+    key_value_length adds the head dimension as key/value length, for shapes
+    whose head_dim is not n_embd / n_head. Token ids: UNK_ID, BOS_ID, EOS_ID;
+    BOS added, no space prefix (character-for-token tokenization)."""
+    w.add_context_length(n_ctx_train)
+    w.add_embedding_length(n_embd)
+    w.add_block_count(n_layer)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_head_kv)
+    if key_value_length:
+        w.add_key_length(head_dim)
+        w.add_value_length(head_dim)
+    w.add_rope_dimension_count(head_dim)
+    w.add_rope_freq_base(10000.0)
+    w.add_layer_norm_rms_eps(rms_eps)
+    w.add_vocab_size(len(tokens))
+    w.add_file_type(file_type)
+    w.add_tokenizer_model("llama")
+    w.add_token_list(tokens)
+    w.add_token_scores(scores)
+    w.add_token_types(token_types)
+    w.add_unk_token_id(UNK_ID)
+    w.add_bos_token_id(BOS_ID)
+    w.add_eos_token_id(EOS_ID)
+    w.add_add_bos_token(True)
+    w.add_add_eos_token(False)
+    w.add_add_space_prefix(False)
+
+
 def build_tiny_model(
     path: str | os.PathLike[str],
     *,
@@ -142,27 +177,9 @@ def build_tiny_model(
 
     w = gguf.GGUFWriter(path, "llama")
     w.add_name(f"tiny-llama-v{n_vocab}-s{seed}")
-    w.add_context_length(n_ctx_train)
-    w.add_embedding_length(n_embd)
-    w.add_block_count(n_layer)
-    w.add_feed_forward_length(n_ff)
-    w.add_head_count(n_head)
-    w.add_head_count_kv(n_head)
-    w.add_rope_dimension_count(head_dim)
-    w.add_rope_freq_base(10000.0)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_vocab_size(n_vocab)
-    w.add_file_type(gguf.LlamaFileType.ALL_F32)
-    w.add_tokenizer_model("llama")
-    w.add_token_list(tokens)
-    w.add_token_scores(scores)
-    w.add_token_types(token_types)
-    w.add_unk_token_id(UNK_ID)
-    w.add_bos_token_id(BOS_ID)
-    w.add_eos_token_id(EOS_ID)
-    w.add_add_bos_token(True)
-    w.add_add_eos_token(False)
-    w.add_add_space_prefix(False)  # char-for-token tokenization, easy to reason about
+    add_llama_header(w, n_ctx_train=n_ctx_train, n_embd=n_embd, n_layer=n_layer, n_ff=n_ff, n_head=n_head,
+                     n_head_kv=n_head, head_dim=head_dim, rms_eps=1e-5, file_type=gguf.LlamaFileType.ALL_F32,
+                     tokens=tokens, scores=scores, token_types=token_types)
     for name, data in tensors:
         w.add_tensor(name, data)
     w.write_header_to_file()
