@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from . import _core
 from . import _validate as v
-from .handles import context_params_address, model_address, rollout_context
+from .handles import model_address, rollout_context
 from .samplers import SEED_MAX, from_table
 from .sequence import RolloutCost, SequenceResult, SequenceSampler
 
@@ -94,13 +94,7 @@ class PowerSampler(SequenceSampler):
         max_tokens = v.integer("max_tokens", max_tokens, low=0, high=2**31 - 1)
         if n_ctx is None:
             n_ctx, _ = _core.power_context_shape(model_address(llm), self.params(), int(llm.n_ctx()), 0, UBATCH)
-        # the table's one constructor, llama-server's (n_ctx checked there)
-        native = _core.make_sampler("power", {**self.params(), "n_ctx": n_ctx, "rollout_seed": rollout_seed,
-                                              "max_tokens": max_tokens}, model=model_address(llm))
-        native.set_context_params(context_params_address(llm))  # its rollouts see llm's logits
-        if seed is not None:
-            native.enable_draw((rollout_seed * 2654435761 + 1) % 4294967295)  # a stream apart from the rollouts'
-        return native
+        return self._chain_member(llm, seed, rollout_seed, n_ctx, max_tokens)  # n_ctx checked there
 
     def context_size(self, llm: llama_cpp.Llama, n_prompt: int, max_tokens: int, naive: bool = False) -> tuple:
         """(n_ctx, n_seq) of the rollout context this sampler needs on `llm`'s

@@ -18,6 +18,7 @@ from typing import ClassVar, Dict, List, Optional, Sequence
 import llama_cpp
 
 from . import _core
+from .handles import context_params_address, model_address
 from .samplers import Sampler
 
 __all__ = ["SequenceSampler", "SequenceResult", "RolloutCost"]
@@ -75,6 +76,19 @@ class SequenceSampler(Sampler):
                n_ctx: Optional[int] = None, max_tokens: int = 0) -> _core.NativeSampler:
         """The chain member of an ``in_chain`` sampler; the others run only through generate()."""
         raise NotImplementedError(f"{type(self).__name__} runs through llama_simplex.generate(), not inside a chain")
+
+    def _chain_member(self, llm: llama_cpp.Llama, seed: Optional[int], rollout_seed: int, n_ctx: int,
+                      max_tokens: int) -> _core.NativeSampler:
+        """The table's chain member (the one constructor llama-server uses too) on
+        `llm`'s model: its own context of n_ctx cells, computing `llm`'s logits
+        (its context numerics), rollouts seeded by rollout_seed; with a seed,
+        its draw takes a stream apart from the rollouts'."""
+        native = _core.make_sampler(self.SPEC["name"], {**self.params(), "n_ctx": n_ctx, "rollout_seed": rollout_seed,
+                                                        "max_tokens": max_tokens}, model=model_address(llm))
+        native.set_context_params(context_params_address(llm))
+        if seed is not None:
+            native.enable_draw((rollout_seed * 2654435761 + 1) % 4294967295)
+        return native
 
     def rollout_cost(self) -> Optional[RolloutCost]:
         """What each output token costs in a chain (None: nothing to bound)."""

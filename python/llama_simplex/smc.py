@@ -23,7 +23,7 @@ import llama_cpp
 from . import _core
 from . import _validate as v
 from .generation import prepare
-from .handles import LlamaLike, context_params_address, context_use, model_address, rollout_context
+from .handles import LlamaLike, context_use, model_address, rollout_context
 from .samplers import SEED_MAX, from_table
 from .sequence import RolloutCost, SequenceResult, SequenceSampler
 
@@ -78,12 +78,7 @@ class SMCPowerSampler(SequenceSampler):
         limit = max_tokens or next(p["default"] for p in self.SPEC["params"] if p["name"] == "max_tokens")
         if n_ctx is None:
             n_ctx, _ = self.context_size(llm, int(llm.n_ctx()), limit)
-        native = _core.make_sampler("smc", {**self.params(), "n_ctx": n_ctx, "rollout_seed": rollout_seed,
-                                            "max_tokens": limit}, model=model_address(llm))
-        native.set_context_params(context_params_address(llm))  # its rollouts see llm's logits
-        if seed is not None:
-            native.enable_draw((rollout_seed * 2654435761 + 1) % 4294967295)
-        return native
+        return self._chain_member(llm, seed, rollout_seed, n_ctx, limit)
 
     def run_particles(self, llm: llama_cpp.Llama, prompt_tokens: Sequence[int], max_tokens: int, seed: int,
                       progress: bool = False) -> Dict[str, Any]:
