@@ -1,19 +1,19 @@
 """Power-SMC against plain sampling, adjacent in one process: first the cost of one
-llama_decode by its number of output rows (the default model, the load_model context's
-threads), then for each round (seed = round) plain sampling, SMC (alpha = 4, 64 tokens) and
-plain sampling again for each N; the ratio is SMC over the mean of the two plain runs.
+llama_decode by its number of output rows (the default model, in a context with the
+load_model context's settings and threads, as SMC's), then for each round (seed = round)
+plain sampling, SMC (alpha = 4, 64 tokens) and plain sampling again for each N; the ratio is SMC over the mean of the two plain runs.
 Meant for a machine with nothing else running (it prints the load average).
 
 Usage: python3 scripts/bench_smc_quiet.py OUT.json [ROUNDS=3] [N,N,...=4,8,16]"""
 import json, os, statistics, sys, time
 import llama_simplex as ls
 from llama_simplex import _core
-from llama_simplex.handles import model_address, rollout_context
+from llama_simplex.handles import context_params_address, model_address, rollout_context
 llm = ls.load_model(None, n_ctx=1024)
 q = llm.tokenize(b"Q: A farmer has 17 sheep. All but 9 run away. How many are left?\nA:")
 NS = tuple(int(x) for x in (sys.argv[3] if len(sys.argv) > 3 else "4,8,16").split(","))
 res = {"load_start": os.getloadavg()}
-c = _core.RolloutContext(model_address(llm), 1024, 8, int(llm.n_threads), 64, 32)
+c = _core.RolloutContext(model_address(llm), 1024, 8, 0, 64, 32, context_params_address(llm))  # llm's threads, as SMC's
 base = min(_core.raw_batched_decode_rows_seconds(c, q, [1] * 4) for _ in range(2))
 rows = {}
 for r in (1, 2, 3, 4, 6, 8):

@@ -148,3 +148,21 @@ def test_only_samplers_with_contexts_take_numerics(tiny_llm):
     chain = _core.make_chain([ls.TopK(4).native(), ls.PowerSampler(alpha=2.0).native(llm=tiny_llm)])
     assert chain.set_context_params(address) == 1
     assert context_params_address(object()) == 0  # no context_params: llama.cpp's defaults
+
+
+@pytest.mark.parametrize("threads", [(1, 2), (2, 1)], ids=["1_then_2", "2_then_1"])
+def test_rollout_context_decodes_on_the_users_threads(tiny_model_path, threads):
+    """llama.cpp decodes one-token batches on n_threads and wider ones on
+    n_threads_batch (llama_cpp.Llama: half and all of the cores); our contexts
+    decode both kinds (SMC mostly 2-8 rows a step), so they take both counts.
+    With n_threads for both, SMC N = 8 at 64 tokens on Gemma here was
+    1.5-4.5x plain sampling, 1.2-2.8x with the user's counts
+    (scripts/bench_smc_quiet.py)."""
+    n_threads, n_threads_batch = threads
+    llm = llama_cpp.Llama(model_path=str(tiny_model_path), n_ctx=256, n_threads=n_threads,
+                          n_threads_batch=n_threads_batch, verbose=False)
+    try:
+        ctx = llama_cpp.llama_context_p(rollout_context(llm, 256, 2).address)
+        assert (llama_cpp.llama_n_threads(ctx), llama_cpp.llama_n_threads_batch(ctx)) == threads
+    finally:
+        llm.close()

@@ -96,14 +96,14 @@ py::tuple run_kernel(const FloatArray & logits, Kernel kernel) {
 
 struct RolloutContext {
     ContextPtr      ctx;
-    ContextNumerics numerics;  // what ctx was made with (for sample_k's in-graph context)
+    ContextSettings settings;  // what ctx was made with (for sample_k's in-graph context)
 };
 
-// The numerics of the llama_context_params at `address` (a llama_cpp.Llama's
+// The settings of the llama_context_params at `address` (a llama_cpp.Llama's
 // context_params, checked against sizeof by the caller); 0: llama.cpp's defaults.
-ContextNumerics numerics_at(uintptr_t address) {
-    if (address == 0) return ContextNumerics{};
-    return numerics_of(*reinterpret_cast<const llama_context_params *>(address));
+ContextSettings settings_at(uintptr_t address) {
+    if (address == 0) return ContextSettings{};
+    return settings_of(*reinterpret_cast<const llama_context_params *>(address));
 }
 
 using PowerProgress = std::function<bool(int32_t, const PowerStats &)>;
@@ -400,9 +400,9 @@ PYBIND11_MODULE(_core, m) {
         // Makes this sampler (or chain) select a token on every apply, seeded (samplers.h).
         .def("ensure_draw", [](NativeSampler & s, uint32_t seed) { return ensure_draw(s.get(), seed); }, py::arg("seed"))
         // The contexts this sampler makes compute like one made with the
-        // llama_context_params at context_params (samplers.h set_context_numerics).
+        // llama_context_params at context_params (samplers.h set_context_settings).
         .def("set_context_params", [](NativeSampler & s, uintptr_t context_params) {
-            return set_context_numerics(s.get(), numerics_at(context_params));
+            return set_context_settings(s.get(), settings_at(context_params));
         }, py::arg("context_params"))
         .def("reset", [](NativeSampler & s) { llama_sampler_reset(s.get()); })
         .def("accept", [](NativeSampler & s, llama_token t) { llama_sampler_accept(s.get(), t); })
@@ -526,10 +526,10 @@ PYBIND11_MODULE(_core, m) {
     py::class_<RolloutContext>(m, "RolloutContext")
         .def(py::init([](uintptr_t model, uint32_t n_ctx, uint32_t n_seq, int32_t n_threads, uint32_t n_batch,
                          uint32_t n_ubatch, uintptr_t context_params) {
-                 const ContextNumerics numerics = numerics_at(context_params);
+                 const ContextSettings settings = settings_at(context_params);
                  return new RolloutContext{make_rollout_context(reinterpret_cast<llama_model *>(model), n_ctx, n_seq,
-                                                                n_threads, n_batch, n_ubatch, numerics),
-                                           numerics};
+                                                                n_threads, n_batch, n_ubatch, settings),
+                                           settings};
              }),
              py::arg("model"), py::arg("n_ctx"), py::arg("n_seq"), py::arg("n_threads") = 0, py::arg("n_batch") = 512,
              py::arg("n_ubatch") = 0, py::arg("context_params") = 0)
@@ -547,7 +547,7 @@ PYBIND11_MODULE(_core, m) {
         o.stop = std::move(stop);
         o.stop_at_eog = stop_at_eog;
         o.backend_sampling = backend_sampling;
-        o.numerics = ctx.numerics;
+        o.settings = ctx.settings;
         SampleKResult r;
         {
             py::gil_scoped_release nogil;
@@ -821,7 +821,7 @@ PYBIND11_MODULE(_core, m) {
                  o.stop = std::move(stop);
                  o.stop_at_eog = stop_at_eog;
                  o.backend_sampling = backend_sampling;
-                 o.numerics = numerics_at(context_params);
+                 o.settings = settings_at(context_params);
                  return new Generator(reinterpret_cast<llama_context *>(ctx), sampler.get(), std::move(prompt), std::move(o));
              }),
              py::arg("ctx"), py::arg("sampler"), py::arg("prompt"), py::arg("max_tokens"), py::arg("stop"),

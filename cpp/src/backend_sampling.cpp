@@ -780,14 +780,14 @@ void graph_copy_state(const llama_sampler * src, llama_sampler * dst) {
 }  // namespace detail
 
 ContextPtr make_backend_context(llama_context * like, const std::vector<llama_sampler *> & chains,
-                                const ContextNumerics & numerics) {
+                                const ContextSettings & settings) {
     detail::check_graph_form();
     std::vector<llama_sampler_seq_config> configs;
     for (size_t i = 0; i < chains.size(); ++i) {
         configs.push_back({static_cast<llama_seq_id>(i), chains[i]});
     }
     llama_context_params p = llama_context_default_params();
-    apply_numerics(p, numerics);  // the logits like's context computes
+    apply_settings(p, settings);  // the logits like's context computes
     p.n_ctx = llama_n_ctx(like);
     p.n_batch = llama_n_batch(like);
     p.n_ubatch = llama_n_ubatch(like);

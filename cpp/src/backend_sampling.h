@@ -60,10 +60,10 @@ void graph_copy_state(const llama_sampler * src, llama_sampler * dst);
 // A context on like's model with the same shape (cells, batch sizes,
 // threads; n_seq sequences, a unified cache when n_seq > 1) whose sequence i
 // samples in-graph with chains[i] (llama_context_params.samplers; the
-// chains must outlive the context). numerics: like's (llama.h cannot read
+// chains must outlive the context). settings: like's (llama.h cannot read
 // them back from a context, so the caller passes those it was made with).
 ContextPtr make_backend_context(llama_context * like, const std::vector<llama_sampler *> & chains,
-                                const ContextNumerics & numerics);
+                                const ContextSettings & settings);
 
 // A chain holding a clone of `sampler` (its seed and draw state included),
 // as llama_context_params.samplers wants one; owned by the caller.

@@ -174,7 +174,7 @@ llama_simplex_status llama_simplex_set_context_params(llama_sampler * smpl, cons
     if (n_taken != nullptr) *n_taken = 0;
     if (smpl == nullptr) return fail(LLAMA_SIMPLEX_NULL_ARGUMENT, "smpl: must not be NULL");
     if (params == nullptr) return fail(LLAMA_SIMPLEX_NULL_ARGUMENT, "params: must not be NULL");
-    const int32_t n = set_context_numerics(smpl, numerics_of(*params));
+    const int32_t n = set_context_settings(smpl, settings_of(*params));
     if (n_taken != nullptr) *n_taken = n;
     last_error.clear();
     return LLAMA_SIMPLEX_OK;

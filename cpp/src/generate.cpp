@@ -140,7 +140,7 @@ Generator::Generator(llama_context * ctx, llama_sampler * sampler, std::vector<l
     cur_.resize(static_cast<size_t>(n_vocab));
     if (options_.backend_sampling) {
         backend_chain_.reset(backend_chain(sampler_));
-        own_ctx_ = make_backend_context(ctx_, {backend_chain_.get()}, options_.numerics);
+        own_ctx_ = make_backend_context(ctx_, {backend_chain_.get()}, options_.settings);
         ctx_ = own_ctx_.get();
         sampler_ = backend_chain_.get();
     }

@@ -55,7 +55,7 @@ SampleKResult sample_k(llama_context * ctx, const std::vector<llama_token> & pro
             chains.emplace_back(backend_chain(samplers_in[i]), llama_sampler_free);
             samplers[i] = chains.back().get();
         }
-        own_ctx = make_backend_context(ctx, samplers, o.numerics);
+        own_ctx = make_backend_context(ctx, samplers, o.settings);
         ctx = own_ctx.get();
     }
     RolloutEngine engine(ctx);

@@ -29,7 +29,7 @@ struct PowerChain : SamplerBase {
     std::vector<llama_token> history;   // every token accepted, prompt included
     size_t                   synced = 0;  // history tokens decoded into sequence 0 of ctx
     ContextPtr               ctx;       // made on first use; a clone makes its own
-    ContextNumerics          numerics;  // the caller's context's (set_context_numerics)
+    ContextSettings          settings;  // the caller's context's (set_context_settings)
     std::vector<float>       scratch;
 
     // params.max_tokens: the output length limit (0: none), where futures end;
@@ -37,12 +37,12 @@ struct PowerChain : SamplerBase {
     PowerChain(llama_model * m, const PowerParams & p) : model(m), params(p), rollout_rng(p.rollout_seed) {}
     PowerChain(const PowerChain & o)
         : SamplerBase(o), model(o.model), params(o.params), rollout_rng(o.rollout_rng), n_prompt(o.n_prompt),
-          history(o.history), numerics(o.numerics) {}
+          history(o.history), settings(o.settings) {}
     SamplerBase * copy() const override { return new PowerChain(*this); }
     const char * name() const override { return "simplex-power"; }
     void accept(llama_token t) override { history.push_back(t); }
-    bool set_numerics(const ContextNumerics & n) override {
-        numerics = n;
+    bool set_settings(const ContextSettings & n) override {
+        settings = n;
         ctx.reset();  // one made before computed other logits
         synced = 0;
         return true;
@@ -73,7 +73,7 @@ struct PowerChain : SamplerBase {
             const RolloutShape shape = power_context_shape(step, static_cast<int64_t>(history.size()), 0);
             if (!ctx) {
                 ctx = make_rollout_context(model, params.n_ctx, shape.n_seq, 0, std::max<uint32_t>(64, shape.n_seq), 32,
-                                           numerics);
+                                           settings);
             }
             RolloutEngine engine(ctx.get());
             if (synced > history.size()) {  // cannot happen with accept-only histories; resync

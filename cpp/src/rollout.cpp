@@ -195,29 +195,29 @@ void check_horizon(const llama_model * model, int64_t horizon) {
     }
 }
 
-ContextNumerics::ContextNumerics() {
+ContextSettings::ContextSettings() {
     const llama_context_params defaults = llama_context_default_params();
 #define LLAMA_SIMPLEX_X(type, name) name = defaults.name;
-    LLAMA_SIMPLEX_CONTEXT_NUMERICS(LLAMA_SIMPLEX_X)
+    LLAMA_SIMPLEX_CONTEXT_SETTINGS(LLAMA_SIMPLEX_X)
 #undef LLAMA_SIMPLEX_X
 }
 
-ContextNumerics numerics_of(const llama_context_params & params) {
-    ContextNumerics n;
+ContextSettings settings_of(const llama_context_params & params) {
+    ContextSettings n;
 #define LLAMA_SIMPLEX_X(type, name) n.name = params.name;
-    LLAMA_SIMPLEX_CONTEXT_NUMERICS(LLAMA_SIMPLEX_X)
+    LLAMA_SIMPLEX_CONTEXT_SETTINGS(LLAMA_SIMPLEX_X)
 #undef LLAMA_SIMPLEX_X
     return n;
 }
 
-void apply_numerics(llama_context_params & params, const ContextNumerics & numerics) {
-#define LLAMA_SIMPLEX_X(type, name) params.name = numerics.name;
-    LLAMA_SIMPLEX_CONTEXT_NUMERICS(LLAMA_SIMPLEX_X)
+void apply_settings(llama_context_params & params, const ContextSettings & settings) {
+#define LLAMA_SIMPLEX_X(type, name) params.name = settings.name;
+    LLAMA_SIMPLEX_CONTEXT_SETTINGS(LLAMA_SIMPLEX_X)
 #undef LLAMA_SIMPLEX_X
 }
 
 ContextPtr make_rollout_context(llama_model * model, uint32_t n_ctx, uint32_t n_seq, int32_t n_threads,
-                                uint32_t n_batch, uint32_t n_ubatch, const ContextNumerics & numerics) {
+                                uint32_t n_batch, uint32_t n_ubatch, const ContextSettings & settings) {
     if (n_seq < 1 || n_seq > MAX_SEQUENCES) {
         throw std::invalid_argument("n_seq: must be in [1, " + std::to_string(MAX_SEQUENCES) + "], got " +
                                     std::to_string(n_seq));
@@ -226,7 +226,7 @@ ContextPtr make_rollout_context(llama_model * model, uint32_t n_ctx, uint32_t n_
         throw std::invalid_argument("n_ctx: must be >= 8, got " + std::to_string(n_ctx));
     }
     llama_context_params p = llama_context_default_params();
-    apply_numerics(p, numerics);
+    apply_settings(p, settings);
     p.n_ctx = n_ctx;
     p.n_seq_max = n_seq;
     p.n_batch = std::max<uint32_t>(n_batch, n_seq);

@@ -43,8 +43,8 @@ struct SamplerBase {
     // and runs on the CPU (llama.cpp calls its apply).
     virtual bool graph(GraphDecoder &) const { return false; }
     // A sampler that makes contexts of its own (PowerChain, SmcChain) makes
-    // them with these numerics from then on; false: it makes none.
-    virtual bool set_numerics(const ContextNumerics &) { return false; }
+    // them with these settings from then on; false: it makes none.
+    virtual bool set_settings(const ContextSettings &) { return false; }
     // The uniforms of the current sampling graph, one per in-graph draw
     // (set before each decode from rng, like a CPU draw).
     std::vector<ggml_tensor *> graph_uniforms;

@@ -381,12 +381,12 @@ bool last_solve(const llama_sampler * smpl, SolveResult & out) {
     return true;
 }
 
-int32_t set_context_numerics(llama_sampler * smpl, const ContextNumerics & numerics) {
-    if (is_ours(smpl)) return self(smpl)->set_numerics(numerics) ? 1 : 0;
+int32_t set_context_settings(llama_sampler * smpl, const ContextSettings & settings) {
+    if (is_ours(smpl)) return self(smpl)->set_settings(settings) ? 1 : 0;
     if (smpl == nullptr || llama_sampler_chain_get(smpl, -1) == nullptr) return 0;  // a foreign non-chain
     int32_t n = 0;
     for (int32_t i = 0; i < llama_sampler_chain_n(smpl); ++i) {
-        n += set_context_numerics(llama_sampler_chain_get(smpl, i), numerics);
+        n += set_context_settings(llama_sampler_chain_get(smpl, i), settings);
     }
     return n;
 }

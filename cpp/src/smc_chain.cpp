@@ -36,15 +36,15 @@ struct SmcChain : SamplerBase {
     std::vector<llama_token> plan;            // the drawn completion (with end-of-sequence if it stopped)
     size_t                   plan_at = 0;     // history length the plan starts at
     bool                     planned = false;
-    ContextNumerics          numerics;        // the caller's context's (set_context_numerics)
+    ContextSettings          settings;        // the caller's context's (set_context_settings)
 
     SmcChain(llama_model * m, uint32_t n, const SmcParams & p, uint64_t s, int32_t limit)
         : model(m), n_ctx(n), params(p), seed(s), max_tokens(limit) {}
     SamplerBase * copy() const override { return new SmcChain(*this); }
     const char * name() const override { return "simplex-smc"; }
     void accept(llama_token t) override { history.push_back(t); }
-    bool set_numerics(const ContextNumerics & n) override {
-        numerics = n;
+    bool set_settings(const ContextSettings & n) override {
+        settings = n;
         return true;
     }
     void reset() override {
@@ -81,7 +81,7 @@ struct SmcChain : SamplerBase {
         // makes another), and a context freed after the caller's next decode would void
         // the graph llama.cpp's RPC client then reuses (ggml-rpc drops every stored graph
         // when any buffer is freed).
-        const ContextPtr ctx = make_rollout_context(model, n_ctx, n_seq, 0, std::max<uint32_t>(64, n_seq), 32, numerics);
+        const ContextPtr ctx = make_rollout_context(model, n_ctx, n_seq, 0, std::max<uint32_t>(64, n_seq), 32, settings);
         const SmcResult r = smc_generate(ctx.get(), history, params, static_cast<int32_t>(left),
                                          seed + 0x9E3779B97F4A7C15ull * plans++, true);
         plan = r.tokens;

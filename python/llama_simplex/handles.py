@@ -115,8 +115,8 @@ def _free_rollout_contexts() -> None:
 
 def rollout_context(llm: llama_cpp.Llama, n_ctx: int, n_seq: int, n_ubatch: int = 0) -> _core.RolloutContext:
     """A context of our own on `llm`'s model with a unified KV cache for forked
-    sequences, computing `llm`'s logits (its context's numerics:
-    :func:`context_params_address`). Cached on `llm`, one at a time (each
+    sequences, computing `llm`'s logits on its threads (its context's
+    settings: :func:`context_params_address`). Cached on `llm`, one at a time (each
     holds a KV cache), and freed before the model when `llm` is closed."""
     cache = llm.__dict__.get("_llama_simplex_contexts")
     if cache is None:
@@ -128,9 +128,12 @@ def rollout_context(llm: llama_cpp.Llama, n_ctx: int, n_seq: int, n_ubatch: int 
     key = (n_ctx, n_seq, n_ubatch)
     if key not in cache:
         cache.clear()
-        n_threads = int(getattr(llm, "n_threads", 0) or 0)
+        params = context_params_address(llm)
+        # With llm's context_params the context takes its threads from them (one-row
+        # and wider batches apart); otherwise llm.n_threads for both.
+        n_threads = 0 if params else int(getattr(llm, "n_threads", 0) or 0)
         cache[key] = _core.RolloutContext(model_address(llm), n_ctx, n_seq, n_threads, max(64, n_seq), n_ubatch,
-                                          context_params_address(llm))
+                                          params)
     return cache[key]
 
 

@@ -22,9 +22,9 @@ struct GenerateOptions {
     // generator decodes in a context of its own on ctx's model (same shape)
     // with a clone of the sampler attached, so ctx itself is never used.
     bool                     backend_sampling = false;
-    // backend_sampling: the numerics ctx was made with (llama.h cannot read
+    // backend_sampling: the settings ctx was made with (llama.h cannot read
     // them back), so that the own context computes ctx's logits.
-    ContextNumerics          numerics;
+    ContextSettings          settings;
 };
 
 struct Step {

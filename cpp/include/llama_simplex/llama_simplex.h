@@ -113,9 +113,10 @@ llama_simplex_status llama_simplex_ensure_draw(struct llama_sampler * smpl, uint
 
 /* The contexts smpl makes for itself (power's rollouts, SMC's particles; in a
  * llama.cpp chain, those of every such member) compute the logits a context
- * made with `params` computes: its flash attention, K/V cache types, RoPE/YaRN
- * scaling, offload_kqv and op_offload are taken (the sampler keeps its own
- * cells, batch sizes and sequences). Pass the llama_context_params your
+ * made with `params` computes, on its threads: its flash attention, K/V cache
+ * types, RoPE/YaRN scaling, offload_kqv, op_offload, n_threads and
+ * n_threads_batch are taken (the sampler keeps its own cells, batch sizes and
+ * sequences). Pass the llama_context_params your
  * context was made with; without this call the sampler uses
  * llama_context_default_params()'s (llama.h cannot read them back from a
  * context). *n_taken (may be NULL): how many samplers took them (0 for a

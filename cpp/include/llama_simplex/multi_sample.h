@@ -19,9 +19,9 @@ struct SampleKOptions {
     // context of ctx's shape whose sequence i samples with a clone of
     // samplers[i] in-graph (backend_sampling.h); ctx itself is not used.
     bool                     backend_sampling = false;
-    // backend_sampling: the numerics ctx was made with (llama.h cannot read
+    // backend_sampling: the settings ctx was made with (llama.h cannot read
     // them back), so that the own context computes ctx's logits.
-    ContextNumerics          numerics;
+    ContextSettings          settings;
 };
 
 struct SampleKResult {

@@ -26,18 +26,20 @@ struct ContextDeleter {
 };
 using ContextPtr = std::unique_ptr<llama_context, ContextDeleter>;
 
-// The llama_context_params fields that change what a context computes (its
-// logits), apart from its shape: attention kernel, KV cache types, RoPE/YaRN
-// scaling, and where attention runs on a GPU build (offload_kqv, op_offload:
-// another backend's kernels round differently; on a CPU build they change
-// nothing). A context of ours made for a user's context copies these from the
-// user's llama_context_params, so that our rollouts and in-graph draws see
-// the logits the user's context gives (llama.cpp's default flash attention is
-// AUTO, llama_cpp.Llama's is off: on Gemma 3 270M the next-token laws differ
-// by a TV of 0.1). Shape fields (n_ctx, n_batch, n_seq_max, kv_unified,
-// swa_full) are ours to choose; threads and callbacks change no value.
-// One list: the struct, numerics_of and apply_numerics all come from it.
-#define LLAMA_SIMPLEX_CONTEXT_NUMERICS(X)                  \
+// The llama_context_params fields a context of ours copies from the user's
+// context, apart from its shape. First those that change what it computes
+// (its logits): attention kernel, KV cache types, RoPE/YaRN scaling, and where
+// attention runs on a GPU build (offload_kqv, op_offload: another backend's
+// kernels round differently; on a CPU build they change nothing), so that our
+// rollouts and in-graph draws see the logits the user's context gives
+// (llama.cpp's default flash attention is AUTO, llama_cpp.Llama's is off: on
+// Gemma 3 270M the next-token laws differ by a TV of 0.1). Then the thread
+// counts, which change no value but the speed: llama.cpp decodes a one-token
+// batch on n_threads and a wider one on n_threads_batch (llama_cpp.Llama: half
+// and all of the cores), and our contexts decode both kinds. Shape fields
+// (n_ctx, n_batch, n_seq_max, kv_unified, swa_full) are ours to choose.
+// One list: the struct, settings_of and apply_settings all come from it.
+#define LLAMA_SIMPLEX_CONTEXT_SETTINGS(X)                  \
     X(enum llama_flash_attn_type, flash_attn_type)         \
     X(enum ggml_type, type_k)                              \
     X(enum ggml_type, type_v)                              \
@@ -50,21 +52,23 @@ using ContextPtr = std::unique_ptr<llama_context, ContextDeleter>;
     X(float, yarn_beta_slow)                               \
     X(uint32_t, yarn_orig_ctx)                             \
     X(bool, offload_kqv)                                   \
-    X(bool, op_offload)
+    X(bool, op_offload)                                    \
+    X(int32_t, n_threads)                                  \
+    X(int32_t, n_threads_batch)
 
-struct ContextNumerics {
+struct ContextSettings {
 #define LLAMA_SIMPLEX_X(type, name) type name;
-    LLAMA_SIMPLEX_CONTEXT_NUMERICS(LLAMA_SIMPLEX_X)
+    LLAMA_SIMPLEX_CONTEXT_SETTINGS(LLAMA_SIMPLEX_X)
 #undef LLAMA_SIMPLEX_X
     // llama.cpp's defaults (llama_context_default_params): what a context made
     // by C/C++ code that has no user context to follow gets.
-    ContextNumerics();
+    ContextSettings();
 };
 
-// The numerics of a context made with `params`.
-ContextNumerics numerics_of(const llama_context_params & params);
-// Sets the numerics fields of `params` to `numerics` (the rest is left alone).
-void apply_numerics(llama_context_params & params, const ContextNumerics & numerics);
+// The settings of a context made with `params`.
+ContextSettings settings_of(const llama_context_params & params);
+// Sets the settings fields of `params` to `settings` (the rest is left alone).
+void apply_settings(llama_context_params & params, const ContextSettings & settings);
 
 // The rollout context a sampler needs: KV cells (rounded up to 256, as
 // llama.cpp pads them) and sequences. Each sampler has one function that
@@ -112,9 +116,10 @@ void check_horizon(const llama_model * model, int64_t horizon);
 // Throws std::invalid_argument naming the parameter when it cannot be made
 // (check_rollout_context, before anything is allocated).
 // n_ubatch (0: n_batch) bounds the compute buffer: a wide batch is computed
-// in slices of n_ubatch tokens. numerics: the user's context's (ContextNumerics).
+// in slices of n_ubatch tokens. settings: the user's context's (ContextSettings);
+// n_threads > 0 replaces both of its thread counts.
 ContextPtr make_rollout_context(llama_model * model, uint32_t n_ctx, uint32_t n_seq, int32_t n_threads,
-                                uint32_t n_batch, uint32_t n_ubatch = 0, const ContextNumerics & numerics = {});
+                                uint32_t n_batch, uint32_t n_ubatch = 0, const ContextSettings & settings = {});
 
 class RolloutEngine {
   public:

@@ -71,11 +71,12 @@ bool enable_draw(llama_sampler * smpl, uint32_t seed);
 bool ensure_draw(llama_sampler * smpl, uint32_t seed);
 
 // Gives the samplers that make contexts of their own (power's and SMC's
-// chain members; in a chain, every such member) the numerics of the
-// caller's context (ContextNumerics, rollout.h), so that their rollouts see
-// the caller's logits; until then they use llama.cpp's defaults. Returns how
+// chain members; in a chain, every such member) the settings of the
+// caller's context (ContextSettings, rollout.h), so that their rollouts see
+// the caller's logits on the caller's threads; until then they use
+// llama.cpp's defaults. Returns how
 // many samplers took them.
-int32_t set_context_numerics(llama_sampler * smpl, const ContextNumerics & numerics);
+int32_t set_context_settings(llama_sampler * smpl, const ContextSettings & settings);
 
 // True when smpl was made by this library.
 bool is_ours(const llama_sampler * smpl);
