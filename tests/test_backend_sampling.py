@@ -234,14 +234,44 @@ def test_best_of_k_in_graph_takes_its_solver_steps(form):
     assert np.abs(q - cpu_q(ls.Softmax(1.0), x)).max() > 1e-3
 
 
-@pytest.mark.parametrize("name", [n for n in DECODERS if not n.startswith("objective")] + ["dist"])
-def test_host_form_draws_the_cpu_path_token(name):
-    """The host form runs the CPU path's kernel and pick() on the uniform the
-    CPU draw takes next, so for a seed it draws the CPU path's token (the
-    portable graph draws from the same law, in float, over the positions)."""
-    sampler = ls.Dist(0) if name == "dist" else DECODERS[name]
-    x = synthetic("ties-inf")
-    for seed in range(20):
+# Decoders whose in-graph kind is softmax while their own kernel is not
+# softmax() (top-k with k >= n sorts the row, so its sum and its draw's order
+# differ): the host form's softmax-on-the-row shortcut is for Softmax and
+# Dist only; and the least normal-float temperatures (1/T near float's
+# largest; a subnormal T has no in-graph form).
+SOFTMAX_EDGES = {
+    "top-p-1": ls.TopP(1.0, 0.8),
+    "top-k-all": ls.TopK(0, 0.8),
+    "top-k-over-n": ls.TopK(300000, 0.8),  # k >= n: the kernel sorts
+    "min-p-0": ls.MinP(0.0, 0.8),
+    "softmax-T1e-37": ls.Softmax(1e-37),
+}
+
+
+def gemma_sized(kind: str) -> np.ndarray:
+    """A row of Gemma 3 270M's vocabulary size (262,144), with ties."""
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=262144) * 3).astype(np.float32)
+    x[::1000] = x[0]
+    if "inf" in kind:
+        x[rng.choice(len(x), 5000, replace=False)] = -np.inf
+    return x
+
+
+@pytest.mark.parametrize("kind", ["ties-inf", "random", "ties", "gemma-sized", "gemma-sized-inf"])
+@pytest.mark.parametrize("name", [n for n in DECODERS if not n.startswith("objective")] + ["dist"]
+                         + list(SOFTMAX_EDGES))
+def test_host_form_gives_the_cpu_paths_q_and_token(name, kind):
+    """The host form runs the CPU path's kernel (for Softmax and Dist,
+    softmax over the row itself when every logit is finite) and pick() on
+    the uniform the CPU draw takes next: q is the CPU path's bit for bit, and
+    for a seed it draws the CPU path's token (the portable graph draws from
+    the same law, in float, over the positions)."""
+    sampler = ls.Dist(0) if name == "dist" else {**DECODERS, **SOFTMAX_EDGES}[name]
+    x = gemma_sized(kind) if kind.startswith("gemma") else synthetic(kind)
+    if name != "dist":  # Dist passes no q (it selects)
+        assert np.array_equal(graph_q(sampler, x)[0], cpu_q(sampler, x)), (name, kind)
+    for seed in range(20 if len(x) < 10000 else 5):
         ids, _logits, _p, selected, _sorted = sampler.native(seed=seed).apply(x)
         assert graph_q(sampler, x, seed=seed)[1] == ids[selected], (name, seed)
 

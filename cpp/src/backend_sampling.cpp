@@ -494,6 +494,7 @@ void host_decode(ggml_tensor * dst, int ith, int /*nth*/, void * userdata) {
     if (Draws) std::memcpy(&rng, dst->src[Cand ? 2 : 1]->data, sizeof rng);
     GraphDecoder g;
     self.graph(g);
+    const bool own_softmax = g.kind == Kind::softmax;  // softmax() is the sampler's kernel (Softmax, Dist)
     g = effective(g, n);
     const HostLayout l = host_layout(g, n, Draws);
     float * out = static_cast<float *>(dst->data);
@@ -518,6 +519,21 @@ void host_decode(ggml_tensor * dst, int ith, int /*nth*/, void * userdata) {
         put_id(out, 1, id_of(static_cast<int64_t>(at)));
         if (l.logits) logits[0] = 0.0f;
         if (Draws) put_id(out, l.size() - 1, id_of(static_cast<int64_t>(at)));
+        return;
+    }
+    // softmax() over the whole row keeps it in id order: computed on the row
+    // itself, into q's place, with no candidate array to fill (3 MB for
+    // Gemma's vocabulary) and no scatter; pick() over it is the same draw.
+    if (own_softmax && !Cand && g.kind == Kind::softmax &&
+        softmax_row(x, static_cast<size_t>(n), g.temperature, out, l.logits ? logits : nullptr)) {
+        if (Draws) {
+            const int64_t drawn = pick_row(out, static_cast<size_t>(n), rng);
+            if (drawn < 0) {
+                fail(0);
+                return;
+            }
+            put_id(out, l.size() - 1, static_cast<int32_t>(drawn));
+        }
         return;
     }
     // The CPU path's candidates (ids = positions in this row) and kernel.

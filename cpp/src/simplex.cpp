@@ -382,6 +382,39 @@ Outcome softmax(llama_token_data * cur, size_t n, float temperature, Workspace &
     return normalise_finite(cur, n, s, temperature, ws);
 }
 
+bool softmax_row(const float * x, size_t n, float temperature, float * q, float * log_q) {
+    if (!(temperature > 0.0f) || n == 0) {
+        return false;
+    }
+    // scan() without the candidate array; every logit finite, or softmax() decides.
+    float    hi = NEG_INF;
+    uint32_t bad = 0;
+#pragma omp simd reduction(max : hi) reduction(| : bad)
+    for (size_t i = 0; i < n; ++i) {
+        const float l = x[i];
+        hi = l > hi ? l : hi;
+        bad |= !(l <= FLOAT_MAX) | !(l > NEG_INF);
+    }
+    Scale sc(hi, temperature);
+    if (bad || sc.wide) {
+        return false;
+    }
+    // normalise() with z = the row (scan's gathered copy of it there).
+    const double sum = vec::exp_gap(x, q, n, sc.mul, sc.max);
+    const float inv = static_cast<float>(1.0 / sum);
+    const float log_norm = static_cast<float>(std::log(sum));
+    const float mx = sc.max, mul = sc.mul;
+    for (size_t i = 0; i < n; ++i) {
+        q[i] *= inv;
+    }
+    if (log_q != nullptr) {
+        for (size_t i = 0; i < n; ++i) {
+            log_q[i] = (x[i] - mx) * mul - log_norm;
+        }
+    }
+    return true;
+}
+
 Outcome top_k(llama_token_data * cur, size_t n, int32_t k, float temperature, Workspace & ws) {
     if (temperature <= 0.0f) {
         return greedy(cur, n, ws);
@@ -589,13 +622,16 @@ double uniform01(uint64_t & state) {
     return static_cast<double>(next_random(state) >> 11) * 0x1.0p-53;
 }
 
-int64_t pick(const llama_token_data * cur, size_t m, uint64_t & rng) {
+namespace {
+
+template <typename P>
+int64_t pick_by(size_t m, uint64_t & rng, P p) {
     const double u = uniform01(rng);
     double run = 0.0;
     int64_t last = -1;
     for (size_t i = 0; i < m; ++i) {
-        if (cur[i].p > 0.0f) {
-            run += cur[i].p;
+        if (p(i) > 0.0f) {
+            run += p(i);
             last = static_cast<int64_t>(i);
             if (run > u) return last;
         }
@@ -604,12 +640,22 @@ int64_t pick(const llama_token_data * cur, size_t m, uint64_t & rng) {
     const double target = u * run;
     run = 0.0;
     for (size_t i = 0; i < m; ++i) {
-        if (cur[i].p > 0.0f) {
-            run += cur[i].p;
+        if (p(i) > 0.0f) {
+            run += p(i);
             if (run > target) return static_cast<int64_t>(i);
         }
     }
     return last;
+}
+
+}  // namespace
+
+int64_t pick(const llama_token_data * cur, size_t m, uint64_t & rng) {
+    return pick_by(m, rng, [cur](size_t i) { return cur[i].p; });
+}
+
+int64_t pick_row(const float * q, size_t m, uint64_t & rng) {
+    return pick_by(m, rng, [q](size_t i) { return q[i]; });
 }
 
 Outcome draw(llama_token_data * cur, size_t n, uint64_t & rng, int64_t & selected, Workspace & ws) {

@@ -84,6 +84,15 @@ Outcome sparsemax(llama_token_data * cur, size_t n, float temperature, Workspace
 // on ties), n on error (NaN or +inf logits, none finite).
 Outcome greedy_row(const float * x, size_t n, size_t & at);
 
+// softmax() over a row of logits whose positions are the ids, without a
+// candidate array: q[i] is the p softmax() gives id i, and log_q[i] (log_q
+// may be null) the logit it rewrites, bit for bit, in id order (softmax()
+// keeps a row of finite logits in place). False, writing nothing, where
+// softmax() would take another route: T <= 0 (greedy), a logit that is not
+// finite (dropped or rejected), or a temperature outside the normal floats
+// (its double path); the caller then runs softmax() itself.
+bool softmax_row(const float * x, size_t n, float temperature, float * q, float * log_q);
+
 // The sparsemax threshold tau of z (sum_i max(z_i - tau, 0) = 1), found by
 // randomised pivoting in O(n) expected time. `z` is reordered.
 float sparsemax_threshold(float * z, size_t n);
@@ -92,6 +101,8 @@ float sparsemax_threshold(float * z, size_t n);
 // rng). Uses the 64-bit state `rng` (splitmix64) so the same seed gives the
 // same tokens on every platform and standard library.
 int64_t pick(const llama_token_data * cur, size_t m, uint64_t & rng);
+// pick() over probabilities q[0..m) held as a plain row: the same index.
+int64_t pick_row(const float * q, size_t m, uint64_t & rng);
 
 // Draws an index of cur with probability softmax(logit) (drops -inf
 // candidates to the back and rewrites p and logit = log p first).
