@@ -6,10 +6,10 @@ per llama_decode, and 64 single rows (plain sampling's decodes).
 Usage: python3 scripts/bench_smc_split_estimate.py"""
 import statistics, llama_simplex as ls
 from llama_simplex import _core
-from llama_simplex.handles import model_address
+from llama_simplex.handles import context_params_address, model_address
 llm = ls.load_model(None, n_ctx=1024)
 q = llm.tokenize(b"Q: A farmer has 17 sheep. All but 9 run away. How many are left?\nA:")
-c = _core.RolloutContext(model_address(llm), 2048, 8, int(llm.n_threads), 64, 32)
+c = _core.RolloutContext(model_address(llm), 2048, 8, 0, 64, 32, context_params_address(llm))  # llm's threads, as SMC's
 for seed in range(4):
     r = ls.smc_particles(llm, q, ls.SMCPowerSampler(alpha=4.0, particles=8), max_tokens=64, seed=seed, add_special=False)
     rows = [x for rd in r.rows for x in rd]

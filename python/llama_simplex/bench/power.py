@@ -121,13 +121,14 @@ def throughput(llm, prompt, n_out: int):
     """Power-SMC's decode throughput (N = 4, 8, 16; n_out tokens, prompt
     included) against bare batched llama_decode of the same batch shapes
     (prefill, then at each step as many rows as the SMC run decoded: one per
-    distinct particle sequence) in the same context, interleaved, best of 2 each."""
+    distinct particle sequence) in the same context, interleaved, best of 3 each
+    (a run of 1-7 s here moves by 10-20 % between repeats)."""
     rows = []
     for n in (4, 8, 16):
         s = ls.SMCPowerSampler(alpha=4.0, particles=n)
         ctx = ls.handles.rollout_context(llm, *s.context_size(llm, len(prompt), n_out), 32)
         smc, raw, decoded = [], [], 0
-        for rep in range(2):
+        for rep in range(3):
             t0 = time.perf_counter()
             out = _core.smc_generate(ctx, list(prompt), s.params(), n_out, rep, True)
             smc.append(time.perf_counter() - t0)

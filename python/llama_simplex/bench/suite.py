@@ -132,7 +132,10 @@ def run_suite(out_dir: Path, model: Optional[str] = None, parts: Sequence[str] =
         sections["generation"] = _run(generation.main, argv)
         _plot(out_dir, "generation", _draw_generation, figsize=(10, 6.5))
     if "power" in parts:
-        argv = model_args + ["--prompt-tokens", "64" if quick else "512", "--out-tokens", "4" if quick else "16,64",
+        # Every power sampler at 16, 64 and 256 output tokens, side by side (token-level power and MCMC
+        # at 256 take several minutes each on 2 cores).
+        argv = model_args + ["--prompt-tokens", "64" if quick else "512", "--out-tokens", "4" if quick else "16,64,256",
+                             "--max-slow-tokens", "4" if quick else "256",
                              "--fidelity-draws", "100" if quick else "1000", "--json", str(out_dir / "power.json")]
         sections["power"] = _run(power.main, argv)
         _plot(out_dir, "power", _draw_power, ncols=3, figsize=(17, 4.5))
