@@ -21,7 +21,9 @@
    backend: its host form), on our CPU path, and with llama.cpp's own
    in-graph chain of the same decoder (top-k -> temp -> dist, ...), the
    three interleaved in each round (their order rotating), with the
-   per-round ratio in-graph / CPU path; and the per-token sampling time of
+   per-round ratio in-graph / CPU path, the 95% interval of its median and
+   the target >= 1 (PASS / FAIL / within noise as in 1.; at least 6
+   rounds); and the per-token sampling time of
    each way on one row of the model's logits (in-graph: the sampling graph
    alone, computed on the CPU backend with the context's threads, in the
    host form and in the portable form that CUDA and Metal run,
@@ -350,23 +352,27 @@ def in_graph_section(llm, tokens: int, repeats: int, timing_repeats: int) -> dic
         load.append(os.getloadavg()[0])
     out = {}
     print(f"\n## In-graph sampling, {tokens} tokens, {repeats} interleaved rounds (median tokens/s; ratio "
-          f"in-graph / CPU path per round: median [min, max]); per-token sampling time on one row of logits "
+          f"in-graph / CPU path per round: median [min, max], the 95% interval of its median, and the target "
+          f">= 1: PASS when that interval lies at or above 1); per-token sampling time on one row of logits "
           f"({len(logits)} candidates, mean of {timing_repeats}, median over the rounds; in-graph on the CPU "
           f"backend, {threads} threads); 1-minute load average {min(load):.1f}-{max(load):.1f}\n")
     print("| decoder | ours in-graph tok/s | ours CPU path tok/s | llama.cpp in-graph tok/s | in-graph / CPU path "
+          "| 95% CI of its median | >= 1 "
           "| ours in-graph (host) ms | ours in-graph (portable) ms | ours CPU path ms | llama.cpp in-graph ms |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|")
     for name in IN_GRAPH:
         med = {w: statistics.median(r) if r else float("nan") for w, r in rates[name].items()}
         r = ratios[name]
         ms_med = {w: (statistics.median(v) * 1e3 if v and v[0] is not None else float("nan"))
                   for w, v in ms[name].items()}
+        ci = median_ci(r)
         out[name] = {"tokens_per_s": med, "tokens_per_s_rounds": rates[name],
                      "ratio_in_graph_to_cpu_path": {"median": statistics.median(r), "min": min(r), "max": max(r),
-                                                    "rounds": r},
+                                                    "ci95": ci, "verdict": verdict(ci, 1.0), "rounds": r},
                      "sampling_ms": ms_med}
         print(f"| {name} | " + " | ".join(f"{med[w]:.1f}" for w in WAYS)
               + f" | {statistics.median(r):.3f} [{min(r):.3f}, {max(r):.3f}] | "
+              + (f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "—") + f" | {verdict(ci, 1.0)} | "
               + " | ".join(f"{ms_med[w]:.3f}" for w in TIMED) + " |")
     return {"decoders": out, "load_average_1min": load, "threads": threads, "rounds": repeats}
 

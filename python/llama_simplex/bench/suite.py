@@ -127,7 +127,7 @@ def run_suite(out_dir: Path, model: Optional[str] = None, parts: Sequence[str] =
         _plot(out_dir, "decoders", _draw_decoders)
     if "generation" in parts:
         argv = model_args + ["--tokens", "16" if quick else "64", "--rounds", "2" if quick else "20",
-                             "--sample-k-rounds", "1" if quick else "3", "--in-graph-rounds", "1" if quick else "3",
+                             "--sample-k-rounds", "1" if quick else "3", "--in-graph-rounds", "1" if quick else "9",
                              "--timing-repeats", "3" if quick else "20", "--json", str(out_dir / "generation.json")]
         sections["generation"] = _run(generation.main, argv)
         _plot(out_dir, "generation", _draw_generation, figsize=(10, 6.5))
