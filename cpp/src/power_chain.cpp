@@ -41,9 +41,9 @@ struct PowerChain : SamplerBase {
     SamplerBase * copy() const override { return new PowerChain(*this); }
     const char * name() const override { return "simplex-power"; }
     void accept(llama_token t) override { history.push_back(t); }
-    bool set_settings(const ContextSettings & n) override {
-        settings = n;
-        ctx.reset();  // one made before computed other logits
+    bool set_settings(const ContextSettings & s) override {
+        settings = s;
+        ctx.reset();  // one made before computed other logits, or on other threads
         synced = 0;
         return true;
     }

@@ -203,11 +203,11 @@ ContextSettings::ContextSettings() {
 }
 
 ContextSettings settings_of(const llama_context_params & params) {
-    ContextSettings n;
-#define LLAMA_SIMPLEX_X(type, name) n.name = params.name;
+    ContextSettings s;
+#define LLAMA_SIMPLEX_X(type, name) s.name = params.name;
     LLAMA_SIMPLEX_CONTEXT_SETTINGS(LLAMA_SIMPLEX_X)
 #undef LLAMA_SIMPLEX_X
-    return n;
+    return s;
 }
 
 void apply_settings(llama_context_params & params, const ContextSettings & settings) {

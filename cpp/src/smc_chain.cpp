@@ -43,8 +43,8 @@ struct SmcChain : SamplerBase {
     SamplerBase * copy() const override { return new SmcChain(*this); }
     const char * name() const override { return "simplex-smc"; }
     void accept(llama_token t) override { history.push_back(t); }
-    bool set_settings(const ContextSettings & n) override {
-        settings = n;
+    bool set_settings(const ContextSettings & s) override {
+        settings = s;
         return true;
     }
     void reset() override {
