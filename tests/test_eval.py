@@ -25,14 +25,19 @@ def test_eval_exactness_writes_results_and_resumes(tmp_path, capsys):
     (m,) = first["models"]
     assert [r["sampler"] for r in m["samplers"]] == [
         "PowerSampler paper", "PowerSampler cpu-small", "BlockPowerSampler paper", "BlockPowerSampler cpu-small",
-        "MCMCPowerSampler paper (16 stages, 10 steps)", "SMCPowerSampler N = 64", "SMCPowerSampler N = 256, ramp = 3"]
+        "MCMCPowerSampler paper (16 stages, 10 steps)", "SMCPowerSampler N = 64", "SMCPowerSampler N = 64, ramp = 3",
+        "SMCPowerSampler N = 256, ramp = 3"]
     for r in m["samplers"]:
         assert r["within_noise"] == (r["tv"] <= r["noise"]) and r["noise"] == m["noise"]
         assert r["matches_algorithm"], r  # every implementation draws its algorithm's law
     assert m["samplers"][0]["within_noise"]  # the paper preset is π
     assert m["tv_lowtemp_to_pi"] > 5 * m["noise"]
     cache = json.loads((out / "cache.json").read_text())
-    assert len(cache) == 7
+    assert len(cache) == 8
+    # SMC's bias by N, simulated: falls from N = 4 to N = 256, with and without the ramp
+    for ramp in (0, 3):
+        tvs = [b["tv"] for b in m["smc_bias"] if b["ramp"] == ramp]
+        assert len(tvs) == 4 and tvs[0] > tvs[-1], m["smc_bias"]
     capsys.readouterr()
     assert cli.main(args) == 0  # resumes: every point from the cache
     assert "[eval]" not in capsys.readouterr().err

@@ -15,6 +15,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from ..power import MCMCPowerSampler
+    from ..smc import SMCPowerSampler
 
 Outcome = Tuple[int, ...]
 
@@ -184,10 +185,130 @@ class Completions:
             law = {z: float(p) for z, p in zip(states, v) if p > 0}
         return np.array([law.get(o, 0.0) for o in self.outcomes])
 
+    def smc_law(self, sampler: "SMCPowerSampler", runs: int = 20_000, seed: int = 0,
+                chunk: int = 1000) -> Tuple[np.ndarray, float]:
+        """The law of the SMC power sampler's draw (smc.cpp, docs/math.md §6)
+        at its particles, ramp, ESS threshold, block and rounds, by Monte
+        Carlo over `runs` runs of the algorithm on the enumerated tree. The
+        algorithm is written again here in NumPy (smc.cpp is not called), so
+        the implementation's draws can be checked against it. Each run gives
+        its exact law given its particles before the last draw (that draw's
+        law is q's: Rao-Blackwellised), so 10^4 runs suffice. Returns the
+        law and its error as best_of_samples does (½ Σ 3 standard errors).
+        Unlike π, this law carries SMC's finite-N bias."""
+        tree = _Tree(self)
+        rng = np.random.default_rng(seed)
+        total, total_sq = np.zeros(len(self.outcomes)), np.zeros(len(self.outcomes))
+        for start in range(0, runs, chunk):
+            m = min(chunk, runs - start)
+            ends = [tree.smc_round(sampler, m, rng) for _ in range(sampler.rounds)]
+            # Rounds combine by Ẑ_r: one draw ∝ exp(log w) over every particle of every round.
+            lw = np.concatenate([e[0] for e in ends], axis=1)
+            w = np.exp(lw - lw.max(axis=1, keepdims=True))
+            w /= w.sum(axis=1, keepdims=True)
+            law = np.zeros((m, len(self.outcomes)))
+            run_of = np.repeat(np.arange(m)[:, None], sampler.particles, axis=1)
+            for k, (_lw, outcome, law_of_last) in enumerate(ends):
+                wk = w[:, k * sampler.particles:(k + 1) * sampler.particles]
+                done = outcome >= 0
+                np.add.at(law, (run_of[done], outcome[done]), wk[done])
+                if law_of_last is not None:
+                    outs, probs = law_of_last
+                    r = run_of[~done]
+                    np.add.at(law, (r[:, None], outs), wk[~done][:, None] * probs)
+            total += law.sum(axis=0)
+            total_sq += (law * law).sum(axis=0)
+        mean = total / runs
+        se = np.sqrt(np.maximum(total_sq / runs - mean ** 2, 0.0) / runs)
+        return mean, 0.5 * float(3 * se.sum())
+
     def outcome(self, tokens: Sequence[int]) -> Outcome:
         """The outcome of a generation of at most `length` tokens that stops at
         end-of-sequence without returning it."""
         return tuple(tokens) if len(tokens) == self.length else tuple(tokens) + (self.eos,)
+
+
+class _Tree:
+    """The enumerated completions as arrays, for simulating SMC: per prefix
+    (node), log p(v | node), the child node of each token, or the outcome it
+    ends in."""
+
+    def __init__(self, space: Completions) -> None:
+        nodes = sorted(space.next_lp, key=lambda x: (len(x), x))
+        node_of = {x: i for i, x in enumerate(nodes)}
+        self.lp = np.stack([space.next_lp[x] for x in nodes])
+        self.child = np.full(self.lp.shape, -1)
+        self.ends = np.full(self.lp.shape, -1)
+        for i, x in enumerate(nodes):
+            for v in range(self.lp.shape[1]):
+                if x + (v,) in node_of:
+                    self.child[i, v] = node_of[x + (v,)]
+                else:
+                    self.ends[i, v] = space.index[x + (v,)]
+        self.length = space.length
+
+    def tempered(self, a: float) -> Tuple[np.ndarray, np.ndarray]:
+        """q = softmax(a·ℓ) and log Z = log Σ_v p(v)^a, per node."""
+        s = a * self.lp
+        hi = s.max(axis=1, keepdims=True)
+        e = np.exp(s - hi)
+        return e / e.sum(axis=1, keepdims=True), np.log(e.sum(axis=1)) + hi[:, 0]
+
+    def smc_round(self, sampler, m: int, rng: np.random.Generator):
+        """One round of `m` independent runs: the final log-weights (m, N),
+        each particle's outcome (-1 while live), and, when the last draw was
+        left out, the outcomes and q of each live particle's last token."""
+        n, alpha, ramp = sampler.particles, sampler.alpha, sampler.ramp
+        node = np.zeros((m, n), dtype=np.int64)
+        outcome = np.full((m, n), -1)
+        loglik, lw = np.zeros((m, n)), np.zeros((m, n))
+        a_prev = 1.0
+        for t in range(1, self.length + 1):
+            a_t = alpha if ramp <= 0 or t >= ramp else 1.0 + (alpha - 1.0) * t / ramp  # smc_alpha_at
+            q, log_z = self.tempered(a_t)
+            live = outcome < 0
+            lw += (a_t - a_prev) * loglik + np.where(live, log_z[node], 0.0)
+            a_prev = a_t
+            if t % sampler.block == 0:
+                hi = lw.max(axis=1, keepdims=True)
+                w = np.exp(lw - hi)
+                ess = w.sum(axis=1) ** 2 / (w * w).sum(axis=1)
+                # smc.cpp stops stepping a run once all its particles have ended: no resampling then.
+                r = np.nonzero((ess < sampler.ess_threshold * n) & live.any(axis=1))[0]
+                if r.size:
+                    src = _systematic_slots(w[r] / w[r].sum(axis=1, keepdims=True), rng)
+                    for arr in (node, outcome, loglik):
+                        arr[r] = np.take_along_axis(arr[r], src, axis=1)
+                    lw[r] = (hi[r, 0] + np.log(w[r].mean(axis=1)))[:, None]  # every weight the mean
+                live = outcome < 0
+            if t == self.length and a_t == alpha:  # the last draw's law is q's: not drawn
+                nl = node[live]
+                return lw, outcome, (self.ends[nl], q[nl])
+            cdf = np.cumsum(q[node], axis=2)
+            y = np.minimum((cdf <= rng.random((m, n, 1)) * cdf[..., -1:]).sum(axis=2), q.shape[1] - 1)
+            loglik = np.where(live, loglik + self.lp[node, y], loglik)
+            ended = live & (self.ends[node, y] >= 0)
+            outcome = np.where(ended, self.ends[node, y], outcome)
+            node = np.where(live & ~ended, self.child[node, y], node)
+        lw += (alpha - a_prev) * loglik  # the rest of the ramp: every particle has ended
+        return lw, outcome, None
+
+
+def _systematic_slots(w: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """smc_systematic_resample then smc_resample_slots, per row of normalised
+    weights: each slot's source (a particle with offspring keeps its slot;
+    its further copies fill, in order, the slots of particles with none)."""
+    m, n = w.shape
+    cw = np.cumsum(w, axis=1)
+    points = (rng.random((m, 1)) + np.arange(n)[None, :]) / n
+    anc = np.stack([np.searchsorted(c, p, side="right") for c, p in zip(cw, points)])
+    last = np.array([np.nonzero(row > 0)[0][-1] for row in w])
+    anc = np.where(anc < n, anc, last[:, None])  # rounding past the end: the last particle with weight
+    off = np.zeros((m, n), dtype=np.int64)
+    np.add.at(off, (np.repeat(np.arange(m), n), anc.ravel()), 1)
+    src = np.tile(np.arange(n), (m, 1))
+    src[off == 0] = np.repeat(np.tile(np.arange(n), m), np.maximum(off - 1, 0).ravel())
+    return src
 
 
 def tv(a: np.ndarray, b: np.ndarray) -> float:

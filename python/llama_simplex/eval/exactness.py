@@ -38,9 +38,10 @@ def samplers_at_presets(alpha: float) -> List[Tuple[str, Sampler]]:
         for name in cls.PRESETS:
             out.append((f"{cls.__name__} {name}", cls.preset(name, alpha=alpha)))
     out.append(("MCMCPowerSampler paper (16 stages, 10 steps)", MCMCPowerSampler(alpha=alpha)))
-    # SMC has no presets: N = 64 at its defaults (no ramp), and N = 256 with the exponent
-    # ramped over 3 tokens (the whole output at the eval's default length).
+    # SMC has no presets: N = 64 at its defaults (no ramp) and with the exponent ramped over 3
+    # tokens (the whole output at the eval's default length), and N = 256 with that ramp.
     out.append(("SMCPowerSampler N = 64", SMCPowerSampler(alpha=alpha, particles=64)))
+    out.append(("SMCPowerSampler N = 64, ramp = 3", SMCPowerSampler(alpha=alpha, particles=64, ramp=3)))
     out.append(("SMCPowerSampler N = 256, ramp = 3", SMCPowerSampler(alpha=alpha, particles=256, ramp=3)))
     return out
 
@@ -55,8 +56,9 @@ def algorithm_law(space: exact.Completions, sampler: Sampler) -> Tuple[np.ndarra
       its tail, one of L_tail base samples chosen ∝ p^α (Monte Carlo, error
       bound given);
     - MCMCPowerSampler: the chain's law after its stages and steps (exact);
-    - SMCPowerSampler: π itself, which its draws' law tends to as N grows
-      (bias O(1/N); not computed exactly at finite N)."""
+    - SMCPowerSampler: the algorithm's law at its N particles, ramp, ESS
+      threshold, block and rounds, simulated in NumPy (Monte Carlo, error
+      bound given); it tends to π as N grows (bias O(1/N))."""
     law = _ALGORITHM_LAWS.get(type(sampler))
     if law is None:
         raise TypeError(f"sampler: no exact law for {type(sampler).__name__}")
@@ -82,7 +84,8 @@ def _mcmc_law(space: exact.Completions, sampler: MCMCPowerSampler) -> Tuple[np.n
 
 
 def _smc_law(space: exact.Completions, sampler: SMCPowerSampler) -> Tuple[np.ndarray, float, str]:
-    return space.power(sampler.alpha), 0.0, f"π (N = {sampler.particles} particles: bias O(1/N))"
+    law, err = space.smc_law(sampler)
+    return law, err, f"the algorithm at N = {sampler.particles}, simulated"
 
 
 # Each algorithm's law is its own maths: one entry per sequence-level sampler.
@@ -119,6 +122,23 @@ def measure(llm: llama_cpp.Llama, space: exact.Completions, alpha: float, sample
     return rows
 
 
+SMC_PARTICLES = (4, 16, 64, 256)
+SMC_RAMPS = (0, 3)
+
+
+def smc_bias(space: exact.Completions, alpha: float) -> List[Dict]:
+    """SMC's bias (the TV of its algorithm's law to π, simulated) at N = 4, 16,
+    64 and 256 particles, without and with the ramp over the whole output:
+    how many particles a model needs, no draws of the implementation spent."""
+    pi = space.power(alpha)
+    rows = []
+    for ramp in SMC_RAMPS:
+        for n in SMC_PARTICLES:
+            law, err = space.smc_law(SMCPowerSampler(alpha=alpha, particles=n, ramp=ramp))
+            rows.append(dict(ramp=ramp, particles=n, tv=exact.tv(law, pi), error=err))
+    return rows
+
+
 def run(models: Sequence[str], out_dir: Path, alpha: float = 4.0, samples: int = 1000, length: int = 3,
         prompt: Sequence[int] = (1, 3)) -> Path:
     cache = PointCache(out_dir)
@@ -135,7 +155,8 @@ def run(models: Sequence[str], out_dir: Path, alpha: float = 4.0, samples: int =
             rows = measure(llm, space, alpha, samples, cache, Path(model).name)
             results.append(dict(model=Path(model).name, n_vocab=n_vocab, outcomes=len(space.outcomes),
                                 tv_lowtemp_to_pi=exact.tv(space.low_temperature(alpha), pi),
-                                noise=exact.tv_noise_quantile(pi, samples, QUANTILE), samplers=rows))
+                                noise=exact.tv_noise_quantile(pi, samples, QUANTILE), samplers=rows,
+                                smc_bias=smc_bias(space, alpha)))
         finally:
             llm.close()
 
@@ -148,8 +169,8 @@ def run(models: Sequence[str], out_dir: Path, alpha: float = 4.0, samples: int =
              f"{length - 1} tokens left after the first). *Its algorithm's exact law*: what the sampler draws "
              f"with unlimited draws of its own randomness (power: exact futures over its K candidates; block "
              f"power, whose {length}-token outputs are shorter than a block: the best of L_tail base samples by "
-             f"p^α; MCMC: the chain after its stages and steps; SMC: π, its limit as N grows), computed exactly (block: Monte Carlo, its error "
-             f"added to the noise); its TV to π is the bias by design, and the draws' TV to it checks the "
+             f"p^α; MCMC: the chain after its stages and steps; SMC: the algorithm at its N particles, simulated in NumPy), computed "
+             f"exactly (block and SMC: Monte Carlo, its error added to the noise); its TV to π is the bias by design, and the draws' TV to it checks the "
              f"implementation.", "",
              f"Command: `llama-simplex eval exactness --model {','.join(r['model'] for r in results)} "
              f"--alpha {alpha:g} --samples {samples}` (the models: `python models/tiny_gguf.py tiny16-s1.gguf "
@@ -164,6 +185,12 @@ def run(models: Sequence[str], out_dir: Path, alpha: float = 4.0, samples: int =
             lines.append(f"| {s['sampler']} | {s['tv']:.3f} | {s['noise']:.3f} | {'yes' if s['within_noise'] else 'no'} "
                          f"| {s['algorithm_tv_to_pi']:.3f} ({s['algorithm']}) | {s['tv_to_algorithm']:.3f} "
                          f"({s['algorithm_noise']:.3f}) | {s['rollout_tokens']:.0f} | {1000 * s['seconds']:.1f} |")
+        lines += ["", "SMC's bias: the TV to π of its algorithm's law (simulated, ± the simulation's error), by "
+                  "particles N:", "", "| ramp | " + " | ".join(f"N = {n}" for n in SMC_PARTICLES) + " |",
+                  "|---|" + "---:|" * len(SMC_PARTICLES)]
+        for ramp in SMC_RAMPS:
+            cells = [f"{b['tv']:.3f} ± {b['error']:.3f}" for b in r["smc_bias"] if b["ramp"] == ramp]
+            lines.append(f"| {ramp or 'none'} | " + " | ".join(cells) + " |")
         lines.append("")
     save_figure(out_dir / "exactness.png", lambda ax: _draw(ax, result), figsize=(9, 4.5))
     return write_results(out_dir, "exactness", result, lines)
