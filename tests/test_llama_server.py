@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -305,6 +306,44 @@ def test_smc_emits_the_completion_its_particles_drew(server, model_64):
                           ({"ess_threshold": 2}, "ess_threshold: must be in [0, 1]")]:
         status, _, data = post(server.port, "/completion", dict(body, sampler_params={"smc": params}))
         assert status == 400 and words in json.loads(data)["error"]["message"], data
+
+
+def _threads(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no Threads line")
+
+
+@pytest.mark.parametrize("name", ["smc", "power"])
+def test_rollout_contexts_take_the_servers_context_settings(server_binary, model_64, tmp_path, name):
+    """power and smc make a context of their own at their first apply: it
+    takes the server's numerics and threads (patches/...: the registry hands
+    the factory the server's llama_context_params), so it computes the logits
+    the server samples with. Started with -fa off and a q8_0 K cache, the
+    context the request makes logs flash_attn disabled and K (q8_0) (llama.cpp's
+    defaults: auto and f16). Started with one thread for both batch kinds, the
+    request adds no thread to the process (llama.cpp's default 4 would add
+    OpenMP's 3 on the first multi-row decode)."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("reads the thread count from /proc")
+    srv = LlamaServer(server_binary, model_64, tmp_path, "-fa", "off", "-ctk", "q8_0", "-tb", "1", "-lv", "4")
+    try:
+        status, _, data = post(srv.port, "/completion", {"prompt": PROMPT, "n_predict": 4, "seed": 3}, timeout=120)
+        assert status == 200, data
+        threads = _threads(srv.proc.pid)
+        srv.log.flush()
+        before = len(Path(srv.log.name).read_text(errors="replace"))
+        status, _, data = completion(srv.port, name)
+        assert status == 200, data
+        srv.log.flush()
+        made = Path(srv.log.name).read_text(errors="replace")[before:]
+        assert made.count("llama_context: constructing llama_context") == 1, made[-3000:]
+        assert "llama_context: flash_attn            = disabled" in made, made[-3000:]
+        assert "K (q8_0)" in made, made[-3000:]
+        assert _threads(srv.proc.pid) == threads
+    finally:
+        srv.close()
 
 
 def test_power_at_its_defaults_with_the_length_limit(server):

@@ -171,7 +171,7 @@ std::vector<std::pair<std::string, ParamValue>> given_of(const SamplerSpec & spe
 // make_sampler: the C struct's defaults, the reader, the C API constructor), as Python's.
 // By index because the registry takes plain function pointers.
 template <size_t I>
-llama_sampler * table_factory(const llama_model *, const std::string & t, uint32_t) {
+llama_sampler * table_factory(const llama_model *, const std::string & t, uint32_t, const llama_context_params *) {
     const SamplerSpec & spec = sampler_specs()[I];
     llama_sampler * s = nullptr;
     const std::string why = make_sampler(spec, given_of(spec, t), SURFACE_SERVER, &s);
@@ -187,8 +187,10 @@ constexpr std::array<common_sampler_factory, sizeof...(I)> table_factories(std::
 }
 
 // Power and SMC run their rollouts / particles in a context of the sampler's own on the
-// server's model; the prompt reaches them through accept(). The request's seed seeds them.
-llama_sampler * make_with_model(const char * name, const llama_model * model, const std::string & t, uint32_t seed) {
+// server's model; the prompt reaches them through accept(). The request's seed seeds them,
+// and that context takes the server's threads and numerics (flash attention, K/V types, ...).
+llama_sampler * make_with_model(const char * name, const llama_model * model, const std::string & t, uint32_t seed,
+                                const llama_context_params * server) {
     const SamplerSpec & spec = *find_sampler_spec(name);
     std::vector<std::pair<std::string, ParamValue>> given = given_of(spec, t);
     ParamValue s;  // the request's seed, before (so under) a rollout_seed the request gives
@@ -198,15 +200,21 @@ llama_sampler * make_with_model(const char * name, const llama_model * model, co
     // The rollouts only read the model; the C API takes it non-const like llama.cpp's.
     const std::string why = make_sampler(spec, given, SURFACE_SERVER, &out, const_cast<llama_model *>(model));
     if (!why.empty()) fail(spec, why);
+    if (server != nullptr && llama_simplex_set_context_params(out, server, nullptr) != 0) {
+        llama_sampler_free(out);
+        fail(spec, "could not take the server's context parameters");
+    }
     return wrap_throwing(out);
 }
 
-llama_sampler * make_power(const llama_model * model, const std::string & t, uint32_t seed) {
-    return make_with_model("power", model, t, seed);
+llama_sampler * make_power(const llama_model * model, const std::string & t, uint32_t seed,
+                           const llama_context_params * server) {
+    return make_with_model("power", model, t, seed, server);
 }
 
-llama_sampler * make_smc(const llama_model * model, const std::string & t, uint32_t seed) {
-    return make_with_model("smc", model, t, seed);
+llama_sampler * make_smc(const llama_model * model, const std::string & t, uint32_t seed,
+                         const llama_context_params * server) {
+    return make_with_model("smc", model, t, seed, server);
 }
 
 // The C constructor of a sampler llama-server takes (the table's server_name); null if none.
