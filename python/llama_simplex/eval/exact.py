@@ -1,7 +1,8 @@
 """Exact targets on models small enough to enumerate: the law of completions
 of up to T tokens under plain decoding, its power distribution π ∝ p^α, the
-law of token-wise low-temperature sampling, and the sampling noise of an
-exact sampler at N draws. Shared by the tests and by
+law of token-wise low-temperature sampling, the laws of the power samplers'
+algorithms (MCMC exactly; block power's tail and SMC at finite N by
+simulation), and the sampling noise of an exact sampler at N draws. Shared by the tests and by
 `llama-simplex eval exactness`."""
 
 from __future__ import annotations
