@@ -91,9 +91,13 @@ class LlamaServer:
             self.close()
             pytest.fail("llama-server did not become healthy:\n" + self.read_log())
 
-    def read_log(self) -> str:
+    def log_text(self) -> str:
+        """Everything the server has logged so far."""
         self.log.flush()
-        return Path(self.log.name).read_text(errors="replace")[-3000:]
+        return Path(self.log.name).read_text(errors="replace")
+
+    def read_log(self) -> str:
+        return self.log_text()[-3000:]
 
     def alive(self) -> bool:
         return self.proc.poll() is None

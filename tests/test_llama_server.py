@@ -318,8 +318,9 @@ def _threads(pid: int) -> int:
 @pytest.mark.parametrize("name", ["smc", "power"])
 def test_rollout_contexts_take_the_servers_context_settings(server_binary, model_64, tmp_path, name):
     """power and smc make a context of their own at their first apply: it
-    takes the server's numerics and threads (patches/...: the registry hands
-    the factory the server's llama_context_params), so it computes the logits
+    takes the server's numerics and threads (patches/llama-server-sampler-
+    registry.patch: the registry hands the factory the server's
+    llama_context_params), so it computes the logits
     the server samples with. Started with -fa off and a q8_0 K cache, the
     context the request makes logs flash_attn disabled and K (q8_0) (llama.cpp's
     defaults: auto and f16). Started with one thread for both batch kinds, the
@@ -332,12 +333,10 @@ def test_rollout_contexts_take_the_servers_context_settings(server_binary, model
         status, _, data = post(srv.port, "/completion", {"prompt": PROMPT, "n_predict": 4, "seed": 3}, timeout=120)
         assert status == 200, data
         threads = _threads(srv.proc.pid)
-        srv.log.flush()
-        before = len(Path(srv.log.name).read_text(errors="replace"))
+        before = len(srv.log_text())
         status, _, data = completion(srv.port, name)
         assert status == 200, data
-        srv.log.flush()
-        made = Path(srv.log.name).read_text(errors="replace")[before:]
+        made = srv.log_text()[before:]
         assert made.count("llama_context: constructing llama_context") == 1, made[-3000:]
         assert "llama_context: flash_attn            = disabled" in made, made[-3000:]
         assert "K (q8_0)" in made, made[-3000:]
